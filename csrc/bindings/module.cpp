@@ -1,0 +1,31 @@
+// fastopt._core: one module, one registration function per kernel family.
+#include <pybind11/pybind11.h>
+
+#include "../cpu/isa.h"
+#include "../cpu/parallel.h"
+
+namespace py = pybind11;
+
+namespace fastopt {
+void register_optim(py::module_& m);
+void register_validate(py::module_& m);
+}  // namespace fastopt
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastopt's C++ CPU kernels (use the functions in fastopt, not these).";
+  fastopt::register_validate(m);
+  fastopt::register_optim(m);
+
+  m.def("build_info", [] {
+    py::dict d;
+    d["isa"] = fastopt::active_isa();
+    d["threads"] = fastopt::num_threads();
+    d["threading"] = "fastopt pool (sleeping workers)";
+#if defined(__VERSION__)
+    d["compiler"] = __VERSION__;
+#endif
+    return d;
+  });
+  m.def("set_num_threads", &fastopt::set_num_threads, py::arg("n"));
+  m.def("get_num_threads", &fastopt::num_threads);
+}

@@ -1,0 +1,104 @@
+// pybind11 entry points of the optimizer steps. Each takes lists of arrays
+// (a single array is a list of one) and the host-side scalars computed by
+// fastopt/_scalars.py, in the field order of the structs in fastopt/optim.h.
+#include "../cpu/optim_kernels.h"
+#include "arrays.h"
+
+namespace fastopt {
+namespace {
+
+template <typename T>
+OptimList<T> make_list(ArrayList<T>& params, const ArrayList<T>& grads) {
+  OptimList<T> l;
+  l.ptrs.assign(params.size(), {nullptr, nullptr, nullptr, nullptr, nullptr});
+  l.sizes.resize(params.size());
+  for (std::size_t t = 0; t < params.size(); ++t) l.sizes[t] = static_cast<std::size_t>(params[t].size());
+  fill_role(l.ptrs, params, 0);
+  fill_role_const(l.ptrs, grads, 1);
+  return l;
+}
+
+template <typename T>
+void sgd(ArrayList<T> params, ArrayList<T> grads, OptionalArrayList<T> bufs, double lr,
+         double momentum, double one_minus_dampening, double weight_decay, double grad_sign,
+         bool nesterov, bool first_step) {
+  auto l = make_list(params, grads);
+  int mode = 0;
+  if (momentum != 0.0) {
+    fill_role(l.ptrs, *bufs, 2);
+    mode = nesterov ? 2 : 1;
+  }
+  SgdScalars<T> s{T(lr), T(momentum), T(one_minus_dampening), T(weight_decay), T(grad_sign)};
+  py::gil_scoped_release nogil;
+  sgd_cpu(l, s, weight_decay != 0.0, mode, first_step);
+}
+
+template <typename T>
+void rmsprop(ArrayList<T> params, ArrayList<T> grads, ArrayList<T> square_avgs,
+             OptionalArrayList<T> grad_avgs, OptionalArrayList<T> bufs, double lr, double alpha,
+             double one_minus_alpha, double eps, double weight_decay, double momentum,
+             double grad_sign) {
+  auto l = make_list(params, grads);
+  fill_role(l.ptrs, square_avgs, 2);
+  if (grad_avgs) fill_role(l.ptrs, *grad_avgs, 3);
+  if (bufs) fill_role(l.ptrs, *bufs, 4);
+  RmspropScalars<T> s{T(lr), T(alpha), T(one_minus_alpha), T(eps), T(weight_decay), T(momentum),
+                      T(grad_sign)};
+  py::gil_scoped_release nogil;
+  rmsprop_cpu(l, s, weight_decay != 0.0, grad_avgs.has_value(), bufs.has_value());
+}
+
+template <typename T>
+void adam(ArrayList<T> params, ArrayList<T> grads, ArrayList<T> exp_avgs, ArrayList<T> exp_avg_sqs,
+          OptionalArrayList<T> max_exp_avg_sqs, double beta1, double one_minus_beta1, double beta2,
+          double one_minus_beta2, double eps, double weight_decay, double grad_sign,
+          double step_size, double bc2_sqrt, double decay_factor, int weight_decay_mode) {
+  auto l = make_list(params, grads);
+  fill_role(l.ptrs, exp_avgs, 2);
+  fill_role(l.ptrs, exp_avg_sqs, 3);
+  if (max_exp_avg_sqs) fill_role(l.ptrs, *max_exp_avg_sqs, 4);
+  AdamScalars<T> s{T(beta1), T(one_minus_beta1), T(beta2), T(one_minus_beta2), T(eps),
+                   T(weight_decay), T(grad_sign), T(step_size), T(bc2_sqrt), T(decay_factor)};
+  py::gil_scoped_release nogil;
+  adam_cpu(l, s, weight_decay_mode, max_exp_avg_sqs.has_value());
+}
+
+template <typename T>
+void adagrad(ArrayList<T> params, ArrayList<T> grads, ArrayList<T> sums, double clr, double eps,
+             double weight_decay, double grad_sign) {
+  auto l = make_list(params, grads);
+  fill_role(l.ptrs, sums, 2);
+  AdagradScalars<T> s{T(clr), T(eps), T(weight_decay), T(grad_sign)};
+  py::gil_scoped_release nogil;
+  adagrad_cpu(l, s, weight_decay != 0.0);
+}
+
+template <typename T>
+void define(py::module_& m) {
+  using py::arg;
+  m.def("sgd_step", &sgd<T>, arg("params").noconvert(), arg("grads").noconvert(),
+        arg("momentum_buffers").noconvert(), arg("lr"), arg("momentum"),
+        arg("one_minus_dampening"), arg("weight_decay"), arg("grad_sign"), arg("nesterov"),
+        arg("first_step"));
+  m.def("rmsprop_step", &rmsprop<T>, arg("params").noconvert(), arg("grads").noconvert(),
+        arg("square_avgs").noconvert(), arg("grad_avgs").noconvert(),
+        arg("momentum_buffers").noconvert(), arg("lr"), arg("alpha"), arg("one_minus_alpha"),
+        arg("eps"), arg("weight_decay"), arg("momentum"), arg("grad_sign"));
+  m.def("adam_step", &adam<T>, arg("params").noconvert(), arg("grads").noconvert(),
+        arg("exp_avgs").noconvert(), arg("exp_avg_sqs").noconvert(),
+        arg("max_exp_avg_sqs").noconvert(), arg("beta1"), arg("one_minus_beta1"), arg("beta2"),
+        arg("one_minus_beta2"), arg("eps"), arg("weight_decay"), arg("grad_sign"),
+        arg("step_size"), arg("bc2_sqrt"), arg("decay_factor"), arg("weight_decay_mode"));
+  m.def("adagrad_step", &adagrad<T>, arg("params").noconvert(), arg("grads").noconvert(),
+        arg("state_sums").noconvert(), arg("clr"), arg("eps"), arg("weight_decay"),
+        arg("grad_sign"));
+}
+
+}  // namespace
+
+void register_optim(py::module_& m) {
+  define<float>(m);
+  define<double>(m);
+}
+
+}  // namespace fastopt

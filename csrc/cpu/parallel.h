@@ -1,0 +1,44 @@
+// A small persistent thread pool whose idle workers sleep (condition
+// variable) instead of spinning. Why not OpenMP: torch ships its own libgomp,
+// and a second OpenMP runtime in the same process spins on the same two cores;
+// every parallel call then stalls for milliseconds (BENCHMARKING.md,
+// "Pitfalls"). Sleeping workers coexist with any other runtime.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace fastopt {
+
+// Number of threads used for large calls (FASTOPT_NUM_THREADS, else the CPUs
+// this process may run on).
+int num_threads();
+void set_num_threads(int n);
+
+// A range of work handed to one thread: [begin, end).
+using RangeFn = void (*)(void* ctx, std::size_t begin, std::size_t end);
+
+// Splits [0, total) into at most num_threads() contiguous parts of at least
+// min_per_thread elements (rounded to multiples of 64 so parts start on cache
+// lines) and runs fn on each; the caller's thread runs the first part. The
+// split never changes a result: kernels are elementwise or reduce per part in
+// a fixed order.
+void parallel_for(std::size_t total, std::size_t min_per_thread, RangeFn fn, void* ctx);
+
+// Convenience for lambdas: parallel_for(total, grain, [&](size_t b, size_t e) {...}).
+template <typename F>
+void parallel_for(std::size_t total, std::size_t min_per_thread, const F& f) {
+  parallel_for(
+      total, min_per_thread,
+      [](void* ctx, std::size_t b, std::size_t e) { (*static_cast<const F*>(ctx))(b, e); },
+      const_cast<void*>(static_cast<const void*>(&f)));
+}
+
+// How many parts parallel_for would use for this call (for kernels that
+// keep one partial result per part).
+int parallel_parts(std::size_t total, std::size_t min_per_thread);
+
+// Elements per thread below which a memory-bound elementwise kernel runs on
+// one thread: waking a sleeping worker costs a few microseconds.
+constexpr std::size_t kElementwiseGrain = 1 << 15;
+
+}  // namespace fastopt

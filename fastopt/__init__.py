@@ -1,0 +1,17 @@
+"""fastopt: fused, compiled kernels for the inner loop of neural-network training.
+
+Optimizer steps (SGD, Nesterov, RMSProp, Adam, AdamW, AMSGrad, Adagrad), batch
+normalization and inverted dropout, each one pass over memory, on four
+backends that compute the same function: ``numpy`` (reference), ``numba``,
+``cpp`` (C++/SIMD/threads) and ``cuda`` (CuPy RawModule). See DESIGN.md for the
+contract and README.md for examples. ``import fastopt`` never imports torch.
+"""
+from fastopt._backends import available_backends
+from fastopt._info import info
+from fastopt.optim import adagrad_step, adam_step, rmsprop_step, sgd_step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "available_backends", "info", "sgd_step", "rmsprop_step", "adam_step", "adagrad_step",
+]

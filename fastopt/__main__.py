@@ -1,0 +1,20 @@
+"""Command line: ``python -m fastopt info`` (also the ``fastopt`` console script)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="fastopt", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="backends available here, and why the others are not")
+    args = parser.parse_args(argv)
+    if args.command == "info":
+        from fastopt._info import format_info, info
+        print(format_info(info()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Turning what users pass (NumPy, CuPy, anything with ``__dlpack__``) into
+arrays the backends take, without ever copying."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def is_cupy(x) -> bool:
+    return type(x).__module__.startswith("cupy")
+
+
+def _from_dlpack(x, name: str):
+    """A zero-copy view of a DLPack object (a torch tensor, a JAX array)."""
+    device = x.__dlpack_device__()[0] if hasattr(x, "__dlpack_device__") else 1
+    if device == 1:  # kDLCPU
+        # torch tensors: .numpy() is a writeable zero-copy view (DLPack views
+        # of older producers come back read-only).
+        if type(x).__module__ == "torch" and hasattr(x, "detach"):
+            return x.detach().numpy()
+        return np.from_dlpack(x)
+    if device == 2:  # kDLCUDA
+        try:
+            import cupy
+        except ImportError as exc:
+            raise TypeError(f"{name} is a CUDA array but cupy is not installed "
+                            f"(pip install fastopt[cuda]): {exc}") from None
+        return cupy.from_dlpack(x)
+    raise TypeError(f"{name} lives on DLPack device type {device}; fastopt takes CPU and CUDA arrays")
+
+
+def as_array(x, name: str):
+    """``x`` as an ndarray sharing its memory, or TypeError naming ``name``."""
+    if type(x) is np.ndarray:
+        return x
+    if isinstance(x, np.ndarray) or is_cupy(x):
+        return x
+    if hasattr(x, "__dlpack__"):
+        return _from_dlpack(x, name)
+    raise TypeError(f"{name} must be a numpy.ndarray, cupy.ndarray or an object with "
+                    f"__dlpack__, got {type(x).__name__}")

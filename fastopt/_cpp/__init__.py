@@ -1,0 +1,1 @@
+"""The C++ backend: thin adapters from validated lists to ``fastopt._core``."""

@@ -1,0 +1,50 @@
+"""``fastopt.info()`` and ``python -m fastopt info``: what works here and why not."""
+from __future__ import annotations
+
+import os
+import platform
+
+from fastopt import _backends
+
+
+def info() -> dict:
+    """Backends, their status, and the CPU path in use.
+
+    Returns a dict with ``backends`` (name -> "available" or the reason it is
+    not), ``default`` (what ``backend="auto"`` picks for NumPy arrays), and,
+    when the C++ extension loads, ``cpp`` (instruction set, threads).
+    """
+    status = {}
+    for name in _backends.BACKENDS:
+        why = _backends.unavailable_reason(name)
+        status[name] = "available" if why is None else why
+    out = {
+        "version": __import__("fastopt").__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "backends": status,
+        "default": _backends.choose("auto", on_gpu=False),
+        "FASTOPT_BACKEND": os.environ.get("FASTOPT_BACKEND"),
+    }
+    if status["cpp"] == "available":
+        from fastopt import _core
+        out["cpp"] = dict(_core.build_info())
+    if status["numba"] == "available":
+        import numba
+        out["numba"] = {"version": numba.__version__, "threads": numba.config.NUMBA_NUM_THREADS}
+    return out
+
+
+def format_info(d: dict) -> str:
+    lines = [f"fastopt {d['version']} on Python {d['python']} ({d['machine']})",
+             f"auto backend for CPU arrays: {d['default']}"
+             + (f"  (FASTOPT_BACKEND={d['FASTOPT_BACKEND']})" if d["FASTOPT_BACKEND"] else "")]
+    lines.append("backends:")
+    for name, state in d["backends"].items():
+        lines.append(f"  {name:6s} {state}")
+    if "cpp" in d:
+        c = d["cpp"]
+        lines.append(f"cpp: SIMD path {c['isa']}, {c['threads']} threads ({c['threading']})")
+    if "numba" in d:
+        lines.append(f"numba: {d['numba']['version']}, {d['numba']['threads']} threads")
+    return "\n".join(lines)

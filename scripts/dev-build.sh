@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Developer build: compiles fastopt._core into build/dev and copies it next to
+# the sources, so `PYTHONPATH=. pytest` runs the working tree. Safe to run
+# from several shells at once (flock).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+mkdir -p build/dev
+exec 9>build/dev/.lock
+flock 9
+cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DPython_EXECUTABLE="$(command -v "$PY")" \
+  -Dpybind11_DIR="$("$PY" -m pybind11 --cmakedir)" >/dev/null
+cmake --build build/dev
+cp build/dev/_core*.so fastopt/
