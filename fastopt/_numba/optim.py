@@ -1,0 +1,200 @@
+"""Optimizer steps in Numba, mirroring fastopt/_ref/optim.py.
+
+Each kernel walks fixed chunks of the concatenated elements of all tensors
+(``prange`` over chunks), so the list form is one call and threads spread over
+every element. Scalars come from fastopt/_scalars.py, cast to the arrays' dtype.
+"""
+import math
+
+import numpy as np
+from numba import carray, njit, prange
+
+from fastopt import _scalars
+from fastopt._numba._lists import CHUNK, pointer_like, table
+
+# Every kernel calls body(t, offset, length) for each piece of each chunk.
+
+
+@njit(inline="always")
+def _view(addresses, role, t, offset, n, witness):
+    return carray(pointer_like(addresses[role, t] + offset * witness.itemsize, witness), n)
+
+
+@njit(parallel=True, cache=True)
+def _sgd(addresses, starts, witness, lr, momentum, omd, wd, sign, mode, first):
+    total = starts[-1]
+    nchunks = (total + CHUNK - 1) // CHUNK
+    for c in prange(nchunks):
+        b = c * CHUNK
+        e = min(b + CHUNK, total)
+        t = np.searchsorted(starts, b, side="right") - 1
+        while b < e:
+            n = min(e, starts[t + 1]) - b
+            o = b - starts[t]
+            if n > 0:
+                p = _view(addresses, 0, t, o, n, witness)
+                g = _view(addresses, 1, t, o, n, witness)
+                buf = _view(addresses, 2, t, o, n if mode != 0 else 0, witness)
+                for i in range(n):
+                    gi = sign * g[i]
+                    if wd != 0:
+                        gi = gi + wd * p[i]
+                    if mode == 0:
+                        p[i] = p[i] - lr * gi
+                    else:
+                        bi = gi if first else momentum * buf[i] + omd * gi
+                        buf[i] = bi
+                        d = gi + momentum * bi if mode == 2 else bi
+                        p[i] = p[i] - lr * d
+            b += n
+            t += 1
+
+
+@njit(parallel=True, cache=True)
+def _rmsprop(addresses, starts, witness, lr, alpha, oma, eps, wd, momentum, sign, centered,
+             use_momentum):
+    total = starts[-1]
+    nchunks = (total + CHUNK - 1) // CHUNK
+    for c in prange(nchunks):
+        b = c * CHUNK
+        e = min(b + CHUNK, total)
+        t = np.searchsorted(starts, b, side="right") - 1
+        while b < e:
+            n = min(e, starts[t + 1]) - b
+            o = b - starts[t]
+            if n > 0:
+                p = _view(addresses, 0, t, o, n, witness)
+                g = _view(addresses, 1, t, o, n, witness)
+                sq = _view(addresses, 2, t, o, n, witness)
+                ga = _view(addresses, 3, t, o, n if centered else 0, witness)
+                buf = _view(addresses, 4, t, o, n if use_momentum else 0, witness)
+                for i in range(n):
+                    gi = sign * g[i]
+                    if wd != 0:
+                        gi = gi + wd * p[i]
+                    s = alpha * sq[i] + oma * gi * gi
+                    sq[i] = s
+                    if centered:
+                        a = alpha * ga[i] + oma * gi
+                        ga[i] = a
+                        avg = math.sqrt(s - a * a) + eps
+                    else:
+                        avg = math.sqrt(s) + eps
+                    if use_momentum:
+                        bi = momentum * buf[i] + gi / avg
+                        buf[i] = bi
+                        p[i] = p[i] - lr * bi
+                    else:
+                        p[i] = p[i] - lr * (gi / avg)
+            b += n
+            t += 1
+
+
+@njit(parallel=True, cache=True)
+def _adam(addresses, starts, witness, beta1, omb1, beta2, omb2, eps, wd, sign, step_size,
+          bc2_sqrt, decay_factor, wd_mode, amsgrad):
+    total = starts[-1]
+    nchunks = (total + CHUNK - 1) // CHUNK
+    for c in prange(nchunks):
+        b = c * CHUNK
+        e = min(b + CHUNK, total)
+        t = np.searchsorted(starts, b, side="right") - 1
+        while b < e:
+            n = min(e, starts[t + 1]) - b
+            o = b - starts[t]
+            if n > 0:
+                p = _view(addresses, 0, t, o, n, witness)
+                g = _view(addresses, 1, t, o, n, witness)
+                m = _view(addresses, 2, t, o, n, witness)
+                v = _view(addresses, 3, t, o, n, witness)
+                vmax = _view(addresses, 4, t, o, n if amsgrad else 0, witness)
+                for i in range(n):
+                    pi = p[i]
+                    if wd_mode == 2:
+                        pi = pi * decay_factor
+                    gi = sign * g[i]
+                    if wd_mode == 1:
+                        gi = gi + wd * pi
+                    mi = beta1 * m[i] + omb1 * gi
+                    vi = beta2 * v[i] + omb2 * gi * gi
+                    m[i] = mi
+                    v[i] = vi
+                    if amsgrad:
+                        if vmax[i] > vi:
+                            vi = vmax[i]
+                        vmax[i] = vi
+                    p[i] = pi - step_size * mi / (math.sqrt(vi) / bc2_sqrt + eps)
+            b += n
+            t += 1
+
+
+@njit(parallel=True, cache=True)
+def _adagrad(addresses, starts, witness, clr, eps, wd, sign):
+    total = starts[-1]
+    nchunks = (total + CHUNK - 1) // CHUNK
+    for c in prange(nchunks):
+        b = c * CHUNK
+        e = min(b + CHUNK, total)
+        t = np.searchsorted(starts, b, side="right") - 1
+        while b < e:
+            n = min(e, starts[t + 1]) - b
+            o = b - starts[t]
+            if n > 0:
+                p = _view(addresses, 0, t, o, n, witness)
+                g = _view(addresses, 1, t, o, n, witness)
+                s = _view(addresses, 2, t, o, n, witness)
+                for i in range(n):
+                    gi = sign * g[i]
+                    if wd != 0:
+                        gi = gi + wd * p[i]
+                    si = s[i] + gi * gi
+                    s[i] = si
+                    p[i] = p[i] - clr * gi / (math.sqrt(si) + eps)
+            b += n
+            t += 1
+
+
+def _typed(dtype, scalars):
+    return [dtype.type(x) for x in scalars]
+
+
+def sgd(params, grads, bufs, *, lr, momentum, dampening, weight_decay, nesterov, maximize,
+        first_step):
+    if not params:
+        return
+    addresses, _, starts = table(params, grads, bufs)
+    s = _scalars.sgd(lr=lr, momentum=momentum, dampening=dampening,
+                     weight_decay=weight_decay, maximize=maximize)
+    mode = 0 if momentum == 0.0 else (2 if nesterov else 1)
+    _sgd(addresses, starts, params[0], *_typed(params[0].dtype, s), mode, first_step)
+
+
+def rmsprop(params, grads, square_avgs, grad_avgs, bufs, *, lr, alpha, eps, weight_decay,
+            momentum, maximize):
+    if not params:
+        return
+    addresses, _, starts = table(params, grads, square_avgs, grad_avgs, bufs)
+    s = _scalars.rmsprop(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                         momentum=momentum, maximize=maximize)
+    _rmsprop(addresses, starts, params[0], *_typed(params[0].dtype, s), grad_avgs is not None,
+             bufs is not None)
+
+
+def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, beta1, beta2, eps,
+         weight_decay, decoupled, maximize):
+    if not params:
+        return
+    addresses, _, starts = table(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
+    s = _scalars.adam(step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                      weight_decay=weight_decay, decoupled=decoupled, maximize=maximize)
+    _adam(addresses, starts, params[0], *_typed(params[0].dtype, s),
+          _scalars.adam_weight_decay_mode(weight_decay, decoupled), max_exp_avg_sqs is not None)
+
+
+def adagrad(params, grads, state_sums, *, step, lr, lr_decay, eps, weight_decay, maximize):
+    if not params:
+        return
+    addresses, _, starts = table(params, grads, state_sums)
+    s = _scalars.adagrad(step=step, lr=lr, lr_decay=lr_decay, eps=eps,
+                         weight_decay=weight_decay, maximize=maximize)
+    _adagrad(addresses, starts, params[0], *_typed(params[0].dtype, s))
