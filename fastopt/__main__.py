@@ -84,10 +84,12 @@ def _bench(args, parser) -> int:
             parser.error(f"--dtype takes float32 and/or float64, got {d!r}")
     quick = args.quick
     sizes = args.sizes or (bench.QUICK_SIZES if quick else bench.DEFAULT_SIZES)
-    repeat = args.repeat or (3 if quick else 7)
+    repeat = args.repeat if args.repeat is not None else (3 if quick else 7)
     if repeat < 1:
         parser.error("--repeat must be >= 1")
     min_time = args.min_time if args.min_time is not None else (0.005 if quick else 0.01)
+    if min_time < 0:
+        parser.error("--min-time must be >= 0")
     from fastopt.bench import suite
     report = bench.run_suite(args.kernels, sizes, args.dtype, args.backends, repeat=repeat,
                              min_time=min_time,

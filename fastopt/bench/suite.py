@@ -223,27 +223,40 @@ def _fmt_time(s: float) -> str:
     for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
         if s >= scale or unit == "ns":
             v = s / scale
-            return f"{v:.3g}{unit}" if v < 1000 else f"{v:.0f}{unit}"
+            return f"{v:.3g}{unit}" if v < 999.5 else f"{v:.0f}{unit}"
     return "-"
 
 
 def _fmt_pct(x) -> str:
-    return "-" if x is None else f"{100 * x:.0f}%"
+    if x is None:
+        return "-"
+    v = 100 * x
+    return f"{v:.0f}%" if v < 9999.5 else f"{v:.0e}"
+
+
+def _fmt_gbps(x: float) -> str:
+    if not math.isfinite(x):
+        return "-"
+    return f"{x:.1f}" if x < 999.95 else (f"{x:.0f}" if x < 999_999.5 else f"{x:.0e}")
 
 
 def _fmt_x(x) -> str:
     if x is None:
         return "-"
-    return f"{x:.2f}" if x < 10 else (f"{x:.1f}" if x < 100 else f"{x:.0f}")
+    if x < 9.995:
+        return f"{x:.2f}"
+    if x < 99.95:
+        return f"{x:.1f}"
+    return f"{x:.0f}" if x < 999_999.5 else f"{x:.0e}"
 
 
-_COLS = [("kernel", 12, "<"), ("dt", 3, "<"), ("size", 5, ">"), ("runner", 11, "<"),
+_COLS = [("kernel", 13, "<"), ("dt", 3, "<"), ("size", 5, ">"), ("runner", 11, "<"),
          ("median", 8, ">"), ("GB/s", 6, ">"), ("%copy", 5, ">"), ("%twin", 5, ">"),
          ("x-plain", 7, ">"), ("x-torch", 7, ">")]
 
 
 def _line(values) -> str:
-    return " ".join(f"{v:{a}{w}}" for v, (_, w, a) in zip(values, _COLS)).rstrip()
+    return " ".join(f"{v:{a}{w}}"[:w] for v, (_, w, a) in zip(values, _COLS)).rstrip()
 
 
 def format_table(report: dict) -> str:
@@ -279,7 +292,7 @@ def format_table(report: dict) -> str:
             out.append("")
         out.append(_line([r["kernel"] if new_k else "", dt if new_k else "",
                           _fmt_size(r["n"]) if new_s else "", r["runner"],
-                          _fmt_time(r["median_s"]), f"{r['gbps']:.1f}",
+                          _fmt_time(r["median_s"]), _fmt_gbps(r["gbps"]),
                           _fmt_pct(r["share_copy"]), _fmt_pct(r["share_twin"]),
                           _fmt_x(r["speedup_numpy_plain"]), _fmt_x(r["speedup_torch"])]))
         last_k, last_s = k, r["size"]
