@@ -1,8 +1,9 @@
-// Dropout loops. The hot path handles blocks of 64 elements (8 mask bytes,
-// 16 Philox counters): Philox runs on 16 lanes at once (philox4x32_10_lanes
-// in fastopt/philox.h), the 64 keep bits are packed into two 32-bit words that
-// are stored as the 8 mask bytes, and the same words drive a branch-free
-// select-and-scale loop over the 64 values. The backward reuses that loop on
+// Dropout loops. The hot path handles blocks of 128 elements (16 mask bytes,
+// 32 Philox counters): Philox runs on 32 lanes at once (philox4x32_10_lanes
+// in fastopt/philox.h), the 128 keep bits are packed into four 32-bit words
+// that are stored as the 16 mask bytes, and the same words drive a
+// branch-free select-and-scale loop over the 128 values (masked vmulps with
+// AVX-512), while the lines of a block a few blocks ahead are prefetched. The backward reuses that loop on
 // 32 bits of mask at a time. Bytes outside whole blocks go through the
 // per-byte functions of fastopt/dropout.h; both paths use the same integer
 // maths and the same single multiply, so they agree bit for bit.
@@ -170,7 +171,7 @@ FASTOPT_LOOP void forward_bytes(const T* __restrict x, T* __restrict y, uint8_t*
   }
   const uint32_t t32 = static_cast<uint32_t>(t);
   size_t b = b0;
-  // Full blocks: all 64 elements exist.
+  // Full blocks: all kBlockElems elements exist.
   for (; b + kBlockBytes <= b1 && (b + kBlockBytes) * 8 <= n; b += kBlockBytes) {
     // The Philox work leaves the memory system idle for a while per block:
     // ask for the lines of a block a few blocks ahead meanwhile (x to read,
