@@ -13,6 +13,7 @@ every variant here -- allocate their outputs per call, as the API does.
     python benchmarks/bench_dropout.py                  # 1e7 elements, torch if installed
     python benchmarks/bench_dropout.py --sizes 1e5 1e7 --repeat 15
     python benchmarks/bench_dropout.py --no-torch
+    python benchmarks/bench_dropout.py --raw            # also: kernels alone, outputs preallocated
 """
 from __future__ import annotations
 
@@ -85,6 +86,24 @@ def variants(n, rng, use_torch):
     return out
 
 
+def raw_variants(n, rng):
+    """The C++ kernels alone into preallocated outputs (no allocation, no Python
+    API), forward and backward separately, beside their twins."""
+    from fastopt import _scalars
+    x = rng.standard_normal(n, dtype=np.float32)
+    dy = rng.standard_normal(n, dtype=np.float32)
+    y, dx = np.empty_like(x), np.empty_like(x)
+    mask = np.empty((n + 7) // 8, dtype=np.uint8)
+    s = _scalars.dropout(P)
+    return {
+        "cpp-forward": lambda: _core.dropout_forward(x, y, mask, 1, s.threshold, s.scale),
+        "twin-forward": lambda: _core.dropout_twin_forward(x, y, mask),
+        "cpp-backward": lambda: _core.dropout_backward(dy, mask, dx, s.scale),
+        "twin-backward": lambda: _core.dropout_twin_backward(dy, mask, dx),
+        "cpp-mask-only": lambda: _core.dropout_mask(mask, n, 1, s.threshold),
+    }
+
+
 def interleaved(fns: dict, repeat: int, min_sample_s: float = 0.01) -> dict:
     """Median seconds per call of each variant, timed round-robin."""
     calls = {}
@@ -126,6 +145,7 @@ def main():
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e7])
     ap.add_argument("--repeat", type=int, default=11)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--raw", action="store_true", help="also time the kernels alone")
     args = ap.parse_args()
     use_torch = not args.no_torch
     if use_torch:
@@ -156,6 +176,14 @@ def main():
             tb, what = torch_mask_bytes(n)
             line += f"; torch {tb:,} bytes saved for backward by {what}"
         print(line)
+        if args.raw:
+            raw = interleaved(raw_variants(n, rng), args.repeat)
+            print(f"kernels alone, outputs preallocated ({'GB/s'}: 8.125 B/element each way)")
+            for name, t in raw.items():
+                twin_name = "twin-" + name.split("-")[1]
+                share = f"{raw[twin_name] / t:8.0%}" if twin_name in raw else " " * 8
+                gbs = (8 + 1 / 8) * n / t / 1e9 if "mask" not in name else n / 8 / t / 1e9
+                print(f"{name:20s} {t * 1e3:9.3f} {gbs:7.1f} {share}")
 
 
 if __name__ == "__main__":
