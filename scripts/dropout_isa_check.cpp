@@ -26,4 +26,5 @@ int main() {
     if (memcmp(y0.data(), y1.data(), 4*n) || memcmp(y0.data(), y2.data(), 4*n) || m0 != m1 || m0 != m2 || memcmp(d0.data(), d1.data(), 4*n)) { ++bad; printf("mismatch n=%zu p=%g\n", n, p); }
   }
   printf("isa %s, mismatches %d\n", active_isa(), bad);
+  return bad != 0;
 }
