@@ -1,132 +1,37 @@
-// Benchmark helpers (fastopt/bench, BENCHMARKING.md): the same-traffic "twin"
-// of a kernel and a copy, run on fastopt's own thread pool so that the
-// bandwidth floor is measured the way the kernels run. Not a kernel family:
-// nothing here is public API, and no formula lives here.
-//
-// bench_twin(ro, rw, wo, mask_in, mask_out) touches every element of every
-// array exactly once, in blocks that stay in L1:
-//   s = sum of the read-only arrays (+ the bit of mask_in)
-//   rw[k] += scale * s ; wo[k] = s ; mask_out byte j = (s[8j] > 0)
-// (scale defaults to 0: the read-write arrays keep their values, so a twin
-// can share the kernel's own arrays without drifting them)
-// so it moves exactly the bytes of the kernel it stands in for (for Adam:
-// ro = [grad], rw = [param, exp_avg, exp_avg_sq], 28 B per fp32 element).
-// With no outputs it is a read-only reduction and returns the sum.
-#include <algorithm>
-#include <cstdint>
-#include <mutex>
-#include <optional>
-#include <vector>
+// Benchmark support: the bandwidth twin (csrc/cpu/twin_kernels.cpp).
+#include <stdexcept>
 
-#include "../cpu/isa.h"
-#include "../cpu/parallel.h"
+#include "../cpu/twin_kernels.h"
 #include "arrays.h"
 
 namespace fastopt {
 namespace {
 
-constexpr std::size_t kBlock = 1024;  // elements per block: 8 KiB of doubles, fits L1
-
-#define FASTOPT_BENCH_LOOPS(T)                                                            \
-  FASTOPT_CLONES void bench_set(T* s, const T* x, std::size_t n) {                        \
-    for (std::size_t i = 0; i < n; ++i) s[i] = x[i];                                      \
-  }                                                                                       \
-  FASTOPT_CLONES void bench_add(T* s, const T* x, std::size_t n) {                        \
-    for (std::size_t i = 0; i < n; ++i) s[i] += x[i];                                     \
-  }                                                                                       \
-  FASTOPT_CLONES void bench_axpy(T* a, const T* s, T scale, std::size_t n) {             \
-    for (std::size_t i = 0; i < n; ++i) a[i] += scale * s[i];                             \
-  }                                                                                       \
-  FASTOPT_CLONES void bench_mask_in(T* s, const std::uint8_t* m, std::size_t i0,          \
-                                    std::size_t n) {                                      \
-    for (std::size_t i = 0; i < n; ++i) s[i] += T((m[(i0 + i) >> 3] >> ((i0 + i) & 7)) & 1); \
-  }                                                                                       \
-  FASTOPT_CLONES void bench_mask_out(std::uint8_t* m, const T* s, std::size_t n) {        \
-    for (std::size_t j = 0; j < n; ++j) m[j] = std::uint8_t(s[8 * j] > T(0));             \
-  }                                                                                       \
-  FASTOPT_CLONES double bench_sum(const T* s, std::size_t n) {                            \
-    T acc = T(0);                                                                         \
-    for (std::size_t i = 0; i < n; ++i) acc += s[i];                                      \
-    return double(acc);                                                                   \
-  }
-
-FASTOPT_BENCH_LOOPS(float)
-FASTOPT_BENCH_LOOPS(double)
-#undef FASTOPT_BENCH_LOOPS
-
 template <typename T>
-double twin(const std::vector<py::array>& ro, const std::vector<py::array>& rw,
-            const std::vector<py::array>& wo, std::optional<py::array> mask_in,
-            std::optional<py::array> mask_out, std::size_t n, double scale) {
-  std::vector<const T*> r;
-  std::vector<T*> w, o;
-  for (auto& a : ro) r.push_back(static_cast<const T*>(a.data()));
-  for (auto& a : rw) w.push_back(static_cast<T*>(const_cast<void*>(a.data())));
-  for (auto& a : wo) o.push_back(static_cast<T*>(const_cast<void*>(a.data())));
-  const std::uint8_t* mi = mask_in ? static_cast<const std::uint8_t*>(mask_in->data()) : nullptr;
-  std::uint8_t* mo =
-      mask_out ? static_cast<std::uint8_t*>(const_cast<void*>(mask_out->data())) : nullptr;
-  double acc = 0.0;
-  std::mutex acc_lock;
-  {
-    py::gil_scoped_release nogil;
-    parallel_for(n, kElementwiseGrain, [&](std::size_t b, std::size_t e) {
-      alignas(64) T s[kBlock];
-      double total = 0.0;
-      for (std::size_t i = b; i < e; i += kBlock) {
-        std::size_t m = std::min(kBlock, e - i);
-        if (r.empty()) std::fill(s, s + m, T(0));
-        else bench_set(s, r[0] + i, m);
-        for (std::size_t k = 1; k < r.size(); ++k) bench_add(s, r[k] + i, m);
-        if (mi) bench_mask_in(s, mi, i, m);
-        for (T* a : w) bench_axpy(a + i, s, T(scale), m);
-        for (T* a : o) bench_set(a + i, s, m);
-        if (mo) bench_mask_out(mo + i / 8, s, m / 8);  // parts and blocks start at multiples of 64
-        if (w.empty() && o.empty() && !mo) total += bench_sum(s, m);
-      }
-      std::lock_guard<std::mutex> hold(acc_lock);  // once per part
-      acc += total;
-    });
+void twin(ArrayList<T> read_write, ArrayList<T> read_only) {
+  if (read_write.empty() || read_write.size() > 4 || read_only.size() > 2)
+    throw std::invalid_argument("bandwidth_twin takes 1-4 written and 0-2 read-only arrays");
+  const auto n = static_cast<std::size_t>(read_write[0].size());
+  std::vector<T*> rw;
+  std::vector<const T*> ro;
+  for (auto& a : read_write) {
+    if (static_cast<std::size_t>(a.size()) != n) throw std::invalid_argument("sizes differ");
+    rw.push_back(data_of(a));
   }
-  return acc;
-}
-
-double bench_twin(std::vector<py::array> ro, std::vector<py::array> rw, std::vector<py::array> wo,
-                  std::optional<py::array> mask_in, std::optional<py::array> mask_out,
-                  double scale) {
-  // Helper for benchmarks only: checks are minimal (same dtype, C order, sizes).
-  std::vector<py::array> all;
-  all.insert(all.end(), ro.begin(), ro.end());
-  all.insert(all.end(), rw.begin(), rw.end());
-  all.insert(all.end(), wo.begin(), wo.end());
-  if (all.empty()) throw py::value_error("bench_twin needs at least one array");
-  py::dtype dt = all[0].dtype();
-  std::size_t n = static_cast<std::size_t>(all[0].size());
-  for (auto& a : all) {
-    if (!a.dtype().is(dt) || static_cast<std::size_t>(a.size()) != n ||
-        !(a.flags() & py::array::c_style))
-      throw py::value_error("bench_twin: arrays must share dtype and size and be C-contiguous");
+  for (auto& a : read_only) {
+    if (static_cast<std::size_t>(a.size()) != n) throw std::invalid_argument("sizes differ");
+    ro.push_back(a.data());
   }
-  for (auto& a : rw)
-    if (!a.writeable()) throw py::value_error("bench_twin: read-write array is read-only");
-  for (auto& a : wo)
-    if (!a.writeable()) throw py::value_error("bench_twin: output array is read-only");
-  std::size_t nbytes = (n + 7) / 8;
-  if (mask_in && static_cast<std::size_t>(mask_in->nbytes()) < nbytes)
-    throw py::value_error("bench_twin: mask_in too small");
-  if (mask_out && (static_cast<std::size_t>(mask_out->nbytes()) < nbytes || !mask_out->writeable()))
-    throw py::value_error("bench_twin: mask_out too small or read-only");
-  if (dt.is(py::dtype::of<float>())) return twin<float>(ro, rw, wo, mask_in, mask_out, n, scale);
-  if (dt.is(py::dtype::of<double>())) return twin<double>(ro, rw, wo, mask_in, mask_out, n, scale);
-  throw py::type_error("bench_twin: float32 or float64 arrays");
+  py::gil_scoped_release nogil;
+  bandwidth_twin(rw, ro, n);
 }
 
 }  // namespace
 
 void register_bench(py::module_& m) {
-  m.def("bench_twin", &bench_twin, py::arg("ro"), py::arg("rw"), py::arg("wo"),
-        py::arg("mask_in") = py::none(), py::arg("mask_out") = py::none(), py::arg("scale") = 0.0,
-        "Benchmark helper: a trivial kernel with a given memory traffic (see fastopt/bench).");
+  m.def("bandwidth_twin", &twin<float>, py::arg("read_write").noconvert(), py::arg("read_only").noconvert(),
+        "Same-traffic floor: each written array += the sum of the read-only ones, in one pass.");
+  m.def("bandwidth_twin", &twin<double>, py::arg("read_write").noconvert(), py::arg("read_only").noconvert());
 }
 
 }  // namespace fastopt

@@ -8,8 +8,10 @@ namespace py = pybind11;
 
 namespace fastopt {
 void register_optim(py::module_& m);
+void register_dropout(py::module_& m);
 void register_validate(py::module_& m);
 void register_bench(py::module_& m);
+void register_bench_twin(py::module_& m);
 }  // namespace fastopt
 
 PYBIND11_MODULE(_core, m) {
@@ -17,6 +19,8 @@ PYBIND11_MODULE(_core, m) {
   fastopt::register_validate(m);
   fastopt::register_optim(m);
   fastopt::register_bench(m);
+  fastopt::register_bench_twin(m);
+  fastopt::register_dropout(m);
 
   m.def("build_info", [] {
     py::dict d;
