@@ -127,6 +127,8 @@ def environment() -> dict:
     info = fastopt.info()
     if "cpp" in info:
         env["cpp"] = {k: str(v) for k, v in info["cpp"].items()}
+    if "numba" in info:
+        env["numba"] = {k: str(v) for k, v in info["numba"].items()}
     if K.torch_unavailable() is None:
         import torch
         env["torch"] = torch.__version__
@@ -273,6 +275,9 @@ def format_table(report: dict) -> str:
     head = f"fastopt {env['fastopt']} bench on {cpu}, {env.get('cpus')} CPUs"
     if cpp:
         head += f"; cpp {cpp.get('isa')}, {cpp.get('threads')} threads"
+    nb = env.get("numba")
+    if nb and nb.get("threading_layer"):
+        head += f"; numba {nb['threading_layer']} layer"
     if "torch" in env:
         head += f"; torch {env['torch']} ({env.get('torch_threads')} threads)"
     out += wrap(head)
