@@ -133,10 +133,12 @@ def torch_unavailable() -> Optional[str]:
 
 
 def _rand(rng, shape, dtype, positive=False):
-    a = rng.standard_normal(shape)
+    """Fresh standard-normal values (|x| + 0.1 when ``positive``), drawn in ``dtype``."""
+    a = rng.standard_normal(shape, dtype=np.dtype(dtype).type)
     if positive:
-        a = np.abs(a) + 0.1
-    return a.astype(dtype)
+        np.abs(a, out=a)
+        a += 0.1
+    return a
 
 
 def _twin_call(p: Traffic, arrays: dict):

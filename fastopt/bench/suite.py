@@ -306,13 +306,13 @@ def format_table(report: dict) -> str:
                           _fmt_x(r["speedup_numpy_plain"]), _fmt_x(r["speedup_torch"])]))
         last_k, last_s = k, r["size"]
     out.append("")
+    dt0 = report["results"][0]["dtype"] if report["results"] else "float32"
+    bpe = {r["kernel"]: r["bytes_per_element"] for r in report["results"] if r["dtype"] == dt0}
     out += wrap("%copy: share of the copy bandwidth; %twin: share of the same-traffic twin "
                 "(twin time / time); x-plain, x-torch: speed-up over lecture-notes NumPy and "
-                "over the fastest torch variant of the row's cell. Bytes per element: "
-                + ", ".join(sorted({f"{r['kernel']} {r['bytes_per_element']:g}"
-                                    for r in report["results"] if r["dtype"] == "float32"},
-                                   key=lambda s: list(K.KERNELS).index(s.split()[0])))
-                + " (float32).")
+                "over the fastest torch variant of the row's cell."
+                + (" Bytes per element: " + ", ".join(f"{k} {v:g}" for k, v in bpe.items())
+                   + f" ({dt0})." if bpe else ""))
     for s in report["skipped"]:
         out += wrap(f"skipped {s['kernel']}: {s['reason']}")
     for note in report["notes"]:
