@@ -54,7 +54,7 @@ def source_dirs(roots=None):
 
 
 def included_files(path, search_dirs):
-    """Every file ``path`` includes with ``#include "..."``, transitively, in first-seen order.
+    """Every file ``path`` includes with ``#include "..."``, transitively, each once.
 
     A quoted include resolves against the including file's folder, then
     ``search_dirs`` (as nvcc and NVRTC's ``-I`` do). Raises FileNotFoundError
