@@ -186,15 +186,18 @@ def kernel(family, name):
 
 
 # --------------------------------------------------------- launch arguments
-_INT_TYPES = {"i": (np.int32, -2**31, 2**31 - 1), "q": (np.int64, -2**63, 2**63 - 1)}
+_INT_TYPES = {"i": (np.int32, -2**31, 2**31 - 1), "q": (np.int64, -2**63, 2**63 - 1),
+              "Q": (np.uint64, 0, 2**64 - 1)}
 
 
 def pack_args(spec, values, dtype):
     """The kernel arguments as the exact types the C signature declares.
 
     ``spec`` has one letter per argument: ``p`` a device array (its data
-    pointer), ``T`` a scalar of the element type ``dtype`` (float -> float32
-    or float64), ``i`` an int (int32), ``q`` a long long (int64). CuPy itself
+    pointer; ``None`` passes a null pointer), ``T`` a scalar of the element
+    type ``dtype`` (float32 or float64), ``d`` a double whatever ``dtype``,
+    ``i`` an int (int32), ``q`` a long long (int64), ``Q`` an unsigned long
+    long (uint64). CuPy itself
     would pass a Python float as a double and an int as an int64 whatever the
     kernel declares, so every scalar is converted here, and a value a type
     cannot hold raises instead of wrapping.
@@ -205,13 +208,16 @@ def pack_args(spec, values, dtype):
     out = []
     for code, value in zip(spec, values):
         if code == "p":
+            if value is None:
+                out.append(np.uint64(0))
+                continue
             if not hasattr(value, "data") or not hasattr(value.data, "ptr"):
                 raise TypeError(f"expected a device array, got {type(value).__name__}")
             out.append(value)
-        elif code == "T":
+        elif code in ("T", "d"):
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
                 raise TypeError(f"expected a real scalar, got {type(value).__name__}")
-            out.append(dtype.type(value))
+            out.append(dtype.type(value) if code == "T" else np.float64(value))
         elif code in _INT_TYPES:
             typ, low, high = _INT_TYPES[code]
             value = int(value)
