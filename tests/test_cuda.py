@@ -257,3 +257,126 @@ def test_trajectory_matches_torch_optim_on_cuda(name, kw, _):
     torch.cuda.synchronize()
     for p, q in zip(params, mine):
         torch.testing.assert_close(q, p.detach(), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------- batch norm
+needs_bn = pytest.mark.skipif(not hasattr(fastopt, "batch_norm_forward"),
+                              reason="the batch norm family is not in this build")
+# S < 256 (index division), S >= 256 (incremental walk), one channel with many
+# values (many pieces), M == 0 in eval.
+BN_SHAPES = [(5, 3), (300, 2), (4, 2, 7, 9), (2, 1, 300_007), (3, 4, 16, 33), (0, 3, 4)]
+
+
+def _bn_tol(dtype, ref):
+    scale = float(np.max(np.abs(ref))) if ref.size else 1.0
+    if np.dtype(dtype) == np.float32:
+        return dict(rtol=1e-4, atol=1e-5 * max(scale, 1.0))
+    return dict(rtol=1e-9, atol=1e-12 * max(scale, 1.0))
+
+
+@needs_bn
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
+def test_batch_norm_against_reference(shape, dtype, training, rng):
+    if training and shape[0] == 0:
+        pytest.skip("empty training batch returns before any backend runs")
+    C = shape[1]
+    host = dict(x=(rng.standard_normal(shape) * 3 + 50).astype(dtype),
+                gamma=rng.uniform(0.5, 2, C).astype(dtype), beta=rng.standard_normal(C).astype(dtype),
+                rm=rng.standard_normal(C).astype(dtype), rv=rng.uniform(0.5, 2, C).astype(dtype),
+                dy=rng.standard_normal(shape).astype(dtype))
+    h64 = {k: v.astype(np.float64) for k, v in host.items()}
+    d = {k: cupy.asarray(v) for k, v in host.items()}
+    y, sm, si = fastopt.batch_norm_forward(d["x"], d["gamma"], d["beta"], d["rm"], d["rv"],
+                                           training=training, momentum=0.1, eps=1e-5)
+    ry, rsm, rsi = fastopt.batch_norm_forward(h64["x"], h64["gamma"], h64["beta"], h64["rm"],
+                                              h64["rv"], training=training, momentum=0.1,
+                                              eps=1e-5, backend="numpy")
+    for name, got, ref in [("y", y, ry), ("save_mean", sm, rsm), ("save_invstd", si, rsi),
+                           ("running_mean", d["rm"], h64["rm"]), ("running_var", d["rv"], h64["rv"])]:
+        np.testing.assert_allclose(cupy.asnumpy(got), ref, **_bn_tol(dtype, ref), err_msg=name)
+    # backward from the GPU's own saved statistics on both sides
+    sm64, si64 = cupy.asnumpy(sm).astype(np.float64), cupy.asnumpy(si).astype(np.float64)
+    dx, dg, db = fastopt.batch_norm_backward(d["dy"], d["x"], d["gamma"], sm, si, training=training)
+    rdx, rdg, rdb = fastopt.batch_norm_backward(h64["dy"], h64["x"], h64["gamma"], sm64, si64,
+                                                training=training, backend="numpy")
+    for name, got, ref in [("dx", dx, rdx), ("dgamma", dg, rdg), ("dbeta", db, rdb)]:
+        np.testing.assert_allclose(cupy.asnumpy(got), ref, **_bn_tol(dtype, ref), err_msg=name)
+
+
+@needs_bn
+def test_batch_norm_is_deterministic(rng):
+    x = cupy.asarray(rng.standard_normal((8, 3, 5000)).astype(np.float32))
+    g, b = cupy.ones(3, np.float32), cupy.zeros(3, np.float32)
+    outs = [fastopt.batch_norm_forward(x, g, b, None, None, training=True) for _ in range(3)]
+    for o in outs[1:]:
+        for a, b_ in zip(o, outs[0]):
+            np.testing.assert_array_equal(cupy.asnumpy(a), cupy.asnumpy(b_))
+
+
+# ---------------------------------------------------------------- dropout
+needs_dropout = pytest.mark.skipif(not hasattr(fastopt, "dropout_forward"),
+                                   reason="the dropout family is not in this build")
+
+
+@needs_dropout
+@pytest.mark.parametrize("seed", [0, 12345, 2**64 - 1])
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1023, 100_003])
+def test_dropout_equals_cpu_bit_for_bit(n, dtype, p, seed, rng):
+    """Masks, outputs and gradients equal the CPU's (same Philox header, same
+    scale rounding), on the 16-byte path and the unaligned scalar path."""
+    x = rng.standard_normal(n).astype(dtype)
+    dy = rng.standard_normal(n).astype(dtype)
+    y_cpu, m_cpu = fastopt.dropout_forward(x, p, seed=seed)
+    dx_cpu = fastopt.dropout_backward(dy, m_cpu, p)
+    _, m_ref = fastopt.dropout_forward(x, p, seed=seed, backend="numpy")
+    np.testing.assert_array_equal(m_cpu, m_ref)
+    for unaligned in (False, True):
+        d = to_device({"x": x, "dy": dy}, unaligned=unaligned) if n else \
+            {"x": cupy.asarray(x), "dy": cupy.asarray(dy)}
+        y, m = fastopt.dropout_forward(d["x"], p, seed=seed)
+        np.testing.assert_array_equal(cupy.asnumpy(m), m_cpu)
+        np.testing.assert_array_equal(cupy.asnumpy(y), y_cpu)
+        dx = fastopt.dropout_backward(d["dy"], m, p)
+        np.testing.assert_array_equal(cupy.asnumpy(dx), dx_cpu)
+
+
+@needs_dropout
+def test_dropout_mask_kernel_equals_cpu():
+    from fastopt._cuda import dropout as cuda_dropout
+    for n, p, seed in [(1, 0.5, 3), (1001, 0.3, 2**63 + 5), (64, 1.0, 7), (65, 0.0, 7)]:
+        np.testing.assert_array_equal(cupy.asnumpy(cuda_dropout.mask(n, p, seed)),
+                                      fastopt.dropout_mask((n,), p, seed=seed))
+
+
+# ------------------------------------------------------------------ utils
+needs_utils = pytest.mark.skipif(not hasattr(fastopt, "ema_update"),
+                                 reason="the utils family (EMA, clipping) is not in this build")
+
+
+@needs_utils
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_utils_against_reference(dtype, rng):
+    sizes = [0, 1, 7, loader.CHUNK_SIZE + 3, 100_003]
+    avg = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    par = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    d_avg, d_par = [cupy.asarray(a) for a in avg], [cupy.asarray(a) for a in par]
+    fastopt.ema_update(d_avg, d_par, 0.9)
+    r_avg = [a.astype(np.float64) for a in avg]
+    fastopt.ema_update(r_avg, [a.astype(np.float64) for a in par], 0.9, backend="numpy")
+    for got, ref in zip(d_avg, r_avg):
+        np.testing.assert_allclose(cupy.asnumpy(got), ref, **tol(dtype))
+    for norm_type in (2.0, 1.0, float("inf"), 3.0):
+        got = fastopt.grad_norm(d_par, norm_type)
+        ref = fastopt.grad_norm([a.astype(np.float64) for a in par], norm_type, backend="numpy")
+        assert got == pytest.approx(ref, rel=1e-6 if dtype == np.float32 else 1e-12)
+    grads = [cupy.asarray(a) for a in par]
+    r_grads = [a.astype(np.float64) for a in par]
+    n1 = fastopt.clip_grad_norm(grads, 0.5)
+    n2 = fastopt.clip_grad_norm(r_grads, 0.5, backend="numpy")
+    assert n1 == pytest.approx(n2, rel=1e-6)
+    for got, ref in zip(grads, r_grads):
+        np.testing.assert_allclose(cupy.asnumpy(got), ref, **tol(dtype))

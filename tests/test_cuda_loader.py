@@ -228,3 +228,45 @@ def test_info_reports_cuda_status():
         assert "cuda" not in fastopt.available_backends()
         with pytest.raises(RuntimeError, match="unavailable"):
             _backends.module("optim", "cuda")
+
+
+# ------------------------------------------- kernel signatures vs arg specs
+_MACROS = {"FASTOPT_TABLE_ARGS": "ppiq", "FASTOPT_BN_SHAPE": "qqqqq"}
+
+
+def _code(param):
+    param = " ".join(param.replace("\\", " ").split())
+    if param in _MACROS:
+        return _MACROS[param]
+    if "*" in param:
+        return "p"
+    typ = param.rsplit(" ", 1)[0]
+    return {"T": "T", "double": "d", "int": "i", "long long": "q",
+            "unsigned long long": "Q"}[typ]
+
+
+def kernel_signatures(text):
+    """{entry point name (with ##SUFFIX or plain): spec} parsed from a .cu file."""
+    out = {}
+    for m in re.finditer(r"\b(fastopt_\w+?)(?:##SUFFIX)?\s*\(([^)]*)\)\s*\{", text):
+        name, params = m.group(1), m.group(2)
+        if "__global__" not in text[max(0, m.start() - 200):m.start()]:
+            continue
+        out[name] = "".join(_code(p) for p in params.split(",") if p.strip())
+    return out
+
+
+@pytest.mark.parametrize("family", ["optim", "batchnorm", "dropout", "utils"])
+def test_backend_arg_specs_match_kernel_signatures(family):
+    """Every KERNELS spec in fastopt/_cuda/<family>.py equals the C parameter
+    list of its entry point: a mismatch would pass wrong bytes to the GPU."""
+    mod = importlib.import_module(f"fastopt._cuda.{family}")
+    sigs = kernel_signatures((ROOT / "csrc" / "cuda" / f"{family}.cu").read_text())
+    prefix = {"optim": "fastopt_", "batchnorm": "fastopt_bn_", "dropout": "fastopt_dropout_",
+              "utils": "fastopt_"}[family]
+    assert sigs
+    for name, spec in mod.KERNELS.items():
+        candidates = [f"{prefix}{name}_", f"{prefix}{name}"]
+        found = [c for c in candidates if c in sigs]
+        assert found, (name, sorted(sigs))
+        assert sigs[found[0]] == spec, (family, name, sigs[found[0]], spec)
