@@ -1,0 +1,214 @@
+"""The CUDA optimizer kernels RUN on the CPU, without a GPU.
+
+``csrc/cuda/optim.cu`` (with ``multi_tensor.cuh`` and ``fastopt/optim.h``) is
+compiled for the host with ``tests/cuda_host/shim.h``, which turns a launch
+into a loop over every (block, thread). These kernels' threads never
+communicate, so that loop is one legal schedule of the real launch and
+computes what the GPU must. The backend module ``fastopt._cuda.optim`` then
+runs unchanged, with only cupy replaced: ``loader.device_table`` packs host
+pointers (``loader.pack_table``, the real layout), ``loader.launch`` converts
+the arguments by the same specs and calls the emulated kernel through ctypes.
+
+This checks, in CI, the table layout and chunking, the vector (16-byte) and
+scalar paths, the read/write role masks, the order and casting of every
+scalar and flag, and that the grid size and block size do not change a bit;
+the results are compared with the C++ backend (bit for bit: same header, no
+contraction) and with the float64 NumPy reference.
+"""
+import contextlib
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastopt
+from fastopt._cuda import loader
+from conftest import DTYPES, tol
+
+ROOT = Path(__file__).resolve().parents[1]
+CXX = shutil.which("g++") or shutil.which("c++")
+
+pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler to build the host emulation")
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cuda_host") / "optim_host.so"
+    cmd = [CXX, "-std=c++17", "-O1", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared",
+           "-include", str(ROOT / "tests/cuda_host/shim.h"), f"-I{ROOT / 'csrc/include'}",
+           f"-I{ROOT / 'csrc/cuda'}", "-x", "c++", str(ROOT / "tests/cuda_host/optim_host.cpp"),
+           "-o", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return ctypes.CDLL(str(out))
+
+
+class Emulated:
+    """Stand-ins for the cupy-facing parts of the loader."""
+
+    def __init__(self, lib, grid_cap, block):
+        self.lib, self.grid_cap, self.block = lib, grid_cap, block
+        self.launches = []
+        self.keep = []
+
+    def device_table(self, role_lists, chunk_size=loader.CHUNK_SIZE):
+        count = len(role_lists[0])
+        rows = [tuple(0 if lst is None else lst[t].ctypes.data for lst in role_lists)
+                for t in range(count)]
+        words, n_tensors, n_chunks = loader.pack_table(rows, [a.size for a in role_lists[0]],
+                                                       chunk_size)
+        self.keep.append(words)
+        return loader.Table(words, n_tensors, n_chunks)
+
+    def grid_size(self, n):
+        return max(1, min(n, self.grid_cap))
+
+    def launch(self, family, name, grid, block, spec, values, dtype, shared_mem=0):
+        assert family == "optim" and block == loader.BLOCK_THREADS
+        fake = [_FakeDev(v) if code == "p" else v for code, v in zip(spec, values)]
+        packed = loader.pack_args(spec, fake, dtype)        # the real type checks
+        ct = {"T": ctypes.c_float if np.dtype(dtype) == np.float32 else ctypes.c_double,
+              "i": ctypes.c_int, "q": ctypes.c_longlong, "d": ctypes.c_double,
+              "Q": ctypes.c_ulonglong}
+        args = []
+        for code, v in zip(spec, packed):
+            args.append(ctypes.c_void_p(v.array.ctypes.data) if code == "p" else ct[code](v.item()))
+        self.launches.append(name)
+        fn = getattr(self.lib, name.replace("fastopt_", "emu_"))
+        fn(ctypes.c_uint(grid), ctypes.c_uint(self.block), *args)
+
+
+class _FakeDev:
+    def __init__(self, array):
+        self.array = array
+
+        class data:
+            ptr = array.ctypes.data
+        self.data = data
+
+
+@contextlib.contextmanager
+def emulated(monkeypatch, lib, grid_cap=7, block=64):
+    e = Emulated(lib, grid_cap, block)
+    monkeypatch.setattr(loader, "device_table", e.device_table)
+    monkeypatch.setattr(loader, "grid_size", e.grid_size)
+    monkeypatch.setattr(loader, "launch", e.launch)
+    monkeypatch.setattr(loader, "device_of", lambda arrays: contextlib.nullcontext())
+    yield e
+
+
+# (backend function, kwargs as fastopt.optim passes them, state roles)
+CASES = [
+    ("sgd", dict(lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+                 maximize=False, first_step=False), ["bufs"]),
+    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False,
+                 maximize=False, first_step=True), ["bufs"]),
+    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.2, weight_decay=0.01, nesterov=False,
+                 maximize=True, first_step=False), ["bufs"]),
+    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=True,
+                 maximize=False, first_step=False), ["bufs"]),
+    ("rmsprop", dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                     maximize=False), ["square_avgs", None, None]),
+    ("rmsprop", dict(lr=0.01, alpha=0.9, eps=1e-8, weight_decay=0.1, momentum=0.8,
+                     maximize=True), ["square_avgs", "grad_avgs", "bufs"]),
+    ("adam", dict(step=3, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                  decoupled=False, maximize=False), ["exp_avgs", "exp_avg_sqs", None]),
+    ("adam", dict(step=5, lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.1,
+                  decoupled=False, maximize=True), ["exp_avgs", "exp_avg_sqs", "max_sqs"]),
+    ("adam", dict(step=2, lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1,
+                  decoupled=True, maximize=False), ["exp_avgs", "exp_avg_sqs", None]),
+    ("adagrad", dict(step=4, lr=0.1, lr_decay=0.01, eps=1e-10, weight_decay=0.1,
+                     maximize=False), ["state_sums"]),
+]
+IDS = [f"{fn}-{i}" for i, (fn, _, _) in enumerate(CASES)]
+
+
+def make_lists(rng, roles, sizes, dtype, unaligned):
+    """param, grad and state lists; positive states where the maths needs it."""
+    def arr(n, positive=False):
+        v = rng.uniform(0.1, 1.0, n) if positive else rng.standard_normal(n)
+        if unaligned:
+            base = np.empty(n + 1, dtype)
+            a = base[1:]
+            a[...] = v
+            return a
+        return v.astype(dtype)
+    lists = [[arr(n) for n in sizes], [arr(n) for n in sizes]]
+    for r in roles:
+        if r is None:
+            lists.append(None)
+        else:
+            pos = r in ("square_avgs", "exp_avg_sqs", "max_sqs", "state_sums")
+            lists.append([arr(n, pos) for n in sizes])
+    if roles[:2] == ["square_avgs", "grad_avgs"]:
+        for t in range(len(sizes)):   # centered: square_avg >= grad_avg**2
+            lists[3][t][...] *= 0.1
+            lists[2][t][...] = lists[3][t] ** 2 + lists[2][t]
+    if "max_sqs" in roles:
+        for t in range(len(sizes)):
+            lists[4][t][...] = lists[3][t] + 0.05
+    return lists
+
+
+def run(module, fn, lists, kw):
+    args = [None if lst is None else lst for lst in lists]
+    if fn == "sgd":
+        getattr(module, fn)(args[0], args[1], args[2] if kw["momentum"] else None, **kw)
+    elif fn == "rmsprop":
+        getattr(module, fn)(*args[:5], **kw)
+    elif fn == "adam":
+        getattr(module, fn)(*args[:5], **kw)
+    else:
+        getattr(module, fn)(*args[:3], **kw)
+
+
+def copy_lists(lists, dtype=None):
+    return [None if lst is None else [a.astype(dtype or a.dtype, copy=True) for a in lst]
+            for lst in lists]
+
+
+SIZES = [0, 1, 3, 4, 5, 17, 1023, loader.CHUNK_SIZE - 1, loader.CHUNK_SIZE + 5, 70_001]
+
+
+@pytest.mark.skipif("cpp" not in fastopt.available_backends(), reason="C++ extension not built")
+@pytest.mark.parametrize("unaligned", [False, True], ids=["aligned", "unaligned"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_emulated_kernel_equals_cpp_and_reference(case, dtype, unaligned, rng, emu, monkeypatch):
+    from fastopt._cpp import optim as cpp_optim
+    from fastopt._cuda import optim as cuda_optim
+    from fastopt._ref import optim as ref_optim
+    fn, kw, roles = case
+    lists = make_lists(rng, roles, SIZES, dtype, unaligned)
+    cpu = copy_lists(lists)
+    ref = copy_lists(lists, np.float64)
+    run(cpp_optim, fn, cpu, kw)
+    run(ref_optim, fn, ref, kw)
+    with emulated(monkeypatch, emu) as e:
+        run(cuda_optim, fn, lists, kw)
+    assert e.launches == [f"fastopt_{fn}_{loader.suffix(dtype)}"]      # one launch per step
+    for r, (got_l, cpu_l, ref_l) in enumerate(zip(lists, cpu, ref)):
+        if got_l is None:
+            continue
+        for t, (got, want, r64) in enumerate(zip(got_l, cpu_l, ref_l)):
+            np.testing.assert_array_equal(got, want, err_msg=f"role {r} tensor {t} vs cpp")
+            np.testing.assert_allclose(got, r64, **tol(dtype), err_msg=f"role {r} tensor {t}")
+
+
+@pytest.mark.parametrize("grid_cap,block", [(1, 32), (3, 256), (10_000, 128)])
+def test_emulated_result_independent_of_grid_and_block(grid_cap, block, rng, emu, monkeypatch):
+    from fastopt._cuda import optim as cuda_optim
+    fn, kw, roles = CASES[7]   # AMSGrad, maximize, L2: every role
+    lists = make_lists(rng, roles, SIZES, np.float32, False)
+    base = copy_lists(lists)
+    with emulated(monkeypatch, emu, grid_cap=7, block=64):
+        run(cuda_optim, fn, base, kw)
+    with emulated(monkeypatch, emu, grid_cap=grid_cap, block=block):
+        run(cuda_optim, fn, lists, kw)
+    for got_l, want_l in zip(lists, base):
+        if got_l is not None:
+            for got, want in zip(got_l, want_l):
+                np.testing.assert_array_equal(got, want)
