@@ -34,16 +34,21 @@ CXX = shutil.which("g++") or shutil.which("c++")
 pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler to build the host emulation")
 
 
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cuda_host") / "optim_host.so"
+def build_host(name, out_dir):
+    """Compiles tests/cuda_host/<name>_host.cpp (which includes csrc/cuda/<name>.cu)."""
+    out = out_dir / f"{name}_host.so"
     cmd = [CXX, "-std=c++17", "-O1", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared",
            "-include", str(ROOT / "tests/cuda_host/shim.h"), f"-I{ROOT / 'csrc/include'}",
-           f"-I{ROOT / 'csrc/cuda'}", "-x", "c++", str(ROOT / "tests/cuda_host/optim_host.cpp"),
+           f"-I{ROOT / 'csrc/cuda'}", "-x", "c++", str(ROOT / f"tests/cuda_host/{name}_host.cpp"),
            "-o", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     return ctypes.CDLL(str(out))
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory):
+    return build_host("optim", tmp_path_factory.mktemp("cuda_host"))
 
 
 class Emulated:
@@ -67,15 +72,20 @@ class Emulated:
         return max(1, min(n, self.grid_cap))
 
     def launch(self, family, name, grid, block, spec, values, dtype, shared_mem=0):
-        assert family == "optim" and block == loader.BLOCK_THREADS
-        fake = [_FakeDev(v) if code == "p" else v for code, v in zip(spec, values)]
+        assert block == 256
+        fake = [_FakeDev(v) if code == "p" and v is not None else v
+                for code, v in zip(spec, values)]
         packed = loader.pack_args(spec, fake, dtype)        # the real type checks
+        packed = [f if isinstance(f, _FakeDev) else v for f, v in zip(fake, packed)]
         ct = {"T": ctypes.c_float if np.dtype(dtype) == np.float32 else ctypes.c_double,
               "i": ctypes.c_int, "q": ctypes.c_longlong, "d": ctypes.c_double,
               "Q": ctypes.c_ulonglong}
         args = []
         for code, v in zip(spec, packed):
-            args.append(ctypes.c_void_p(v.array.ctypes.data) if code == "p" else ct[code](v.item()))
+            if code == "p":
+                args.append(ctypes.c_void_p(v.array.ctypes.data if isinstance(v, _FakeDev) else 0))
+            else:
+                args.append(ct[code](v.item()))
         self.launches.append(name)
         fn = getattr(self.lib, name.replace("fastopt_", "emu_"))
         fn(ctypes.c_uint(grid), ctypes.c_uint(self.block), *args)
@@ -212,3 +222,46 @@ def test_emulated_result_independent_of_grid_and_block(grid_cap, block, rng, emu
         if got_l is not None:
             for got, want in zip(got_l, want_l):
                 np.testing.assert_array_equal(got, want)
+
+
+# ---------------------------------------------------------------- dropout
+_HAS_DROPOUT = (ROOT / "csrc/include/fastopt/dropout.h").is_file()
+
+
+@pytest.fixture(scope="module")
+def emu_dropout(tmp_path_factory):
+    if not _HAS_DROPOUT:
+        pytest.skip("fastopt/dropout.h is not in this tree yet (dropout branch)")
+    return build_host("dropout", tmp_path_factory.mktemp("cuda_host_dropout"))
+
+
+@pytest.mark.parametrize("unaligned", [False, True], ids=["aligned", "unaligned"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,p,seed", [(0, 0.5, 1), (1, 0.5, 3), (7, 0.1, 2**64 - 1),
+                                      (8, 0.0, 5), (9, 1.0, 5), (1003, 0.3, 2**63 + 11),
+                                      (70_001, 0.5, 1234)])
+def test_emulated_dropout_equals_reference_bit_for_bit(n, p, seed, dtype, unaligned, rng,
+                                                       emu_dropout, monkeypatch):
+    """The CUDA dropout kernels, run on the CPU, give the NumPy reference's
+    mask, outputs and gradients exactly (the same Philox header as the CPU)."""
+    ref = pytest.importorskip("fastopt._ref.dropout")
+    from fastopt._cuda import dropout as cuda_dropout
+
+    def arr(v):
+        if not unaligned:
+            return v.astype(dtype)
+        a = np.empty(v.size + 1, dtype)[1:]
+        a[...] = v
+        return a
+    x, dy = arr(rng.standard_normal(n)), arr(rng.standard_normal(n))
+    y_ref, m_ref = ref.forward(x, p, seed)
+    dx_ref = ref.backward(dy, m_ref, p)
+    monkeypatch.setattr(cuda_dropout, "_empty", lambda shape, dt: np.empty(shape, dt))
+    with emulated(monkeypatch, emu_dropout, grid_cap=5, block=256):
+        y, m = cuda_dropout.forward(x, p, seed)
+        dx = cuda_dropout.backward(dy, m, p)
+        m2 = cuda_dropout.mask(n, p, seed)
+    np.testing.assert_array_equal(m, m_ref)
+    np.testing.assert_array_equal(m2, m_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(dx, dx_ref)

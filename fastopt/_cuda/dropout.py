@@ -19,20 +19,25 @@ KERNELS = {
 }
 
 
+def _empty(shape, dtype):
+    """A new array on the current device (replaced by NumPy in the host emulation test)."""
+    import cupy
+    return cupy.empty(shape, dtype=dtype)
+
+
 def _grid(n):
     return loader.grid_size(-(-((n + 7) // 8) // THREADS))
 
 
 def _aligned(*arrays):
-    return int(all(a.data.ptr % 16 == 0 for a in arrays))
+    return int(all(loader.address(a) % 16 == 0 for a in arrays))
 
 
 def forward(x, p, seed):
-    import cupy
     s = _scalars.dropout(p)
-    with x.device:
-        y = cupy.empty_like(x)
-        mask = cupy.empty((x.size + 7) // 8, dtype=np.uint8)
+    with loader.device_of((x,)):
+        y = _empty(x.shape, x.dtype)
+        mask = _empty((x.size + 7) // 8, np.uint8)
         if x.size:
             loader.launch("dropout", f"fastopt_dropout_forward_{loader.suffix(x.dtype)}",
                           _grid(x.size), THREADS, KERNELS["forward"],
@@ -42,10 +47,9 @@ def forward(x, p, seed):
 
 
 def backward(dy, mask, p):
-    import cupy
     s = _scalars.dropout(p)
-    with dy.device:
-        dx = cupy.empty_like(dy)
+    with loader.device_of((dy,)):
+        dx = _empty(dy.shape, dy.dtype)
         if dy.size:
             loader.launch("dropout", f"fastopt_dropout_backward_{loader.suffix(dy.dtype)}",
                           _grid(dy.size), THREADS, KERNELS["backward"],
@@ -55,8 +59,7 @@ def backward(dy, mask, p):
 
 def mask(n, p, seed):
     """The mask as a cupy array on the current device."""
-    import cupy
-    out = cupy.empty((n + 7) // 8, dtype=np.uint8)
+    out = _empty((n + 7) // 8, np.uint8)
     if n:
         loader.launch("dropout", "fastopt_dropout_mask", _grid(n), THREADS, KERNELS["mask"],
                       (out, n, seed, _scalars.dropout(p).threshold), np.float32)

@@ -377,6 +377,12 @@ def launch(family, name, grid, block, spec, values, dtype, shared_mem=0):
         cupy.cuda.get_current_stream().synchronize()
 
 
+def address(a):
+    """Data pointer of a cupy array (or of a NumPy one, for the host emulation tests)."""
+    data = a.data
+    return data.ptr if hasattr(data, "ptr") else a.ctypes.data
+
+
 def device_of(arrays):
     """The cupy Device the (validated, same-device) arrays live on."""
     return arrays[0].device
