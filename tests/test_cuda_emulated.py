@@ -34,11 +34,11 @@ CXX = shutil.which("g++") or shutil.which("c++")
 pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler to build the host emulation")
 
 
-def build_host(name, out_dir):
+def build_host(name, out_dir, shim="shim.h"):
     """Compiles tests/cuda_host/<name>_host.cpp (which includes csrc/cuda/<name>.cu)."""
     out = out_dir / f"{name}_host.so"
     cmd = [CXX, "-std=c++17", "-O1", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared",
-           "-include", str(ROOT / "tests/cuda_host/shim.h"), f"-I{ROOT / 'csrc/include'}",
+           "-pthread", "-include", str(ROOT / "tests/cuda_host" / shim), f"-I{ROOT / 'csrc/include'}",
            f"-I{ROOT / 'csrc/cuda'}", "-x", "c++", str(ROOT / f"tests/cuda_host/{name}_host.cpp"),
            "-o", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -54,8 +54,8 @@ def emu(tmp_path_factory):
 class Emulated:
     """Stand-ins for the cupy-facing parts of the loader."""
 
-    def __init__(self, lib, grid_cap, block):
-        self.lib, self.grid_cap, self.block = lib, grid_cap, block
+    def __init__(self, lib, grid_cap, block, two_d=False):
+        self.lib, self.grid_cap, self.block, self.two_d = lib, grid_cap, block, two_d
         self.launches = []
         self.keep = []
 
@@ -72,7 +72,7 @@ class Emulated:
         return max(1, min(n, self.grid_cap))
 
     def launch(self, family, name, grid, block, spec, values, dtype, shared_mem=0):
-        assert block == 256
+        assert block == 256 or not self.two_d
         fake = [_FakeDev(v) if code == "p" and v is not None else v
                 for code, v in zip(spec, values)]
         packed = loader.pack_args(spec, fake, dtype)        # the real type checks
@@ -88,7 +88,11 @@ class Emulated:
                 args.append(ct[code](v.item()))
         self.launches.append(name)
         fn = getattr(self.lib, name.replace("fastopt_", "emu_"))
-        fn(ctypes.c_uint(grid), ctypes.c_uint(self.block), *args)
+        if self.two_d:   # cooperative kernels: the real grid, and the block size they assume
+            gx, gy = (tuple(grid) + (1,))[:2] if isinstance(grid, tuple) else (grid, 1)
+            fn(ctypes.c_uint(gx), ctypes.c_uint(gy), ctypes.c_uint(block), *args)
+        else:
+            fn(ctypes.c_uint(grid), ctypes.c_uint(self.block), *args)
 
 
 class _FakeDev:
@@ -101,8 +105,10 @@ class _FakeDev:
 
 
 @contextlib.contextmanager
-def emulated(monkeypatch, lib, grid_cap=7, block=64):
-    e = Emulated(lib, grid_cap, block)
+def emulated(monkeypatch, lib, grid_cap=7, block=64, two_d=False):
+    e = Emulated(lib, grid_cap, block, two_d)
+    monkeypatch.setattr(loader, "empty", lambda shape, dt: np.empty(shape, dt))
+    monkeypatch.setattr(loader, "to_host", lambda a: np.asarray(a))
     monkeypatch.setattr(loader, "device_table", e.device_table)
     monkeypatch.setattr(loader, "grid_size", e.grid_size)
     monkeypatch.setattr(loader, "launch", e.launch)
@@ -256,7 +262,7 @@ def test_emulated_dropout_equals_reference_bit_for_bit(n, p, seed, dtype, unalig
     x, dy = arr(rng.standard_normal(n)), arr(rng.standard_normal(n))
     y_ref, m_ref = ref.forward(x, p, seed)
     dx_ref = ref.backward(dy, m_ref, p)
-    monkeypatch.setattr(cuda_dropout, "_empty", lambda shape, dt: np.empty(shape, dt))
+    monkeypatch.setattr(loader, "empty", lambda shape, dt: np.empty(shape, dt))
     with emulated(monkeypatch, emu_dropout, grid_cap=5, block=256):
         y, m = cuda_dropout.forward(x, p, seed)
         dx = cuda_dropout.backward(dy, m, p)
@@ -265,3 +271,90 @@ def test_emulated_dropout_equals_reference_bit_for_bit(n, p, seed, dtype, unalig
     np.testing.assert_array_equal(m2, m_ref)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(dx, dx_ref)
+
+
+# ----------------------------------------------- batch norm, utils (threads)
+_HAS_BN = (ROOT / "csrc/include/fastopt/batchnorm.h").is_file()
+_HAS_UTILS = (ROOT / "csrc/include/fastopt/utils.h").is_file()
+
+
+@pytest.fixture(scope="module")
+def emu_bn(tmp_path_factory):
+    if not _HAS_BN:
+        pytest.skip("fastopt/batchnorm.h is not in this tree yet (batchnorm branch)")
+    return build_host("batchnorm", tmp_path_factory.mktemp("cuda_host_bn"), "shim_block.h")
+
+
+@pytest.fixture(scope="module")
+def emu_utils(tmp_path_factory):
+    if not _HAS_UTILS:
+        pytest.skip("fastopt/utils.h is not in this tree yet (optimizers branch)")
+    return build_host("utils", tmp_path_factory.mktemp("cuda_host_utils"), "shim_block.h")
+
+
+def _close(dtype, ref):
+    scale = max(float(np.max(np.abs(ref))) if np.size(ref) else 1.0, 1.0)
+    return (dict(rtol=1e-4, atol=1e-5 * scale) if np.dtype(dtype) == np.float32
+            else dict(rtol=1e-9, atol=1e-12 * scale))
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 3), (300, 2), (2, 3, 7, 9), (2, 1, 20_001), (0, 2, 3)],
+                         ids=str)
+def test_emulated_batch_norm_against_reference(shape, dtype, training, rng, emu_bn, monkeypatch):
+    """The CUDA batch norm kernels (Welford + shuffles + shared memory, run
+    with real threads per block) against the float64 NumPy reference, on
+    shapes that take both index walks and several pieces per channel."""
+    ref = pytest.importorskip("fastopt._ref.batchnorm")
+    from fastopt._cuda import batchnorm as cuda_bn
+    if training and shape[0] == 0:
+        pytest.skip("an empty training batch never reaches a backend")
+    monkeypatch.setattr(cuda_bn, "PIECE", 4096)     # several pieces on small data
+    C = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 50).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    gamma, beta = rng.uniform(0.5, 2, C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    rm, rv = rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype)
+    f64 = lambda a: a.astype(np.float64)  # noqa: E731
+    r = dict(y=np.empty(shape), sm=np.empty(C), si=np.empty(C), rm=f64(rm), rv=f64(rv))
+    ref.batch_norm_forward(f64(x), r["y"], f64(gamma), f64(beta), r["rm"], r["rv"], r["sm"],
+                           r["si"], training=training, momentum=0.1, eps=1e-5)
+    g = dict(y=np.empty(shape, dtype), sm=np.empty(C, dtype), si=np.empty(C, dtype), rm=rm, rv=rv)
+    with emulated(monkeypatch, emu_bn, grid_cap=3, two_d=True):
+        cuda_bn.batch_norm_forward(x, g["y"], gamma, beta, g["rm"], g["rv"], g["sm"], g["si"],
+                                   training=training, momentum=0.1, eps=1e-5)
+    for k in r:
+        np.testing.assert_allclose(g[k], r[k], **_close(dtype, r[k]), err_msg=k)
+    rb = dict(dx=np.empty(shape), dg=np.empty(C), db=np.empty(C))
+    ref.batch_norm_backward(f64(dy), f64(x), f64(gamma), f64(g["sm"]), f64(g["si"]), rb["dx"],
+                            rb["dg"], rb["db"], training=training)
+    gb = dict(dx=np.empty(shape, dtype), dg=np.empty(C, dtype), db=np.empty(C, dtype))
+    with emulated(monkeypatch, emu_bn, grid_cap=3, two_d=True):
+        cuda_bn.batch_norm_backward(dy, x, gamma, g["sm"], g["si"], gb["dx"], gb["dg"], gb["db"],
+                                    training=training)
+    for k in rb:
+        np.testing.assert_allclose(gb[k], rb[k], **_close(dtype, rb[k]), err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_emulated_utils_against_reference(dtype, rng, emu_utils, monkeypatch):
+    ref = pytest.importorskip("fastopt._ref.utils")
+    from fastopt._cuda import utils as cuda_utils
+    sizes = [0, 1, 5, 4099, 70_001]
+    avg = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    par = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    r_avg = [a.astype(np.float64) for a in avg]
+    ref.ema(r_avg, [a.astype(np.float64) for a in par], decay=0.9)
+    with emulated(monkeypatch, emu_utils, grid_cap=3, two_d=True):
+        cuda_utils.ema(avg, par, decay=0.9)
+        norms = {q: cuda_utils.grad_norm(par, norm_type=q) for q in (2.0, 1.0, float("inf"), 3.0)}
+        grads = [a.copy() for a in par]
+        cuda_utils.scale(grads, coef=0.25)
+    for got, want in zip(avg, r_avg):
+        np.testing.assert_allclose(got, want, **tol(dtype))
+    for q, got in norms.items():
+        want = ref.grad_norm([a.astype(np.float64) for a in par], norm_type=q)
+        assert got == pytest.approx(want, rel=1e-12), q
+    for got, a in zip(grads, par):
+        np.testing.assert_allclose(got, a.astype(np.float64) * 0.25, **tol(dtype))

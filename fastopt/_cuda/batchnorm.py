@@ -49,15 +49,14 @@ def _grid2(P, C):
 
 def batch_norm_forward(x, y, gamma, beta, running_mean, running_var, save_mean, save_invstd, *,
                        training, momentum, eps):
-    import cupy
     M, C, S, P = geometry(x.shape)
     if C == 0:
         return
     dtype = x.dtype
-    with x.device:
-        consts = cupy.empty(2 * C, dtype=np.float64)
+    with loader.device_of((x,)):
+        consts = loader.empty(2 * C, np.float64)
         if training:
-            part = cupy.empty(3 * C * max(P, 1), dtype=np.float64)
+            part = loader.empty(3 * C * max(P, 1), np.float64)
             if P:
                 _launch("stats", _grid2(P, C), (x, part, M, C, S, PIECE, P), dtype)
         else:
@@ -70,14 +69,13 @@ def batch_norm_forward(x, y, gamma, beta, running_mean, running_var, save_mean, 
 
 
 def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, *, training):
-    import cupy
     M, C, S, P = geometry(x.shape)
     if C == 0:
         return
     dtype = x.dtype
-    with x.device:
-        part = cupy.empty(2 * C * max(P, 1), dtype=np.float64)
-        consts = cupy.empty(4 * C, dtype=np.float64)
+    with loader.device_of((x,)):
+        part = loader.empty(2 * C * max(P, 1), np.float64)
+        consts = loader.empty(4 * C, np.float64)
         if P:
             _launch("backward_sums", _grid2(P, C), (dy, x, save_mean, part, M, C, S, PIECE, P),
                     dtype)

@@ -19,12 +19,6 @@ KERNELS = {
 }
 
 
-def _empty(shape, dtype):
-    """A new array on the current device (replaced by NumPy in the host emulation test)."""
-    import cupy
-    return cupy.empty(shape, dtype=dtype)
-
-
 def _grid(n):
     return loader.grid_size(-(-((n + 7) // 8) // THREADS))
 
@@ -36,8 +30,8 @@ def _aligned(*arrays):
 def forward(x, p, seed):
     s = _scalars.dropout(p)
     with loader.device_of((x,)):
-        y = _empty(x.shape, x.dtype)
-        mask = _empty((x.size + 7) // 8, np.uint8)
+        y = loader.empty(x.shape, x.dtype)
+        mask = loader.empty((x.size + 7) // 8, np.uint8)
         if x.size:
             loader.launch("dropout", f"fastopt_dropout_forward_{loader.suffix(x.dtype)}",
                           _grid(x.size), THREADS, KERNELS["forward"],
@@ -49,7 +43,7 @@ def forward(x, p, seed):
 def backward(dy, mask, p):
     s = _scalars.dropout(p)
     with loader.device_of((dy,)):
-        dx = _empty(dy.shape, dy.dtype)
+        dx = loader.empty(dy.shape, dy.dtype)
         if dy.size:
             loader.launch("dropout", f"fastopt_dropout_backward_{loader.suffix(dy.dtype)}",
                           _grid(dy.size), THREADS, KERNELS["backward"],
@@ -59,7 +53,7 @@ def backward(dy, mask, p):
 
 def mask(n, p, seed):
     """The mask as a cupy array on the current device."""
-    out = _empty((n + 7) // 8, np.uint8)
+    out = loader.empty((n + 7) // 8, np.uint8)
     if n:
         loader.launch("dropout", "fastopt_dropout_mask", _grid(n), THREADS, KERNELS["mask"],
                       (out, n, seed, _scalars.dropout(p).threshold), np.float32)

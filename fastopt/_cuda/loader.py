@@ -377,6 +377,18 @@ def launch(family, name, grid, block, spec, values, dtype, shared_mem=0):
         cupy.cuda.get_current_stream().synchronize()
 
 
+def empty(shape, dtype):
+    """A new uninitialised array on the current device (NumPy in the host emulation tests)."""
+    import cupy
+    return cupy.empty(shape, dtype=dtype)
+
+
+def to_host(a):
+    """A NumPy copy of a device array (waits for the current stream)."""
+    import cupy
+    return cupy.asnumpy(a)
+
+
 def address(a):
     """Data pointer of a cupy array (or of a NumPy one, for the host emulation tests)."""
     data = a.data

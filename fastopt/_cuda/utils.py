@@ -59,7 +59,6 @@ def scale(grads, *, coef):
 
 
 def grad_norm(grads, *, norm_type):
-    import cupy
     if not grads:
         return 0.0
     dtype = grads[0].dtype
@@ -68,8 +67,8 @@ def grad_norm(grads, *, norm_type):
         t = _table([grads, None, None, None, None])
         if t.n_chunks == 0:
             return 0.0
-        partial = cupy.empty(t.n_chunks, dtype=np.float64)
-        out = cupy.empty(2, dtype=np.float64)
+        partial = loader.empty(t.n_chunks, np.float64)
+        out = loader.empty(2, np.float64)
         loader.launch("utils", f"fastopt_norm_partials_{loader.suffix(dtype)}",
                       loader.grid_size(t.n_chunks), loader.BLOCK_THREADS,
                       KERNELS["norm_partials"],
@@ -77,4 +76,4 @@ def grad_norm(grads, *, norm_type):
                        norm_type), dtype)
         loader.launch("utils", "fastopt_norm_finish", 1, loader.BLOCK_THREADS,
                       KERNELS["norm_finish"], (partial, t.n_chunks, out, kind, norm_type), dtype)
-        return float(out[1].get())
+        return float(loader.to_host(out)[1])
