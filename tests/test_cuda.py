@@ -167,6 +167,7 @@ def test_runs_on_the_current_stream_and_captures_in_a_graph(rng):
     host = host_inputs(rng, ["exp_avg", "exp_avg_sq"], 100_003, np.float32)
     dev = to_device(host)
     kw = dict(step=1, lr=1e-3)
+    cupy.cuda.Device().synchronize()   # the uploads above ran on the null stream
     stream = cupy.cuda.Stream(non_blocking=True)
     with stream:
         fastopt.adam_step(**dev, **kw)               # warm-up: compile + table

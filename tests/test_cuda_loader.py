@@ -211,6 +211,11 @@ def test_grid_constants_consistent_with_cuh():
     assert f"kBlockThreads = {loader.BLOCK_THREADS};" in text
     assert f"kRoles = {loader.ROLES};" in text
     assert loader.CHUNK_SIZE % 4 == 0
+    from fastopt._cuda import batchnorm, dropout
+    bn = (ROOT / "csrc" / "cuda" / "batchnorm.cu").read_text()
+    assert f"kBnThreads = {batchnorm.THREADS};" in bn      # kBnWarps assumes this block size
+    do = (ROOT / "csrc" / "cuda" / "dropout.cu").read_text()
+    assert f"kDropoutThreads = {dropout.THREADS};" in do
 
 
 # ------------------------------------------------------------ availability
