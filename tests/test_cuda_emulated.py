@@ -38,7 +38,7 @@ def build_host(name, out_dir, shim="shim.h"):
     """Compiles tests/cuda_host/<name>_host.cpp (which includes csrc/cuda/<name>.cu)."""
     out = out_dir / f"{name}_host.so"
     cmd = [CXX, "-std=c++17", "-O1", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared",
-           "-pthread", "-include", str(ROOT / "tests/cuda_host" / shim), f"-I{ROOT / 'csrc/include'}",
+           "-pthread", "-fvisibility=hidden", "-fvisibility-inlines-hidden", "-include", str(ROOT / "tests/cuda_host" / shim), f"-I{ROOT / 'csrc/include'}",
            f"-I{ROOT / 'csrc/cuda'}", "-x", "c++", str(ROOT / f"tests/cuda_host/{name}_host.cpp"),
            "-o", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -3,7 +3,7 @@
 #include "dropout.cu"
 
 #define FASTOPT_EMU(T, SUFFIX)                                                                   \
-  extern "C" void emu_dropout_forward_##SUFFIX(unsigned grid, unsigned block, const T* x, T* y,  \
+  FASTOPT_EMU_EXPORT void emu_dropout_forward_##SUFFIX(unsigned grid, unsigned block, const T* x, T* y,  \
                                                unsigned char* mask, long long n,                 \
                                                unsigned long long seed,                          \
                                                unsigned long long threshold, T scale, int vec) {  \
@@ -11,7 +11,7 @@
       fastopt_dropout_forward_##SUFFIX(x, y, mask, n, seed, threshold, scale, vec);              \
     });                                                                                          \
   }                                                                                              \
-  extern "C" void emu_dropout_backward_##SUFFIX(unsigned grid, unsigned block, const T* dy,      \
+  FASTOPT_EMU_EXPORT void emu_dropout_backward_##SUFFIX(unsigned grid, unsigned block, const T* dy,      \
                                                 const unsigned char* mask, T* dx, long long n,   \
                                                 T scale, int vec) {                              \
     fastopt_emulate(grid, block,                                                                 \
@@ -21,7 +21,7 @@
 FASTOPT_EMU(float, f32)
 FASTOPT_EMU(double, f64)
 
-extern "C" void emu_dropout_mask(unsigned grid, unsigned block, unsigned char* mask, long long n,
+FASTOPT_EMU_EXPORT void emu_dropout_mask(unsigned grid, unsigned block, unsigned char* mask, long long n,
                                  unsigned long long seed, unsigned long long threshold) {
   fastopt_emulate(grid, block, [&] { fastopt_dropout_mask(mask, n, seed, threshold); });
 }

@@ -5,6 +5,9 @@
 // legal schedule of such a kernel. Force-included with `g++ -include shim.h`.
 #pragma once
 #define __global__
+// Built with -fvisibility=hidden: only the emu_* entry points are exported, so
+// two emulation libraries in one process never share the shim's globals.
+#define FASTOPT_EMU_EXPORT extern "C" __attribute__((visibility("default")))
 #define __device__
 #define __host__
 #define __forceinline__ inline

@@ -14,6 +14,9 @@
 #include <vector>
 
 #define __global__
+// Built with -fvisibility=hidden: only the emu_* entry points are exported, so
+// two emulation libraries in one process never share the shim's globals.
+#define FASTOPT_EMU_EXPORT extern "C" __attribute__((visibility("default")))
 #define __device__
 #define __host__
 #define __forceinline__ inline
