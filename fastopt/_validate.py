@@ -70,6 +70,7 @@ def arrays(*named, dtypes=FLOAT_DTYPES):
     dtype = None
     ref_shapes = None
     on_gpu = None
+    device = None
     for name, value, is_output in named:
         if value is None:
             lists[name] = None
@@ -92,6 +93,13 @@ def arrays(*named, dtypes=FLOAT_DTYPES):
             elif gpu != on_gpu:
                 raise TypeError(f"{label} is a {'GPU' if gpu else 'CPU'} array but "
                                 f"{ref_name} is not: all arrays of a call live on one device")
+            if gpu:
+                dev = a.device.id
+                if device is None:
+                    device = dev
+                elif dev != device:
+                    raise ValueError(f"{label} is on GPU {dev} but {ref_name} is on GPU {device}: "
+                                     f"all arrays of a call live on one device")
             if dtype is None:
                 if a.dtype not in dtypes:
                     raise TypeError(f"{label} has dtype {a.dtype}; fastopt takes "
@@ -102,7 +110,8 @@ def arrays(*named, dtypes=FLOAT_DTYPES):
             if not a.flags.c_contiguous:
                 raise ValueError(f"{label} is not C-contiguous (fastopt updates memory in place "
                                  f"and never copies: pass np.ascontiguousarray(...) yourself)")
-            if is_output and not a.flags.writeable:
+            # cupy arrays have no read-only flag (always writeable)
+            if is_output and not getattr(a.flags, "writeable", True):
                 raise ValueError(f"{label} is read-only but is updated in place")
         if ref_shapes is None:
             ref_shapes = [a.shape for a in members]
