@@ -1,0 +1,249 @@
+"""A drop-in for ``torch.optim``: ``fastopt.torch.SGD / RMSprop / Adam / AdamW / Adagrad``.
+
+Subclasses of ``torch.optim.Optimizer`` with torch's constructor arguments,
+parameter groups, hooks, ``zero_grad`` and ``state_dict`` (state tensors named
+and shaped as torch names them, so a state dict moves between
+``torch.optim.Adam`` and ``fastopt.torch.Adam`` both ways), whose ``step()``
+runs fastopt's fused kernels on the tensors' own memory: CPU tensors are
+passed zero-copy as NumPy views (``.detach().numpy()``); any other tensor
+goes to the public functional API as it is (through DLPack), so CUDA tensors
+reach the ``cuda`` backend once it exists. All parameters of a group that
+share a step count and a device/dtype are updated in one list-form call.
+
+This module imports torch; ``import fastopt`` does not import it.
+
+>>> model = torch.nn.Linear(10, 1)
+>>> opt = fastopt.torch.Adam(model.parameters(), lr=1e-3)
+>>> loss.backward(); opt.step(); opt.zero_grad()
+"""
+from __future__ import annotations
+
+import torch
+
+from fastopt import optim as _f
+from fastopt import optimizers as _np_opt
+from fastopt import _validate as v
+
+__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Adagrad"]
+
+
+def _view(t):
+    """The array the functional API receives: a NumPy view for CPU tensors, else the tensor."""
+    t = t.detach()
+    if t.device.type == "cpu":
+        return t.numpy()
+    return t
+
+
+class _FastoptOptimizer(torch.optim.Optimizer):
+    # Which fastopt.optimizers class states the hyper-parameter checks.
+    _checker: type = None
+    _state_dtype_names: tuple = ()
+
+    def __init__(self, params, defaults, backend):
+        defaults = dict(defaults, backend=v.backend(backend))
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for g in self.param_groups:
+            g.setdefault("backend", "auto")
+            for k, val in self._torch_defaults.items():
+                g.setdefault(k, val)
+
+    _torch_defaults: dict = {}
+
+    def _check(self, g):
+        checker = self._checker.__new__(self._checker)
+        self._checker._check_group(checker, dict(g))
+
+    def _state_names(self, g):
+        return self._checker._state_names(None, g)
+
+    def _init_state(self, g, p):
+        st = {"step": torch.tensor(0.0)} if self._has_step else {}
+        for name in self._state_names(g):
+            st[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return st
+
+    _has_step = True
+
+    def _key(self, st):
+        return int(st["step"].item()) if self._has_step else 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One update of every parameter with a ``.grad``; returns ``closure()``'s loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for g in self.param_groups:
+            self._check(g)
+            buckets = {}
+            names = self._state_names(g)
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                st = self.state[p]
+                fresh = len(st) == 0
+                if fresh:
+                    st.update(self._init_state(g, p))
+                key = (self._bucket(st, fresh), p.device, p.dtype)
+                buckets.setdefault(key, []).append(p)
+            for (key, _, _), ps in buckets.items():
+                states = {n: [_view(self.state[p][n]) for p in ps] for n in names}
+                self._update(g, key, [_view(p) for p in ps], [_view(p.grad) for p in ps], states)
+                if self._has_step:
+                    for p in ps:
+                        self.state[p]["step"] += 1
+        return loss
+
+    def _bucket(self, st, fresh):
+        return int(st["step"].item())
+
+
+class SGD(_FastoptOptimizer):
+    """``torch.optim.SGD`` on fastopt kernels (same arguments; ``momentum_buffer`` state)."""
+
+    _checker = _np_opt.SGD
+    _has_step = False
+    _torch_defaults = dict(nesterov=False, maximize=False, foreach=None, differentiable=False,
+                           fused=None)
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, *, maximize=False, backend="auto"):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize, foreach=None, differentiable=False,
+                        fused=None)
+        _np_opt.SGD._check_group(None, dict(defaults))
+        super().__init__(params, defaults, backend)
+
+    def _init_state(self, g, p):
+        return {}
+
+    def _bucket(self, st, fresh):
+        return 1 if "momentum_buffer" in st else 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for g in self.param_groups:
+            self._check(g)
+            buckets = {}
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                first = g["momentum"] != 0 and "momentum_buffer" not in st
+                if first:
+                    st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                buckets.setdefault((first, p.device, p.dtype), []).append(p)
+            for (first, _, _), ps in buckets.items():
+                bufs = ([_view(self.state[p]["momentum_buffer"]) for p in ps]
+                        if g["momentum"] != 0 else None)
+                _f.sgd_step([_view(p) for p in ps], [_view(p.grad) for p in ps], bufs, lr=g["lr"],
+                            momentum=g["momentum"], dampening=g["dampening"],
+                            weight_decay=g["weight_decay"], nesterov=g["nesterov"],
+                            maximize=g["maximize"], first_step=first, backend=g["backend"])
+        return loss
+
+
+class RMSprop(_FastoptOptimizer):
+    """``torch.optim.RMSprop`` on fastopt kernels (state ``step``, ``square_avg``,
+    ``momentum_buffer``, ``grad_avg`` as torch's)."""
+
+    _checker = _np_opt.RMSprop
+    _torch_defaults = dict(momentum=0, centered=False, foreach=None, maximize=False,
+                           differentiable=False, capturable=False)
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False, *, maximize=False, backend="auto"):
+        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                        centered=centered, maximize=maximize, foreach=None, differentiable=False,
+                        capturable=False)
+        _np_opt.RMSprop._check_group(None, dict(defaults))
+        super().__init__(params, defaults, backend)
+
+    def _update(self, g, key, ps, gs, st):
+        _f.rmsprop_step(ps, gs, st["square_avg"], lr=g["lr"], alpha=g["alpha"], eps=g["eps"],
+                        weight_decay=g["weight_decay"], momentum=g["momentum"],
+                        momentum_buffer=st.get("momentum_buffer"), centered=g["centered"],
+                        grad_avg=st.get("grad_avg"), maximize=g["maximize"], backend=g["backend"])
+
+
+class Adam(_FastoptOptimizer):
+    """``torch.optim.Adam`` on fastopt kernels (state ``step``, ``exp_avg``,
+    ``exp_avg_sq``, ``max_exp_avg_sq`` as torch's)."""
+
+    _checker = _np_opt.Adam
+    _decoupled = False
+    _torch_defaults = dict(amsgrad=False, maximize=False, foreach=None, capturable=False,
+                           differentiable=False, fused=None, decoupled_weight_decay=False)
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, *, maximize=False, backend="auto"):
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        amsgrad=amsgrad, maximize=maximize, foreach=None, capturable=False,
+                        differentiable=False, fused=None,
+                        decoupled_weight_decay=self._decoupled)
+        _np_opt.Adam._check_group(None, dict(defaults))
+        super().__init__(params, defaults, backend)
+
+    def _update(self, g, key, ps, gs, st):
+        beta1, beta2 = g["betas"]
+        _f.adam_step(ps, gs, st["exp_avg"], st["exp_avg_sq"], step=key + 1, lr=g["lr"],
+                     beta1=beta1, beta2=beta2, eps=g["eps"], weight_decay=g["weight_decay"],
+                     decoupled_weight_decay=self._decoupled, amsgrad=g["amsgrad"],
+                     max_exp_avg_sq=st.get("max_exp_avg_sq"), maximize=g["maximize"],
+                     backend=g["backend"])
+
+
+class AdamW(Adam):
+    """``torch.optim.AdamW`` on fastopt kernels (``weight_decay`` default ``1e-2``)."""
+
+    _checker = _np_opt.AdamW
+    _decoupled = True
+    _torch_defaults = dict(Adam._torch_defaults, decoupled_weight_decay=True)
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False, backend="auto"):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, maximize=maximize, backend=backend)
+
+
+class Adagrad(_FastoptOptimizer):
+    """``torch.optim.Adagrad`` on fastopt kernels (state ``step``, ``sum``, created at
+    construction as torch does)."""
+
+    _checker = _np_opt.Adagrad
+    _torch_defaults = dict(foreach=None, maximize=False, differentiable=False, fused=None)
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False, backend="auto"):
+        defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, eps=eps,
+                        maximize=maximize, foreach=None, differentiable=False, fused=None)
+        _np_opt.Adagrad._check_group(None, dict(defaults))
+        super().__init__(params, defaults, backend)
+        for g in self.param_groups:
+            for p in g["params"]:
+                st = self.state[p]
+                st["step"] = torch.tensor(0.0)
+                st["sum"] = torch.full_like(p, g["initial_accumulator_value"],
+                                            memory_format=torch.preserve_format)
+
+    def _init_state(self, g, p):
+        return {"step": torch.tensor(0.0),
+                "sum": torch.full_like(p, g["initial_accumulator_value"],
+                                       memory_format=torch.preserve_format)}
+
+    def _update(self, g, key, ps, gs, st):
+        _f.adagrad_step(ps, gs, st["sum"], step=key + 1, lr=g["lr"], lr_decay=g["lr_decay"],
+                        eps=g["eps"], weight_decay=g["weight_decay"], maximize=g["maximize"],
+                        backend=g["backend"])
