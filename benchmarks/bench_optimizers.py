@@ -18,8 +18,13 @@ Targets: fastopt <= 1.25 x single, fastopt < torch_fused.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
+
+# numba's default "omp" threading layer would put a second OpenMP runtime next to
+# torch's (BENCHMARKING.md, pitfalls): the twin uses numba's workqueue layer.
+os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
 import numpy as np
 import torch
@@ -130,7 +135,9 @@ def main():
         step[0] += 1
     med = {k: statistics.median(v) for k, v in times.items()}
     info = fastopt.info()
-    print(f"# fastopt {fastopt.__version__}, torch {torch.__version__}, cpp {info.get('cpp')}")
+    import numba
+    print(f"# fastopt {fastopt.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"cpp {info.get('cpp')}, numba layer {numba.threading_layer()}, load {os.getloadavg()}")
     print(f"# Adam fp32, 200 tensors ({min(sizes)}..{max(sizes)} elements), total {a.total}; "
           f"{a.rounds} rounds x {a.repeat} calls, round-robin; medians")
     bytes_moved = 28 * a.total

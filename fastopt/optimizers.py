@@ -30,7 +30,7 @@ import tempfile
 
 import numpy as np
 
-from fastopt import _validate as v
+from fastopt import _backends, _validate as v
 from fastopt._arrays import as_array, is_cupy
 from fastopt.optim import adagrad_step, adam_step, rmsprop_step, sgd_step
 
@@ -99,6 +99,7 @@ class Optimizer:
         self._steps = [0] * n                     # per-parameter update counts
         self._step_count = 0                      # completed step() calls (schedules)
         self._plans = [None] * len(self.param_groups)
+        self._owned_cache = None
 
     # -- hooks ---------------------------------------------------------------
     def _check_group(self, g):  # pragma: no cover - abstract
@@ -138,11 +139,16 @@ class Optimizer:
             raise ValueError(f"got {len(grads)} gradients for {len(self._params)} parameters")
         t = self._step_count
         # Everything that can be wrong is checked before the first group updates:
-        # the learning rates (a schedule may return a bad one) and each gradient's
-        # form; the functional step then checks the rest of each call.
+        # the hyper-parameters (a schedule or a user may have changed them), the
+        # learning rates, each gradient's form, and memory overlap of the
+        # gradients with each other and with the parameters and state.
+        for g in self.param_groups:
+            self._check_group(g)
         lrs = [v.at_least("lr", self._lr(g, t)) for g in self.param_groups]
+        arrays = []
         for i, (p, gr) in enumerate(zip(self._params, grads)):
             if gr is None:
+                arrays.append(None)
                 continue
             if type(gr) is not np.ndarray:
                 gr = as_array(gr, f"grads[{i}]")
@@ -150,12 +156,24 @@ class Optimizer:
                 raise ValueError(f"grads[{i}] has shape {gr.shape} but its parameter has shape {p.shape}")
             if gr.dtype != p.dtype:
                 raise TypeError(f"grads[{i}] has dtype {gr.dtype} but its parameter has dtype {p.dtype}")
+            if not gr.flags.c_contiguous:
+                raise ValueError(f"grads[{i}] is not C-contiguous (fastopt never copies: pass "
+                                 f"np.ascontiguousarray(...) yourself)")
+            arrays.append(gr)
+        present = [x for x in arrays if x is not None]
+        if present and not any(is_cupy(x) for x in present):
+            hit = v.first_overlap(self._owned() + present)
+            if hit is not None:
+                raise ValueError("a gradient overlaps in memory with another gradient, a "
+                                 "parameter or optimizer state; every array must be distinct")
         for gi, g in enumerate(self.param_groups):
             lo, hi = self._ranges[gi]
-            gg = grads[lo:hi] if isinstance(grads, list) else list(grads[lo:hi])
+            gg = arrays[lo:hi]
             plan = self._plans[gi]
             if plan is not None and not any(x is None for x in gg):
-                self._update(g, lrs[gi], plan.key, plan.params, gg, plan.states)
+                # Cached, validated lists: straight to the backend's list-form step.
+                mod = _backends.module("optim", _backends.choose(self.backend, False))
+                self._fast_update(mod, g, lrs[gi], plan.key, plan.params, gg, plan.states)
                 steps = self._steps
                 for i in range(lo, hi):
                     steps[i] += 1
@@ -163,6 +181,15 @@ class Optimizer:
             else:
                 self._step_general(gi, g, lrs[gi], gg)
         self._step_count += 1
+
+    def _owned(self):
+        """Every parameter and state array (cached; rebuilt when state changes)."""
+        if self._owned_cache is None:
+            flat = list(self._params)
+            for st in self.state:
+                flat.extend(st.values())
+            self._owned_cache = [a for a in flat if not is_cupy(a)]
+        return self._owned_cache
 
     def _step_general(self, gi, g, lr, gg):
         lo, hi = self._ranges[gi]
@@ -179,6 +206,8 @@ class Optimizer:
             fresh = [i for i in idx if not self.state[i]]
             for i in fresh:
                 self.state[i] = self._init_state(g, self._params[i])
+            if fresh:
+                self._owned_cache = None
             try:
                 self._update(g, lr, key, [self._params[i] for i in idx], [gg[i - lo] for i in idx],
                              {n: [self.state[i][n] for i in idx] for n in names})
@@ -206,6 +235,11 @@ class Optimizer:
             return
         params = self._params[lo:hi]
         states = {n: [self.state[i][n] for i in range(lo, hi)] for n in names}
+        # Validated once here (dtype, contiguity, writeability, overlap), so that
+        # later steps only check the new gradients.
+        checked = v.arrays(("param", params, True), *[(n, states[n], True) for n in names])
+        if checked.on_gpu:
+            return   # GPU arrays always go through the public functional step
         self._plans[gi] = _Plan(keys.pop(), params, states)
 
     def zero_state(self):
@@ -214,6 +248,7 @@ class Optimizer:
         self._steps = [0] * len(self._params)
         self._step_count = 0
         self._plans = [None] * len(self.param_groups)
+        self._owned_cache = None
         self._after_reset()
 
     def _after_reset(self):
@@ -335,6 +370,7 @@ class Optimizer:
             g.clear()
             g.update(ng)
         self.state, self._steps, self._step_count = new_state, new_steps, step_count
+        self._owned_cache = None
         for gi in range(len(self.param_groups)):
             self._replan(gi)
 
@@ -524,6 +560,13 @@ class SGD(Optimizer):
     def _key(self, steps):
         return min(steps, 1)   # only "first momentum step or not" matters
 
+    def _fast_update(self, mod, g, lr, key, params, grads, states):
+        mom = float(g["momentum"])
+        mod.sgd(params, grads, states["momentum_buffer"] if mom != 0.0 else None, lr=lr,
+                momentum=mom, dampening=float(g["dampening"]),
+                weight_decay=float(g["weight_decay"]), nesterov=bool(g["nesterov"]),
+                maximize=bool(g["maximize"]), first_step=key == 0)
+
     def _update(self, g, lr, key, params, grads, states):
         sgd_step(params, grads, states.get("momentum_buffer"), lr=lr, momentum=g["momentum"],
                  dampening=g["dampening"], weight_decay=g["weight_decay"],
@@ -559,6 +602,15 @@ class RMSprop(Optimizer):
             names.append("grad_avg")
         return names
 
+    def _fast_update(self, mod, g, lr, key, params, grads, states):
+        mom = float(g["momentum"])
+        mod.rmsprop(params, grads, states["square_avg"],
+                    states["grad_avg"] if g["centered"] else None,
+                    states["momentum_buffer"] if mom > 0.0 else None, lr=lr,
+                    alpha=float(g["alpha"]), eps=float(g["eps"]),
+                    weight_decay=float(g["weight_decay"]), momentum=mom,
+                    maximize=bool(g["maximize"]))
+
     def _update(self, g, lr, key, params, grads, states):
         rmsprop_step(params, grads, states["square_avg"], lr=lr, alpha=g["alpha"], eps=g["eps"],
                      weight_decay=g["weight_decay"], momentum=g["momentum"],
@@ -591,6 +643,14 @@ class Adam(Optimizer):
 
     def _state_names(self, g):
         return ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"] if g["amsgrad"] else ["exp_avg", "exp_avg_sq"]
+
+    def _fast_update(self, mod, g, lr, key, params, grads, states):
+        beta1, beta2 = g["betas"]
+        mod.adam(params, grads, states["exp_avg"], states["exp_avg_sq"],
+                 states["max_exp_avg_sq"] if g["amsgrad"] else None, step=key + 1, lr=lr,
+                 beta1=float(beta1), beta2=float(beta2), eps=float(g["eps"]),
+                 weight_decay=float(g["weight_decay"]), decoupled=self._decoupled,
+                 maximize=bool(g["maximize"]))
 
     def _update(self, g, lr, key, params, grads, states):
         beta1, beta2 = g["betas"]
@@ -631,6 +691,7 @@ class Adagrad(Optimizer):
             for i in range(lo, hi):
                 self.state[i] = self._init_state(g, self._params[i])
             self._replan(gi)
+        self._owned_cache = None
 
     def _requires_state(self):
         return True
@@ -650,6 +711,11 @@ class Adagrad(Optimizer):
         s = np.zeros_like(p)
         s[...] = g["initial_accumulator_value"]
         return {"sum": s}
+
+    def _fast_update(self, mod, g, lr, key, params, grads, states):
+        mod.adagrad(params, grads, states["sum"], step=key + 1, lr=lr,
+                    lr_decay=float(g["lr_decay"]), eps=float(g["eps"]),
+                    weight_decay=float(g["weight_decay"]), maximize=bool(g["maximize"]))
 
     def _update(self, g, lr, key, params, grads, states):
         adagrad_step(params, grads, states["sum"], step=key + 1, lr=lr, lr_decay=g["lr_decay"],

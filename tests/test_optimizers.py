@@ -93,13 +93,17 @@ def test_defaults_match_torch(name):
 
 
 def test_one_call_per_group_and_per_step_count(monkeypatch, rng):
+    """Every native call is counted, whether it comes through the public
+    functional step (first steps, uneven counts) or the cached fast path."""
+    from fastopt import _backends
+    mod = _backends.module("optim", _backends.choose("auto", False))
     calls = []
-    real = O.adam_step
+    real = mod.adam
 
     def spy(params, *a, **kw):
         calls.append((len(params), kw["step"]))
         return real(params, *a, **kw)
-    monkeypatch.setattr(O, "adam_step", spy)
+    monkeypatch.setattr(mod, "adam", spy)
     ps = [rng.standard_normal(s) for s in [(4,), (3, 3), (7,), (2,)]]
     opt = fastopt.Adam([{"params": ps[:3]}, {"params": ps[3:], "lr": 0.1}])
     gs = [rng.standard_normal(p.shape) for p in ps]
@@ -405,3 +409,40 @@ def test_schedule_survives_state_dict(rng):
     other = fastopt.SGD([ps[0].copy()], lr=sched, momentum=0.9)
     other.load_state_dict(sd)
     assert other.param_groups[0]["lr"] is sched and other.step_count == 7
+
+
+@pytest.mark.parametrize("name,kwargs", CASES, ids=IDS)
+def test_cached_fast_path_equals_functional_path(name, kwargs, monkeypatch, rng):
+    """Steps over cached, validated lists are bit-identical to the public functional step."""
+    p0 = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    seq = [[rng.standard_normal(s).astype(np.float32) for s in SHAPES] for _ in range(8)]
+    a, b = [p.copy() for p in p0], [p.copy() for p in p0]
+    fast = getattr(fastopt, name)(_groups(a, kwargs["lr"]), **kwargs)
+    _train(fast, a, seq)
+    assert all(plan is not None for plan in fast._plans)
+    monkeypatch.setattr(O.Optimizer, "_replan", lambda self, gi: None)
+    slow = getattr(fastopt, name)(_groups(b, kwargs["lr"]), **kwargs)
+    _train(slow, b, seq)
+    assert all(plan is None for plan in slow._plans)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    _assert_state_equal(fast.state_dict(), slow.state_dict())
+
+
+def test_overlapping_or_strided_gradients_raise_before_any_update(rng):
+    ps = [rng.standard_normal(8), rng.standard_normal(8)]
+    opt = fastopt.Adam([{"params": ps[:1]}, {"params": ps[1:]}])
+    opt.step([rng.standard_normal(8), rng.standard_normal(8)])
+    before, sd = [p.copy() for p in ps], opt.state_dict()
+    g = rng.standard_normal(8)
+    with pytest.raises(ValueError, match="overlap"):
+        opt.step([g, g])                                   # the same gradient twice
+    with pytest.raises(ValueError, match="overlap"):
+        opt.step([rng.standard_normal(8), ps[0]])          # a parameter as a gradient
+    with pytest.raises(ValueError, match="overlap"):
+        opt.step([opt.state[1]["exp_avg"], rng.standard_normal(8)])
+    with pytest.raises(ValueError, match="contiguous"):
+        opt.step([rng.standard_normal(16)[::2], rng.standard_normal(8)])
+    for p, b in zip(ps, before):
+        np.testing.assert_array_equal(p, b)
+    _assert_state_equal(opt.state_dict(), sd)
