@@ -13,7 +13,7 @@ the same window:
 
 Targets: fastopt <= 1.25 x single, fastopt < torch_fused.
 
-    PYTHONPATH=. python benchmarks/bench_optimizers.py [--rounds 15] [--repeat 2]
+    PYTHONPATH=. python benchmarks/bench_optimizers.py [--rounds 15] [--repeat 2] [--torch-threads 1]
 """
 from __future__ import annotations
 
@@ -47,7 +47,11 @@ def main():
     ap.add_argument("--total", type=int, default=10_000_000)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--repeat", type=int, default=2, help="calls per sample")
+    ap.add_argument("--torch-threads", type=int, default=0,
+                    help="torch.set_num_threads (0: torch's default)")
     a = ap.parse_args()
+    if a.torch_threads:
+        torch.set_num_threads(a.torch_threads)
     rng = np.random.default_rng(0)
     sizes = sizes_200(a.total, rng)
     f32 = np.float32

@@ -48,7 +48,7 @@ class _Plan:
 
 class Optimizer:
     """Base class. Subclasses define ``_defaults``, ``_check_group``,
-    ``_state_names``, ``_init_state`` and ``_update``."""
+    ``_state_names``, ``_update`` and ``_fast_update`` (and ``_fill_value``, ``_key``)."""
 
     _exports_step = True   # torch keeps a "step" entry in the state (not SGD)
 
@@ -108,8 +108,40 @@ class Optimizer:
     def _state_names(self, g):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _init_state(self, g, p):
-        return {name: np.zeros_like(p) for name in self._state_names(g)}
+    def _fill_value(self, g):
+        """The value state arrays start at (torch: zeros; Adagrad's sum differs)."""
+        return 0.0
+
+    def _init_states(self, g, ps):
+        """Fresh state for the parameters ``ps`` of group ``g``, one dict per parameter.
+
+        On the CPU each state name gets one contiguous slab for all of ``ps``
+        and every parameter a view of it (starting on a 64-byte boundary):
+        large slabs get transparent huge pages from NumPy's allocator, so a
+        step over 200 small tensors streams the state like one big array.
+        """
+        names = self._state_names(g)
+        fill = self._fill_value(g)
+        out = [dict() for _ in ps]
+        if not names or not ps:
+            return out
+        if any(is_cupy(p) for p in ps) or len({p.dtype for p in ps}) != 1:
+            for st, p in zip(out, ps):
+                for n in names:
+                    a = np.zeros_like(p)
+                    if fill:
+                        a[...] = fill
+                    st[n] = a
+            return out
+        offsets, total = [], 0
+        for p in ps:
+            offsets.append(total)
+            total += -(-p.size // 16) * 16
+        for n in names:
+            slab = np.full(total, fill, dtype=ps[0].dtype) if fill else np.zeros(total, ps[0].dtype)
+            for st, p, off in zip(out, ps, offsets):
+                st[n] = slab[off:off + p.size].reshape(p.shape)
+        return out
 
     def _key(self, steps):
         """Parameters with equal keys update together (the step count)."""
@@ -204,8 +236,8 @@ class Optimizer:
         for (key, _), idx in buckets.items():
             # Lazy state: allocated only now, after the bucket is known.
             fresh = [i for i in idx if not self.state[i]]
-            for i in fresh:
-                self.state[i] = self._init_state(g, self._params[i])
+            for i, st in zip(fresh, self._init_states(g, [self._params[i] for i in fresh])):
+                self.state[i] = st
             if fresh:
                 self._owned_cache = None
             try:
@@ -359,13 +391,17 @@ class Optimizer:
                 new_steps[i] = _step_value(entry["step"], f"state[{k}]['step']")
             else:
                 new_steps[i] = 1 if st else 0
-        for i in range(len(self._params)):
-            if not new_state[i] and self._requires_state():
-                g = new_groups[self._group_of(i)]
-                new_state[i] = self._init_state(g, self._params[i])
         step_count = state_dict.get("step_count", max(new_steps, default=0))
         step_count = _step_value(step_count, "step_count")
-        # Everything fits: commit.
+        # Everything fits: copy the values into fresh (slab) state, then commit.
+        for gi, ng in enumerate(new_groups):
+            lo, hi = self._ranges[gi]
+            idx = [i for i in range(lo, hi) if new_state[i] or self._requires_state()]
+            fresh = self._init_states(ng, [self._params[i] for i in idx])
+            for i, st in zip(idx, fresh):
+                for name, arr in new_state[i].items():
+                    st[name][...] = arr
+                new_state[i] = st
         for g, ng in zip(self.param_groups, new_groups):
             g.clear()
             g.update(ng)
@@ -421,7 +457,7 @@ def _step_value(s, label):
 
 
 def _state_array(a, p, label):
-    """A fresh array with ``a``'s values, the layout of parameter ``p``; checks shape and dtype."""
+    """``a`` as an array after checking its shape and dtype against parameter ``p``."""
     if hasattr(a, "detach") and hasattr(a, "cpu"):   # a torch tensor
         a = a.detach().cpu().numpy()
     if not isinstance(a, np.ndarray) and not is_cupy(a):
@@ -430,10 +466,7 @@ def _state_array(a, p, label):
         raise TypeError(f"{label} has dtype {a.dtype} but the parameter has dtype {p.dtype}")
     if a.shape != p.shape:
         raise ValueError(f"{label} has shape {a.shape} but the parameter has shape {p.shape}")
-    if is_cupy(p):
-        import cupy
-        return cupy.array(a, copy=True)
-    return np.array(a, copy=True, order="C")
+    return a   # copied into the optimizer's own state on commit
 
 
 # ----------------------------------------------------------------- .npz files
@@ -688,8 +721,8 @@ class Adagrad(Optimizer):
     def _after_reset(self):
         for gi, g in enumerate(self.param_groups):
             lo, hi = self._ranges[gi]
-            for i in range(lo, hi):
-                self.state[i] = self._init_state(g, self._params[i])
+            for i, st in zip(range(lo, hi), self._init_states(g, self._params[lo:hi])):
+                self.state[i] = st
             self._replan(gi)
         self._owned_cache = None
 
@@ -707,10 +740,8 @@ class Adagrad(Optimizer):
     def _state_names(self, g):
         return ["sum"]
 
-    def _init_state(self, g, p):
-        s = np.zeros_like(p)
-        s[...] = g["initial_accumulator_value"]
-        return {"sum": s}
+    def _fill_value(self, g):
+        return float(g["initial_accumulator_value"])
 
     def _fast_update(self, mod, g, lr, key, params, grads, states):
         mod.adagrad(params, grads, states["sum"], step=key + 1, lr=lr,

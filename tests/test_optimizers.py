@@ -446,3 +446,17 @@ def test_overlapping_or_strided_gradients_raise_before_any_update(rng):
     for p, b in zip(ps, before):
         np.testing.assert_array_equal(p, b)
     _assert_state_equal(opt.state_dict(), sd)
+
+
+def test_state_lives_in_aligned_per_group_slabs(rng):
+    ps = [rng.standard_normal(s).astype(np.float32) for s in [(3,), (5, 7), (1,), (100,)]]
+    opt = fastopt.Adam(ps)
+    opt.step([rng.standard_normal(p.shape).astype(np.float32) for p in ps])
+    for name in ("exp_avg", "exp_avg_sq"):
+        arrays = [st[name] for st in opt.state]
+        bases = {id(a.base) for a in arrays}
+        assert len(bases) == 1                       # one slab per state name
+        for a, p in zip(arrays, ps):
+            assert a.shape == p.shape and a.flags.c_contiguous and a.flags.writeable
+            assert a.__array_interface__["data"][0] % 64 == 0
+    assert fastopt._validate.first_overlap([st[n] for st in opt.state for n in st]) is None
