@@ -137,8 +137,13 @@ class Optimizer:
         for p in ps:
             offsets.append(total)
             total += -(-p.size // 16) * 16
+        dtype = ps[0].dtype
         for n in names:
-            slab = np.full(total, fill, dtype=ps[0].dtype) if fill else np.zeros(total, ps[0].dtype)
+            raw = np.zeros(total + 64 // dtype.itemsize, dtype)
+            shift = (-raw.__array_interface__["data"][0] % 64) // dtype.itemsize
+            slab = raw[shift:shift + total]
+            if fill:
+                slab[...] = fill
             for st, p, off in zip(out, ps, offsets):
                 st[n] = slab[off:off + p.size].reshape(p.shape)
         return out
