@@ -81,6 +81,9 @@ class Optimizer:
                                     f"fastopt takes float32 or float64")
                 if id(a) in seen:
                     raise ValueError("some parameters appear in more than one parameter group")
+                if not a.flags.c_contiguous or not a.flags.writeable:
+                    raise ValueError(f"param_groups[{gi}]['params'][{j}] must be C-contiguous and "
+                                     f"writeable (fastopt updates parameters in place)")
                 seen.add(id(a))
                 arrays.append(a)
             unknown = set(g) - set(self.defaults) - {"params"}
@@ -94,6 +97,11 @@ class Optimizer:
             self._params.extend(arrays)
             self._ranges.append((lo, len(self._params)))
             self.param_groups.append(g)
+        cpu = [a for a in self._params if not is_cupy(a)]
+        hit = v.first_overlap(cpu)
+        if hit is not None:
+            raise ValueError(f"parameters {hit[0]} and {hit[1]} (in parameter order) share memory; "
+                             f"some parameters appear more than once")
         n = len(self._params)
         self.state = [dict() for _ in range(n)]   # index -> {name: array}
         self._steps = [0] * n                     # per-parameter update counts

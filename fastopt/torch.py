@@ -24,7 +24,7 @@ from fastopt import optim as _f
 from fastopt import optimizers as _np_opt
 from fastopt import _validate as v
 
-__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Adagrad"]
+__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "clip_grad_norm_"]
 
 
 def _view(t):
@@ -247,3 +247,21 @@ class Adagrad(_FastoptOptimizer):
         _f.adagrad_step(ps, gs, st["sum"], step=key + 1, lr=g["lr"], lr_decay=g["lr_decay"],
                         eps=g["eps"], weight_decay=g["weight_decay"], maximize=g["maximize"],
                         backend=g["backend"])
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
+                    backend="auto"):
+    """``torch.nn.utils.clip_grad_norm_`` on fastopt kernels: one deterministic reduction
+    over all ``.grad`` tensors and one scaling pass (:func:`fastopt.clip_grad_norm`).
+    Returns the total norm as a 0-d tensor of the gradients' dtype. All gradients
+    must share one dtype and device."""
+    from fastopt.utils import clip_grad_norm
+
+    if isinstance(parameters, torch.Tensor):
+        parameters = [parameters]
+    grads = [p.grad for p in parameters if p.grad is not None]
+    norm = clip_grad_norm([_view(g) for g in grads], max_norm, norm_type,
+                          error_if_nonfinite=error_if_nonfinite, backend=backend)
+    dtype = grads[0].dtype if grads else torch.get_default_dtype()
+    device = grads[0].device if grads else None
+    return torch.tensor(norm, dtype=dtype, device=device)

@@ -175,6 +175,14 @@ def test_constructor_structure_errors():
         fastopt.Adam([{"params": [a], "momentum": 0.9}])
     with pytest.raises(ValueError, match="lr"):
         fastopt.Adam([{"params": [a], "lr": -0.1}])
+    with pytest.raises(ValueError, match="share memory"):
+        fastopt.Adam([a, a[1:]])
+    with pytest.raises(ValueError, match="contiguous"):
+        fastopt.Adam([np.zeros(6)[::2]])
+    ro = np.zeros(3)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        fastopt.Adam([ro])
 
 
 def test_bad_step_changes_nothing(rng):

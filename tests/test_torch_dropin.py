@@ -146,3 +146,16 @@ def test_import_fastopt_does_not_import_torch():
                          cwd=root)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+def test_clip_grad_norm_matches_torch(norm_type):
+    m1, m2 = _mlp(7), _mlp(7)
+    x = torch.randn(64, 20)
+    for m in (m1, m2):
+        (m(x) ** 2).sum().backward()
+    n1 = torch.nn.utils.clip_grad_norm_(m1.parameters(), 0.5, norm_type=norm_type)
+    n2 = ft.clip_grad_norm_(m2.parameters(), 0.5, norm_type=norm_type)
+    assert n2.dtype == n1.dtype and float(n2) == pytest.approx(float(n1), rel=2e-6)
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=4e-6, atol=1e-9)
