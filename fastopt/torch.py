@@ -40,8 +40,16 @@ class _FastoptOptimizer(torch.optim.Optimizer):
     _checker: type = None
     _state_dtype_names: tuple = ()
 
-    def __init__(self, params, defaults, backend):
+    def __init__(self, params, defaults, backend, options=None):
         defaults = dict(defaults, backend=v.backend(backend))
+        for k, val in (options or {}).items():
+            # torch's implementation switches: accepted so torch code runs unchanged;
+            # fastopt always runs its own fused multi-tensor kernel.
+            if k not in defaults or k not in ("foreach", "fused", "capturable", "differentiable"):
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {k!r}")
+            if k in ("capturable", "differentiable") and val:
+                raise ValueError(f"{type(self).__name__}: {k}=True is not supported by fastopt")
+            defaults[k] = val
         super().__init__(params, defaults)
 
     def __setstate__(self, state):
@@ -114,12 +122,12 @@ class SGD(_FastoptOptimizer):
                            fused=None)
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False, backend="auto"):
+                 nesterov=False, *, maximize=False, backend="auto", **options):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=None, differentiable=False,
                         fused=None)
         _np_opt.SGD._check_group(None, dict(defaults))
-        super().__init__(params, defaults, backend)
+        super().__init__(params, defaults, backend, options)
 
     def _init_state(self, g, p):
         return {}
@@ -163,12 +171,12 @@ class RMSprop(_FastoptOptimizer):
                            differentiable=False, capturable=False)
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False, *, maximize=False, backend="auto"):
+                 centered=False, *, maximize=False, backend="auto", **options):
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                         centered=centered, maximize=maximize, foreach=None, differentiable=False,
                         capturable=False)
         _np_opt.RMSprop._check_group(None, dict(defaults))
-        super().__init__(params, defaults, backend)
+        super().__init__(params, defaults, backend, options)
 
     def _update(self, g, key, ps, gs, st):
         _f.rmsprop_step(ps, gs, st["square_avg"], lr=g["lr"], alpha=g["alpha"], eps=g["eps"],
@@ -187,13 +195,13 @@ class Adam(_FastoptOptimizer):
                            differentiable=False, fused=None, decoupled_weight_decay=False)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, maximize=False, backend="auto"):
+                 amsgrad=False, *, maximize=False, backend="auto", **options):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize, foreach=None, capturable=False,
                         differentiable=False, fused=None,
                         decoupled_weight_decay=self._decoupled)
         _np_opt.Adam._check_group(None, dict(defaults))
-        super().__init__(params, defaults, backend)
+        super().__init__(params, defaults, backend, options)
 
     def _update(self, g, key, ps, gs, st):
         beta1, beta2 = g["betas"]
@@ -212,9 +220,9 @@ class AdamW(Adam):
     _torch_defaults = dict(Adam._torch_defaults, decoupled_weight_decay=True)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False, backend="auto"):
+                 amsgrad=False, *, maximize=False, backend="auto", **options):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize, backend=backend)
+                         amsgrad=amsgrad, maximize=maximize, backend=backend, **options)
 
 
 class Adagrad(_FastoptOptimizer):
@@ -225,12 +233,13 @@ class Adagrad(_FastoptOptimizer):
     _torch_defaults = dict(foreach=None, maximize=False, differentiable=False, fused=None)
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False, backend="auto"):
+                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False, backend="auto",
+                 **options):
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, eps=eps,
                         maximize=maximize, foreach=None, differentiable=False, fused=None)
         _np_opt.Adagrad._check_group(None, dict(defaults))
-        super().__init__(params, defaults, backend)
+        super().__init__(params, defaults, backend, options)
         for g in self.param_groups:
             for p in g["params"]:
                 st = self.state[p]

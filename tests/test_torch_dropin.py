@@ -134,6 +134,14 @@ def test_validation_like_torch():
         ft.AdamW(p, betas=(0.9, 1.0))
     with pytest.raises(ValueError, match="Nesterov"):
         ft.SGD(p, nesterov=True)
+    # torch's implementation switches are accepted (and mean nothing here)...
+    ft.Adam(p, fused=True, foreach=False)
+    ft.SGD(p, foreach=True)
+    # ...except those fastopt cannot honour
+    with pytest.raises(ValueError, match="differentiable"):
+        ft.Adam(p, differentiable=True)
+    with pytest.raises(TypeError, match="unexpected"):
+        ft.Adagrad(p, momentum=0.9)
 
 
 def test_import_fastopt_does_not_import_torch():
