@@ -8,6 +8,7 @@ the same window:
   functional  fastopt.adam_step(list of 200 ...) (one list-form call, no class)
   torch_fused torch.optim.Adam(params, fused=True).step() on the same 200 tensors
   torch_raw   torch._fused_adam_ on the 200 tensors (no step() wrapper)
+  dropin      fastopt.torch.Adam(params).step() on 200 torch tensors (the drop-in)
   twin        same-traffic twin of the single call: p += g; m += g; v += g fused
               in one numba prange loop over 10^7 elements (28 B/element)
 
@@ -84,6 +85,17 @@ def main():
         st = topt.state[t]
         st["exp_avg"].copy_(torch.from_numpy(rand(t.numel()) * 0.01))
         st["exp_avg_sq"].copy_(torch.from_numpy(np.abs(rand(t.numel())) * 0.01))
+    # fastopt.torch drop-in
+    import fastopt.torch as ft
+    dp = [torch.from_numpy(rand(n)).requires_grad_() for n in sizes]
+    for t in dp:
+        t.grad = torch.from_numpy(rand(t.numel()) * 0.1)
+    dopt = ft.Adam(dp, lr=1e-4)
+    dopt.step()
+    for t in dp:
+        st = dopt.state[t]
+        st["exp_avg"].copy_(torch.from_numpy(rand(t.numel()) * 0.01))
+        st["exp_avg_sq"].copy_(torch.from_numpy(np.abs(rand(t.numel())) * 0.01))
     # torch raw op
     rp = [torch.from_numpy(rand(n)) for n in sizes]
     rg = [torch.from_numpy(rand(n) * 0.1) for n in sizes]
@@ -122,11 +134,14 @@ def main():
         torch._fused_adam_(rp, rg, rm, rv, [], rsteps, lr=1e-4, beta1=0.9, beta2=0.999,
                            weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
 
+    def v_dropin():
+        dopt.step()
+
     def v_twin():
         twin(*tw)
 
     variants = {"single": v_single, "fastopt": v_fastopt, "functional": v_functional,
-                "torch_fused": v_torch_fused, "torch_raw": v_torch_raw, "twin": v_twin}
+                "torch_fused": v_torch_fused, "torch_raw": v_torch_raw, "dropin": v_dropin, "twin": v_twin}
     times = {k: [] for k in variants}
     for f in variants.values():   # warm-up
         f()

@@ -51,9 +51,11 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 raise ValueError(f"{type(self).__name__}: {k}=True is not supported by fastopt")
             defaults[k] = val
         super().__init__(params, defaults)
+        self._fo_cache = {}
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        self._fo_cache = {}   # load_state_dict comes through here: new state, new views
         for g in self.param_groups:
             g.setdefault("backend", "auto")
             for k, val in self._torch_defaults.items():
@@ -86,13 +88,25 @@ class _FastoptOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for g in self.param_groups:
+        for gi, g in enumerate(self.param_groups):
             self._check(g)
-            buckets = {}
             names = self._state_names(g)
-            for p in g["params"]:
-                if p.grad is None:
-                    continue
+            with_grad = [p for p in g["params"] if p.grad is not None]
+            # identity and memory of the parameters (p.data may have been replaced)
+            ids = tuple(map(id, with_grad)) + tuple(p.data_ptr() for p in with_grad)
+            c = self._fo_cache.get(gi)
+            if (c is not None and c["ids"] == ids and c["names"] == names
+                    and not any(p.grad.is_sparse for p in with_grad)):
+                # The same parameters step together again: cached views of the
+                # parameters and state, fresh views of the (possibly new) grads.
+                self._update(g, c["key"], c["params"], [_view(p.grad) for p in with_grad],
+                             c["states"])
+                torch._foreach_add_(c["steps"], 1.0)
+                c["key"] += 1
+                continue
+            self._fo_cache.pop(gi, None)
+            buckets = {}
+            for p in with_grad:
                 if p.grad.is_sparse:
                     raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
                 st = self.state[p]
@@ -103,10 +117,13 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 buckets.setdefault(key, []).append(p)
             for (key, _, _), ps in buckets.items():
                 states = {n: [_view(self.state[p][n]) for p in ps] for n in names}
-                self._update(g, key, [_view(p) for p in ps], [_view(p.grad) for p in ps], states)
-                if self._has_step:
-                    for p in ps:
-                        self.state[p]["step"] += 1
+                params = [_view(p) for p in ps]
+                self._update(g, key, params, [_view(p.grad) for p in ps], states)
+                steps = [self.state[p]["step"] for p in ps]
+                torch._foreach_add_(steps, 1.0)
+                if len(buckets) == 1 and ps:
+                    self._fo_cache[gi] = dict(ids=ids, names=names, key=key + 1, params=params,
+                                              states=states, steps=steps)
         return loss
 
     def _bucket(self, st, fresh):

@@ -167,3 +167,32 @@ def test_clip_grad_norm_matches_torch(norm_type):
     assert n2.dtype == n1.dtype and float(n2) == pytest.approx(float(n1), rel=2e-6)
     for a, b in zip(m1.parameters(), m2.parameters()):
         np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=4e-6, atol=1e-9)
+
+
+def test_cached_views_follow_replaced_data_and_loaded_state():
+    """The drop-in caches views between steps; replacing p.data or loading a state
+    dict must not leave it writing to stale memory."""
+    ref = [torch.nn.Parameter(torch.randn(6)), torch.nn.Parameter(torch.randn(3))]
+    ours = [torch.nn.Parameter(t.detach().clone()) for t in ref]
+    o1, o2 = torch.optim.Adam(ref, lr=0.1), ft.Adam(ours, lr=0.1)
+
+    def step(grads):
+        for ps, o in ((ref, o1), (ours, o2)):
+            for p, g in zip(ps, grads):
+                p.grad = None if g is None else g.clone()
+            o.step()
+    gen = torch.Generator().manual_seed(0)
+    for k in range(4):
+        step([torch.randn(6, generator=gen), torch.randn(3, generator=gen)])
+    new = torch.randn(6, generator=gen)
+    ref[0].data = new.clone()
+    ours[0].data = new.clone()
+    step([torch.randn(6, generator=gen), torch.randn(3, generator=gen)])
+    step([torch.randn(6, generator=gen), None])
+    o2.load_state_dict(copy.deepcopy(o1.state_dict()))
+    for k in range(3):
+        step([torch.randn(6, generator=gen), torch.randn(3, generator=gen)])
+    for a, b in zip(ref, ours):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    assert float(o2.state[ours[0]]["step"]) == float(o1.state[ref[0]]["step"]) == 9
+    assert float(o2.state[ours[1]]["step"]) == 8
