@@ -141,19 +141,10 @@ class Optimizer:
                         a[...] = fill
                     st[n] = a
             return out
-        offsets, total = [], 0
-        for p in ps:
-            offsets.append(total)
-            total += -(-p.size // 16) * 16
-        dtype = ps[0].dtype
-        for n in names:
-            raw = np.zeros(total + 64 // dtype.itemsize, dtype)
-            shift = (-raw.__array_interface__["data"][0] % 64) // dtype.itemsize
-            slab = raw[shift:shift + total]
-            if fill:
-                slab[...] = fill
-            for st, p, off in zip(out, ps, offsets):
-                st[n] = slab[off:off + p.size].reshape(p.shape)
+        slabs = slab_views(ps, names, fill)
+        for j, st in enumerate(out):
+            for n in names:
+                st[n] = slabs[n][j]
         return out
 
     def _key(self, steps):
@@ -444,6 +435,28 @@ class Optimizer:
                     lines.append(f"    {k}: {g[k]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+def slab_views(ps, names, fill=0.0):
+    """For each state name, one zeroed (or ``fill``-ed) CPU slab holding a C-contiguous
+    view per array of ``ps`` (their shapes and common dtype), each starting on a
+    64-byte boundary: ``{name: [view, ...]}``. NumPy advises huge pages for
+    large allocations, so the views stream like one big array."""
+    dtype = np.dtype(ps[0].dtype)
+    offsets, total = [], 0
+    for p in ps:
+        offsets.append(total)
+        total += -(-int(np.prod(p.shape, dtype=np.int64)) // 16) * 16
+    out = {}
+    for n in names:
+        raw = np.zeros(total + 64 // dtype.itemsize, dtype)
+        shift = (-raw.__array_interface__["data"][0] % 64) // dtype.itemsize
+        slab = raw[shift:shift + total]
+        if fill:
+            slab[...] = fill
+        out[n] = [slab[off:off + int(np.prod(p.shape, dtype=np.int64))].reshape(tuple(p.shape))
+                  for p, off in zip(ps, offsets)]
+    return out
 
 
 def _plain_key(k):

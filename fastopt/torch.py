@@ -78,6 +78,31 @@ class _FastoptOptimizer(torch.optim.Optimizer):
 
     _has_step = True
 
+    def _fill(self, g):
+        return 0.0
+
+    def _create_state(self, g, ps):
+        """torch's initial state for the parameters ``ps``. Contiguous CPU parameters
+        of one dtype get their state tensors as views of one aligned slab per state
+        name (NumPy memory, huge pages when large): a step over many small tensors
+        then streams its state like one big array."""
+        if not ps:
+            return
+        names = self._state_names(g)
+        slabbed = (names and all(p.device.type == "cpu" and p.is_contiguous() for p in ps)
+                   and len({p.dtype for p in ps}) == 1
+                   and ps[0].dtype in (torch.float32, torch.float64))
+        if not slabbed:
+            for p in ps:
+                self.state[p].update(self._init_state(g, p))
+            return
+        views = _np_opt.slab_views([p.detach().numpy() for p in ps], names, self._fill(g))
+        for j, p in enumerate(ps):
+            st = {"step": torch.tensor(0.0)}
+            for n in names:
+                st[n] = torch.from_numpy(views[n][j])
+            self.state[p].update(st)
+
     def _key(self, st):
         return int(st["step"].item()) if self._has_step else 0
 
@@ -109,11 +134,10 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             for p in with_grad:
                 if p.grad.is_sparse:
                     raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            self._create_state(g, [p for p in with_grad if len(self.state[p]) == 0])
+            for p in with_grad:
                 st = self.state[p]
-                fresh = len(st) == 0
-                if fresh:
-                    st.update(self._init_state(g, p))
-                key = (self._bucket(st, fresh), p.device, p.dtype)
+                key = (self._bucket(st, False), p.device, p.dtype)
                 buckets.setdefault(key, []).append(p)
             for (key, _, _), ps in buckets.items():
                 states = {n: [_view(self.state[p][n]) for p in ps] for n in names}
@@ -257,12 +281,11 @@ class Adagrad(_FastoptOptimizer):
                         maximize=maximize, foreach=None, differentiable=False, fused=None)
         _np_opt.Adagrad._check_group(None, dict(defaults))
         super().__init__(params, defaults, backend, options)
-        for g in self.param_groups:
-            for p in g["params"]:
-                st = self.state[p]
-                st["step"] = torch.tensor(0.0)
-                st["sum"] = torch.full_like(p, g["initial_accumulator_value"],
-                                            memory_format=torch.preserve_format)
+        for g in self.param_groups:   # torch creates Adagrad's state at construction
+            self._create_state(g, list(g["params"]))
+
+    def _fill(self, g):
+        return float(g["initial_accumulator_value"])
 
     def _init_state(self, g, p):
         return {"step": torch.tensor(0.0),
