@@ -182,12 +182,16 @@ class Optimizer:
             self._check_group(g)
         lrs = [v.at_least("lr", self._lr(g, t)) for g in self.param_groups]
         arrays = []
+        missing = 0
+        gpu = False
         for i, (p, gr) in enumerate(zip(self._params, grads)):
             if gr is None:
                 arrays.append(None)
+                missing += 1
                 continue
             if type(gr) is not np.ndarray:
                 gr = as_array(gr, f"grads[{i}]")
+                gpu = gpu or is_cupy(gr)
             if gr.shape != p.shape:
                 raise ValueError(f"grads[{i}] has shape {gr.shape} but its parameter has shape {p.shape}")
             if gr.dtype != p.dtype:
@@ -196,8 +200,8 @@ class Optimizer:
                 raise ValueError(f"grads[{i}] is not C-contiguous (fastopt never copies: pass "
                                  f"np.ascontiguousarray(...) yourself)")
             arrays.append(gr)
-        present = [x for x in arrays if x is not None]
-        if present and not any(is_cupy(x) for x in present):
+        present = [x for x in arrays if x is not None] if missing else arrays
+        if present and not gpu:
             hit = v.first_overlap(self._owned() + present)
             if hit is not None:
                 raise ValueError("a gradient overlaps in memory with another gradient, a "
@@ -206,7 +210,7 @@ class Optimizer:
             lo, hi = self._ranges[gi]
             gg = arrays[lo:hi]
             plan = self._plans[gi]
-            if plan is not None and not any(x is None for x in gg):
+            if plan is not None and (not missing or not any(x is None for x in gg)):
                 # Cached, validated lists: straight to the backend's list-form step.
                 mod = _backends.module("optim", _backends.choose(self.backend, False))
                 self._fast_update(mod, g, lrs[gi], plan.key, plan.params, gg, plan.states)
