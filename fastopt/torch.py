@@ -18,8 +18,10 @@ This module imports torch; ``import fastopt`` does not import it.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from fastopt import _backends
 from fastopt import optim as _f
 from fastopt import optimizers as _np_opt
 from fastopt import _validate as v
@@ -124,8 +126,14 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                     and not any(p.grad.is_sparse for p in with_grad)):
                 # The same parameters step together again: cached views of the
                 # parameters and state, fresh views of the (possibly new) grads.
-                self._update(g, c["key"], c["params"], [_view(p.grad) for p in with_grad],
-                             c["states"])
+                grads = [_view(p.grad) for p in with_grad]
+                if c["cpu"] and self._plainly_valid(c, grads):
+                    # validated once when cached: only the new gradients are checked
+                    mod = _backends.module("optim", _backends.choose(g["backend"], False))
+                    self._checker._fast_update(self, mod, g, float(g["lr"]), c["key"],
+                                               c["params"], grads, c["states"])
+                else:   # the public functional step (GPU tensors; or it names the error)
+                    self._update(g, c["key"], c["params"], grads, c["states"])
                 torch._foreach_add_(c["steps"], 1.0)
                 c["key"] += 1
                 continue
@@ -147,11 +155,34 @@ class _FastoptOptimizer(torch.optim.Optimizer):
                 torch._foreach_add_(steps, 1.0)
                 if len(buckets) == 1 and ps:
                     self._fo_cache[gi] = dict(ids=ids, names=names, key=key + 1, params=params,
-                                              states=states, steps=steps)
+                                              states=states, steps=steps,
+                                              **self._cpu_plan(params, states, names))
         return loss
 
     def _bucket(self, st, fresh):
         return int(st["step"].item())
+
+    @staticmethod
+    def _cpu_plan(params, states, names):
+        """Validates cached CPU views once (dtype, contiguity, writeability, overlap)."""
+        if not all(isinstance(a, np.ndarray) for a in params):
+            return {"cpu": False}
+        try:
+            v.arrays(("param", params, True), *[(n, states[n], True) for n in names])
+        except (TypeError, ValueError):
+            return {"cpu": False}   # the functional step will name the problem
+        owned = list(params)
+        for n in names:
+            owned.extend(states[n])
+        return {"cpu": True, "owned": owned}
+
+    @staticmethod
+    def _plainly_valid(c, grads):
+        for gr, p in zip(grads, c["params"]):
+            if (type(gr) is not np.ndarray or gr.shape != p.shape or gr.dtype != p.dtype
+                    or not gr.flags.c_contiguous):
+                return False
+        return v.first_overlap(c["owned"] + grads) is None
 
 
 class SGD(_FastoptOptimizer):

@@ -196,3 +196,33 @@ def test_cached_views_follow_replaced_data_and_loaded_state():
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
     assert float(o2.state[ours[0]]["step"]) == float(o1.state[ref[0]]["step"]) == 9
     assert float(o2.state[ours[1]]["step"]) == 8
+
+
+def test_cpu_fast_path_skips_revalidation_and_falls_back_on_odd_grads(monkeypatch):
+    import fastopt.optim
+
+    ps = [torch.nn.Parameter(torch.randn(6)), torch.nn.Parameter(torch.randn(4))]
+    opt = ft.Adam(ps, lr=0.1)
+    for _ in range(2):
+        for p in ps:
+            p.grad = torch.randn_like(p)
+        opt.step()
+    assert opt._fo_cache[0]["cpu"]
+
+    def no_functional(*a, **k):
+        raise AssertionError("the cached CPU path must not revalidate through adam_step")
+    monkeypatch.setattr(fastopt.optim, "adam_step", no_functional)
+    monkeypatch.setattr(ft._f, "adam_step", no_functional)
+    before = [p.detach().clone() for p in ps]
+    opt.step()
+    assert not torch.equal(ps[0].detach(), before[0])
+    assert float(opt.state[ps[0]]["step"]) == 3
+    monkeypatch.undo()
+    # a strided gradient: the public functional step names the problem, nothing changes
+    ps[0].grad = torch.randn(12)[::2]
+    before = [p.detach().clone() for p in ps]
+    with pytest.raises(ValueError, match="contiguous"):
+        opt.step()
+    for p, b in zip(ps, before):
+        assert torch.equal(p.detach(), b)
+    assert float(opt.state[ps[0]]["step"]) == 3
