@@ -40,7 +40,6 @@ def _view(t):
 class _FastoptOptimizer(torch.optim.Optimizer):
     # Which fastopt.optimizers class states the hyper-parameter checks.
     _checker: type = None
-    _state_dtype_names: tuple = ()
 
     def __init__(self, params, defaults, backend, options=None):
         defaults = dict(defaults, backend=v.backend(backend))
@@ -66,8 +65,8 @@ class _FastoptOptimizer(torch.optim.Optimizer):
     _torch_defaults: dict = {}
 
     def _check(self, g):
-        checker = self._checker.__new__(self._checker)
-        self._checker._check_group(checker, dict(g))
+        # fastopt.optimizers' checks (they use no instance state): torch's rules and messages
+        self._checker._check_group(None, dict(g))
 
     def _state_names(self, g):
         return self._checker._state_names(None, g)
@@ -104,9 +103,6 @@ class _FastoptOptimizer(torch.optim.Optimizer):
             for n in names:
                 st[n] = torch.from_numpy(views[n][j])
             self.state[p].update(st)
-
-    def _key(self, st):
-        return int(st["step"].item()) if self._has_step else 0
 
     @torch.no_grad()
     def step(self, closure=None):
