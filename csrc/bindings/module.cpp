@@ -11,6 +11,7 @@ void register_optim(py::module_& m);
 void register_dropout(py::module_& m);
 void register_validate(py::module_& m);
 void register_bench(py::module_& m);
+void register_utils(py::module_& m);
 }  // namespace fastopt
 
 PYBIND11_MODULE(_core, m) {
@@ -19,6 +20,7 @@ PYBIND11_MODULE(_core, m) {
   fastopt::register_optim(m);
   fastopt::register_bench(m);
   fastopt::register_dropout(m);
+  fastopt::register_utils(m);
 
   m.def("build_info", [] {
     py::dict d;
