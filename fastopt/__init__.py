@@ -8,10 +8,14 @@ contract and README.md for examples. ``import fastopt`` never imports torch.
 """
 from fastopt._backends import available_backends
 from fastopt._info import info
+from fastopt.batchnorm import batch_norm_backward, batch_norm_forward
+from fastopt.gradcheck import GradcheckResult, gradcheck, numerical_gradient
 from fastopt.optim import adagrad_step, adam_step, rmsprop_step, sgd_step
 
 __version__ = "0.1.0"
 
 __all__ = [
     "available_backends", "info", "sgd_step", "rmsprop_step", "adam_step", "adagrad_step",
+    "batch_norm_forward", "batch_norm_backward", "gradcheck", "numerical_gradient",
+    "GradcheckResult",
 ]

@@ -177,3 +177,75 @@ def backend(value):
     if not isinstance(value, str):
         raise TypeError(f"backend must be a str, got {type(value).__name__}")
     return value
+
+
+def positive(name, value):
+    """value > 0 (e.g. batch norm's eps)."""
+    value = real(name, value)
+    if not value > 0.0:
+        raise ValueError(f"Invalid {name} value: {value} (must be > 0)")
+    return value
+
+
+def shaped_arrays(*named, dtypes=FLOAT_DTYPES):
+    """Checks the arrays of a call whose arrays have different shapes.
+
+    ``named`` holds ``(name, value, is_output, shape)`` tuples: ``shape`` is the
+    exact shape required, or None for any. ``None`` values are absent
+    optional arrays. All arrays share one dtype (the first one's) and one
+    device, are C-contiguous, outputs are writeable, and no two overlap.
+    Returns a :class:`Checked` whose entries are single arrays (or None).
+    """
+    arrays_, labels = {}, []
+    dtype = on_gpu = None
+    first = named[0][0]
+    for name, value, is_output, shape in named:
+        if value is None:
+            arrays_[name] = None
+            continue
+        a = as_array(value, name)
+        gpu = is_cupy(a)
+        if on_gpu is None:
+            on_gpu = gpu
+        elif gpu != on_gpu:
+            raise TypeError(f"{name} is a {'GPU' if gpu else 'CPU'} array but {first} is not: "
+                            f"all arrays of a call live on one device")
+        if dtype is None:
+            if a.dtype not in dtypes:
+                raise TypeError(f"{name} has dtype {a.dtype}; fastopt takes "
+                                f"{' or '.join(str(d) for d in dtypes)}")
+            dtype = a.dtype
+        elif a.dtype != dtype:
+            raise TypeError(f"{name} has dtype {a.dtype} but {first} has dtype {dtype}")
+        if shape is not None and tuple(a.shape) != tuple(shape):
+            raise ValueError(f"{name} has shape {tuple(a.shape)} but must have shape {tuple(shape)}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name} is not C-contiguous (fastopt updates memory in place "
+                             f"and never copies: pass np.ascontiguousarray(...) yourself)")
+        if is_output and not a.flags.writeable:
+            raise ValueError(f"{name} is read-only but is updated in place")
+        arrays_[name] = a
+        labels.append(name)
+    flat = [arrays_[n] for n in labels]
+    hit = first_overlap(flat)
+    if hit is not None:
+        i, j = hit
+        raise ValueError(f"{labels[i]} and {labels[j]} overlap in memory; every array of a "
+                         f"call must be distinct")
+    return Checked(arrays_, False, bool(on_gpu), dtype)
+
+
+def empty_like(ref, shape=None):
+    """A new uninitialised C-contiguous array on ``ref``'s device with its dtype
+    (``shape`` defaults to ``ref``'s): the outputs a function allocates."""
+    shape = ref.shape if shape is None else shape
+    if is_cupy(ref):
+        import cupy
+        return cupy.empty(shape, dtype=ref.dtype)
+    return np.empty(shape, dtype=ref.dtype)
+
+
+def zeros_like(ref, shape=None):
+    out = empty_like(ref, shape)
+    out[...] = 0
+    return out
