@@ -30,6 +30,7 @@ namespace {
 using std::size_t;
 
 constexpr size_t kLanes = 32;             // independent accumulators of a block reduction
+constexpr size_t kFlush = 4;              // element-type steps (rows, lane sets) per flush to double
 constexpr size_t kPlaneBlock = 16384;     // elements per block of a plane
 constexpr size_t kPlaneMinS = 256;        // shorter planes use the row layout
 constexpr size_t kTileCols = 4096;        // columns per tile (row layout)
@@ -47,50 +48,82 @@ FASTOPT_LOOP double lane_sum(const double* a) {
 }
 
 // ------------------------------------------------------------ plane blocks
+// Block statistics by the corrected two-pass algorithm (Chan, Golub & LeVeque
+// 1983): pass A gives an approximate mean a; pass B sums d = x - a and d*d,
+// and mean = a + sum(d)/n, M2 = sum(d*d) - sum(d)^2/n. Pass B's correction
+// makes the result as good as an exact-mean two-pass even though a is only
+// approximate, so both passes can run in the element type (twice the SIMD
+// width of double) over short runs that are flushed into double accumulators
+// every kFlush vector steps. The block is cache-resident during pass B.
 template <typename T>
 FASTOPT_LOOP void block_moments(const T* __restrict x, size_t len, double* mean, double* m2) {
-  double acc[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= len; i += kLanes)
-    for (size_t l = 0; l < kLanes; ++l) acc[l] += double(x[i + l]);
-  for (size_t l = 0; i < len; ++i, ++l) acc[l] += double(x[i]);
-  const double mu = lane_sum(acc) / double(len);
-  double sq[kLanes] = {};
-  i = 0;
-  for (; i + kLanes <= len; i += kLanes)
-    for (size_t l = 0; l < kLanes; ++l) {
-      const double d = double(x[i + l]) - mu;
-      sq[l] += d * d;
-    }
-  for (size_t l = 0; i < len; ++i, ++l) {
-    const double d = double(x[i]) - mu;
-    sq[l] += d * d;
+  const size_t body = len - len % kLanes;
+  // pass A: approximate mean
+  double a64[kLanes] = {};
+  for (size_t i0 = 0; i0 < body; i0 += kLanes * kFlush) {
+    T acc[kLanes] = {};
+    const size_t i1 = std::min(body, i0 + kLanes * kFlush);
+    for (size_t i = i0; i < i1; i += kLanes)
+      for (size_t l = 0; l < kLanes; ++l) acc[l] += x[i + l];
+    for (size_t l = 0; l < kLanes; ++l) a64[l] += double(acc[l]);
   }
-  *mean = mu;
-  *m2 = lane_sum(sq);
+  for (size_t i = body, l = 0; i < len; ++i, ++l) a64[l] += double(x[i]);
+  const T a = T(lane_sum(a64) / double(len));
+  // pass B: sums of d = x - a and d*d
+  double s64[kLanes] = {}, q64[kLanes] = {};
+  for (size_t i0 = 0; i0 < body; i0 += kLanes * kFlush) {
+    T s[kLanes] = {}, q[kLanes] = {};
+    const size_t i1 = std::min(body, i0 + kLanes * kFlush);
+    for (size_t i = i0; i < i1; i += kLanes)
+      for (size_t l = 0; l < kLanes; ++l) {
+        const T d = x[i + l] - a;
+        s[l] += d;
+        q[l] += d * d;
+      }
+    for (size_t l = 0; l < kLanes; ++l) {
+      s64[l] += double(s[l]);
+      q64[l] += double(q[l]);
+    }
+  }
+  for (size_t i = body, l = 0; i < len; ++i, ++l) {
+    const double d = double(x[i] - a);
+    s64[l] += d;
+    q64[l] += d * d;
+  }
+  const double n = double(len), sd = lane_sum(s64);
+  *mean = double(a) + sd / n;
+  *m2 = lane_sum(q64) - sd * sd / n;
 }
 
-// sum(dy) and sum(dy * (x - mean)); EVAL also writes dx = k * dy in the same pass.
+// sum(dy) and sum(dy * (x - mean)), element-type runs flushed to double;
+// EVAL also writes dx = k * dy in the same pass.
 template <bool EVAL, typename T>
 FASTOPT_LOOP void block_sums(const T* __restrict dy, const T* __restrict x, T* __restrict dx,
-                             size_t len, double mean, T k, double* s_dy, double* s_dyxmu) {
-  double a[kLanes] = {}, b[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= len; i += kLanes)
+                             size_t len, T mean, T k, double* s_dy, double* s_dyxmu) {
+  const size_t body = len - len % kLanes;
+  double a64[kLanes] = {}, b64[kLanes] = {};
+  for (size_t i0 = 0; i0 < body; i0 += kLanes * kFlush) {
+    T a[kLanes] = {}, b[kLanes] = {};
+    const size_t i1 = std::min(body, i0 + kLanes * kFlush);
+    for (size_t i = i0; i < i1; i += kLanes)
+      for (size_t l = 0; l < kLanes; ++l) {
+        const T g = dy[i + l];
+        a[l] += g;
+        b[l] += g * (x[i + l] - mean);
+        if (EVAL) dx[i + l] = bn_backward_eval_element(g, k);
+      }
     for (size_t l = 0; l < kLanes; ++l) {
-      const double g = double(dy[i + l]);
-      a[l] += g;
-      b[l] += g * (double(x[i + l]) - mean);
-      if (EVAL) dx[i + l] = bn_backward_eval_element(dy[i + l], k);
+      a64[l] += double(a[l]);
+      b64[l] += double(b[l]);
     }
-  for (size_t l = 0; i < len; ++i, ++l) {
-    const double g = double(dy[i]);
-    a[l] += g;
-    b[l] += g * (double(x[i]) - mean);
+  }
+  for (size_t i = body, l = 0; i < len; ++i, ++l) {
+    a64[l] += double(dy[i]);
+    b64[l] += double(dy[i] * (x[i] - mean));
     if (EVAL) dx[i] = bn_backward_eval_element(dy[i], k);
   }
-  *s_dy = lane_sum(a);
-  *s_dyxmu = lane_sum(b);
+  *s_dy = lane_sum(a64);
+  *s_dyxmu = lane_sum(b64);
 }
 
 template <typename T>
@@ -107,60 +140,93 @@ FASTOPT_LOOP void block_dx(const T* __restrict dy, const T* __restrict x, T* __r
 
 // ------------------------------------------------------------ row tiles
 // R rows of w columns at stride W (pointers already at the tile's start).
-// Per column: mean and M2 over the rows, from cache-resident sub-blocks of
-// rows merged in order; tmp_* are w doubles of scratch.
+// Per column, the same corrected two-pass as block_moments over
+// cache-resident sub-blocks of rows, merged in order: pass A (element type)
+// gives an approximate mean, pass B sums d and d*d in the element type over
+// kFlush rows at a time, flushed into double. Scratch: tmp_s, tmp_q are w
+// doubles; approx, run_s, run_q are w elements of T.
 template <typename T>
 FASTOPT_LOOP void rows_moments(const T* __restrict x, size_t R, size_t W, size_t w,
                                double* __restrict mean, double* __restrict m2,
-                               double* __restrict tmp_mean, double* __restrict tmp_m2) {
+                               double* __restrict tmp_s, double* __restrict tmp_q,
+                               T* __restrict approx, T* __restrict run_s, T* __restrict run_q) {
   const size_t sub = std::max<size_t>(1, kSubBlockElems / w);
   double na = 0.0;
   for (size_t r0 = 0; r0 < R; r0 += sub) {
     const size_t rb = std::min(sub, R - r0);
-    for (size_t c = 0; c < w; ++c) tmp_mean[c] = 0.0;
-    for (size_t r = r0; r < r0 + rb; ++r) {
-      const T* __restrict row = x + r * W;
-      for (size_t c = 0; c < w; ++c) tmp_mean[c] += double(row[c]);
-    }
-    const double inv_rb = 1.0 / double(rb);
-    for (size_t c = 0; c < w; ++c) tmp_mean[c] = tmp_mean[c] * inv_rb;
-    for (size_t c = 0; c < w; ++c) tmp_m2[c] = 0.0;
-    for (size_t r = r0; r < r0 + rb; ++r) {
-      const T* __restrict row = x + r * W;
-      for (size_t c = 0; c < w; ++c) {
-        const double d = double(row[c]) - tmp_mean[c];
-        tmp_m2[c] += d * d;
+    // pass A
+    for (size_t c = 0; c < w; ++c) tmp_s[c] = 0.0;
+    for (size_t f0 = r0; f0 < r0 + rb; f0 += kFlush) {
+      for (size_t c = 0; c < w; ++c) run_s[c] = T(0);
+      for (size_t r = f0; r < std::min(f0 + kFlush, r0 + rb); ++r) {
+        const T* __restrict row = x + r * W;
+        for (size_t c = 0; c < w; ++c) run_s[c] += row[c];
       }
+      for (size_t c = 0; c < w; ++c) tmp_s[c] += double(run_s[c]);
+    }
+    const double n = double(rb), inv_n = 1.0 / n;
+    for (size_t c = 0; c < w; ++c) approx[c] = T(tmp_s[c] * inv_n);
+    // pass B
+    for (size_t c = 0; c < w; ++c) tmp_s[c] = tmp_q[c] = 0.0;
+    for (size_t f0 = r0; f0 < r0 + rb; f0 += kFlush) {
+      for (size_t c = 0; c < w; ++c) run_s[c] = run_q[c] = T(0);
+      for (size_t r = f0; r < std::min(f0 + kFlush, r0 + rb); ++r) {
+        const T* __restrict row = x + r * W;
+        for (size_t c = 0; c < w; ++c) {
+          const T d = row[c] - approx[c];
+          run_s[c] += d;
+          run_q[c] += d * d;
+        }
+      }
+      for (size_t c = 0; c < w; ++c) {
+        tmp_s[c] += double(run_s[c]);
+        tmp_q[c] += double(run_q[c]);
+      }
+    }
+    // block (mean, M2) into tmp_s, tmp_q
+    for (size_t c = 0; c < w; ++c) {
+      const double sd = tmp_s[c];
+      tmp_s[c] = double(approx[c]) + sd * inv_n;
+      tmp_q[c] = tmp_q[c] - sd * sd * inv_n;
     }
     if (na == 0.0) {
       for (size_t c = 0; c < w; ++c) {
-        mean[c] = tmp_mean[c];
-        m2[c] = tmp_m2[c];
+        mean[c] = tmp_s[c];
+        m2[c] = tmp_q[c];
       }
     } else {
-      for (size_t c = 0; c < w; ++c) bn_merge_nonempty(mean[c], m2[c], na, tmp_mean[c], tmp_m2[c], double(rb));
+      for (size_t c = 0; c < w; ++c) bn_merge_nonempty(mean[c], m2[c], na, tmp_s[c], tmp_q[c], n);
     }
-    na += double(rb);
+    na += n;
   }
 }
 
+// Per column sum(dy) and sum(dy * (x - mean)): element-type runs of kFlush
+// rows flushed into double; EVAL also writes dx = k * dy.
 template <bool EVAL, typename T>
 FASTOPT_LOOP void rows_sums(const T* __restrict dy, const T* __restrict x, T* __restrict dx,
-                            size_t R, size_t W, size_t w, const double* __restrict mean,
+                            size_t R, size_t W, size_t w, const T* __restrict mean,
                             const T* __restrict k, double* __restrict s_dy,
-                            double* __restrict s_dyxmu) {
+                            double* __restrict s_dyxmu, T* __restrict run_a,
+                            T* __restrict run_b) {
   for (size_t c = 0; c < w; ++c) s_dy[c] = s_dyxmu[c] = 0.0;
-  for (size_t r = 0; r < R; ++r) {
-    const T* __restrict g = dy + r * W;
-    const T* __restrict xr = x + r * W;
-    for (size_t c = 0; c < w; ++c) {
-      const double gd = double(g[c]);
-      s_dy[c] += gd;
-      s_dyxmu[c] += gd * (double(xr[c]) - mean[c]);
+  for (size_t f0 = 0; f0 < R; f0 += kFlush) {
+    for (size_t c = 0; c < w; ++c) run_a[c] = run_b[c] = T(0);
+    for (size_t r = f0; r < std::min(f0 + kFlush, R); ++r) {
+      const T* __restrict g = dy + r * W;
+      const T* __restrict xr = x + r * W;
+      for (size_t c = 0; c < w; ++c) {
+        run_a[c] += g[c];
+        run_b[c] += g[c] * (xr[c] - mean[c]);
+      }
+      if (EVAL) {
+        T* __restrict o = dx + r * W;
+        for (size_t c = 0; c < w; ++c) o[c] = bn_backward_eval_element(g[c], k[c]);
+      }
     }
-    if (EVAL) {
-      T* __restrict o = dx + r * W;
-      for (size_t c = 0; c < w; ++c) o[c] = bn_backward_eval_element(g[c], k[c]);
+    for (size_t c = 0; c < w; ++c) {
+      s_dy[c] += double(run_a[c]);
+      s_dyxmu[c] += double(run_b[c]);
     }
   }
 }
@@ -199,8 +265,8 @@ FASTOPT_LOOP void merge_columns(double* __restrict mean, double* __restrict m2, 
   FASTOPT_CLONES void bn_block_moments(const T* x, size_t len, double* mean, double* m2) {       \
     block_moments(x, len, mean, m2);                                                           \
   }                                                                                             \
-  FASTOPT_CLONES void bn_block_sums(const T* dy, const T* x, T* dx, size_t len, double mean,    \
-                                    T k, bool eval, double* s_dy, double* s_dyxmu) {            \
+  FASTOPT_CLONES void bn_block_sums(const T* dy, const T* x, T* dx, size_t len, T mean, T k,     \
+                                    bool eval, double* s_dy, double* s_dyxmu) {                 \
     eval ? block_sums<true>(dy, x, dx, len, mean, k, s_dy, s_dyxmu)                             \
          : block_sums<false>(dy, x, dx, len, mean, k, s_dy, s_dyxmu);                           \
   }                                                                                             \
@@ -212,14 +278,15 @@ FASTOPT_LOOP void merge_columns(double* __restrict mean, double* __restrict m2, 
     block_dx(dy, x, dx, len, mean, k, proj, mean_dy);                                           \
   }                                                                                             \
   FASTOPT_CLONES void bn_rows_moments(const T* x, size_t R, size_t W, size_t w, double* mean,   \
-                                      double* m2, double* tmp_mean, double* tmp_m2) {           \
-    rows_moments(x, R, W, w, mean, m2, tmp_mean, tmp_m2);                                       \
+                                      double* m2, double* tmp_s, double* tmp_q, T* approx,      \
+                                      T* run_s, T* run_q) {                                     \
+    rows_moments(x, R, W, w, mean, m2, tmp_s, tmp_q, approx, run_s, run_q);                     \
   }                                                                                             \
   FASTOPT_CLONES void bn_rows_sums(const T* dy, const T* x, T* dx, size_t R, size_t W, size_t w, \
-                                   const double* mean, const T* k, bool eval, double* s_dy,     \
-                                   double* s_dyxmu) {                                           \
-    eval ? rows_sums<true>(dy, x, dx, R, W, w, mean, k, s_dy, s_dyxmu)                          \
-         : rows_sums<false>(dy, x, dx, R, W, w, mean, k, s_dy, s_dyxmu);                        \
+                                   const T* mean, const T* k, bool eval, double* s_dy,          \
+                                   double* s_dyxmu, T* run_a, T* run_b) {                       \
+    eval ? rows_sums<true>(dy, x, dx, R, W, w, mean, k, s_dy, s_dyxmu, run_a, run_b)            \
+         : rows_sums<false>(dy, x, dx, R, W, w, mean, k, s_dy, s_dyxmu, run_a, run_b);          \
   }                                                                                             \
   FASTOPT_CLONES void bn_rows_affine(const T* x, T* y, size_t R, size_t W, size_t w,            \
                                      const T* scale, const T* shift) {                          \
@@ -347,12 +414,16 @@ void batch_norm_forward_cpu(const T* x, T* y, const T* gamma, const T* beta, T* 
       double* pq = pm + L.RU * W;        // RU x W M2
       double* tm = pq + L.RU * W;        // scratch per unit
       double* tq = tm + L.RU * W;
+      std::vector<T>& tscratch = scratch<T>(3 * L.RU * W, 2);
+      T* ta = tscratch.data();           // approximate means, runs of d, d*d
+      T* ts = ta + L.RU * W;
+      T* tr = ts + L.RU * W;
       for_units(L.units, numel, [&](size_t u) {
         const size_t ru = u / L.CT, ct = u % L.CT;
         const size_t r0 = L.row_begin(s, ru), r1 = L.row_begin(s, ru + 1);
         const size_t c0 = L.col_begin(ct), off = ru * W + c0;
         bn_rows_moments(x + r0 * W + c0, r1 - r0, W, L.col_width(ct), pm + off, pq + off, tm + off,
-                        tq + off);
+                        tq + off, ta + off, ts + off, tr + off);
       });
       // Row ranges in order, vectorized over columns (into range 0's partials).
       double na = double(L.row_begin(s, 1));
@@ -414,16 +485,21 @@ void batch_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* s
   const Layout L(s);
   const size_t C = s.C, S = s.S, numel = s.N * s.C * s.S;
   const double count = double(s.N) * double(S);
-  // Double scratch: [sum_dy C][sum_dy_xmu C][mean per column W] then partials.
+  // Double scratch: [sum_dy C][sum_dy_xmu C] then partials.
   const size_t partials = L.planes ? 2 * L.units : 2 * L.RU * L.W;
-  std::vector<double>& ws = scratch<double>(2 * C + L.W + partials, 1);
+  std::vector<double>& ws = scratch<double>(2 * C + partials, 1);
   double* sum_dy = ws.data();
   double* sum_dyxmu = sum_dy + C;
-  double* mean_col = sum_dyxmu + C;
-  double* part = mean_col + L.W;
-  // T scratch: k per column (eval's fused dx), then mean, proj, mean_dy per column.
-  std::vector<T>& tcols = scratch<T>(4 * L.W, 3);
+  double* part = sum_dyxmu + C;
+  // T scratch (row layout): k, mean, proj, mean_dy per column, then the
+  // element-type runs of the sums per unit.
+  std::vector<T>& tcols = scratch<T>(4 * L.W + 2 * L.RU * L.W, 3);
   T* k_col = tcols.data();
+  T* m_col = k_col + L.W;
+  T* proj_col = m_col + L.W;
+  T* mdy_col = proj_col + L.W;
+  T* run_a = mdy_col + L.W;
+  T* run_b = run_a + L.RU * L.W;
   std::vector<double> k(C);
   for (size_t c = 0; c < C; ++c) k[c] = double(gamma[c]) * double(save_invstd[c]);
 
@@ -434,8 +510,8 @@ void batch_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* s
     double* p2 = part + L.units;
     for_units(L.units, numel, [&](size_t u) {
       const size_t p = u / L.J, j = u % L.J, c = p % C, off = p * S + j * kPlaneBlock;
-      bn_block_sums(dy + off, x + off, dx + off, L.block_len(s, j), double(save_mean[c]),
-                    T(k[c]), eval, p1 + u, p2 + u);
+      bn_block_sums(dy + off, x + off, dx + off, L.block_len(s, j), save_mean[c], T(k[c]), eval,
+                    p1 + u, p2 + u);
     });
     for (size_t c = 0; c < C; ++c) {
       double a = 0.0, b = 0.0;
@@ -454,15 +530,16 @@ void batch_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* s
     double* p2 = part + L.RU * W;
     for (size_t c = 0; c < C; ++c)
       for (size_t q = 0; q < S; ++q) {
-        mean_col[c * S + q] = double(save_mean[c]);
+        m_col[c * S + q] = save_mean[c];
         k_col[c * S + q] = T(k[c]);
       }
     for_units(L.units, numel, [&](size_t u) {
       const size_t ru = u / L.CT, ct = u % L.CT;
       const size_t r0 = L.row_begin(s, ru), r1 = L.row_begin(s, ru + 1), c0 = L.col_begin(ct);
       const size_t off = r0 * W + c0;
-      bn_rows_sums(dy + off, x + off, dx + off, r1 - r0, W, L.col_width(ct), mean_col + c0,
-                   k_col + c0, eval, p1 + ru * W + c0, p2 + ru * W + c0);
+      const size_t poff = ru * W + c0;
+      bn_rows_sums(dy + off, x + off, dx + off, r1 - r0, W, L.col_width(ct), m_col + c0,
+                   k_col + c0, eval, p1 + poff, p2 + poff, run_a + poff, run_b + poff);
     });
     for (size_t ru = 1; ru < L.RU; ++ru)
       for (size_t q = 0; q < W; ++q) {
@@ -501,9 +578,6 @@ void batch_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* s
     });
   } else if (L.units) {
     const size_t W = L.W;
-    T* m_col = k_col + W;
-    T* proj_col = m_col + W;
-    T* mdy_col = proj_col + W;
     for (size_t c = 0; c < C; ++c)
       for (size_t q = 0; q < S; ++q) {
         m_col[c * S + q] = T(ch[c].mean);
