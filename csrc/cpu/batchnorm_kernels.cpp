@@ -30,7 +30,8 @@ namespace {
 using std::size_t;
 
 constexpr size_t kLanes = 32;             // independent accumulators of a block reduction
-constexpr size_t kFlush = 4;              // element-type steps (rows, lane sets) per flush to double
+constexpr size_t kFlush = 4;              // element-type lane sets per flush to double (blocks)
+constexpr size_t kFlushRows = 8;          // element-type rows per flush to double (row tiles)
 constexpr size_t kPlaneBlock = 16384;     // elements per block of a plane
 constexpr size_t kPlaneMinS = 256;        // shorter planes use the row layout
 constexpr size_t kTileCols = 4096;        // columns per tile (row layout)
@@ -141,49 +142,94 @@ FASTOPT_LOOP void block_dx(const T* __restrict dy, const T* __restrict x, T* __r
 // ------------------------------------------------------------ row tiles
 // R rows of w columns at stride W (pointers already at the tile's start).
 // Per column, the same corrected two-pass as block_moments over
-// cache-resident sub-blocks of rows, merged in order: pass A (element type)
-// gives an approximate mean, pass B sums d and d*d in the element type over
-// kFlush rows at a time, flushed into double. Scratch: tmp_s, tmp_q are w
-// doubles; approx, run_s, run_q are w elements of T.
+// cache-resident sub-blocks of rows, merged in order. Within a group of
+// kFlushRows rows, a chunk of CW columns accumulates in registers in the
+// element type, then flushes into the double sums in memory; columns past
+// the last full chunk go one at a time (CW = 1), which changes no result.
+
+// pass A: tmp_s[c] += sum over the group's rows of x
+template <size_t CW, typename T>
+FASTOPT_LOOP void rows_group_sum(const T* __restrict x, size_t rows, size_t W, size_t c0,
+                                 double* __restrict tmp_s) {
+  T acc[CW] = {};
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t l = 0; l < CW; ++l) acc[l] += x[r * W + c0 + l];
+  for (size_t l = 0; l < CW; ++l) tmp_s[c0 + l] += double(acc[l]);
+}
+
+// pass B: sums of d = x - approx and d*d
+template <size_t CW, typename T>
+FASTOPT_LOOP void rows_group_dev(const T* __restrict x, size_t rows, size_t W, size_t c0,
+                                 const T* __restrict approx, double* __restrict tmp_s,
+                                 double* __restrict tmp_q) {
+  T a[CW], sd[CW] = {}, sq[CW] = {};
+  for (size_t l = 0; l < CW; ++l) a[l] = approx[c0 + l];
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t l = 0; l < CW; ++l) {
+      const T d = x[r * W + c0 + l] - a[l];
+      sd[l] += d;
+      sq[l] += d * d;
+    }
+  for (size_t l = 0; l < CW; ++l) {
+    tmp_s[c0 + l] += double(sd[l]);
+    tmp_q[c0 + l] += double(sq[l]);
+  }
+}
+
+// backward: sums of dy and dy * (x - mean); EVAL writes dx = k * dy
+template <size_t CW, bool EVAL, typename T>
+FASTOPT_LOOP void rows_group_grad(const T* __restrict dy, const T* __restrict x, T* __restrict dx,
+                                  size_t rows, size_t W, size_t c0, const T* __restrict mean,
+                                  const T* __restrict k, double* __restrict s_dy,
+                                  double* __restrict s_dyxmu) {
+  T m[CW], kk[CW], a[CW] = {}, b[CW] = {};
+  for (size_t l = 0; l < CW; ++l) {
+    m[l] = mean[c0 + l];
+    kk[l] = k[c0 + l];
+  }
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t l = 0; l < CW; ++l) {
+      const T g = dy[r * W + c0 + l];
+      a[l] += g;
+      b[l] += g * (x[r * W + c0 + l] - m[l]);
+      if (EVAL) dx[r * W + c0 + l] = bn_backward_eval_element(g, kk[l]);
+    }
+  for (size_t l = 0; l < CW; ++l) {
+    s_dy[c0 + l] += double(a[l]);
+    s_dyxmu[c0 + l] += double(b[l]);
+  }
+}
+
+constexpr size_t kChunk = 32;  // columns per register chunk
+
 template <typename T>
 FASTOPT_LOOP void rows_moments(const T* __restrict x, size_t R, size_t W, size_t w,
                                double* __restrict mean, double* __restrict m2,
                                double* __restrict tmp_s, double* __restrict tmp_q,
-                               T* __restrict approx, T* __restrict run_s, T* __restrict run_q) {
-  const size_t sub = std::max<size_t>(1, kSubBlockElems / w);
+                               T* __restrict approx) {
+  const size_t sub = std::max<size_t>(kFlushRows, kSubBlockElems / w);
+  const size_t wb = w - w % kChunk;
   double na = 0.0;
   for (size_t r0 = 0; r0 < R; r0 += sub) {
     const size_t rb = std::min(sub, R - r0);
-    // pass A
     for (size_t c = 0; c < w; ++c) tmp_s[c] = 0.0;
-    for (size_t f0 = r0; f0 < r0 + rb; f0 += kFlush) {
-      for (size_t c = 0; c < w; ++c) run_s[c] = T(0);
-      for (size_t r = f0; r < std::min(f0 + kFlush, r0 + rb); ++r) {
-        const T* __restrict row = x + r * W;
-        for (size_t c = 0; c < w; ++c) run_s[c] += row[c];
-      }
-      for (size_t c = 0; c < w; ++c) tmp_s[c] += double(run_s[c]);
+    for (size_t f0 = r0; f0 < r0 + rb; f0 += kFlushRows) {
+      const size_t rows = std::min(kFlushRows, r0 + rb - f0);
+      const T* xg = x + f0 * W;
+      for (size_t c0 = 0; c0 < wb; c0 += kChunk) rows_group_sum<kChunk>(xg, rows, W, c0, tmp_s);
+      for (size_t c0 = wb; c0 < w; ++c0) rows_group_sum<1>(xg, rows, W, c0, tmp_s);
     }
     const double n = double(rb), inv_n = 1.0 / n;
     for (size_t c = 0; c < w; ++c) approx[c] = T(tmp_s[c] * inv_n);
-    // pass B
     for (size_t c = 0; c < w; ++c) tmp_s[c] = tmp_q[c] = 0.0;
-    for (size_t f0 = r0; f0 < r0 + rb; f0 += kFlush) {
-      for (size_t c = 0; c < w; ++c) run_s[c] = run_q[c] = T(0);
-      for (size_t r = f0; r < std::min(f0 + kFlush, r0 + rb); ++r) {
-        const T* __restrict row = x + r * W;
-        for (size_t c = 0; c < w; ++c) {
-          const T d = row[c] - approx[c];
-          run_s[c] += d;
-          run_q[c] += d * d;
-        }
-      }
-      for (size_t c = 0; c < w; ++c) {
-        tmp_s[c] += double(run_s[c]);
-        tmp_q[c] += double(run_q[c]);
-      }
+    for (size_t f0 = r0; f0 < r0 + rb; f0 += kFlushRows) {
+      const size_t rows = std::min(kFlushRows, r0 + rb - f0);
+      const T* xg = x + f0 * W;
+      for (size_t c0 = 0; c0 < wb; c0 += kChunk)
+        rows_group_dev<kChunk>(xg, rows, W, c0, approx, tmp_s, tmp_q);
+      for (size_t c0 = wb; c0 < w; ++c0) rows_group_dev<1>(xg, rows, W, c0, approx, tmp_s, tmp_q);
     }
-    // block (mean, M2) into tmp_s, tmp_q
+    // block (mean, M2) into tmp_s, tmp_q, then merged in order
     for (size_t c = 0; c < w; ++c) {
       const double sd = tmp_s[c];
       tmp_s[c] = double(approx[c]) + sd * inv_n;
@@ -201,33 +247,20 @@ FASTOPT_LOOP void rows_moments(const T* __restrict x, size_t R, size_t W, size_t
   }
 }
 
-// Per column sum(dy) and sum(dy * (x - mean)): element-type runs of kFlush
-// rows flushed into double; EVAL also writes dx = k * dy.
 template <bool EVAL, typename T>
 FASTOPT_LOOP void rows_sums(const T* __restrict dy, const T* __restrict x, T* __restrict dx,
                             size_t R, size_t W, size_t w, const T* __restrict mean,
                             const T* __restrict k, double* __restrict s_dy,
-                            double* __restrict s_dyxmu, T* __restrict run_a,
-                            T* __restrict run_b) {
+                            double* __restrict s_dyxmu) {
+  const size_t wb = w - w % kChunk;
   for (size_t c = 0; c < w; ++c) s_dy[c] = s_dyxmu[c] = 0.0;
-  for (size_t f0 = 0; f0 < R; f0 += kFlush) {
-    for (size_t c = 0; c < w; ++c) run_a[c] = run_b[c] = T(0);
-    for (size_t r = f0; r < std::min(f0 + kFlush, R); ++r) {
-      const T* __restrict g = dy + r * W;
-      const T* __restrict xr = x + r * W;
-      for (size_t c = 0; c < w; ++c) {
-        run_a[c] += g[c];
-        run_b[c] += g[c] * (xr[c] - mean[c]);
-      }
-      if (EVAL) {
-        T* __restrict o = dx + r * W;
-        for (size_t c = 0; c < w; ++c) o[c] = bn_backward_eval_element(g[c], k[c]);
-      }
-    }
-    for (size_t c = 0; c < w; ++c) {
-      s_dy[c] += double(run_a[c]);
-      s_dyxmu[c] += double(run_b[c]);
-    }
+  for (size_t f0 = 0; f0 < R; f0 += kFlushRows) {
+    const size_t rows = std::min(kFlushRows, R - f0);
+    const size_t o = f0 * W;
+    for (size_t c0 = 0; c0 < wb; c0 += kChunk)
+      rows_group_grad<kChunk, EVAL>(dy + o, x + o, dx + o, rows, W, c0, mean, k, s_dy, s_dyxmu);
+    for (size_t c0 = wb; c0 < w; ++c0)
+      rows_group_grad<1, EVAL>(dy + o, x + o, dx + o, rows, W, c0, mean, k, s_dy, s_dyxmu);
   }
 }
 
@@ -278,15 +311,14 @@ FASTOPT_LOOP void merge_columns(double* __restrict mean, double* __restrict m2, 
     block_dx(dy, x, dx, len, mean, k, proj, mean_dy);                                           \
   }                                                                                             \
   FASTOPT_CLONES void bn_rows_moments(const T* x, size_t R, size_t W, size_t w, double* mean,   \
-                                      double* m2, double* tmp_s, double* tmp_q, T* approx,      \
-                                      T* run_s, T* run_q) {                                     \
-    rows_moments(x, R, W, w, mean, m2, tmp_s, tmp_q, approx, run_s, run_q);                     \
+                                      double* m2, double* tmp_s, double* tmp_q, T* approx) {    \
+    rows_moments(x, R, W, w, mean, m2, tmp_s, tmp_q, approx);                                   \
   }                                                                                             \
   FASTOPT_CLONES void bn_rows_sums(const T* dy, const T* x, T* dx, size_t R, size_t W, size_t w, \
                                    const T* mean, const T* k, bool eval, double* s_dy,          \
-                                   double* s_dyxmu, T* run_a, T* run_b) {                       \
-    eval ? rows_sums<true>(dy, x, dx, R, W, w, mean, k, s_dy, s_dyxmu, run_a, run_b)            \
-         : rows_sums<false>(dy, x, dx, R, W, w, mean, k, s_dy, s_dyxmu, run_a, run_b);          \
+                                   double* s_dyxmu) {                                           \
+    eval ? rows_sums<true>(dy, x, dx, R, W, w, mean, k, s_dy, s_dyxmu)                          \
+         : rows_sums<false>(dy, x, dx, R, W, w, mean, k, s_dy, s_dyxmu);                        \
   }                                                                                             \
   FASTOPT_CLONES void bn_rows_affine(const T* x, T* y, size_t R, size_t W, size_t w,            \
                                      const T* scale, const T* shift) {                          \
@@ -414,16 +446,14 @@ void batch_norm_forward_cpu(const T* x, T* y, const T* gamma, const T* beta, T* 
       double* pq = pm + L.RU * W;        // RU x W M2
       double* tm = pq + L.RU * W;        // scratch per unit
       double* tq = tm + L.RU * W;
-      std::vector<T>& tscratch = scratch<T>(3 * L.RU * W, 2);
-      T* ta = tscratch.data();           // approximate means, runs of d, d*d
-      T* ts = ta + L.RU * W;
-      T* tr = ts + L.RU * W;
+      std::vector<T>& tscratch = scratch<T>(L.RU * W, 2);
+      T* ta = tscratch.data();           // approximate means per unit
       for_units(L.units, numel, [&](size_t u) {
         const size_t ru = u / L.CT, ct = u % L.CT;
         const size_t r0 = L.row_begin(s, ru), r1 = L.row_begin(s, ru + 1);
         const size_t c0 = L.col_begin(ct), off = ru * W + c0;
         bn_rows_moments(x + r0 * W + c0, r1 - r0, W, L.col_width(ct), pm + off, pq + off, tm + off,
-                        tq + off, ta + off, ts + off, tr + off);
+                        tq + off, ta + off);
       });
       // Row ranges in order, vectorized over columns (into range 0's partials).
       double na = double(L.row_begin(s, 1));
@@ -491,15 +521,12 @@ void batch_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* s
   double* sum_dy = ws.data();
   double* sum_dyxmu = sum_dy + C;
   double* part = sum_dyxmu + C;
-  // T scratch (row layout): k, mean, proj, mean_dy per column, then the
-  // element-type runs of the sums per unit.
-  std::vector<T>& tcols = scratch<T>(4 * L.W + 2 * L.RU * L.W, 3);
+  // T scratch (row layout): k, mean, proj, mean_dy per column.
+  std::vector<T>& tcols = scratch<T>(4 * L.W, 3);
   T* k_col = tcols.data();
   T* m_col = k_col + L.W;
   T* proj_col = m_col + L.W;
   T* mdy_col = proj_col + L.W;
-  T* run_a = mdy_col + L.W;
-  T* run_b = run_a + L.RU * L.W;
   std::vector<double> k(C);
   for (size_t c = 0; c < C; ++c) k[c] = double(gamma[c]) * double(save_invstd[c]);
 
@@ -539,7 +566,7 @@ void batch_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* s
       const size_t off = r0 * W + c0;
       const size_t poff = ru * W + c0;
       bn_rows_sums(dy + off, x + off, dx + off, r1 - r0, W, L.col_width(ct), m_col + c0,
-                   k_col + c0, eval, p1 + poff, p2 + poff, run_a + poff, run_b + poff);
+                   k_col + c0, eval, p1 + poff, p2 + poff);
     });
     for (size_t ru = 1; ru < L.RU; ++ru)
       for (size_t q = 0; q < W; ++q) {

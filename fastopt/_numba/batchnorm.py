@@ -1,6 +1,8 @@
 """Batch normalization in Numba, mirroring fastopt/_ref/batchnorm.py: statistics
-and every element computed in float64 (two passes per channel), threads over
-channels (``prange``)."""
+and every element computed in float64 (two passes). Threads go over channels
+(``prange``) for (N, C, *spatial) input; for (N, C) input, where a channel is a
+strided column, over a fixed number of row blocks whose per-column partial
+sums are added in block order (the result does not depend on the threads)."""
 import math
 
 import numpy as np
@@ -82,8 +84,114 @@ def _backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, training)
                     dx[n, c, k] = scale * dy[n, c, k]
 
 
+_ROW_BLOCKS = 16
+
+
+@njit(parallel=True, cache=True)
+def _column_moments(x, nblocks):
+    """Per-column mean and M2 of a 2-D array: two passes, row blocks in parallel."""
+    n_, c_ = x.shape
+    part = np.zeros((nblocks, c_))
+    for b in prange(nblocks):
+        for n in range(n_ * b // nblocks, n_ * (b + 1) // nblocks):
+            for c in range(c_):
+                part[b, c] += x[n, c]
+    mean = np.zeros(c_)
+    for b in range(nblocks):
+        for c in range(c_):
+            mean[c] += part[b, c]
+    mean /= n_
+    part[:, :] = 0.0
+    for b in prange(nblocks):
+        for n in range(n_ * b // nblocks, n_ * (b + 1) // nblocks):
+            for c in range(c_):
+                d = x[n, c] - mean[c]
+                part[b, c] += d * d
+    m2 = np.zeros(c_)
+    for b in range(nblocks):
+        for c in range(c_):
+            m2[c] += part[b, c]
+    return mean, m2
+
+
+@njit(parallel=True, cache=True)
+def _rows_normalize(x, y, scale, shift, nblocks):
+    n_, c_ = x.shape
+    for b in prange(nblocks):
+        for n in range(n_ * b // nblocks, n_ * (b + 1) // nblocks):
+            for c in range(c_):
+                y[n, c] = x[n, c] * scale[c] + shift[c]
+
+
+@njit(parallel=True, cache=True)
+def _column_grad_sums(dy, x, mean, invstd, nblocks):
+    n_, c_ = x.shape
+    pa = np.zeros((nblocks, c_))
+    pb = np.zeros((nblocks, c_))
+    for b in prange(nblocks):
+        for n in range(n_ * b // nblocks, n_ * (b + 1) // nblocks):
+            for c in range(c_):
+                g = np.float64(dy[n, c])
+                pa[b, c] += g
+                pb[b, c] += g * ((x[n, c] - mean[c]) * invstd[c])
+    sum_dy = np.zeros(c_)
+    sum_dy_xhat = np.zeros(c_)
+    for b in range(nblocks):
+        for c in range(c_):
+            sum_dy[c] += pa[b, c]
+            sum_dy_xhat[c] += pb[b, c]
+    return sum_dy, sum_dy_xhat
+
+
+@njit(parallel=True, cache=True)
+def _rows_dx(dy, x, dx, mean, invstd, gamma, sum_dy, sum_dy_xhat, training, nblocks):
+    n_, c_ = x.shape
+    for b in prange(nblocks):
+        for n in range(n_ * b // nblocks, n_ * (b + 1) // nblocks):
+            for c in range(c_):
+                scale = gamma[c] * invstd[c]
+                if training:
+                    xhat = (x[n, c] - mean[c]) * invstd[c]
+                    dx[n, c] = scale / n_ * (n_ * np.float64(dy[n, c]) - sum_dy[c]
+                                             - xhat * sum_dy_xhat[c])
+                else:
+                    dx[n, c] = scale * dy[n, c]
+
+
+def _forward_2d(x, y, gamma, beta, running_mean, running_var, save_mean, save_invstd, training,
+                momentum, eps):
+    g, b = gamma.astype(np.float64), beta.astype(np.float64)
+    if training:
+        n = x.shape[0]
+        mean, m2 = _column_moments(x, _ROW_BLOCKS)
+        invstd = 1.0 / np.sqrt(m2 / n + eps)
+        if running_mean is not None:
+            running_mean[...] = (1.0 - momentum) * running_mean + momentum * mean
+            running_var[...] = (1.0 - momentum) * running_var + momentum * (m2 / (n - 1))
+    else:
+        mean = running_mean.astype(np.float64)
+        invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+    save_mean[...] = mean
+    save_invstd[...] = invstd
+    scale = g * invstd
+    _rows_normalize(x, y, scale, b - mean * scale, _ROW_BLOCKS)
+
+
+def _backward_2d(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, training):
+    mean, invstd = save_mean.astype(np.float64), save_invstd.astype(np.float64)
+    sum_dy, sum_dy_xhat = _column_grad_sums(dy, x, mean, invstd, _ROW_BLOCKS)
+    dgamma[...] = sum_dy_xhat
+    dbeta[...] = sum_dy
+    _rows_dx(dy, x, dx, mean, invstd, gamma.astype(np.float64), sum_dy, sum_dy_xhat,
+             training and x.shape[0] > 0, _ROW_BLOCKS)
+
+
 def batch_norm_forward(x, y, gamma, beta, running_mean, running_var, save_mean, save_invstd, *,
                        training, momentum, eps):
+    if x.ndim == 2 and x.shape[0] > 0:
+        _forward_2d(x, y, gamma, beta, running_mean, running_var, save_mean, save_invstd,
+                    training, momentum, eps)
+        return
     if not training:
         _forward_eval(_ncs(x), _ncs(y), gamma, beta, running_mean, running_var, save_mean,
                       save_invstd, eps)
@@ -96,4 +204,7 @@ def batch_norm_forward(x, y, gamma, beta, running_mean, running_var, save_mean, 
 
 
 def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, *, training):
+    if x.ndim == 2 and x.shape[0] > 0:
+        _backward_2d(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, training)
+        return
     _backward(_ncs(dy), _ncs(x), gamma, save_mean, save_invstd, _ncs(dx), dgamma, dbeta, training)
