@@ -191,7 +191,7 @@ def shaped_arrays(*named, dtypes=FLOAT_DTYPES):
     """Checks the arrays of a call whose arrays have different shapes.
 
     ``named`` holds ``(name, value, is_output, shape)`` tuples: ``shape`` is the
-    exact shape required, or None for any. ``None`` values are absent
+    exact shape required (a tuple), or None for any. ``None`` values are absent
     optional arrays. All arrays share one dtype (the first one's) and one
     device, are C-contiguous, outputs are writeable, and no two overlap.
     Returns a :class:`Checked` whose entries are single arrays (or None).
@@ -217,12 +217,13 @@ def shaped_arrays(*named, dtypes=FLOAT_DTYPES):
             dtype = a.dtype
         elif a.dtype != dtype:
             raise TypeError(f"{name} has dtype {a.dtype} but {first} has dtype {dtype}")
-        if shape is not None and tuple(a.shape) != tuple(shape):
+        if shape is not None and a.shape != shape:
             raise ValueError(f"{name} has shape {tuple(a.shape)} but must have shape {tuple(shape)}")
-        if not a.flags.c_contiguous:
+        flags = a.flags
+        if not flags.c_contiguous:
             raise ValueError(f"{name} is not C-contiguous (fastopt updates memory in place "
                              f"and never copies: pass np.ascontiguousarray(...) yourself)")
-        if is_output and not a.flags.writeable:
+        if is_output and not flags.writeable:
             raise ValueError(f"{name} is read-only but is updated in place")
         arrays_[name] = a
         labels.append(name)
