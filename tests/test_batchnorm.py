@@ -243,6 +243,24 @@ def test_large_mean_float32(backend, shape, rng):
     np.testing.assert_allclose(ym, 0.0, atol=2e-3)
 
 
+@pytest.mark.parametrize("shape", [(64, 3), (4, 3, 20, 20), (9, 3, 5)], ids=["2d", "planes", "rows"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_constant_channel(backend, dtype, shape, rng):
+    """A channel with zero variance: invstd = 1/sqrt(eps), y = beta, finite gradients."""
+    x, gamma, beta, rm, rv, dy = make(rng, shape, dtype)
+    x[:, 1] = dtype(1234.5)
+    x[:, 2] = 0
+    y, sm, si, dx, dg, db = run(backend, x, gamma, beta, rm, rv, dy, True)
+    assert np.all(np.isfinite(dx)) and np.all(np.isfinite(dg)) and np.all(rv[1:] >= 0)
+    np.testing.assert_allclose(si[1:], 1 / np.sqrt(1e-5), rtol=1e-6)
+    np.testing.assert_allclose(sm[1:], [1234.5, 0.0], rtol=1e-7)
+    # y = x*scale + shift rounds at |x*scale| (scale = gamma/sqrt(eps) is large here)
+    want = np.broadcast_to(per_channel(beta, len(shape)), y.shape)
+    scales = forward_scales(x, gamma, beta, sm, si)
+    assert_scaled("y", y[:, 1:], want[:, 1:], scales[:, 1:], FACTOR[np.dtype(dtype)])
+
+
 # ---------------------------------------------------------- determinism
 @pytest.mark.parametrize("shape", [(4097, 257), (2, 3, 130, 131), (3, 9000), (2, 1100, 5)],
                          ids=["rows", "planes", "tiles", "rows-s5"])

@@ -93,7 +93,7 @@ FASTOPT_LOOP void block_moments(const T* __restrict x, size_t len, double* mean,
   }
   const double n = double(len), sd = lane_sum(s64);
   *mean = double(a) + sd / n;
-  *m2 = lane_sum(q64) - sd * sd / n;
+  *m2 = fo_max(lane_sum(q64) - sd * sd / n, 0.0);  // rounding never makes it negative
 }
 
 // sum(dy) and sum(dy * (x - mean)), element-type runs flushed to double;
@@ -233,7 +233,7 @@ FASTOPT_LOOP void rows_moments(const T* __restrict x, size_t R, size_t W, size_t
     for (size_t c = 0; c < w; ++c) {
       const double sd = tmp_s[c];
       tmp_s[c] = double(approx[c]) + sd * inv_n;
-      tmp_q[c] = tmp_q[c] - sd * sd * inv_n;
+      tmp_q[c] = fo_max(tmp_q[c] - sd * sd * inv_n, 0.0);
     }
     if (na == 0.0) {
       for (size_t c = 0; c < w; ++c) {
