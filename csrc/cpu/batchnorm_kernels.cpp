@@ -11,9 +11,10 @@
 // Units are spread over threads, but which elements a unit covers, and the
 // order partials are merged in (unit order, then s order within a channel),
 // depend on the shape only: results are bit-identical for any thread count.
-// Statistics and gradient sums accumulate in double; block reductions keep
-// kLanes independent accumulators combined in a fixed tree, which vectorizes
-// without reassociating anything.
+// Statistics and gradient sums accumulate in the element type over short
+// runs (kFlush lane sets, kFlushRows rows) that are flushed into double
+// accumulators; block reductions keep kLanes independent accumulators combined
+// in a fixed tree, which vectorizes without reassociating anything.
 #include "batchnorm_kernels.h"
 
 #include <algorithm>
