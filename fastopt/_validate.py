@@ -123,62 +123,6 @@ def arrays(*named, dtypes=FLOAT_DTYPES):
     return Checked(lists, is_list, bool(on_gpu), dtype)
 
 
-def flag(name, value):
-    if value is not True and value is not False and not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return bool(value)
-
-
-def real(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"Invalid {name} value: nan")
-    return value
-
-
-def at_least(name, value, low=0.0):
-    value = real(name, value)
-    if not value >= low:
-        raise ValueError(f"Invalid {name} value: {value} (must be >= {low})")
-    return value
-
-
-def unit_interval(name, value, *, closed_right=False):
-    """0 <= value < 1 (or <= 1 when closed_right)."""
-    value = real(name, value)
-    ok = 0.0 <= value <= 1.0 if closed_right else 0.0 <= value < 1.0
-    if not ok:
-        raise ValueError(f"Invalid {name} value: {value} (must be in [0, 1{']' if closed_right else ')'})")
-    return value
-
-
-def finite(name, value):
-    value = real(name, value)
-    if not math.isfinite(value):
-        raise ValueError(f"Invalid {name} value: {value} (must be finite)")
-    return value
-
-
-def step(value):
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError("step must be an int, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"step must be an int, got {type(value).__name__}") from None
-    if value < 1:
-        raise ValueError(f"Invalid step value: {value} (must be >= 1)")
-    return value
-
-
-def backend(value):
-    if not isinstance(value, str):
-        raise TypeError(f"backend must be a str, got {type(value).__name__}")
-    return value
-
-
 def positive(name, value):
     """value > 0 (e.g. batch norm's eps)."""
     value = real(name, value)
@@ -250,3 +194,60 @@ def zeros_like(ref, shape=None):
     out = empty_like(ref, shape)
     out[...] = 0
     return out
+
+
+def flag(name, value):
+    if value is not True and value is not False and not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def real(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"Invalid {name} value: nan")
+    return value
+
+
+def at_least(name, value, low=0.0):
+    value = real(name, value)
+    if not value >= low:
+        raise ValueError(f"Invalid {name} value: {value} (must be >= {low})")
+    return value
+
+
+def unit_interval(name, value, *, closed_right=False):
+    """0 <= value < 1 (or <= 1 when closed_right)."""
+    value = real(name, value)
+    ok = 0.0 <= value <= 1.0 if closed_right else 0.0 <= value < 1.0
+    if not ok:
+        raise ValueError(f"Invalid {name} value: {value} (must be in [0, 1{']' if closed_right else ')'})")
+    return value
+
+
+def finite(name, value):
+    value = real(name, value)
+    if not math.isfinite(value):
+        raise ValueError(f"Invalid {name} value: {value} (must be finite)")
+    return value
+
+
+def step(value):
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError("step must be an int, got bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"step must be an int, got {type(value).__name__}") from None
+    if value < 1:
+        raise ValueError(f"Invalid step value: {value} (must be >= 1)")
+    return value
+
+
+def backend(value):
+    if not isinstance(value, str):
+        raise TypeError(f"backend must be a str, got {type(value).__name__}")
+    return value
+
