@@ -45,9 +45,16 @@ constexpr std::size_t kBlock = 1024;  // elements per block: 8 KiB of doubles, f
     for (std::size_t j = 0; j < n; ++j) m[j] = std::uint8_t(s[8 * j] > T(0));             \
   }                                                                                       \
   FASTOPT_CLONES double bench_sum(const T* s, std::size_t n) {                            \
-    T acc = T(0);                                                                         \
-    for (std::size_t i = 0; i < n; ++i) acc += s[i];                                      \
-    return double(acc);                                                                   \
+    /* 16 independent partial sums: vectorizes without reassociation, and is */           \
+    /* not bound by the latency of one chain of additions */                              \
+    T acc[16] = {};                                                                       \
+    std::size_t i = 0;                                                                    \
+    for (; i + 16 <= n; i += 16)                                                          \
+      for (std::size_t j = 0; j < 16; ++j) acc[j] += s[i + j];                            \
+    for (; i < n; ++i) acc[0] += s[i];                                                    \
+    double total = 0.0;                                                                   \
+    for (std::size_t j = 0; j < 16; ++j) total += double(acc[j]);                         \
+    return total;                                                                         \
   }
 
 FASTOPT_BENCH_LOOPS(float)

@@ -220,6 +220,8 @@ def _fmt_size(n: int) -> str:
         return str(n)
     e = int(math.floor(math.log10(n)))
     m = n / 10 ** e
+    if m >= 9.95:  # 9994240 -> 1e7, not 10e6
+        e, m = e + 1, m / 10
     return f"{m:.0f}e{e}" if abs(m - round(m)) < 0.05 else f"{m:.1f}e{e}"[:5]
 
 
