@@ -249,3 +249,18 @@ def test_importing_bench_does_not_import_torch():
                          check=True, env={**__import__("os").environ})
     assert out.stdout.strip() == "False"
     assert fastopt.bench is bench
+
+
+def test_timer_gap_is_untimed():
+    clock = FakeClock()
+    slept = []
+    import time as _time
+    orig = _time.sleep
+    try:
+        _time.sleep = lambda s: (slept.append(s), setattr(clock, "now", clock.now + 1.0))
+        t = bench.interleaved({"a": lambda: setattr(clock, "now", clock.now + 0.01)},
+                              repeat=3, min_time=0.01, clock=clock, gap=0.02)
+    finally:
+        _time.sleep = orig
+    assert slept == [0.02] * 3
+    assert t["a"].median == pytest.approx(0.01)

@@ -21,6 +21,11 @@ QUICK_SIZES = (100_000, 10_000_000)
 COPY_SIZE = 25_000_000          # float32 elements per array: 100 MB, well past a 32 MiB L3
 QUICK_COPY_SIZE = 10_000_000
 TORCH_RUNNERS = ("torch", "torch-raw")
+# Untimed pause before each sample of a cell that has torch in it: torch's
+# OpenMP threads keep spinning after its parallel regions, and the variant
+# timed right after torch paid 20-30% for it (Adam 1e7 here); 5 ms was not
+# enough, 20 ms was.
+TORCH_GAP = 0.02
 WIDTH = 80
 
 
@@ -80,7 +85,8 @@ def run_cell(kernel: K.Kernel, n: int, dtype, runners: Sequence[str], *, repeat:
     elements = int(arrays[next(iter(arrays))].size)
     if kernel.family == "batchnorm":
         elements = int(arrays["x"].size)
-    timings = interleaved(variants, repeat=repeat, min_time=min_time)
+    gap = TORCH_GAP if any(r in TORCH_RUNNERS for r in variants) else 0.0
+    timings = interleaved(variants, repeat=repeat, min_time=min_time, gap=gap)
     bpe = kernel.bytes_per_element(dtype)
     rows = []
     for r, t in timings.items():
@@ -197,7 +203,7 @@ def run_suite(kernel_names: Optional[Iterable[str]] = None, sizes: Sequence[int]
         bar.close()
     _derive(rows, copy["gbps"])
     return {"environment": environment(), "copy_bandwidth": copy,
-            "config": {"kernels": names, "sizes": list(sizes),
+            "config": {"kernels": names, "sizes": list(sizes), "torch_gap_s": TORCH_GAP,
                        "dtypes": [np.dtype(d).name for d in dtypes], "runners": runners,
                        "repeat": repeat, "min_time_s": min_time},
             "results": rows, "skipped": skipped, "notes": notes}
@@ -289,7 +295,8 @@ def format_table(report: dict) -> str:
                 f"float32, read + write counted)")
     cfg = report["config"]
     out += wrap(f"median of {cfg['repeat']} interleaved samples of >= "
-                f"{cfg['min_time_s'] * 1e3:g} ms each; GB/s = bytes the kernel must move / time")
+                f"{cfg['min_time_s'] * 1e3:g} ms each (a {TORCH_GAP * 1e3:g} ms pause before each "
+                f"where torch runs); GB/s = bytes the kernel must move / time")
     out.append("")
     out.append(_line([c[0] for c in _COLS]))
     out.append("-" * len(_line([c[0] for c in _COLS])))

@@ -56,14 +56,19 @@ def calibrate(fn: Callable[[], object], min_time: float, max_calls: int = 1 << 2
 
 def interleaved(variants: Dict[str, Callable[[], object]], *, repeat: int = 7,
                 min_time: float = 0.01, warmup: int = 1, clock=time.perf_counter,
-                log: Optional[list] = None) -> Dict[str, Timing]:
+                log: Optional[list] = None, gap: float = 0.0) -> Dict[str, Timing]:
     """Times ``variants`` (name -> zero-argument callable) round-robin.
 
     Each variant is first called ``warmup`` times (compilation, page faults),
     then calibrated so that one sample lasts ``min_time``; then ``repeat``
     rounds each run every variant once, in the order given, and record its
     time per call. ``log``, when a list, receives the variant names in the
-    order their samples ran (for tests). Returns name -> :class:`Timing`.
+    order their samples ran (for tests). ``gap`` seconds of sleep precede
+    each sample, untimed: an OpenMP runtime (torch's) keeps its threads
+    spinning for a while after a parallel region, and without a pause the
+    variant that follows torch in the round pays for it (measured here: Adam
+    10^7 float32 20-30% slower right after torch's fused Adam).
+    Returns name -> :class:`Timing`.
     """
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
@@ -75,6 +80,8 @@ def interleaved(variants: Dict[str, Callable[[], object]], *, repeat: int = 7,
     for _ in range(repeat):
         for name, fn in variants.items():
             calls = out[name].calls_per_sample
+            if gap > 0:
+                time.sleep(gap)
             t0 = clock()
             for _ in range(calls):
                 fn()
