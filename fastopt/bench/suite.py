@@ -341,6 +341,7 @@ def plot(report: dict, path) -> None:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError as exc:
         raise RuntimeError("--plot needs matplotlib: pip install 'fastopt[bench]' "
                            f"({exc})") from None
@@ -365,6 +366,8 @@ def plot(report: dict, path) -> None:
         ax.axhline(bw, color="k", linestyle=":", linewidth=1, label=f"copy {bw:.0f} GB/s")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(f"{kname} ({dt})")
         ax.set_xlabel("elements")
         ax.set_ylabel("GB/s")
