@@ -90,7 +90,8 @@ def test_published_dashboard_lists_fastopt_benchmarks(tmp_path):
                 "--set-commit-hash", head, "--show-stderr"], env, 300)
     # exit status 2 means a benchmark failed: that is a failure here too
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-    results = [f for f in os.listdir(tmp_path / "results") if os.path.isdir(tmp_path / "results" / f)]
+    res = tmp_path / "results"
+    results = [f for f in os.listdir(res) if os.path.isdir(res / f)]
     assert results, "asv saved no results"
     out = _run([py, "-m", "asv", "publish", "--config", conf], env, 120)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -106,7 +107,8 @@ def test_published_dashboard_lists_fastopt_benchmarks(tmp_path):
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/index.html#/summarylist"
         cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu",
-               "--disable-dev-shm-usage", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+               "--disable-dev-shm-usage", "--no-first-run",
+               f"--user-data-dir={tmp_path / 'profile'}",
                "--virtual-time-budget=15000", "--dump-dom", url]
         dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
     finally:
