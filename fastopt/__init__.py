@@ -8,10 +8,12 @@ contract and README.md for examples. ``import fastopt`` never imports torch.
 """
 from fastopt._backends import available_backends
 from fastopt._info import info
+from fastopt.dropout import dropout_backward, dropout_forward, dropout_mask
 from fastopt.optim import adagrad_step, adam_step, rmsprop_step, sgd_step
 
 __version__ = "0.1.0"
 
 __all__ = [
     "available_backends", "info", "sgd_step", "rmsprop_step", "adam_step", "adagrad_step",
+    "dropout_forward", "dropout_backward", "dropout_mask",
 ]

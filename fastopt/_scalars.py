@@ -79,3 +79,13 @@ def adam_weight_decay_mode(weight_decay, decoupled) -> int:
 
 def adagrad(*, step, lr, lr_decay, eps, weight_decay, maximize) -> AdagradScalars:
     return AdagradScalars(lr / (1.0 + (step - 1) * lr_decay), eps, weight_decay, sign(maximize))
+
+
+class DropoutScalars(NamedTuple):
+    threshold: int   # round(p * 2**32), ties to even: kept iff word >= threshold
+    scale: float     # 1 / (1 - p) in double (0 when p == 1); cast to the dtype by the caller
+
+
+def dropout(p) -> DropoutScalars:
+    """Threshold and scale of inverted dropout with drop probability p in [0, 1]."""
+    return DropoutScalars(round(p * 2.0 ** 32), 0.0 if p == 1.0 else 1.0 / (1.0 - p))

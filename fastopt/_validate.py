@@ -177,3 +177,51 @@ def backend(value):
     if not isinstance(value, str):
         raise TypeError(f"backend must be a str, got {type(value).__name__}")
     return value
+
+
+def seed(value):
+    """A seed of the counter-based generators: an int in [0, 2**64)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError("seed must be an int, got bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"seed must be an int, got {type(value).__name__}") from None
+    if not 0 <= value < 2 ** 64:
+        raise ValueError(f"Invalid seed value: {value} (must be in [0, 2**64))")
+    return value
+
+
+def shape(value):
+    """A shape: a non-negative int or a sequence of them. Returns a tuple."""
+    dims = (value,) if not isinstance(value, (tuple, list)) else tuple(value)
+    out = []
+    for d in dims:
+        if isinstance(d, (bool, np.bool_)):
+            raise TypeError("shape entries must be ints, got bool")
+        try:
+            d = operator.index(d)
+        except TypeError:
+            raise TypeError(f"shape entries must be ints, got {type(d).__name__}") from None
+        if d < 0:
+            raise ValueError(f"Invalid shape {tuple(dims)}: negative dimension")
+        out.append(d)
+    return tuple(out)
+
+
+def bit_mask(name, value, n, on_gpu):
+    """A bit-packed mask of n elements: uint8, C-contiguous, ceil(n/8) bytes, on
+    the same device as the data."""
+    a = as_array(value, name)
+    if is_cupy(a) != on_gpu:
+        raise TypeError(f"{name} is a {'GPU' if is_cupy(a) else 'CPU'} array but the data is not: "
+                        f"all arrays of a call live on one device")
+    if a.dtype != np.uint8:
+        raise TypeError(f"{name} has dtype {a.dtype}; a dropout mask is bit-packed uint8")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} is not C-contiguous")
+    expected = (n + 7) // 8
+    if a.size != expected:
+        raise ValueError(f"{name} has {a.size} bytes but {n} elements need ceil({n}/8) = "
+                         f"{expected}")
+    return a

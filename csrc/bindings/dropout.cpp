@@ -1,0 +1,71 @@
+// pybind11 entry points of inverted dropout. fastopt/dropout.py has validated
+// everything and allocated the outputs; threshold and scale come from
+// fastopt/_scalars.py (dropout()).
+#include <cstdint>
+
+#include "../cpu/dropout_kernels.h"
+#include "arrays.h"
+
+namespace fastopt {
+namespace {
+
+using Mask = py::array_t<std::uint8_t, py::array::c_style>;
+
+template <typename T>
+void forward(const Array<T>& x, Array<T>& y, Mask& mask, std::uint64_t seed,
+             std::uint64_t threshold, double scale) {
+  const T* xp = x.data();
+  T* yp = data_of(y);
+  std::uint8_t* mp = mask.mutable_data();
+  const auto n = static_cast<std::size_t>(x.size());
+  py::gil_scoped_release nogil;
+  dropout_forward_cpu<T>(xp, yp, mp, n, seed, threshold, static_cast<T>(scale));
+}
+
+template <typename T>
+void backward(const Array<T>& dy, const Mask& mask, Array<T>& dx, double scale) {
+  const T* gp = dy.data();
+  const std::uint8_t* mp = mask.data();
+  T* dp = data_of(dx);
+  const auto n = static_cast<std::size_t>(dy.size());
+  py::gil_scoped_release nogil;
+  dropout_backward_cpu<T>(gp, mp, dp, n, static_cast<T>(scale));
+}
+
+template <typename T>
+void define(py::module_& m) {
+  using py::arg;
+  m.def("dropout_forward", &forward<T>, arg("x").noconvert(), arg("y").noconvert(),
+        arg("mask").noconvert(), arg("seed"), arg("threshold"), arg("scale"));
+  m.def("dropout_backward", &backward<T>, arg("dy").noconvert(), arg("mask").noconvert(),
+        arg("dx").noconvert(), arg("scale"));
+}
+
+}  // namespace
+
+void register_dropout(py::module_& m) {
+  define<float>(m);
+  define<double>(m);
+  m.def(
+      "dropout_mask",
+      [](Mask& mask, std::size_t n, std::uint64_t seed, std::uint64_t threshold) {
+        std::uint8_t* mp = mask.mutable_data();
+        py::gil_scoped_release nogil;
+        dropout_mask_cpu(mp, n, seed, threshold);
+      },
+      py::arg("mask").noconvert(), py::arg("n"), py::arg("seed"), py::arg("threshold"));
+  m.def(
+      "dropout_threshold", [](double p) { return dropout_threshold(p); }, py::arg("p"),
+      "Test helper: round(p * 2**32) as the C++ header computes it.");
+  m.def(
+      "_philox4x32_10",
+      [](std::array<std::uint32_t, 4> ctr, std::array<std::uint32_t, 2> key) {
+        std::uint32_t out[4];
+        philox4x32_10(ctr.data(), key.data(), out);
+        return py::make_tuple(out[0], out[1], out[2], out[3]);
+      },
+      py::arg("ctr"), py::arg("key"),
+      "Test helper: Philox4x32-10(ctr, key) from fastopt/philox.h (known-answer tests).");
+}
+
+}  // namespace fastopt

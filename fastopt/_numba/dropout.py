@@ -1,0 +1,114 @@
+"""Inverted dropout in Numba, mirroring fastopt/_ref/dropout.py: Philox4x32-10
+per counter in 64-bit integer arithmetic, one mask byte (two Philox calls,
+eight elements) per loop iteration, parallel over bytes. Scalars come from
+fastopt._scalars.dropout and are passed in the array's dtype."""
+import numpy as np
+from numba import njit, prange
+
+from fastopt import _scalars
+
+_MASK32 = np.uint64(0xFFFFFFFF)
+
+
+@njit(cache=True, inline="always")
+def _philox4x32_10(c0, c1, c2, c3, k0, k1):
+    """Philox4x32-10 on one counter; every value is a uint64 holding 32 bits."""
+    m = np.uint64(0xFFFFFFFF)
+    s32 = np.uint64(32)
+    for _ in range(10):
+        p0 = np.uint64(0xD2511F53) * c0
+        p1 = np.uint64(0xCD9E8D57) * c2
+        n0 = (p1 >> s32) ^ c1 ^ k0
+        n2 = (p0 >> s32) ^ c3 ^ k1
+        c0, c1, c2, c3 = n0, p1 & m, n2, p0 & m
+        k0 = (k0 + np.uint64(0x9E3779B9)) & m
+        k1 = (k1 + np.uint64(0xBB67AE85)) & m
+    return c0, c1, c2, c3
+
+
+@njit(cache=True)
+def philox4x32_10(c0, c1, c2, c3, k0, k1):
+    """Test entry point (known-answer vectors): ints in, four ints out."""
+    return _philox4x32_10(np.uint64(c0), np.uint64(c1), np.uint64(c2), np.uint64(c3),
+                          np.uint64(k0), np.uint64(k1))
+
+
+@njit(cache=True, inline="always")
+def _mask_byte(b, count, k0, k1, t):
+    """Mask byte b (elements 8b .. 8b+count-1): two Philox calls."""
+    m = np.uint64(0xFFFFFFFF)
+    byte = 0
+    for half in range(2):
+        j = np.uint64(2) * b + np.uint64(half)
+        w0, w1, w2, w3 = _philox4x32_10(j & m, j >> np.uint64(32), np.uint64(0), np.uint64(0),
+                                        k0, k1)
+        base = 4 * half
+        if base + 0 < count and w0 >= t:
+            byte |= 1 << (base + 0)
+        if base + 1 < count and w1 >= t:
+            byte |= 1 << (base + 1)
+        if base + 2 < count and w2 >= t:
+            byte |= 1 << (base + 2)
+        if base + 3 < count and w3 >= t:
+            byte |= 1 << (base + 3)
+    return byte
+
+
+@njit(parallel=True, cache=True)
+def _forward(x, y, mask, k0, k1, t, scale):
+    n = x.size
+    zero = x.dtype.type(0)
+    for b in prange(mask.size):
+        first = 8 * b
+        count = min(8, n - first)
+        byte = _mask_byte(np.uint64(b), count, k0, k1, t)
+        mask[b] = np.uint8(byte)
+        for k in range(count):
+            y[first + k] = x[first + k] * scale if (byte >> k) & 1 else zero
+
+
+@njit(parallel=True, cache=True)
+def _backward(dy, mask, dx, scale):
+    n = dy.size
+    zero = dy.dtype.type(0)
+    for b in prange(mask.size):
+        first = 8 * b
+        count = min(8, n - first)
+        byte = mask[b]
+        for k in range(count):
+            dx[first + k] = dy[first + k] * scale if (byte >> k) & 1 else zero
+
+
+@njit(parallel=True, cache=True)
+def _mask(mask, n, k0, k1, t):
+    for b in prange(mask.size):
+        mask[b] = np.uint8(_mask_byte(np.uint64(b), min(8, n - 8 * b), k0, k1, t))
+
+
+def _key(seed):
+    return np.uint64(seed & 0xFFFFFFFF), np.uint64(seed >> 32)
+
+
+def forward(x, p, seed):
+    s = _scalars.dropout(p)
+    y = np.empty_like(x)
+    mask = np.empty((x.size + 7) // 8, dtype=np.uint8)
+    k0, k1 = _key(seed)
+    _forward(x.reshape(-1), y.reshape(-1), mask, k0, k1, np.uint64(s.threshold),
+             x.dtype.type(s.scale))
+    return y, mask
+
+
+def backward(dy, mask, p):
+    s = _scalars.dropout(p)
+    dx = np.empty_like(dy)
+    _backward(dy.reshape(-1), mask, dx.reshape(-1), dy.dtype.type(s.scale))
+    return dx
+
+
+def mask(n, p, seed):
+    s = _scalars.dropout(p)
+    out = np.empty((n + 7) // 8, dtype=np.uint8)
+    k0, k1 = _key(seed)
+    _mask(out, n, k0, k1, np.uint64(s.threshold))
+    return out

@@ -1,0 +1,90 @@
+"""Inverted dropout with counter-based, bit-packed masks (DESIGN.md s.5).
+
+``p`` is the **drop** probability (torch/Keras convention; the lecture notes'
+``p`` is the keep probability ``1 - p``). At train time each element is kept
+with probability ``1 - p`` and scaled by ``1 / (1 - p)``; eval leaves ``x``
+untouched. The mask is one bit per element (``numpy.uint8``, ``ceil(n/8)``
+bytes, element ``i`` in bit ``i % 8`` of byte ``i // 8``, C order; unused bits
+of the last byte are 0): 32x less memory than a float32 mask, 8x less than
+torch's bool mask.
+
+The mask is a pure function of ``(seed, i)``: element ``i`` is kept iff
+``w_i >= round(p * 2**32)`` (ties to even, compared in 64-bit integers), where
+``w_i`` is word ``i % 4`` of Philox4x32-10 on the counter
+``(j & 0xffffffff, j >> 32, 0, 0)``, ``j = i // 4``, with the key
+``(seed & 0xffffffff, seed >> 32)``. So one seed gives the same mask, bit for
+bit, on every backend and thread count, and the backward (or a later
+recomputation) needs only the seed: :func:`dropout_mask`.
+
+Values: kept ``y = x * scale`` with ``scale = 1 / (1 - p)`` computed in double
+and rounded once to the array's dtype (so float32 results are the float32
+product, identical on every backend); dropped ``y = +0`` (a select: a dropped
+NaN gives 0). ``p == 1`` drops everything (no division by zero).
+"""
+from __future__ import annotations
+
+import math
+
+from fastopt import _backends, _validate as v
+
+
+def _module(backend, on_gpu):
+    return _backends.module("dropout", _backends.choose(v.backend(backend), on_gpu))
+
+
+def dropout_forward(x, p, *, seed, training=True, backend="auto"):
+    """Inverted dropout: returns ``(y, mask)``; ``x`` is not modified.
+
+    ::
+
+        keep_i = w_i(seed) >= round(p * 2**32)          (probability 1 - p)
+        y_i    = x_i / (1 - p) if keep_i else 0          (training)
+        y, mask = x, None                                (training=False)
+
+    Same as ``torch.nn.functional.dropout(x, p, training)`` in distribution
+    (torch draws its mask from its own generator, so the bits differ). The
+    lecture notes' ``U = (np.random.rand(*H.shape) < P) / P; H *= U`` is the
+    case ``p = 1 - P`` (with a float64 mask instead of bits).
+
+    ``y`` is a new array of ``x``'s shape and dtype (float32 or float64, any
+    shape, C-contiguous); ``mask`` is a new ``numpy.uint8`` array of
+    ``ceil(x.size / 8)`` bytes. ``seed`` is an int in ``[0, 2**64)``.
+
+    >>> y, mask = fastopt.dropout_forward(x, 0.5, seed=1234)
+    >>> dx = fastopt.dropout_backward(dy, mask, 0.5)
+    """
+    c = v.arrays(("x", x, False))
+    p = v.unit_interval("p", p, closed_right=True)
+    seed = v.seed(seed)
+    training = v.flag("training", training)
+    mod = _module(backend, c.on_gpu)
+    if not training:
+        return x, None
+    return mod.forward(c["x"][0], p, seed)
+
+
+def dropout_backward(dy, mask, p, backend="auto"):
+    """Gradient of :func:`dropout_forward`: ``dx = dy / (1 - p)`` where the mask
+    bit is set, 0 elsewhere (``dy * mask / (1 - p)``); a new array.
+
+    ``mask=None`` (the eval forward's mask) returns ``dy`` itself. Equals the
+    autograd backward of ``torch.nn.functional.dropout``.
+    """
+    c = v.arrays(("dy", dy, False))
+    p = v.unit_interval("p", p, closed_right=True)
+    mod = _module(backend, c.on_gpu)
+    if mask is None:
+        return dy
+    g = c["dy"][0]
+    mask = v.bit_mask("mask", mask, g.size, c.on_gpu)
+    return mod.backward(g, mask, p)
+
+
+def dropout_mask(shape, p, *, seed, backend="auto"):
+    """The mask :func:`dropout_forward` draws for an array of ``shape`` with
+    this ``p`` and ``seed``, without the array: ``numpy.uint8`` of
+    ``ceil(prod(shape) / 8)`` bytes (bit ``i % 8`` of byte ``i // 8``)."""
+    shape = v.shape(shape)
+    p = v.unit_interval("p", p, closed_right=True)
+    seed = v.seed(seed)
+    return _module(backend, False).mask(math.prod(shape), p, seed)
