@@ -139,7 +139,7 @@ def train_one(name: str, model: MLP, init_state, data, cfg: Config, bar=None) ->
                 h.eval_iters.append(step)
                 h.val_acc.append(model.accuracy(data.X_val, data.y_val))
             if bar is not None:
-                bar.set_postfix_str(f"{spec.label} epoch {epoch + 1}/{cfg.epochs} loss {loss:.3f}",
+                bar.set_postfix_str(f"epoch {epoch + 1}/{cfg.epochs}, loss {loss:.3f}",
                                     refresh=False)
                 bar.update(1)
         h.final_train_loss = float(np.mean(epoch_losses))
