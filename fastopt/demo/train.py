@@ -27,17 +27,19 @@ class OptimizerSpec:
     note: str = ""
 
 
-# The hyper-parameters: conventional values (SGD-family peak lr 0.05-0.1,
-# momentum 0.9; the adaptive methods 1e-3 .. 3e-3), checked on this problem.
+# Peak learning rates: the best mean *validation* accuracy (20 epochs, seeds
+# 0-5) on a coarse grid of about 2x steps per optimizer (docs/notes-demo.md);
+# the test split played no part. Batch norm makes the network tolerate rates
+# above the textbook defaults. Momentum 0.9 and Adam's betas are the usual ones.
 OPTIMIZERS = {
-    "sgd": OptimizerSpec("SGD", "SGD", 0.1, note="plain SGD"),
-    "momentum": OptimizerSpec("SGD+momentum", "SGD", 0.05, {"momentum": 0.9}, note="momentum 0.9"),
-    "nesterov": OptimizerSpec("Nesterov", "SGD", 0.05, {"momentum": 0.9, "nesterov": True},
+    "sgd": OptimizerSpec("SGD", "SGD", 0.2, note="plain SGD"),
+    "momentum": OptimizerSpec("SGD+momentum", "SGD", 0.1, {"momentum": 0.9}, note="momentum 0.9"),
+    "nesterov": OptimizerSpec("Nesterov", "SGD", 0.1, {"momentum": 0.9, "nesterov": True},
                               note="Nesterov momentum 0.9"),
-    "rmsprop": OptimizerSpec("RMSProp", "RMSprop", 1e-3, {"alpha": 0.99}, note="alpha 0.99"),
-    "adam": OptimizerSpec("Adam", "Adam", 2e-3, {"betas": (0.9, 0.999)}, note="betas (0.9, 0.999)"),
-    "adamw": OptimizerSpec("AdamW", "AdamW", 2e-3, {"betas": (0.9, 0.999)}, weight_decay=0.05,
-                           note="decoupled weight decay 0.05 on weights"),
+    "rmsprop": OptimizerSpec("RMSProp", "RMSprop", 3e-3, {"alpha": 0.99}, note="alpha 0.99"),
+    "adam": OptimizerSpec("Adam", "Adam", 1e-2, {"betas": (0.9, 0.999)}, note="betas (0.9, 0.999)"),
+    "adamw": OptimizerSpec("AdamW", "AdamW", 1e-2, {"betas": (0.9, 0.999)}, weight_decay=0.05,
+                           note="decoupled weight decay 0.05 on the weight matrices"),
 }
 
 
@@ -50,7 +52,7 @@ class Config:
     seed: int = 0
     backend: str = "auto"
     optimizers: tuple = tuple(OPTIMIZERS)
-    evals_per_epoch: int = 2
+    evals_per_epoch: int = 4
     warmup_fraction: float = 0.05
     progress: bool = True
 
