@@ -92,6 +92,8 @@ def _run(epochs=20, optimizers=None, out="demo-out", seed=0, backend="auto", *, 
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+        raise ValueError(f"batch_size must be an int >= 2 (batch norm needs two samples), got {batch_size!r}")
     name = resolve_backend(backend)
     cfg = Config(epochs=epochs, batch_size=batch_size, hidden=tuple(hidden), p_drop=p_drop,
                  seed=seed, backend=name, optimizers=tuple(optimizers), progress=progress)
@@ -103,7 +105,7 @@ def _run(epochs=20, optimizers=None, out="demo-out", seed=0, backend="auto", *, 
         raise _missing_dependency(exc) from exc
     from fastopt.demo.model import MLP
     from fastopt.demo.report import format_table, plot_curves
-    from fastopt.demo.train import batches, train_one
+    from fastopt.demo.train import batches, train_one, warmup_steps
 
     data = load_digits_splits(seed)
     sizes = (data.n_features, *cfg.hidden, data.n_classes)
@@ -116,9 +118,11 @@ def _run(epochs=20, optimizers=None, out="demo-out", seed=0, backend="auto", *, 
     echo(f"data: scikit-learn digits, {data.sizes()}; mean/std from the training split only")
     echo(f"backend: {name} (batch norm, dropout and optimizer steps; linear layers and loss in NumPy), "
          f"float32, seed {seed}")
-    echo(f"training: {epochs} epoch(s) x {steps_per_epoch} steps (batch ~{data.X_train.shape[0] // steps_per_epoch}), "
-         f"linear warm-up then cosine learning rate; optimizers: "
-         f"{', '.join(OPTIMIZERS[o].label for o in optimizers)}")
+    total = epochs * steps_per_epoch
+    echo(f"training: {epochs} epoch(s) x {steps_per_epoch} steps (batch ~{data.X_train.shape[0] // steps_per_epoch}); "
+         f"learning rate: linear warm-up over {warmup_steps(total, cfg.warmup_fraction)} step(s) "
+         f"from lr/3, then cosine to 0 at step {total}")
+    echo(f"optimizers: {', '.join(f'{OPTIMIZERS[o].label} (lr {OPTIMIZERS[o].lr:g}' + (f', {OPTIMIZERS[o].note}' if OPTIMIZERS[o].note != 'plain SGD' else '') + ')' for o in optimizers)}")
 
     check = None
     if gradcheck:

@@ -82,10 +82,15 @@ def batches(n: int, batch_size: int, seed: int, epoch: int):
     return np.array_split(perm, max(1, n // batch_size))
 
 
+def warmup_steps(total_steps: int, warmup_fraction: float) -> int:
+    return max(1, int(round(warmup_fraction * total_steps)))
+
+
 def schedule_for(spec: OptimizerSpec, total_steps: int, warmup_fraction: float):
     """Linear warm-up over ``warmup_fraction`` of the run (at least one step),
-    then cosine annealing to 0 at the last step."""
-    warmup = max(1, int(round(warmup_fraction * total_steps)))
+    from ``lr / 3`` (torch ``LinearLR``'s default start), then cosine
+    annealing to 0 at the last step."""
+    warmup = warmup_steps(total_steps, warmup_fraction)
     if total_steps <= warmup:
         return lambda t: spec.lr
     return fastopt.schedules.warmup_cosine(spec.lr, warmup, total_steps)
