@@ -122,7 +122,7 @@ def _run(epochs=20, optimizers=None, out="demo-out", seed=0, backend="auto", *, 
     echo(f"training: {epochs} epoch(s) x {steps_per_epoch} steps (batch ~{data.X_train.shape[0] // steps_per_epoch}); "
          f"learning rate: linear warm-up over {warmup_steps(total, cfg.warmup_fraction)} step(s) "
          f"from lr/3, then cosine to 0 at step {total}")
-    echo(f"optimizers: {', '.join(f'{OPTIMIZERS[o].label} (lr {OPTIMIZERS[o].lr:g}' + (f', {OPTIMIZERS[o].note}' if OPTIMIZERS[o].note != 'plain SGD' else '') + ')' for o in optimizers)}")
+    echo("optimizers: " + ", ".join(OPTIMIZERS[o].describe() for o in optimizers))
 
     check = None
     if gradcheck:

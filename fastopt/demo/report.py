@@ -61,6 +61,11 @@ def plot_curves(histories, path, *, title="", steps_per_epoch=1):
         ax_loss.plot(h.iters, smooth(h.train_loss, window), color=colour, linewidth=1.6, label=h.label)
         ax_acc.plot(h.eval_iters, 100 * np.asarray(h.val_acc), color=colour, linewidth=1.6,
                     marker="o", markersize=2.5, label=f"{h.label} ({100 * h.val_accuracy:.1f}%)")
+    if steps_per_epoch > 1:
+        for ax in (ax_loss, ax_acc):
+            top = ax.secondary_xaxis("top", functions=(lambda i: i / steps_per_epoch,
+                                                       lambda e: e * steps_per_epoch))
+            top.set_xlabel("epoch")
     ax_loss.set_yscale("log")
     ax_loss.set_xlabel("iteration")
     ax_loss.set_ylabel("training loss (mini-batch, softmax cross-entropy)")

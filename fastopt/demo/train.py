@@ -26,13 +26,16 @@ class OptimizerSpec:
     weight_decay: float = 0.0   # applied to the weight matrices only
     note: str = ""
 
+    def describe(self) -> str:
+        return f"{self.label} (lr {self.lr:g}" + (f", {self.note})" if self.note else ")")
+
 
 # Peak learning rates: the best mean *validation* accuracy (20 epochs, seeds
 # 0-5) on a coarse grid of about 2x steps per optimizer (docs/notes-demo.md);
 # the test split played no part. Batch norm makes the network tolerate rates
 # above the textbook defaults. Momentum 0.9 and Adam's betas are the usual ones.
 OPTIMIZERS = {
-    "sgd": OptimizerSpec("SGD", "SGD", 0.2, note="plain SGD"),
+    "sgd": OptimizerSpec("SGD", "SGD", 0.2),
     "momentum": OptimizerSpec("SGD+momentum", "SGD", 0.1, {"momentum": 0.9}, note="momentum 0.9"),
     "nesterov": OptimizerSpec("Nesterov", "SGD", 0.1, {"momentum": 0.9, "nesterov": True},
                               note="Nesterov momentum 0.9"),
