@@ -69,20 +69,24 @@ def resolve_backend(backend: str) -> str:
     return name
 
 
-def run(*args, **kwargs) -> DemoResult:
+def run(epochs=20, optimizers=None, out="demo-out", seed=0, backend="auto", *, batch_size=64,
+        p_drop=0.2, hidden=(256, 256), progress=True, gradcheck=True, echo=print) -> DemoResult:
     """Runs the whole demo; prints as it goes (``echo``) and returns a :class:`DemoResult`.
 
-    ``run(epochs=20, optimizers=None, out="demo-out", seed=0, backend="auto", *,
-    batch_size=64, p_drop=0.2, hidden=(256, 256), progress=True, gradcheck=True,
-    echo=print)``; ``optimizers`` is a list of names from :data:`OPTIMIZERS`
-    (all by default).
+    ``optimizers`` is a list of names from :data:`OPTIMIZERS` (all by default);
+    ``out`` the folder for ``learning_curves.png`` and ``results.json``;
+    ``seed`` drives the split, the initialization, the mini-batch order and the
+    dropout masks; ``backend`` is fastopt's (``auto``, ``cpp``, ``numba``,
+    ``numpy``). ``progress``: tqdm bars (stderr); ``gradcheck``: check the
+    network's gradients first.
     """
     with _blas_one_thread():
-        return _run(*args, **kwargs)
+        return _run(epochs, optimizers, out, seed, backend, batch_size, p_drop, hidden, progress,
+                    gradcheck, echo)
 
 
-def _run(epochs=20, optimizers=None, out="demo-out", seed=0, backend="auto", *, batch_size=64,
-        p_drop=0.2, hidden=(256, 256), progress=True, gradcheck=True, echo=print) -> DemoResult:
+def _run(epochs, optimizers, out, seed, backend, batch_size, p_drop, hidden, progress, gradcheck,
+         echo) -> DemoResult:
     t_start = time.perf_counter()
     optimizers = list(OPTIMIZERS) if optimizers is None else [o.lower() for o in optimizers]
     unknown = [o for o in optimizers if o not in OPTIMIZERS]
@@ -107,6 +111,7 @@ def _run(epochs=20, optimizers=None, out="demo-out", seed=0, backend="auto", *, 
     from fastopt.demo.report import format_table, plot_curves
     from fastopt.demo.train import batches, train_one, warmup_steps
 
+    os.makedirs(out, exist_ok=True)
     data = load_digits_splits(seed)
     sizes = (data.n_features, *cfg.hidden, data.n_classes)
     model = MLP(sizes, p_drop, seed=seed, backend=name)
@@ -145,7 +150,6 @@ def _run(epochs=20, optimizers=None, out="demo-out", seed=0, backend="auto", *, 
     table = format_table(histories)
     echo("")
     echo(table)
-    os.makedirs(out, exist_ok=True)
     png = plot_curves(histories, os.path.join(out, "learning_curves.png"),
                       title=f"fastopt demo: MLP {arch} on digits, backend {name}, seed {seed}",
                       steps_per_epoch=steps_per_epoch)
