@@ -31,7 +31,9 @@ def info() -> dict:
         out["cpp"] = dict(_core.build_info())
     if status["numba"] == "available":
         import numba
-        out["numba"] = {"version": numba.__version__, "threads": numba.config.NUMBA_NUM_THREADS}
+        from fastopt import _numba  # sets the threading layer fastopt asks for
+        out["numba"] = {"version": numba.__version__, "threads": numba.config.NUMBA_NUM_THREADS,
+                        "threading_layer": numba.config.THREADING_LAYER}
     return out
 
 
@@ -46,5 +48,7 @@ def format_info(d: dict) -> str:
         c = d["cpp"]
         lines.append(f"cpp: SIMD path {c['isa']}, {c['threads']} threads ({c['threading']})")
     if "numba" in d:
-        lines.append(f"numba: {d['numba']['version']}, {d['numba']['threads']} threads")
+        n = d["numba"]
+        lines.append(f"numba: {n['version']}, {n['threads']} threads, "
+                     f"threading layer {n['threading_layer']}")
     return "\n".join(lines)

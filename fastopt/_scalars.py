@@ -63,12 +63,10 @@ def rmsprop(*, lr, alpha, eps, weight_decay, momentum, maximize) -> RmspropScala
 
 
 def adam(*, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize) -> AdamScalars:
-    bias_correction1 = 1.0 - beta1 ** step
-    bias_correction2 = 1.0 - beta2 ** step
-    return AdamScalars(beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps,
-                       0.0 if decoupled else weight_decay, sign(maximize),
-                       lr / bias_correction1, math.sqrt(bias_correction2),
-                       1.0 - lr * weight_decay if decoupled else 1.0)
+    # A plain tuple in AdamScalars' field order: this runs on every small call.
+    return (beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps, 0.0 if decoupled else weight_decay,
+            -1.0 if maximize else 1.0, lr / (1.0 - beta1 ** step),
+            math.sqrt(1.0 - beta2 ** step), 1.0 - lr * weight_decay if decoupled else 1.0)
 
 
 def adam_weight_decay_mode(weight_decay, decoupled) -> int:

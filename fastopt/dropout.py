@@ -83,8 +83,13 @@ def dropout_backward(dy, mask, p, backend="auto"):
 def dropout_mask(shape, p, *, seed, backend="auto"):
     """The mask :func:`dropout_forward` draws for an array of ``shape`` with
     this ``p`` and ``seed``, without the array: ``numpy.uint8`` of
-    ``ceil(prod(shape) / 8)`` bytes (bit ``i % 8`` of byte ``i // 8``)."""
+    ``ceil(prod(shape) / 8)`` bytes (bit ``i % 8`` of byte ``i // 8``);
+    a ``cupy`` array with ``backend="cuda"``.
+
+    >>> mask = fastopt.dropout_mask(x.shape, 0.5, seed=1234)   # == dropout_forward(...)[1]
+    """
     shape = v.shape(shape)
     p = v.unit_interval("p", p, closed_right=True)
     seed = v.seed(seed)
-    return _module(backend, False).mask(math.prod(shape), p, seed)
+    # no array to say where it lives: backend="cuda" asks for a GPU mask
+    return _module(backend, v.backend(backend) == "cuda").mask(math.prod(shape), p, seed)

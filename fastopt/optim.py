@@ -8,7 +8,20 @@ each member alone, bit for bit.
 """
 from __future__ import annotations
 
-from fastopt import _backends, _validate as v
+from fastopt import _backends, _scalars, _validate as v
+
+try:
+    # Native fast path (csrc/bindings/fast_path.h): runs plainly valid calls
+    # on the cpp backend and returns False for everything else, which then
+    # goes through the Python validator below. The hyper-parameter pre-checks
+    # before each fast call are conservative: anything unusual (ints, NaN, inf,
+    # numpy scalars, wrong types) takes the validated path.
+    from fastopt._core import (adagrad_step_fast as _adagrad_fast, adam_step_fast as _adam_fast,
+                               rmsprop_step_fast as _rmsprop_fast, sgd_step_fast as _sgd_fast)
+except ImportError:  # pragma: no cover - extension not built
+    _sgd_fast = _rmsprop_fast = _adam_fast = _adagrad_fast = None
+
+_INF = float("inf")
 
 
 def _run(family, fn, checked, backend, *args, **kwargs):
@@ -38,6 +51,16 @@ def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0
     >>> p, g, buf = np.ones(4, np.float32), np.full(4, 0.5, np.float32), np.zeros(4, np.float32)
     >>> fastopt.sgd_step(p, g, buf, lr=0.1, momentum=0.9, first_step=True)
     """
+    if (_sgd_fast is not None and type(lr) is float and 0.0 <= lr < _INF
+            and type(momentum) is float and 0.0 <= momentum < _INF
+            and type(dampening) is float and -_INF < dampening < _INF
+            and type(weight_decay) is float and 0.0 <= weight_decay < _INF
+            and type(nesterov) is bool and type(maximize) is bool and type(first_step) is bool
+            and (not nesterov or (momentum > 0.0 and dampening == 0.0))
+            and (momentum == 0.0 or momentum_buffer is not None) and type(backend) is str
+            and _sgd_fast(param, grad, momentum_buffer, lr, momentum, 1.0 - dampening,
+                          weight_decay, -1.0 if maximize else 1.0, nesterov, first_step, backend)):
+        return
     c = v.arrays(("param", param, True), ("grad", grad, False),
                  ("momentum_buffer", momentum_buffer, True))
     lr = v.at_least("lr", lr)
@@ -74,6 +97,19 @@ def rmsprop_step(param, grad, square_avg, *, lr, alpha=0.99, eps=1e-8, weight_de
     x += -lr * dx / (sqrt(cache) + eps)`` is the plain case with ``alpha = decay``.
     State starts at zeros, as in torch.
     """
+    if (_rmsprop_fast is not None and type(lr) is float and 0.0 <= lr < _INF
+            and type(alpha) is float and 0.0 <= alpha < _INF
+            and type(eps) is float and 0.0 <= eps < _INF
+            and type(weight_decay) is float and 0.0 <= weight_decay < _INF
+            and type(momentum) is float and 0.0 <= momentum < _INF
+            and type(centered) is bool and type(maximize) is bool and type(backend) is str
+            and (momentum == 0.0 or momentum_buffer is not None)
+            and (not centered or grad_avg is not None)
+            and _rmsprop_fast(param, grad, square_avg, grad_avg, momentum_buffer,
+                              *_scalars.rmsprop(lr=lr, alpha=alpha, eps=eps,
+                                                weight_decay=weight_decay, momentum=momentum,
+                                                maximize=maximize), centered, backend)):
+        return
     c = v.arrays(("param", param, True), ("grad", grad, False), ("square_avg", square_avg, True),
                  ("momentum_buffer", momentum_buffer, True), ("grad_avg", grad_avg, True))
     lr = v.at_least("lr", lr)
@@ -114,6 +150,22 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, beta1=0.9, beta2=0.
     >>> m, v = np.zeros_like(p), np.zeros_like(p)
     >>> fastopt.adam_step(p, g, m, v, step=1, lr=1e-3)
     """
+    if (_adam_fast is not None and type(step) is int and step >= 1
+            and type(lr) is float and 0.0 <= lr < _INF
+            and type(beta1) is float and 0.0 <= beta1 < 1.0
+            and type(beta2) is float and 0.0 <= beta2 < 1.0
+            and type(eps) is float and 0.0 <= eps < _INF
+            and type(weight_decay) is float and 0.0 <= weight_decay < _INF
+            and type(decoupled_weight_decay) is bool and type(amsgrad) is bool
+            and type(maximize) is bool and type(backend) is str
+            and (not amsgrad or max_exp_avg_sq is not None)
+            and _adam_fast(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq,
+                           *_scalars.adam(step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                                          weight_decay=weight_decay,
+                                          decoupled=decoupled_weight_decay, maximize=maximize),
+                           _scalars.adam_weight_decay_mode(weight_decay, decoupled_weight_decay),
+                           amsgrad, backend)):
+        return
     c = v.arrays(("param", param, True), ("grad", grad, False), ("exp_avg", exp_avg, True),
                  ("exp_avg_sq", exp_avg_sq, True), ("max_exp_avg_sq", max_exp_avg_sq, True))
     step = v.step(step)
@@ -143,6 +195,17 @@ def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay=0.0, eps=1e-10,
     is the case ``lr_decay = 0``. torch starts ``state_sum`` at
     ``initial_accumulator_value`` (0 by default).
     """
+    if (_adagrad_fast is not None and type(step) is int and step >= 1
+            and type(lr) is float and 0.0 <= lr < _INF
+            and type(lr_decay) is float and 0.0 <= lr_decay < _INF
+            and type(eps) is float and 0.0 <= eps < _INF
+            and type(weight_decay) is float and 0.0 <= weight_decay < _INF
+            and type(maximize) is bool and type(backend) is str
+            and _adagrad_fast(param, grad, state_sum,
+                              *_scalars.adagrad(step=step, lr=lr, lr_decay=lr_decay, eps=eps,
+                                                weight_decay=weight_decay, maximize=maximize),
+                              backend)):
+        return
     c = v.arrays(("param", param, True), ("grad", grad, False), ("state_sum", state_sum, True))
     step = v.step(step)
     lr = v.at_least("lr", lr)

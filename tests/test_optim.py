@@ -121,3 +121,29 @@ def test_torch_tensors_are_updated_in_place():
         fastopt.adam_step(p, g, m, v, step=2, lr=0.01, backend=backend)
         assert p.data_ptr() == ptr
         np.testing.assert_allclose(p.numpy(), ref[0], **tol(np.float32))
+
+
+class DLPackOnly:
+    """An object that only speaks DLPack (as a JAX array or another library's would)."""
+
+    def __init__(self, array):
+        self._array = array
+
+    def __dlpack__(self, **kwargs):
+        return self._array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._array.__dlpack_device__()
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_dlpack_objects_are_updated_in_place(backend, rng):
+    p = rng.standard_normal(100).astype(np.float32)
+    g = rng.standard_normal(100).astype(np.float32)
+    buf = rng.standard_normal(100).astype(np.float32)
+    expected = [x.astype(np.float64) for x in (p, g, buf)]
+    fastopt.sgd_step(*expected, lr=0.1, momentum=0.9, backend="numpy")
+    fastopt.sgd_step(DLPackOnly(p), DLPackOnly(g), DLPackOnly(buf), lr=0.1, momentum=0.9,
+                     backend=backend)
+    np.testing.assert_allclose(p, expected[0], **tol(np.float32))
+    np.testing.assert_allclose(buf, expected[2], **tol(np.float32))

@@ -20,8 +20,7 @@ def assert_unchanged(arrays, before):
         np.testing.assert_array_equal(np.asarray(a), b)
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
-@pytest.mark.parametrize("mutate, error, match", [
+BAD_ARRAYS = [
     (lambda a: a.__setitem__(1, [0.5] * 64), TypeError, "grad is a list but param is a single array"),
     (lambda a: a.__setitem__(1, memoryview(b"x")), TypeError, "grad must be a numpy.ndarray"),
     (lambda a: a.__setitem__(1, a[1].astype(np.float64)), TypeError, "grad has dtype float64"),
@@ -33,7 +32,14 @@ def assert_unchanged(arrays, before):
     (lambda a: a[0].setflags(write=False), ValueError, "param is read-only"),
     (lambda a: a.__setitem__(2, a[0]), ValueError, "param and exp_avg overlap"),
     (lambda a: a.__setitem__(1, a[3]), ValueError, "grad and exp_avg_sq overlap"),
-])
+    (lambda a: a.__setitem__(0, a[0].astype(">f4")), TypeError, "param has dtype >f4"),
+    (lambda a: a.__setitem__(2, a[2].reshape(8, 8)),
+     ValueError, r"exp_avg has shape \(8, 8\)"),
+]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("mutate, error, match", BAD_ARRAYS)
 def test_bad_arrays(mutate, error, match, backend, rng):
     arrays = adam_arrays(rng)
     mutate(arrays)

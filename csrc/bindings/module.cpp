@@ -10,12 +10,14 @@ namespace fastopt {
 void register_optim(py::module_& m);
 void register_dropout(py::module_& m);
 void register_validate(py::module_& m);
+void register_bench(py::module_& m);
 }  // namespace fastopt
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastopt's C++ CPU kernels (use the functions in fastopt, not these).";
   fastopt::register_validate(m);
   fastopt::register_optim(m);
+  fastopt::register_bench(m);
   fastopt::register_dropout(m);
 
   m.def("build_info", [] {

@@ -3,6 +3,9 @@
 // fastopt/_scalars.py, in the field order of the structs in fastopt/optim.h.
 #include "../cpu/optim_kernels.h"
 #include "arrays.h"
+#include "fast_path.h"
+
+#include <type_traits>
 
 namespace fastopt {
 namespace {
@@ -73,6 +76,97 @@ void adagrad(ArrayList<T> params, ArrayList<T> grads, ArrayList<T> sums, double 
   adagrad_cpu(l, s, weight_decay != 0.0);
 }
 
+// ---- fast path (see fast_path.h): all given arrays are checked, the roles
+// in `used` are handed to the kernel.
+template <typename T>
+OptimList<T> to_list(const FastCall<5>& c, unsigned used) {
+  OptimList<T> l;
+  l.sizes = c.sizes;
+  l.ptrs.resize(c.ptrs.size());
+  for (std::size_t t = 0; t < c.ptrs.size(); ++t)
+    for (int r = 0; r < 5; ++r)
+      l.ptrs[t][r] = (used >> r & 1u) ? static_cast<T*>(c.ptrs[t][r]) : nullptr;
+  return l;
+}
+
+template <typename Run>
+bool fast_run(const FastRole (&roles)[5], const char* backend, unsigned used, const Run& run) {
+  if (!fast_backend_selected(backend)) return false;
+  for (int r = 0; r < 5; ++r)
+    if ((used >> r & 1u) && roles[r].obj == Py_None) return false;
+  FastCall<5> c;
+  if (!fast_collect(roles, c)) return false;
+  if (c.dtype == 0) {
+    auto l = to_list<float>(c, used);
+    py::gil_scoped_release nogil;
+    run(l);
+  } else {
+    auto l = to_list<double>(c, used);
+    py::gil_scoped_release nogil;
+    run(l);
+  }
+  return true;
+}
+
+constexpr unsigned kRole0 = 1u, kRole1 = 2u, kRole2 = 4u, kRole3 = 8u, kRole4 = 16u;
+
+bool sgd_fast(py::object param, py::object grad, py::object buf, double lr, double momentum,
+              double one_minus_dampening, double weight_decay, double grad_sign, bool nesterov,
+              bool first_step, const char* backend) {
+  const FastRole roles[5] = {{param.ptr(), true}, {grad.ptr(), false}, {buf.ptr(), true},
+                             {Py_None, true}, {Py_None, true}};
+  const int mode = momentum == 0.0 ? 0 : (nesterov ? 2 : 1);
+  return fast_run(roles, backend, kRole0 | kRole1 | (mode ? kRole2 : 0u), [&](const auto& l) {
+    using T = std::remove_pointer_t<typename std::decay_t<decltype(l.ptrs[0])>::value_type>;
+    SgdScalars<T> s{T(lr), T(momentum), T(one_minus_dampening), T(weight_decay), T(grad_sign)};
+    sgd_cpu(l, s, weight_decay != 0.0, mode, first_step);
+  });
+}
+
+bool rmsprop_fast(py::object param, py::object grad, py::object square_avg, py::object grad_avg,
+                  py::object buf, double lr, double alpha, double one_minus_alpha, double eps,
+                  double weight_decay, double momentum, double grad_sign, bool centered,
+                  const char* backend) {
+  const FastRole roles[5] = {{param.ptr(), true}, {grad.ptr(), false}, {square_avg.ptr(), true},
+                             {grad_avg.ptr(), true}, {buf.ptr(), true}};
+  const bool use_momentum = momentum > 0.0;
+  return fast_run(roles, backend,
+                  kRole0 | kRole1 | kRole2 | (centered ? kRole3 : 0u) | (use_momentum ? kRole4 : 0u),
+                  [&](const auto& l) {
+    using T = std::remove_pointer_t<typename std::decay_t<decltype(l.ptrs[0])>::value_type>;
+    RmspropScalars<T> s{T(lr), T(alpha), T(one_minus_alpha), T(eps), T(weight_decay), T(momentum),
+                        T(grad_sign)};
+    rmsprop_cpu(l, s, weight_decay != 0.0, centered, use_momentum);
+  });
+}
+
+bool adam_fast(py::object param, py::object grad, py::object exp_avg, py::object exp_avg_sq,
+               py::object max_exp_avg_sq, double beta1, double one_minus_beta1, double beta2,
+               double one_minus_beta2, double eps, double weight_decay, double grad_sign,
+               double step_size, double bc2_sqrt, double decay_factor, int weight_decay_mode,
+               bool amsgrad, const char* backend) {
+  const FastRole roles[5] = {{param.ptr(), true}, {grad.ptr(), false}, {exp_avg.ptr(), true},
+                             {exp_avg_sq.ptr(), true}, {max_exp_avg_sq.ptr(), true}};
+  return fast_run(roles, backend, kRole0 | kRole1 | kRole2 | kRole3 | (amsgrad ? kRole4 : 0u),
+                  [&](const auto& l) {
+    using T = std::remove_pointer_t<typename std::decay_t<decltype(l.ptrs[0])>::value_type>;
+    AdamScalars<T> s{T(beta1), T(one_minus_beta1), T(beta2), T(one_minus_beta2), T(eps),
+                     T(weight_decay), T(grad_sign), T(step_size), T(bc2_sqrt), T(decay_factor)};
+    adam_cpu(l, s, weight_decay_mode, amsgrad);
+  });
+}
+
+bool adagrad_fast(py::object param, py::object grad, py::object state_sum, double clr, double eps,
+                  double weight_decay, double grad_sign, const char* backend) {
+  const FastRole roles[5] = {{param.ptr(), true}, {grad.ptr(), false}, {state_sum.ptr(), true},
+                             {Py_None, true}, {Py_None, true}};
+  return fast_run(roles, backend, kRole0 | kRole1 | kRole2, [&](const auto& l) {
+    using T = std::remove_pointer_t<typename std::decay_t<decltype(l.ptrs[0])>::value_type>;
+    AdagradScalars<T> s{T(clr), T(eps), T(weight_decay), T(grad_sign)};
+    adagrad_cpu(l, s, weight_decay != 0.0);
+  });
+}
+
 template <typename T>
 void define(py::module_& m) {
   using py::arg;
@@ -99,6 +193,12 @@ void define(py::module_& m) {
 void register_optim(py::module_& m) {
   define<float>(m);
   define<double>(m);
+  // Fast paths: return False (having touched nothing) when the call needs the
+  // Python validator.
+  m.def("sgd_step_fast", &sgd_fast);
+  m.def("rmsprop_step_fast", &rmsprop_fast);
+  m.def("adam_step_fast", &adam_fast);
+  m.def("adagrad_step_fast", &adagrad_fast);
 }
 
 }  // namespace fastopt

@@ -54,34 +54,63 @@ def _mask_byte(b, count, k0, k1, t):
     return byte
 
 
-@njit(parallel=True, cache=True)
-def _forward(x, y, mask, k0, k1, t, scale):
-    n = x.size
-    zero = x.dtype.type(0)
-    for b in prange(mask.size):
-        first = 8 * b
-        count = min(8, n - first)
-        byte = _mask_byte(np.uint64(b), count, k0, k1, t)
-        mask[b] = np.uint8(byte)
-        for k in range(count):
-            y[first + k] = x[first + k] * scale if (byte >> k) & 1 else zero
+@njit(cache=True, inline="always")
+def _forward_byte(x, y, mask, b, n, k0, k1, t, scale, zero):
+    first = 8 * b
+    count = min(8, n - first)
+    byte = _mask_byte(np.uint64(b), count, k0, k1, t)
+    mask[b] = np.uint8(byte)
+    for k in range(count):
+        y[first + k] = x[first + k] * scale if (byte >> k) & 1 else zero
+
+
+@njit(cache=True, inline="always")
+def _backward_byte(dy, mask, dx, b, n, scale, zero):
+    first = 8 * b
+    count = min(8, n - first)
+    byte = mask[b]
+    for k in range(count):
+        dx[first + k] = dy[first + k] * scale if (byte >> k) & 1 else zero
+
+
+# Parallel loops for large arrays; serial ones below PARALLEL_MIN elements,
+# where waking numba's threads costs more than the work.
+PARALLEL_MIN = 1 << 16
 
 
 @njit(parallel=True, cache=True)
-def _backward(dy, mask, dx, scale):
-    n = dy.size
-    zero = dy.dtype.type(0)
+def _forward_par(x, y, mask, k0, k1, t, scale):
     for b in prange(mask.size):
-        first = 8 * b
-        count = min(8, n - first)
-        byte = mask[b]
-        for k in range(count):
-            dx[first + k] = dy[first + k] * scale if (byte >> k) & 1 else zero
+        _forward_byte(x, y, mask, b, x.size, k0, k1, t, scale, x.dtype.type(0))
+
+
+@njit(cache=True)
+def _forward_ser(x, y, mask, k0, k1, t, scale):
+    for b in range(mask.size):
+        _forward_byte(x, y, mask, b, x.size, k0, k1, t, scale, x.dtype.type(0))
 
 
 @njit(parallel=True, cache=True)
-def _mask(mask, n, k0, k1, t):
+def _backward_par(dy, mask, dx, scale):
     for b in prange(mask.size):
+        _backward_byte(dy, mask, dx, b, dy.size, scale, dy.dtype.type(0))
+
+
+@njit(cache=True)
+def _backward_ser(dy, mask, dx, scale):
+    for b in range(mask.size):
+        _backward_byte(dy, mask, dx, b, dy.size, scale, dy.dtype.type(0))
+
+
+@njit(parallel=True, cache=True)
+def _mask_par(mask, n, k0, k1, t):
+    for b in prange(mask.size):
+        mask[b] = np.uint8(_mask_byte(np.uint64(b), min(8, n - 8 * b), k0, k1, t))
+
+
+@njit(cache=True)
+def _mask_ser(mask, n, k0, k1, t):
+    for b in range(mask.size):
         mask[b] = np.uint8(_mask_byte(np.uint64(b), min(8, n - 8 * b), k0, k1, t))
 
 
@@ -94,15 +123,16 @@ def forward(x, p, seed):
     y = np.empty_like(x)
     mask = np.empty((x.size + 7) // 8, dtype=np.uint8)
     k0, k1 = _key(seed)
-    _forward(x.reshape(-1), y.reshape(-1), mask, k0, k1, np.uint64(s.threshold),
-             x.dtype.type(s.scale))
+    run = _forward_par if x.size >= PARALLEL_MIN else _forward_ser
+    run(x.reshape(-1), y.reshape(-1), mask, k0, k1, np.uint64(s.threshold), x.dtype.type(s.scale))
     return y, mask
 
 
 def backward(dy, mask, p):
     s = _scalars.dropout(p)
     dx = np.empty_like(dy)
-    _backward(dy.reshape(-1), mask, dx.reshape(-1), dy.dtype.type(s.scale))
+    run = _backward_par if dy.size >= PARALLEL_MIN else _backward_ser
+    run(dy.reshape(-1), mask, dx.reshape(-1), dy.dtype.type(s.scale))
     return dx
 
 
@@ -110,5 +140,6 @@ def mask(n, p, seed):
     s = _scalars.dropout(p)
     out = np.empty((n + 7) // 8, dtype=np.uint8)
     k0, k1 = _key(seed)
-    _mask(out, n, k0, k1, np.uint64(s.threshold))
+    run = _mask_par if n >= PARALLEL_MIN else _mask_ser
+    run(out, n, k0, k1, np.uint64(s.threshold))
     return out

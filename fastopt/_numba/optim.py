@@ -5,6 +5,7 @@ Each kernel walks fixed chunks of the concatenated elements of all tensors
 every element. Scalars come from fastopt/_scalars.py, cast to the arrays' dtype.
 """
 import math
+import types
 
 import numpy as np
 from numba import carray, njit, prange
@@ -12,7 +13,6 @@ from numba import carray, njit, prange
 from fastopt import _scalars
 from fastopt._numba._lists import CHUNK, pointer_like, table
 
-# Every kernel calls body(t, offset, length) for each piece of each chunk.
 
 
 @njit(inline="always")
@@ -20,8 +20,7 @@ def _view(addresses, role, t, offset, n, witness):
     return carray(pointer_like(addresses[role, t] + offset * witness.itemsize, witness), n)
 
 
-@njit(parallel=True, cache=True)
-def _sgd(addresses, starts, witness, lr, momentum, omd, wd, sign, mode, first):
+def _sgd_body(addresses, starts, witness, lr, momentum, omd, wd, sign, mode, first):
     total = starts[-1]
     nchunks = (total + CHUNK - 1) // CHUNK
     for c in prange(nchunks):
@@ -50,8 +49,7 @@ def _sgd(addresses, starts, witness, lr, momentum, omd, wd, sign, mode, first):
             t += 1
 
 
-@njit(parallel=True, cache=True)
-def _rmsprop(addresses, starts, witness, lr, alpha, oma, eps, wd, momentum, sign, centered,
+def _rmsprop_body(addresses, starts, witness, lr, alpha, oma, eps, wd, momentum, sign, centered,
              use_momentum):
     total = starts[-1]
     nchunks = (total + CHUNK - 1) // CHUNK
@@ -90,8 +88,7 @@ def _rmsprop(addresses, starts, witness, lr, alpha, oma, eps, wd, momentum, sign
             t += 1
 
 
-@njit(parallel=True, cache=True)
-def _adam(addresses, starts, witness, beta1, omb1, beta2, omb2, eps, wd, sign, step_size,
+def _adam_body(addresses, starts, witness, beta1, omb1, beta2, omb2, eps, wd, sign, step_size,
           bc2_sqrt, decay_factor, wd_mode, amsgrad):
     total = starts[-1]
     nchunks = (total + CHUNK - 1) // CHUNK
@@ -128,8 +125,7 @@ def _adam(addresses, starts, witness, beta1, omb1, beta2, omb2, eps, wd, sign, s
             t += 1
 
 
-@njit(parallel=True, cache=True)
-def _adagrad(addresses, starts, witness, clr, eps, wd, sign):
+def _adagrad_body(addresses, starts, witness, clr, eps, wd, sign):
     total = starts[-1]
     nchunks = (total + CHUNK - 1) // CHUNK
     for c in prange(nchunks):
@@ -154,6 +150,26 @@ def _adagrad(addresses, starts, witness, clr, eps, wd, sign):
             t += 1
 
 
+def _compile(body):
+    """A parallel and a serial build of one kernel body (prange runs as range in
+    the serial one): below SERIAL_BELOW elements waking worker threads costs
+    more than the work."""
+    serial = types.FunctionType(body.__code__, body.__globals__, body.__name__ + "_serial")
+    serial.__qualname__ = serial.__name__  # its own on-disk cache entry
+    return njit(parallel=True, cache=True)(body), njit(cache=True)(serial)
+
+
+SERIAL_BELOW = 1 << 16
+_sgd = _compile(_sgd_body)
+_rmsprop = _compile(_rmsprop_body)
+_adam = _compile(_adam_body)
+_adagrad = _compile(_adagrad_body)
+
+
+def _pick(kernel, starts):
+    return kernel[1] if starts[-1] < SERIAL_BELOW else kernel[0]
+
+
 def _typed(dtype, scalars):
     return [dtype.type(x) for x in scalars]
 
@@ -166,7 +182,7 @@ def sgd(params, grads, bufs, *, lr, momentum, dampening, weight_decay, nesterov,
     s = _scalars.sgd(lr=lr, momentum=momentum, dampening=dampening,
                      weight_decay=weight_decay, maximize=maximize)
     mode = 0 if momentum == 0.0 else (2 if nesterov else 1)
-    _sgd(addresses, starts, params[0], *_typed(params[0].dtype, s), mode, first_step)
+    _pick(_sgd, starts)(addresses, starts, params[0], *_typed(params[0].dtype, s), mode, first_step)
 
 
 def rmsprop(params, grads, square_avgs, grad_avgs, bufs, *, lr, alpha, eps, weight_decay,
@@ -176,7 +192,7 @@ def rmsprop(params, grads, square_avgs, grad_avgs, bufs, *, lr, alpha, eps, weig
     addresses, _, starts = table(params, grads, square_avgs, grad_avgs, bufs)
     s = _scalars.rmsprop(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                          momentum=momentum, maximize=maximize)
-    _rmsprop(addresses, starts, params[0], *_typed(params[0].dtype, s), grad_avgs is not None,
+    _pick(_rmsprop, starts)(addresses, starts, params[0], *_typed(params[0].dtype, s), grad_avgs is not None,
              bufs is not None)
 
 
@@ -187,7 +203,7 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, bet
     addresses, _, starts = table(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
     s = _scalars.adam(step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
                       weight_decay=weight_decay, decoupled=decoupled, maximize=maximize)
-    _adam(addresses, starts, params[0], *_typed(params[0].dtype, s),
+    _pick(_adam, starts)(addresses, starts, params[0], *_typed(params[0].dtype, s),
           _scalars.adam_weight_decay_mode(weight_decay, decoupled), max_exp_avg_sqs is not None)
 
 
@@ -197,4 +213,4 @@ def adagrad(params, grads, state_sums, *, step, lr, lr_decay, eps, weight_decay,
     addresses, _, starts = table(params, grads, state_sums)
     s = _scalars.adagrad(step=step, lr=lr, lr_decay=lr_decay, eps=eps,
                          weight_decay=weight_decay, maximize=maximize)
-    _adagrad(addresses, starts, params[0], *_typed(params[0].dtype, s))
+    _pick(_adagrad, starts)(addresses, starts, params[0], *_typed(params[0].dtype, s))

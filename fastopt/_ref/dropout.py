@@ -63,8 +63,10 @@ def mask(n, p, seed):
 
 
 def _apply(a, keep_flags, p):
-    s = scale(p, a.dtype)
-    out = np.where(keep_flags, a.astype(np.float64).reshape(-1) * s, 0.0)
+    """a * scale where kept (the float64 product of two dtype values, rounded
+    once to the dtype), +0 where dropped."""
+    out = np.zeros(a.size, dtype=np.float64)
+    out[keep_flags] = a.reshape(-1)[keep_flags].astype(np.float64) * scale(p, a.dtype)
     return out.astype(a.dtype).reshape(a.shape)
 
 

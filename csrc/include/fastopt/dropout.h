@@ -38,6 +38,10 @@ FASTOPT_HD uint32_t dropout_ctr1(uint64_t j) { return static_cast<uint32_t>(j >>
 // Keep test of one word against the threshold, in 64-bit integers.
 FASTOPT_HD bool dropout_keep(uint32_t w, uint64_t t) { return static_cast<uint64_t>(w) >= t; }
 
+// The same test when t < 2^32 (every p < 1; loops that handle t == 2^32, p == 1,
+// as "drop all" use it): a 32-bit compare vectorizes where a 64-bit one widens.
+FASTOPT_HD bool dropout_keep32(uint32_t w, uint32_t t32) { return w >= t32; }
+
 // Forward value and gradient of one element.
 template <typename T>
 FASTOPT_HD T dropout_value(T x, bool keep, T scale) { return keep ? x * scale : T(0); }

@@ -20,6 +20,15 @@
 #include <cstdint>
 #endif
 
+// Marks a loop over Philox lanes: on the host, GCC must vectorize it rather
+// than unroll it completely first (complete unrolling of a 16-lane loop runs
+// before the loop vectorizer and leaves scalar code the SLP pass does badly).
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define FASTOPT_LANE_LOOP _Pragma("GCC unroll 1")
+#else
+#define FASTOPT_LANE_LOOP
+#endif
+
 namespace fastopt {
 
 // Low 32 bits of a*b returned, high 32 bits in *hi.
@@ -34,31 +43,41 @@ FASTOPT_HD uint32_t philox_mulhilo(uint32_t a, uint32_t b, uint32_t* hi) {
 #endif
 }
 
-// One Philox4x32 round on a counter, in place.
-FASTOPT_HD void philox4x32_round(uint32_t& c0, uint32_t& c1, uint32_t& c2, uint32_t& c3,
-                                 uint32_t k0, uint32_t k1) {
-  uint32_t hi0, hi1;
-  const uint32_t lo0 = philox_mulhilo(0xD2511F53u, c0, &hi0);  // M0
-  const uint32_t lo1 = philox_mulhilo(0xCD9E8D57u, c2, &hi1);  // M1
-  const uint32_t n0 = hi1 ^ c1 ^ k0;
-  const uint32_t n2 = hi0 ^ c3 ^ k1;
-  c0 = n0;
-  c1 = lo1;
-  c2 = n2;
-  c3 = lo0;
-}
+// How a lane loop forms the 32x32 -> 64-bit products: lanes<L>(m, a, lo, hi)
+// sets lo[l], hi[l] to the low and high words of m * a[l]. This portable
+// form is what the device and the scalar paths use; the CPU loops may pass
+// their own (csrc/cpu/dropout_kernels.cpp: vpmuludq on even/odd lanes, which
+// GCC does not find by itself) computing the same products.
+struct PhiloxMulPortable {
+  template <int L>
+  static FASTOPT_HD void lanes(uint32_t m, const uint32_t* a, uint32_t* lo, uint32_t* hi) {
+    FASTOPT_LANE_LOOP
+    for (int l = 0; l < L; ++l) lo[l] = philox_mulhilo(m, a[l], &hi[l]);
+  }
+};
 
 // Philox4x32-10 on L independent counters held in the lane arrays c0..c3
 // (structure of arrays), in place: c becomes the output block. L = 1 is the
-// scalar generator; the CPU loops use L = 16 so that each round is one
-// vectorizable loop over lanes (GCC turns the 32x32->64 multiplies into
-// vpmuludq). The rounds and key schedule are written here once.
-template <int L>
+// scalar generator; the CPU loops use L = 16 so that each round is a few
+// vector instructions. The rounds and the key schedule are written here once:
+//   (hi0, lo0) = mulhilo(M0, c0); (hi1, lo1) = mulhilo(M1, c2)
+//   (c0, c1, c2, c3) = (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0)
+//   (k0, k1) += (W0, W1)
+template <int L, typename Mul = PhiloxMulPortable>
 FASTOPT_HD void philox4x32_10_lanes(uint32_t* c0, uint32_t* c1, uint32_t* c2, uint32_t* c3,
                                     uint32_t k0, uint32_t k1) {
   for (int r = 0; r < 10; ++r) {
-    for (int l = 0; l < L; ++l) philox4x32_round(c0[l], c1[l], c2[l], c3[l], k0, k1);
-    k0 += 0x9E3779B9u;  // W0 (the key bump after the last round is unused)
+    uint32_t lo0[L], hi0[L], lo1[L], hi1[L];
+    Mul::template lanes<L>(0xD2511F53u, c0, lo0, hi0);  // M0
+    Mul::template lanes<L>(0xCD9E8D57u, c2, lo1, hi1);  // M1
+    FASTOPT_LANE_LOOP
+    for (int l = 0; l < L; ++l) {
+      c0[l] = hi1[l] ^ c1[l] ^ k0;
+      c1[l] = lo1[l];
+      c2[l] = hi0[l] ^ c3[l] ^ k1;
+      c3[l] = lo0[l];
+    }
+    k0 += 0x9E3779B9u;  // W0 (the bump after the last round is unused)
     k1 += 0xBB67AE85u;  // W1
   }
 }
