@@ -11,9 +11,10 @@ subtracts the batch mean right after, so a bias there would have an exactly
 zero gradient (batch norm's ``beta`` plays its role).
 
 Initialization is He (Kaiming) normal: ``W = randn(fan_in, fan_out) *
-sqrt(2 / fan_in)``, which keeps the variance of the pre-activations constant
-through ReLU layers (lecture notes: ``Var(z) = Var(x)`` needs ``n Var(w) = 2``
-with ReLU); ``gamma = 1``, ``beta = 0``, output bias 0.
+sqrt(2 / fan_in)``. The lecture notes' argument (keep ``Var(z) = Var(x)``
+from layer to layer) gives ``n Var(w) = 1``; a ReLU zeroes half of its inputs,
+which halves the variance, hence ``2 / n`` (He et al. 2015). ``gamma = 1``,
+``beta = 0``, output bias 0.
 
 Training mode normalizes with the batch statistics (and updates the running
 ones); eval mode uses the running statistics and no dropout.
