@@ -24,6 +24,8 @@ def _from_dlpack(x, name: str):
         except ImportError as exc:
             raise TypeError(f"{name} is a CUDA array but cupy is not installed "
                             f"(pip install fastopt[cuda]): {exc}") from None
+        if type(x).__module__ == "torch" and hasattr(x, "detach"):
+            x = x.detach()  # torch refuses to export a tensor that requires grad
         return cupy.from_dlpack(x)
     raise TypeError(f"{name} lives on DLPack device type {device}; fastopt takes CPU and CUDA arrays")
 

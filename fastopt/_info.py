@@ -29,6 +29,9 @@ def info() -> dict:
     if status["cpp"] == "available":
         from fastopt import _core
         out["cpp"] = dict(_core.build_info())
+    if status["cuda"] == "available":
+        from fastopt._cuda import loader
+        out["cuda"] = loader.describe()
     if status["numba"] == "available":
         import numba
         from fastopt import _numba  # sets the threading layer fastopt asks for
@@ -47,6 +50,10 @@ def format_info(d: dict) -> str:
     if "cpp" in d:
         c = d["cpp"]
         lines.append(f"cpp: SIMD path {c['isa']}, {c['threads']} threads ({c['threading']})")
+    if "cuda" in d:
+        c = d["cuda"]
+        lines.append(f"cuda: device {c['device']}, cupy {c['cupy']}, NVRTC {c['nvrtc']}, "
+                     f"driver {c['driver']}")
     if "numba" in d:
         n = d["numba"]
         lines.append(f"numba: {n['version']}, {n['threads']} threads, "

@@ -55,6 +55,54 @@ def first_overlap(arrays):
     return _python_first_overlap(arrays)
 
 
+class _CallState:
+    """What the arrays of one call must share: device kind, GPU id and dtype."""
+
+    __slots__ = ("first", "dtypes", "dtype", "on_gpu", "device")
+
+    def __init__(self, first, dtypes):
+        self.first, self.dtypes = first, dtypes
+        self.dtype = self.on_gpu = self.device = None
+
+    def check(self, a, label, is_output):
+        """One array of the call: device, dtype, contiguity, writeability."""
+        first = self.first
+        gpu = is_cupy(a)
+        if self.on_gpu is None:
+            self.on_gpu = gpu
+        elif gpu != self.on_gpu:
+            raise TypeError(f"{label} is a {'GPU' if gpu else 'CPU'} array but "
+                            f"{first} is not: all arrays of a call live on one device")
+        if gpu:
+            dev = a.device.id
+            if self.device is None:
+                self.device = dev
+            elif dev != self.device:
+                raise ValueError(f"{label} is on GPU {dev} but {first} is on GPU {self.device}: "
+                                 f"all arrays of a call live on one device")
+        if self.dtype is None:
+            if a.dtype not in self.dtypes:
+                raise TypeError(f"{label} has dtype {a.dtype}; fastopt takes "
+                                f"{' or '.join(str(d) for d in self.dtypes)}")
+            self.dtype = a.dtype
+        elif a.dtype != self.dtype:
+            raise TypeError(f"{label} has dtype {a.dtype} but {first} has dtype {self.dtype}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{label} is not C-contiguous (fastopt updates memory in place "
+                             f"and never copies: pass np.ascontiguousarray(...) yourself)")
+        # cupy arrays have no read-only flag (always writeable)
+        if is_output and not getattr(a.flags, "writeable", True):
+            raise ValueError(f"{label} is read-only but is updated in place")
+
+
+def _refuse_overlap(flat, labels):
+    hit = first_overlap(flat)
+    if hit is not None:
+        i, j = hit
+        raise ValueError(f"{labels[i]} and {labels[j]} overlap in memory; every array of a "
+                         f"call must be distinct")
+
+
 def arrays(*named, dtypes=FLOAT_DTYPES):
     """Checks the arrays of one call.
 
@@ -67,9 +115,8 @@ def arrays(*named, dtypes=FLOAT_DTYPES):
     count = len(ref) if is_list else 1
     lists = {}
     flat, labels = [], []
-    dtype = None
     ref_shapes = None
-    on_gpu = None
+    state = _CallState(ref_name, dtypes)
     for name, value, is_output in named:
         if value is None:
             lists[name] = None
@@ -85,25 +132,7 @@ def arrays(*named, dtypes=FLOAT_DTYPES):
                 raise TypeError(f"{name} is a list but {ref_name} is a single array")
             members = [as_array(value, name)]
         for i, a in enumerate(members):
-            label = f"{name}[{i}]" if is_list else name
-            gpu = is_cupy(a)
-            if on_gpu is None:
-                on_gpu = gpu
-            elif gpu != on_gpu:
-                raise TypeError(f"{label} is a {'GPU' if gpu else 'CPU'} array but "
-                                f"{ref_name} is not: all arrays of a call live on one device")
-            if dtype is None:
-                if a.dtype not in dtypes:
-                    raise TypeError(f"{label} has dtype {a.dtype}; fastopt takes "
-                                    f"{' or '.join(str(d) for d in dtypes)}")
-                dtype = a.dtype
-            elif a.dtype != dtype:
-                raise TypeError(f"{label} has dtype {a.dtype} but {ref_name} has dtype {dtype}")
-            if not a.flags.c_contiguous:
-                raise ValueError(f"{label} is not C-contiguous (fastopt updates memory in place "
-                                 f"and never copies: pass np.ascontiguousarray(...) yourself)")
-            if is_output and not a.flags.writeable:
-                raise ValueError(f"{label} is read-only but is updated in place")
+            state.check(a, f"{name}[{i}]" if is_list else name, is_output)
         if ref_shapes is None:
             ref_shapes = [a.shape for a in members]
         else:
@@ -115,12 +144,57 @@ def arrays(*named, dtypes=FLOAT_DTYPES):
         lists[name] = members
         flat.extend(members)
         labels.extend(f"{name}[{i}]" if is_list else name for i in range(count))
-    hit = first_overlap(flat)
-    if hit is not None:
-        i, j = hit
-        raise ValueError(f"{labels[i]} and {labels[j]} overlap in memory; every array of a "
-                         f"call must be distinct")
-    return Checked(lists, is_list, bool(on_gpu), dtype)
+    _refuse_overlap(flat, labels)
+    return Checked(lists, is_list, bool(state.on_gpu), state.dtype)
+
+
+def positive(name, value):
+    """value > 0 (e.g. batch norm's eps)."""
+    value = real(name, value)
+    if not value > 0.0:
+        raise ValueError(f"Invalid {name} value: {value} (must be > 0)")
+    return value
+
+
+def shaped_arrays(*named, dtypes=FLOAT_DTYPES):
+    """Checks the arrays of a call whose arrays have different shapes.
+
+    ``named`` holds ``(name, value, is_output, shape)`` tuples: ``shape`` is the
+    exact shape required (a tuple), or None for any. ``None`` values are absent
+    optional arrays. All arrays share one dtype (the first one's) and one
+    device, are C-contiguous, outputs are writeable, and no two overlap.
+    Returns a :class:`Checked` whose entries are single arrays (or None).
+    """
+    arrays_, labels = {}, []
+    state = _CallState(named[0][0], dtypes)
+    for name, value, is_output, shape in named:
+        if value is None:
+            arrays_[name] = None
+            continue
+        a = as_array(value, name)
+        state.check(a, name, is_output)
+        if shape is not None and a.shape != shape:
+            raise ValueError(f"{name} has shape {tuple(a.shape)} but must have shape {tuple(shape)}")
+        arrays_[name] = a
+        labels.append(name)
+    _refuse_overlap([arrays_[n] for n in labels], labels)
+    return Checked(arrays_, False, bool(state.on_gpu), state.dtype)
+
+
+def empty_like(ref, shape=None):
+    """A new uninitialised C-contiguous array on ``ref``'s device with its dtype
+    (``shape`` defaults to ``ref``'s): the outputs a function allocates."""
+    shape = ref.shape if shape is None else shape
+    if is_cupy(ref):
+        import cupy
+        return cupy.empty(shape, dtype=ref.dtype)
+    return np.empty(shape, dtype=ref.dtype)
+
+
+def zeros_like(ref, shape=None):
+    out = empty_like(ref, shape)
+    out[...] = 0
+    return out
 
 
 def flag(name, value):

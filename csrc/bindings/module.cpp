@@ -9,8 +9,10 @@ namespace py = pybind11;
 namespace fastopt {
 void register_optim(py::module_& m);
 void register_dropout(py::module_& m);
+void register_batchnorm(py::module_& m);
 void register_validate(py::module_& m);
 void register_bench(py::module_& m);
+void register_utils(py::module_& m);
 }  // namespace fastopt
 
 PYBIND11_MODULE(_core, m) {
@@ -19,6 +21,8 @@ PYBIND11_MODULE(_core, m) {
   fastopt::register_optim(m);
   fastopt::register_bench(m);
   fastopt::register_dropout(m);
+  fastopt::register_utils(m);
+  fastopt::register_batchnorm(m);
 
   m.def("build_info", [] {
     py::dict d;

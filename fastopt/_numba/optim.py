@@ -2,7 +2,9 @@
 
 Each kernel walks fixed chunks of the concatenated elements of all tensors
 (``prange`` over chunks), so the list form is one call and threads spread over
-every element. Scalars come from fastopt/_scalars.py, cast to the arrays' dtype.
+every element. The chunk walk is written out in each kernel on purpose: passing
+the element loop to one shared walker as a first-class function compiled to a
+call numba does not inline, and Adam at 10^7 ran 6x slower (29 ms vs 5.4 ms). Scalars come from fastopt/_scalars.py, cast to the arrays' dtype.
 """
 import math
 import types

@@ -1,0 +1,33 @@
+// CPU loops of batch normalization forward and backward (DESIGN.md s.4).
+//
+// x is viewed as (N, C, S) with S the product of the spatial sizes (S = 1 for
+// (N, C) input). Every array is C-contiguous; gamma, beta and the statistics
+// have C elements. The reductions are split into blocks whose layout depends
+// on the shape only, and partial results are merged in block order, so the
+// results are identical for every thread count.
+#pragma once
+#include <cstddef>
+
+#include "fastopt/batchnorm.h"
+
+namespace fastopt {
+
+struct BnShape {
+  std::size_t N, C, S;
+};
+
+// Training: normalizes with the batch statistics, writes save_mean and
+// save_invstd, updates running_mean/running_var in place when they are not
+// null. Eval: normalizes with the running statistics. Requires N*S >= 2 in
+// training (the caller checks).
+template <typename T>
+void batch_norm_forward_cpu(const T* x, T* y, const T* gamma, const T* beta, T* running_mean,
+                            T* running_var, T* save_mean, T* save_invstd, BnShape shape,
+                            bool training, double momentum, double eps);
+
+template <typename T>
+void batch_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* save_mean,
+                             const T* save_invstd, T* dx, T* dgamma, T* dbeta, BnShape shape,
+                             bool training);
+
+}  // namespace fastopt

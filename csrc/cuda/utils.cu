@@ -1,0 +1,113 @@
+// CUDA kernels of the weight-averaging and gradient-clipping utilities
+// (fastopt/utils.h, the header the CPU loops include). Lists of tensors go
+// through the multi-tensor table (multi_tensor.cuh): one launch per call for
+// EMA and scaling; the norm is per-chunk partials (a function of the sizes
+// alone, so deterministic on every GPU) then one block combining them in a
+// fixed order. Compiled at first use by cupy.RawModule
+// (fastopt/_cuda/loader.py) and by nvcc/NVRTC in tests/test_cuda_compile.py.
+#include "fastopt/utils.h"
+#include "multi_tensor.cuh"
+
+namespace fastopt {
+namespace cuda {
+
+template <typename T>
+struct EmaOp {
+  EmaScalars<T> s;
+  __device__ __forceinline__ void operator()(T (&e)[kRoles]) const { ema_element(e[0], e[1], s); }
+};
+
+template <typename T>
+struct ScaleOp {
+  T coef;
+  __device__ __forceinline__ void operator()(T (&e)[kRoles]) const { scale_element(e[0], coef); }
+};
+
+// Combines every thread's accumulator into thread 0's, in a fixed order.
+template <int KIND>
+__device__ __forceinline__ double block_combine(double acc) {
+  __shared__ double sh[kBlockThreads / 32];
+  for (int offset = 16; offset > 0; offset >>= 1)
+    acc = norm_combine<KIND>(acc, __shfl_down_sync(0xffffffffu, acc, offset));
+  if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = acc;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    acc = sh[0];
+    for (int w = 1; w < kBlockThreads / 32; ++w) acc = norm_combine<KIND>(acc, sh[w]);
+  }
+  __syncthreads();
+  return acc;
+}
+
+// partial[c] = the accumulator of chunk c (one per chunk, whatever the grid).
+template <int KIND, typename T>
+__device__ __forceinline__ void norm_partials(const TensorEntry* __restrict__ tensors,
+                                              const ChunkEntry* __restrict__ chunks, int n_chunks,
+                                              long long chunk_size, double* __restrict__ partial,
+                                              double p) {
+  for (int c = blockIdx.x; c < n_chunks; c += gridDim.x) {
+    const ChunkEntry ch = chunks[c];
+    const TensorEntry& te = tensors[ch.tensor];
+    const long long begin = static_cast<long long>(ch.chunk) * chunk_size;
+    const long long n = min_ll(chunk_size, te.size - begin);
+    const T* g = reinterpret_cast<const T*>(te.ptr[0]) + begin;
+    double acc = 0.0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) acc = norm_accumulate<KIND>(acc, g[i], p);
+    acc = block_combine<KIND>(acc);
+    if (threadIdx.x == 0) partial[c] = acc;
+  }
+}
+
+template <int KIND>
+__device__ __forceinline__ void norm_finish_block(const double* __restrict__ partial, int count,
+                                                  double* __restrict__ out, double p) {
+  double acc = 0.0;
+  for (int c = threadIdx.x; c < count; c += blockDim.x) acc = norm_combine<KIND>(acc, partial[c]);
+  acc = block_combine<KIND>(acc);
+  if (threadIdx.x == 0) {
+    out[0] = acc;
+    out[1] = norm_finish(KIND, acc, p);
+  }
+}
+
+}  // namespace cuda
+}  // namespace fastopt
+
+// Argument lists are mirrored in fastopt/_cuda/utils.py (KERNELS).
+#define FASTOPT_TABLE_ARGS                                                                   \
+  const fastopt::cuda::TensorEntry *tensors, const fastopt::cuda::ChunkEntry *chunks,        \
+      int n_chunks, long long chunk_size
+
+#define FASTOPT_UTILS_ENTRY_POINTS(T, SUFFIX)                                                  \
+  extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBlockThreads)                   \
+      fastopt_ema_##SUFFIX(FASTOPT_TABLE_ARGS, T decay, T one_minus_decay) {                   \
+    using namespace fastopt::cuda;                                                             \
+    apply_chunks<T, 3u, 1u>(tensors, chunks, n_chunks, chunk_size,                             \
+                            EmaOp<T>{fastopt::EmaScalars<T>{decay, one_minus_decay}});          \
+  }                                                                                            \
+  extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBlockThreads)                   \
+      fastopt_scale_##SUFFIX(FASTOPT_TABLE_ARGS, T coef) {                                     \
+    using namespace fastopt::cuda;                                                             \
+    apply_chunks<T, 1u, 1u>(tensors, chunks, n_chunks, chunk_size, ScaleOp<T>{coef});          \
+  }                                                                                            \
+  extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBlockThreads)                   \
+      fastopt_norm_partials_##SUFFIX(FASTOPT_TABLE_ARGS, double* partial, int kind, double p) { \
+    using namespace fastopt;                                                                   \
+    if (kind == kNormL2) cuda::norm_partials<kNormL2, T>(tensors, chunks, n_chunks, chunk_size, partial, p); \
+    else if (kind == kNormL1) cuda::norm_partials<kNormL1, T>(tensors, chunks, n_chunks, chunk_size, partial, p); \
+    else if (kind == kNormInf) cuda::norm_partials<kNormInf, T>(tensors, chunks, n_chunks, chunk_size, partial, p); \
+    else cuda::norm_partials<kNormP, T>(tensors, chunks, n_chunks, chunk_size, partial, p);   \
+  }
+
+FASTOPT_UTILS_ENTRY_POINTS(float, f32)
+FASTOPT_UTILS_ENTRY_POINTS(double, f64)
+
+// out[0] = the combined accumulator, out[1] = the norm. One block.
+extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBlockThreads)
+    fastopt_norm_finish(const double* partial, int count, double* out, int kind, double p) {
+  using namespace fastopt;
+  if (kind == kNormL2) cuda::norm_finish_block<kNormL2>(partial, count, out, p);
+  else if (kind == kNormL1) cuda::norm_finish_block<kNormL1>(partial, count, out, p);
+  else if (kind == kNormInf) cuda::norm_finish_block<kNormInf>(partial, count, out, p);
+  else cuda::norm_finish_block<kNormP>(partial, count, out, p);
+}

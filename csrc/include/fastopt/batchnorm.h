@@ -1,0 +1,142 @@
+// Per-element and per-channel maths of batch normalization (DESIGN.md s.4):
+// the one C++ statement of each formula, included by the CPU loops
+// (csrc/cpu/batchnorm_kernels.cpp) and the CUDA kernels (csrc/cuda/batchnorm.cu).
+// No loops over memory, no threads, no std:: containers: everything here is
+// FASTOPT_HD and compiles for the device as well.
+//
+// Statistics are accumulated in double. A reduction is split into blocks of a
+// fixed size (a function of the shape only, never of the thread count); each
+// block gives (count, mean, M2) from two passes over the block while it is in
+// cache, and blocks are merged in block order with Chan et al.'s pairwise
+// formula. That is as stable as a global two-pass algorithm (no E[x^2]-E[x]^2)
+// and reads x once from memory.
+//
+// The NumPy reference in fastopt/_ref/batchnorm.py is the independent
+// statement these are tested against.
+#pragma once
+#include "fastopt/common.h"
+
+namespace fastopt {
+
+// Count, mean and sum of squared deviations from the mean of a set of values.
+struct BnMoments {
+  double n, mean, m2;
+};
+
+FASTOPT_HD BnMoments bn_moments_empty() { return BnMoments{0.0, 0.0, 0.0}; }
+
+// Chan, Golub & LeVeque's pairwise update on plain doubles: merges a
+// nonempty block (nb, mean_b, m2_b) into a nonempty (na, mean_a, m2_a).
+// Branch-free, so a loop of it over many columns vectorizes.
+FASTOPT_HD void bn_merge_nonempty(double& mean_a, double& m2_a, double na, double mean_b,
+                                  double m2_b, double nb) {
+  const double wb = nb / (na + nb);
+  const double delta = mean_b - mean_a;
+  mean_a = mean_a + delta * wb;
+  m2_a = m2_a + m2_b + delta * delta * (na * wb);
+}
+
+// The same on BnMoments, where either side may be empty: merges b into a.
+FASTOPT_HD void bn_merge(BnMoments& a, const BnMoments& b) {
+  if (b.n == 0.0) return;
+  if (a.n == 0.0) {
+    a = b;
+    return;
+  }
+  bn_merge_nonempty(a.mean, a.m2, a.n, b.mean, b.m2, b.n);
+  a.n = a.n + b.n;
+}
+
+// Welford's single-value update (one element into a running (n, mean, M2));
+// for loops that see one value at a time (a CUDA thread's strided loop).
+FASTOPT_HD void bn_welford_add(BnMoments& a, double x) {
+  a.n = a.n + 1.0;
+  const double delta = x - a.mean;
+  a.mean = a.mean + delta / a.n;
+  a.m2 = a.m2 + delta * (x - a.mean);
+}
+
+// Per-channel constants of the forward pass, in double, from the statistics
+// that normalize (batch statistics in training, running ones in eval).
+struct BnChannel {
+  double mean, invstd;  // the saved statistics
+  double scale, shift;  // y = x * scale + shift
+};
+
+FASTOPT_HD double bn_invstd(double var, double eps) { return 1.0 / fo_sqrt(var + eps); }
+
+// Folds gamma, beta, mean and invstd so that normalize is one multiply-add.
+FASTOPT_HD BnChannel bn_channel(double mean, double invstd, double gamma, double beta) {
+  BnChannel c;
+  c.mean = mean;
+  c.invstd = invstd;
+  c.scale = gamma * invstd;
+  c.shift = beta - mean * c.scale;
+  return c;
+}
+
+// Training: biased variance normalizes.
+FASTOPT_HD BnChannel bn_channel_train(const BnMoments& m, double gamma, double beta, double eps) {
+  return bn_channel(m.mean, bn_invstd(m.m2 / m.n, eps), gamma, beta);
+}
+
+// running = (1 - momentum) * running + momentum * batch_stat, with the
+// unbiased variance M2 / (M - 1) (torch's convention). Requires m.n > 1.
+template <typename T>
+FASTOPT_HD void bn_update_running(T& running_mean, T& running_var, const BnMoments& m,
+                                  double momentum) {
+  const double unbiased = m.m2 / (m.n - 1.0);
+  running_mean = T((1.0 - momentum) * double(running_mean) + momentum * m.mean);
+  running_var = T((1.0 - momentum) * double(running_var) + momentum * unbiased);
+}
+
+// The forward element: y = x * scale + shift (one multiply-add; the build
+// does not contract it into an FMA, so every ISA and tail rounds alike).
+template <typename T>
+FASTOPT_HD T bn_normalize(T x, T scale, T shift) {
+  return x * scale + shift;
+}
+
+// Per-channel constants of the backward elementwise pass, computed in double
+// from the reductions sum_dy = sum(dy) (= dbeta) and sum_dy_xmu =
+// sum(dy * (x - mean)) (so dgamma = sum_dy_xmu * invstd):
+//   training: dx = gamma*invstd/M * (M*dy - dbeta - xhat*dgamma)
+//               = (dy - (x - mean) * proj - mean_dy) * k
+//     with k = gamma*invstd, proj = invstd^2 * sum_dy_xmu / M, mean_dy = dbeta / M
+//   eval:     dx = k * dy  (proj = mean_dy = 0)
+struct BnBackwardChannel {
+  double mean, k, proj, mean_dy;
+  double dgamma, dbeta;
+};
+
+FASTOPT_HD BnBackwardChannel bn_backward_channel(double sum_dy, double sum_dy_xmu, double mean,
+                                                 double invstd, double gamma, double count,
+                                                 bool training) {
+  BnBackwardChannel c;
+  c.mean = mean;
+  c.k = gamma * invstd;
+  c.dbeta = sum_dy;
+  c.dgamma = sum_dy_xmu * invstd;
+  if (training && count > 0.0) {
+    c.proj = invstd * invstd * sum_dy_xmu / count;
+    c.mean_dy = sum_dy / count;
+  } else {
+    c.proj = 0.0;
+    c.mean_dy = 0.0;
+  }
+  return c;
+}
+
+// The backward element (training form; eval passes proj = mean_dy = 0).
+template <typename T>
+FASTOPT_HD T bn_backward_element(T dy, T x, T mean, T k, T proj, T mean_dy) {
+  return (dy - (x - mean) * proj - mean_dy) * k;
+}
+
+// The eval backward element: dx = gamma * invstd * dy.
+template <typename T>
+FASTOPT_HD T bn_backward_eval_element(T dy, T k) {
+  return dy * k;
+}
+
+}  // namespace fastopt

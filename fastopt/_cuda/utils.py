@@ -1,0 +1,79 @@
+"""EMA and gradient clipping on the GPU (csrc/cuda/utils.cu).
+
+Same functions and signatures as ``fastopt/_cpp/utils.py``. ``ema`` and
+``scale`` are one multi-tensor launch each; ``grad_norm`` is two launches
+(per-chunk partials, then one block combining them in a fixed order) and one
+8-byte copy back to the host, since it returns a Python float.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fastopt._cuda import loader
+
+L2, L1, INF, P = 0, 1, 2, 3     # NormKind in csrc/include/fastopt/utils.h
+_TABLE = "ppiq"
+KERNELS = {
+    "ema": _TABLE + "TT",
+    "scale": _TABLE + "T",
+    "norm_partials": _TABLE + "pid",
+    "norm_finish": "pipid",
+}
+
+
+def norm_kind(norm_type):
+    if math.isinf(norm_type):
+        return INF
+    return {2.0: L2, 1.0: L1}.get(norm_type, P)
+
+
+def _table(roles):
+    return loader.device_table(roles)
+
+
+def ema(avgs, params, *, decay):
+    if not avgs:
+        return
+    dtype = avgs[0].dtype
+    with loader.device_of(avgs):
+        t = _table([avgs, params, None, None, None])
+        if t.n_chunks:
+            loader.launch("utils", f"fastopt_ema_{loader.suffix(dtype)}",
+                          loader.grid_size(t.n_chunks), loader.BLOCK_THREADS, KERNELS["ema"],
+                          (t.tensors, t.chunks, t.n_chunks, loader.CHUNK_SIZE, decay,
+                           1.0 - decay), dtype)
+
+
+def scale(grads, *, coef):
+    if not grads:
+        return
+    dtype = grads[0].dtype
+    with loader.device_of(grads):
+        t = _table([grads, None, None, None, None])
+        if t.n_chunks:
+            loader.launch("utils", f"fastopt_scale_{loader.suffix(dtype)}",
+                          loader.grid_size(t.n_chunks), loader.BLOCK_THREADS, KERNELS["scale"],
+                          (t.tensors, t.chunks, t.n_chunks, loader.CHUNK_SIZE, coef), dtype)
+
+
+def grad_norm(grads, *, norm_type):
+    if not grads:
+        return 0.0
+    dtype = grads[0].dtype
+    kind = norm_kind(norm_type)
+    with loader.device_of(grads):
+        t = _table([grads, None, None, None, None])
+        if t.n_chunks == 0:
+            return 0.0
+        partial = loader.empty(t.n_chunks, np.float64)
+        out = loader.empty(2, np.float64)
+        loader.launch("utils", f"fastopt_norm_partials_{loader.suffix(dtype)}",
+                      loader.grid_size(t.n_chunks), loader.BLOCK_THREADS,
+                      KERNELS["norm_partials"],
+                      (t.tensors, t.chunks, t.n_chunks, loader.CHUNK_SIZE, partial, kind,
+                       norm_type), dtype)
+        loader.launch("utils", "fastopt_norm_finish", 1, loader.BLOCK_THREADS,
+                      KERNELS["norm_finish"], (partial, t.n_chunks, out, kind, norm_type), dtype)
+        return float(loader.to_host(out)[1])

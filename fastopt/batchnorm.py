@@ -1,0 +1,125 @@
+"""Batch normalization forward and backward (DESIGN.md s.4).
+
+``x`` is ``(N, C)`` or ``(N, C, *spatial)``; statistics are per channel over
+the ``M = N * prod(spatial)`` values of the batch and spatial axes. The forward
+call allocates ``y`` and the saved statistics, the backward call ``dx``,
+``dgamma`` and ``dbeta``; the running statistics are the only arrays updated
+in place. Every backend computes the statistics in double, in a way that is
+stable for data with a large mean (two passes / Chan's merge, never
+``E[x^2] - E[x]^2``), and its result does not depend on the thread count.
+"""
+from __future__ import annotations
+
+import math
+
+from fastopt import _backends, _validate as v
+from fastopt._arrays import as_array
+
+
+def _channels(x, name):
+    a = as_array(x, name)
+    if a.ndim < 2:
+        raise ValueError(f"{name} must have at least 2 dimensions (N, C, *spatial), got shape "
+                         f"{tuple(a.shape)}")
+    n, c = a.shape[0], a.shape[1]
+    count = n * math.prod(a.shape[2:])
+    return a, c, count
+
+
+def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=True, momentum=0.1,
+                       eps=1e-5, backend="auto"):
+    """Batch normalization forward: returns ``(y, save_mean, save_invstd)``.
+
+    Per channel ``c`` over the ``M`` values of ``x[:, c, ...]``::
+
+        training:  mean = sum(x) / M ;  var = sum((x - mean)**2) / M   (biased)
+                   running_mean = (1 - momentum) * running_mean + momentum * mean
+                   running_var  = (1 - momentum) * running_var  + momentum * var * M / (M - 1)
+        eval:      mean = running_mean ;  var = running_var   (nothing is updated)
+        invstd = 1 / sqrt(var + eps)
+        y = gamma * (x - mean) * invstd + beta    (computed as x * scale + shift,
+                                                    scale = gamma*invstd, shift = beta - mean*scale)
+
+    ``save_mean`` and ``save_invstd`` (shape ``(C,)``, ``x``'s dtype) are what
+    :func:`batch_norm_backward` needs; in eval they are a copy of
+    ``running_mean`` and ``1 / sqrt(running_var + eps)``.
+
+    Equals ``torch.nn.functional.batch_norm(x, running_mean, running_var,
+    gamma, beta, training, momentum, eps)`` (and ``torch.ops.aten.native_batch_norm``,
+    which also returns the saved statistics). The lecture-notes form
+    ``xhat = (x - mu) / sqrt(var + eps); out = gamma * xhat + beta`` is the same
+    maths for ``(N, D)`` input; convolutional ("spatial") batch norm is the
+    ``(N, C, H, W)`` case.
+
+    ``gamma``, ``beta``, ``running_mean``, ``running_var`` have shape ``(C,)``
+    and ``x``'s dtype (float32 or float64). In training the running statistics
+    may both be None (nothing is tracked); they are updated in place and must
+    be writeable and C-contiguous. ``M == 1`` in training raises ``ValueError``
+    (no variance to estimate); an empty batch (``M == 0``) in training returns
+    an empty ``y`` with zero saved statistics and leaves the running ones alone,
+    as ``F.batch_norm`` does.
+
+    >>> x = np.random.randn(32, 16, 8, 8).astype(np.float32)
+    >>> gamma, beta = np.ones(16, np.float32), np.zeros(16, np.float32)
+    >>> rm, rv = np.zeros(16, np.float32), np.ones(16, np.float32)
+    >>> y, mean, invstd = fastopt.batch_norm_forward(x, gamma, beta, rm, rv)
+    """
+    training = v.flag("training", training)
+    momentum = v.unit_interval("momentum", momentum, closed_right=True)
+    eps = v.positive("eps", eps)
+    backend = v.backend(backend)
+    xa, C, M = _channels(x, "x")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must both be arrays or both be None")
+    if running_mean is None and not training:
+        raise ValueError("eval (training=False) normalizes with running_mean and running_var: "
+                         "they cannot be None")
+    c = v.shaped_arrays(("x", xa, False, None), ("gamma", gamma, False, (C,)),
+                        ("beta", beta, False, (C,)),
+                        ("running_mean", running_mean, training, (C,)),
+                        ("running_var", running_var, training, (C,)))
+    if training and M == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                         f"{tuple(xa.shape)}")
+    name = _backends.choose(backend, c.on_gpu)
+    y = v.empty_like(xa)
+    if training and M == 0:
+        return y, v.zeros_like(xa, (C,)), v.zeros_like(xa, (C,))
+    save_mean, save_invstd = v.empty_like(xa, (C,)), v.empty_like(xa, (C,))
+    _backends.module("batchnorm", name).batch_norm_forward(
+        c["x"], y, c["gamma"], c["beta"], c["running_mean"], c["running_var"], save_mean,
+        save_invstd, training=training, momentum=momentum, eps=eps)
+    return y, save_mean, save_invstd
+
+
+def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, backend="auto"):
+    """Batch normalization backward: returns ``(dx, dgamma, dbeta)``.
+
+    ``save_mean`` and ``save_invstd`` are the forward call's. Per channel, with
+    ``xhat = (x - save_mean) * save_invstd`` and sums over the ``M`` values::
+
+        dbeta  = sum(dy)
+        dgamma = sum(dy * xhat)
+        training:  dx = gamma * invstd / M * (M * dy - dbeta - xhat * dgamma)
+        eval:      dx = gamma * invstd * dy        (the statistics are constants)
+
+    Equals autograd through ``torch.nn.functional.batch_norm`` (and
+    ``torch.ops.aten.native_batch_norm_backward``). This is the simplified form
+    of the lecture notes' staged backward (through ``xmu``, ``var``, ``sqrtvar``,
+    ``ivar``...), one fused reduction pass plus one elementwise pass.
+
+    >>> dx, dgamma, dbeta = fastopt.batch_norm_backward(dy, x, gamma, mean, invstd)
+    """
+    training = v.flag("training", training)
+    backend = v.backend(backend)
+    xa, C, M = _channels(x, "x")
+    c = v.shaped_arrays(("x", xa, False, None), ("dy", dy, False, tuple(xa.shape)),
+                        ("gamma", gamma, False, (C,)), ("save_mean", save_mean, False, (C,)),
+                        ("save_invstd", save_invstd, False, (C,)))
+    name = _backends.choose(backend, c.on_gpu)
+    dx = v.empty_like(xa)
+    dgamma, dbeta = v.empty_like(xa, (C,)), v.empty_like(xa, (C,))
+    _backends.module("batchnorm", name).batch_norm_backward(
+        c["dy"], c["x"], c["gamma"], c["save_mean"], c["save_invstd"], dx, dgamma, dbeta,
+        training=training)
+    return dx, dgamma, dbeta

@@ -1,0 +1,383 @@
+"""The CUDA backend on a GPU: every kernel against the NumPy float64 reference,
+bit-identity with the C++ backend and across the vector/scalar paths and the
+list form, the caller's stream (CUDA graph capture), and trajectories against
+torch.optim on CUDA tensors when torch has CUDA.
+
+Skipped as a whole, with the reason, when the backend is unavailable (no cupy,
+no GPU, driver error): ``python -m fastopt info`` says the same.
+"""
+import numpy as np
+import pytest
+
+import fastopt
+from fastopt import _backends
+from conftest import SIZES, DTYPES, tol
+
+_WHY = _backends.unavailable_reason("cuda")
+if _WHY is not None:
+    pytest.skip(reason=f"cuda backend unavailable: {_WHY}", allow_module_level=True)
+
+import os  # noqa: E402
+
+import cupy  # noqa: E402
+
+if os.environ.get("FASTOPT_CUDA_NO_POOL"):
+    # compute-sanitizer sees only cudaMalloc'd blocks: without the pool an
+    # out-of-bounds access lands outside any allocation and is reported.
+    cupy.cuda.set_allocator(None)
+
+from fastopt._cuda import loader  # noqa: E402
+
+GPU_SIZES = sorted(set(SIZES) | {loader.CHUNK_SIZE, loader.CHUNK_SIZE + 1,
+                                 2 * loader.CHUNK_SIZE + 3})
+
+# (function, hyper-parameters, state arrays it needs)
+CASES = [
+    ("sgd_step", dict(lr=0.1), []),
+    ("sgd_step", dict(lr=0.1, momentum=0.9, first_step=True), ["momentum_buffer"]),
+    ("sgd_step", dict(lr=0.1, momentum=0.9, dampening=0.2, weight_decay=0.01), ["momentum_buffer"]),
+    ("sgd_step", dict(lr=0.1, momentum=0.9, nesterov=True, maximize=True), ["momentum_buffer"]),
+    ("rmsprop_step", dict(lr=0.01), ["square_avg"]),
+    ("rmsprop_step", dict(lr=0.01, alpha=0.9, momentum=0.8), ["square_avg", "momentum_buffer"]),
+    ("rmsprop_step", dict(lr=0.01, centered=True, momentum=0.9, weight_decay=0.1, maximize=True),
+     ["square_avg", "grad_avg", "momentum_buffer"]),
+    ("adam_step", dict(step=3, lr=1e-3), ["exp_avg", "exp_avg_sq"]),
+    ("adam_step", dict(step=5, lr=1e-2, weight_decay=0.1, amsgrad=True, maximize=True),
+     ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
+    ("adam_step", dict(step=2, lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True),
+     ["exp_avg", "exp_avg_sq"]),
+    ("adagrad_step", dict(step=4, lr=0.1, lr_decay=0.01, weight_decay=0.1), ["state_sum"]),
+]
+CASE_IDS = [f"{fn}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for fn, kw, _ in CASES]
+
+
+def host_inputs(rng, states, n, dtype):
+    """Fresh random host arrays (never zeros); states that must be >= 0 are."""
+    d = {"param": rng.standard_normal(n), "grad": rng.standard_normal(n)}
+    for s in states:
+        d[s] = rng.standard_normal(n)
+    for s in ("exp_avg_sq", "state_sum", "square_avg", "max_exp_avg_sq"):
+        if s in d:
+            d[s] = rng.uniform(0.1, 1.0, n)
+    if "grad_avg" in d:   # centered: square_avg >= grad_avg**2 keeps the sqrt real
+        d["grad_avg"] = 0.1 * d["grad_avg"]
+        d["square_avg"] = d["grad_avg"] ** 2 + rng.uniform(0.1, 1.0, n)
+    if "max_exp_avg_sq" in d:
+        d["max_exp_avg_sq"] = d["exp_avg_sq"] + rng.uniform(0.0, 0.1, n)
+    return {k: v.astype(dtype) for k, v in d.items()}
+
+
+def reference(fn, kw, host):
+    """The NumPy backend in float64 on float64 copies."""
+    ref = {k: v.astype(np.float64) for k, v in host.items()}
+    getattr(fastopt, fn)(**ref, **kw, backend="numpy")
+    return ref
+
+
+def to_device(host, unaligned=False):
+    """cupy copies; ``unaligned`` puts each one 1 element past a 16-byte boundary."""
+    out = {}
+    for k, v in host.items():
+        if unaligned:
+            base = cupy.empty(v.size + 1, dtype=v.dtype)
+            a = base[1:]
+            a[...] = cupy.asarray(v)
+            assert a.data.ptr % 16 != 0
+        else:
+            a = cupy.asarray(v)
+        out[k] = a
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", GPU_SIZES)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_against_reference(case, n, dtype, rng):
+    fn, kw, states = case
+    host = host_inputs(rng, states, n, dtype)
+    ref = reference(fn, kw, host)
+    dev = to_device(host)
+    getattr(fastopt, fn)(**dev, **kw)          # auto picks cuda for cupy arrays
+    cupy.cuda.get_current_stream().synchronize()
+    for k in ["param", *states]:
+        np.testing.assert_allclose(cupy.asnumpy(dev[k]), ref[k], **tol(dtype), err_msg=k)
+    np.testing.assert_array_equal(cupy.asnumpy(dev["grad"]), host["grad"])  # grad untouched
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_vector_and_scalar_paths_and_list_form_agree_bit_for_bit(case, dtype, rng):
+    """Aligned (float4/double2) and unaligned (scalar) paths, alone or in one
+    list launch, give identical bits: results do not depend on the split."""
+    fn, kw, states = case
+    sizes = [1, 7, 4097, loader.CHUNK_SIZE + 5, 3]
+    hosts = [host_inputs(rng, states, n, dtype) for n in sizes]
+    singles = []
+    for h in hosts:
+        d = to_device(h)
+        getattr(fastopt, fn)(**d, **kw)
+        singles.append({k: cupy.asnumpy(v) for k, v in d.items()})
+    for unaligned in (False, True):
+        devs = [to_device(h, unaligned) for h in hosts]
+        lists = {k: [d[k] for d in devs] for k in devs[0]}
+        getattr(fastopt, fn)(**lists, **kw)
+        for i, d in enumerate(devs):
+            for k in d:
+                np.testing.assert_array_equal(cupy.asnumpy(d[k]), singles[i][k],
+                                              err_msg=f"{k}[{i}] unaligned={unaligned}")
+
+
+@pytest.mark.skipif("cpp" not in fastopt.available_backends(), reason="C++ extension not built")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_matches_cpp_bit_for_bit(case, dtype, rng):
+    """Same header, same scalars cast the same way, no FMA contraction on
+    either side, IEEE division and sqrt on both: the same bits."""
+    fn, kw, states = case
+    host = host_inputs(rng, states, 10_007, dtype)
+    cpu = {k: v.copy() for k, v in host.items()}
+    getattr(fastopt, fn)(**cpu, **kw, backend="cpp")
+    dev = to_device(host)
+    getattr(fastopt, fn)(**dev, **kw, backend="cuda")
+    for k in cpu:
+        np.testing.assert_array_equal(cupy.asnumpy(dev[k]), cpu[k], err_msg=k)
+
+
+def test_many_tensors_one_cached_table(rng, monkeypatch):
+    """200 tensors of mixed sizes in one launch; the table is built once."""
+    monkeypatch.setattr(loader, "_tables", loader.TableCache())
+    sizes = [int(s) for s in rng.integers(0, 300_000, 200)]
+    hosts = [host_inputs(rng, ["exp_avg", "exp_avg_sq"], n, np.float32) for n in sizes]
+    devs = [to_device(h) for h in hosts]
+    lists = {k: [d[k] for d in devs] for k in devs[0]}
+    for step in (1, 2):
+        fastopt.adam_step(**lists, step=step, lr=1e-3)
+    assert len(loader._tables) == 1
+    for i, h in enumerate(hosts):
+        ref = reference("adam_step", dict(step=1, lr=1e-3), h)
+        fastopt.adam_step(**ref, step=2, lr=1e-3, backend="numpy")
+        np.testing.assert_allclose(cupy.asnumpy(devs[i]["param"]), ref["param"],
+                                   **tol(np.float32))
+
+
+def test_runs_on_the_current_stream_and_captures_in_a_graph(rng):
+    """A step is one launch on the caller's current stream with no host
+    synchronization: it can be captured in a CUDA graph (after a warm-up call
+    that compiles the module and caches the table) and replayed."""
+    host = host_inputs(rng, ["exp_avg", "exp_avg_sq"], 100_003, np.float32)
+    dev = to_device(host)
+    kw = dict(step=1, lr=1e-3)
+    cupy.cuda.Device().synchronize()   # the uploads above ran on the null stream
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        fastopt.adam_step(**dev, **kw)               # warm-up: compile + table
+        stream.begin_capture()
+        fastopt.adam_step(**dev, **kw)
+        graph = stream.end_capture()
+        graph.launch()
+    stream.synchronize()
+    # warm-up + one replay = 2 steps; the capture itself runs nothing
+    ref2 = reference("adam_step", kw, reference("adam_step", kw, host))
+    np.testing.assert_allclose(cupy.asnumpy(dev["param"]), ref2["param"], **tol(np.float32))
+
+
+def test_validation_on_gpu_arrays():
+    a, b = cupy.ones(4, np.float32), cupy.ones(4, np.float32)
+    with pytest.raises(TypeError, match="device"):
+        fastopt.sgd_step(a, np.ones(4, np.float32), lr=0.1)
+    with pytest.raises(TypeError):
+        fastopt.sgd_step(a, b, lr=0.1, backend="cpp")
+    with pytest.raises(TypeError, match="dtype"):
+        fastopt.sgd_step(a, cupy.ones(4, np.float64), lr=0.1)
+    with pytest.raises(ValueError, match="contiguous"):
+        fastopt.sgd_step(cupy.ones(8, np.float32)[::2], cupy.ones(4, np.float32), lr=0.1)
+    with pytest.raises(ValueError, match="overlap"):
+        fastopt.sgd_step(a, a, lr=0.1)
+    np.testing.assert_array_equal(cupy.asnumpy(a), np.ones(4, np.float32))  # nothing written
+
+
+def test_info_describes_the_device():
+    d = fastopt.info()
+    assert d["backends"]["cuda"] == "available"
+    assert "sm_" in d["cuda"]["device"]
+
+
+# ------------------------------------------------------------------- torch
+def _torch_cuda():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip(f"torch {torch.__version__} has no CUDA device")
+    return torch
+
+
+TORCH_CASES = [
+    ("Adam", dict(lr=1e-2), dict()),
+    ("Adam", dict(lr=1e-2, fused=True, amsgrad=True, weight_decay=0.1), dict()),
+    ("AdamW", dict(lr=1e-2, weight_decay=0.1), dict()),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True), dict()),
+    ("RMSprop", dict(lr=1e-2, momentum=0.9, centered=True), dict()),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01), dict()),
+]
+
+
+@pytest.mark.parametrize("name,kw,_", TORCH_CASES, ids=[f"{c[0]}-{c[1]}" for c in TORCH_CASES])
+def test_trajectory_matches_torch_optim_on_cuda(name, kw, _):
+    """Five steps on torch CUDA tensors (passed to fastopt through DLPack, zero
+    copy) follow torch.optim's trajectory to float32 rounding."""
+    torch = _torch_cuda()
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    shapes = [(33, 7), (1000,), (5,)]
+    ref = [torch.randn(s, device="cuda", generator=gen) for s in shapes]
+    mine = [p.clone() for p in ref]
+    params = [torch.nn.Parameter(p) for p in ref]
+    opt = getattr(torch.optim, name)(params, **kw)
+    z = lambda: [torch.zeros_like(p) for p in mine]  # noqa: E731
+    state = {"Adam": lambda: dict(exp_avg=z(), exp_avg_sq=z(), max_exp_avg_sq=z()),
+             "AdamW": lambda: dict(exp_avg=z(), exp_avg_sq=z()),
+             "SGD": lambda: dict(momentum_buffer=z()),
+             "RMSprop": lambda: dict(square_avg=z(), momentum_buffer=z(), grad_avg=z()),
+             "Adagrad": lambda: dict(state_sum=z())}[name]()
+    for step in range(1, 6):
+        grads = [torch.randn(s, device="cuda", generator=gen) for s in shapes]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        opt.step()
+        if name in ("Adam", "AdamW"):
+            extra = {k: v for k, v in kw.items() if k not in ("fused",)}
+            if name == "AdamW":
+                extra["decoupled_weight_decay"] = True
+            if not extra.get("amsgrad"):
+                state.pop("max_exp_avg_sq", None)
+            fastopt.adam_step(mine, grads, **state, step=step, **extra)
+        elif name == "SGD":
+            fastopt.sgd_step(mine, grads, **state, first_step=step == 1, **kw)
+        elif name == "RMSprop":
+            fastopt.rmsprop_step(mine, grads, **state, **kw)
+        else:
+            fastopt.adagrad_step(mine, grads, **state, step=step, **kw)
+    torch.cuda.synchronize()
+    for p, q in zip(params, mine):
+        torch.testing.assert_close(q, p.detach(), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------- batch norm
+needs_bn = pytest.mark.skipif(not hasattr(fastopt, "batch_norm_forward"),
+                              reason="the batch norm family is not in this build")
+# S < 256 (index division), S >= 256 (incremental walk), one channel with many
+# values (many pieces), M == 0 in eval.
+BN_SHAPES = [(5, 3), (300, 2), (4, 2, 7, 9), (2, 1, 300_007), (3, 4, 16, 33), (0, 3, 4)]
+
+
+def _bn_tol(dtype, ref):
+    scale = float(np.max(np.abs(ref))) if ref.size else 1.0
+    if np.dtype(dtype) == np.float32:
+        return dict(rtol=1e-4, atol=1e-5 * max(scale, 1.0))
+    return dict(rtol=1e-9, atol=1e-12 * max(scale, 1.0))
+
+
+@needs_bn
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
+def test_batch_norm_against_reference(shape, dtype, training, rng):
+    if training and shape[0] == 0:
+        pytest.skip("empty training batch returns before any backend runs")
+    C = shape[1]
+    host = dict(x=(rng.standard_normal(shape) * 3 + 50).astype(dtype),
+                gamma=rng.uniform(0.5, 2, C).astype(dtype), beta=rng.standard_normal(C).astype(dtype),
+                rm=rng.standard_normal(C).astype(dtype), rv=rng.uniform(0.5, 2, C).astype(dtype),
+                dy=rng.standard_normal(shape).astype(dtype))
+    h64 = {k: v.astype(np.float64) for k, v in host.items()}
+    d = {k: cupy.asarray(v) for k, v in host.items()}
+    y, sm, si = fastopt.batch_norm_forward(d["x"], d["gamma"], d["beta"], d["rm"], d["rv"],
+                                           training=training, momentum=0.1, eps=1e-5)
+    ry, rsm, rsi = fastopt.batch_norm_forward(h64["x"], h64["gamma"], h64["beta"], h64["rm"],
+                                              h64["rv"], training=training, momentum=0.1,
+                                              eps=1e-5, backend="numpy")
+    for name, got, ref in [("y", y, ry), ("save_mean", sm, rsm), ("save_invstd", si, rsi),
+                           ("running_mean", d["rm"], h64["rm"]), ("running_var", d["rv"], h64["rv"])]:
+        np.testing.assert_allclose(cupy.asnumpy(got), ref, **_bn_tol(dtype, ref), err_msg=name)
+    # backward from the GPU's own saved statistics on both sides
+    sm64, si64 = cupy.asnumpy(sm).astype(np.float64), cupy.asnumpy(si).astype(np.float64)
+    dx, dg, db = fastopt.batch_norm_backward(d["dy"], d["x"], d["gamma"], sm, si, training=training)
+    rdx, rdg, rdb = fastopt.batch_norm_backward(h64["dy"], h64["x"], h64["gamma"], sm64, si64,
+                                                training=training, backend="numpy")
+    for name, got, ref in [("dx", dx, rdx), ("dgamma", dg, rdg), ("dbeta", db, rdb)]:
+        np.testing.assert_allclose(cupy.asnumpy(got), ref, **_bn_tol(dtype, ref), err_msg=name)
+
+
+@needs_bn
+def test_batch_norm_is_deterministic(rng):
+    x = cupy.asarray(rng.standard_normal((8, 3, 5000)).astype(np.float32))
+    g, b = cupy.ones(3, np.float32), cupy.zeros(3, np.float32)
+    outs = [fastopt.batch_norm_forward(x, g, b, None, None, training=True) for _ in range(3)]
+    for o in outs[1:]:
+        for a, b_ in zip(o, outs[0]):
+            np.testing.assert_array_equal(cupy.asnumpy(a), cupy.asnumpy(b_))
+
+
+# ---------------------------------------------------------------- dropout
+needs_dropout = pytest.mark.skipif(not hasattr(fastopt, "dropout_forward"),
+                                   reason="the dropout family is not in this build")
+
+
+@needs_dropout
+@pytest.mark.parametrize("seed", [0, 12345, 2**64 - 1])
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1023, 100_003])
+def test_dropout_equals_cpu_bit_for_bit(n, dtype, p, seed, rng):
+    """Masks, outputs and gradients equal the CPU's (same Philox header, same
+    scale rounding), on the 16-byte path and the unaligned scalar path."""
+    x = rng.standard_normal(n).astype(dtype)
+    dy = rng.standard_normal(n).astype(dtype)
+    y_cpu, m_cpu = fastopt.dropout_forward(x, p, seed=seed)
+    dx_cpu = fastopt.dropout_backward(dy, m_cpu, p)
+    _, m_ref = fastopt.dropout_forward(x, p, seed=seed, backend="numpy")
+    np.testing.assert_array_equal(m_cpu, m_ref)
+    for unaligned in (False, True):
+        d = to_device({"x": x, "dy": dy}, unaligned=unaligned) if n else \
+            {"x": cupy.asarray(x), "dy": cupy.asarray(dy)}
+        y, m = fastopt.dropout_forward(d["x"], p, seed=seed)
+        np.testing.assert_array_equal(cupy.asnumpy(m), m_cpu)
+        np.testing.assert_array_equal(cupy.asnumpy(y), y_cpu)
+        dx = fastopt.dropout_backward(d["dy"], m, p)
+        np.testing.assert_array_equal(cupy.asnumpy(dx), dx_cpu)
+
+
+@needs_dropout
+def test_dropout_mask_kernel_equals_cpu():
+    from fastopt._cuda import dropout as cuda_dropout
+    for n, p, seed in [(1, 0.5, 3), (1001, 0.3, 2**63 + 5), (64, 1.0, 7), (65, 0.0, 7)]:
+        np.testing.assert_array_equal(cupy.asnumpy(cuda_dropout.mask(n, p, seed)),
+                                      fastopt.dropout_mask((n,), p, seed=seed))
+
+
+# ------------------------------------------------------------------ utils
+needs_utils = pytest.mark.skipif(not hasattr(fastopt, "ema_update"),
+                                 reason="the utils family (EMA, clipping) is not in this build")
+
+
+@needs_utils
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_utils_against_reference(dtype, rng):
+    sizes = [0, 1, 7, loader.CHUNK_SIZE + 3, 100_003]
+    avg = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    par = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    d_avg, d_par = [cupy.asarray(a) for a in avg], [cupy.asarray(a) for a in par]
+    fastopt.ema_update(d_avg, d_par, 0.9)
+    r_avg = [a.astype(np.float64) for a in avg]
+    fastopt.ema_update(r_avg, [a.astype(np.float64) for a in par], 0.9, backend="numpy")
+    for got, ref in zip(d_avg, r_avg):
+        np.testing.assert_allclose(cupy.asnumpy(got), ref, **tol(dtype))
+    for norm_type in (2.0, 1.0, float("inf"), 3.0):
+        got = fastopt.grad_norm(d_par, norm_type)
+        ref = fastopt.grad_norm([a.astype(np.float64) for a in par], norm_type, backend="numpy")
+        assert got == pytest.approx(ref, rel=1e-6 if dtype == np.float32 else 1e-12)
+    grads = [cupy.asarray(a) for a in par]
+    r_grads = [a.astype(np.float64) for a in par]
+    n1 = fastopt.clip_grad_norm(grads, 0.5)
+    n2 = fastopt.clip_grad_norm(r_grads, 0.5, backend="numpy")
+    assert n1 == pytest.approx(n2, rel=1e-6)
+    for got, ref in zip(grads, r_grads):
+        np.testing.assert_allclose(cupy.asnumpy(got), ref, **tol(dtype))

@@ -1,0 +1,350 @@
+"""The CUDA optimizer kernels RUN on the CPU, without a GPU.
+
+``csrc/cuda/optim.cu`` (with ``multi_tensor.cuh`` and ``fastopt/optim.h``) is
+compiled for the host with ``tests/cuda_host/shim.h``, which turns a launch
+into a loop over every (block, thread). These kernels' threads never
+communicate, so that loop is one legal schedule of the real launch and
+computes what the GPU must. The backend module ``fastopt._cuda.optim`` then
+runs unchanged, with only cupy replaced: ``loader.device_table`` packs host
+pointers (``loader.pack_table``, the real layout), ``loader.launch`` converts
+the arguments by the same specs and calls the emulated kernel through ctypes.
+
+This checks, in CI, the table layout and chunking, the vector (16-byte) and
+scalar paths, the read/write role masks, the order and casting of every
+scalar and flag, and that the grid size and block size do not change a bit;
+the results are compared with the C++ backend (bit for bit: same header, no
+contraction) and with the float64 NumPy reference.
+"""
+import contextlib
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastopt
+from fastopt._cuda import loader
+from conftest import DTYPES, tol
+
+ROOT = Path(__file__).resolve().parents[1]
+CXX = shutil.which("g++") or shutil.which("c++")
+
+pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler to build the host emulation")
+
+
+def build_host(name, out_dir, shim="shim.h"):
+    """Compiles tests/cuda_host/<name>_host.cpp (which includes csrc/cuda/<name>.cu)."""
+    out = out_dir / f"{name}_host.so"
+    cmd = [CXX, "-std=c++17", "-O1", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared",
+           "-pthread", "-fvisibility=hidden", "-fvisibility-inlines-hidden", "-include", str(ROOT / "tests/cuda_host" / shim), f"-I{ROOT / 'csrc/include'}",
+           f"-I{ROOT / 'csrc/cuda'}", "-x", "c++", str(ROOT / f"tests/cuda_host/{name}_host.cpp"),
+           "-o", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return ctypes.CDLL(str(out))
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory):
+    return build_host("optim", tmp_path_factory.mktemp("cuda_host"))
+
+
+class Emulated:
+    """Stand-ins for the cupy-facing parts of the loader."""
+
+    def __init__(self, lib, grid_cap, block, two_d=False):
+        self.lib, self.grid_cap, self.block, self.two_d = lib, grid_cap, block, two_d
+        self.launches = []
+        self.keep = []
+
+    def device_table(self, role_lists, chunk_size=loader.CHUNK_SIZE):
+        count = len(role_lists[0])
+        rows = [tuple(0 if lst is None else lst[t].ctypes.data for lst in role_lists)
+                for t in range(count)]
+        words, n_tensors, n_chunks = loader.pack_table(rows, [a.size for a in role_lists[0]],
+                                                       chunk_size)
+        self.keep.append(words)
+        return loader.Table(words, n_tensors, n_chunks)
+
+    def grid_size(self, n):
+        return max(1, min(n, self.grid_cap))
+
+    def launch(self, family, name, grid, block, spec, values, dtype, shared_mem=0):
+        assert block == 256 or not self.two_d
+        fake = [_FakeDev(v) if code == "p" and v is not None else v
+                for code, v in zip(spec, values)]
+        packed = loader.pack_args(spec, fake, dtype)        # the real type checks
+        packed = [f if isinstance(f, _FakeDev) else v for f, v in zip(fake, packed)]
+        ct = {"T": ctypes.c_float if np.dtype(dtype) == np.float32 else ctypes.c_double,
+              "i": ctypes.c_int, "q": ctypes.c_longlong, "d": ctypes.c_double,
+              "Q": ctypes.c_ulonglong}
+        args = []
+        for code, v in zip(spec, packed):
+            if code == "p":
+                args.append(ctypes.c_void_p(v.array.ctypes.data if isinstance(v, _FakeDev) else 0))
+            else:
+                args.append(ct[code](v.item()))
+        self.launches.append(name)
+        fn = getattr(self.lib, name.replace("fastopt_", "emu_"))
+        if self.two_d:   # cooperative kernels: the real grid, and the block size they assume
+            gx, gy = (tuple(grid) + (1,))[:2] if isinstance(grid, tuple) else (grid, 1)
+            fn(ctypes.c_uint(gx), ctypes.c_uint(gy), ctypes.c_uint(block), *args)
+        else:
+            fn(ctypes.c_uint(grid), ctypes.c_uint(self.block), *args)
+
+
+class _FakeDev:
+    def __init__(self, array):
+        self.array = array
+
+        class data:
+            ptr = array.ctypes.data
+        self.data = data
+
+
+@contextlib.contextmanager
+def emulated(monkeypatch, lib, grid_cap=7, block=64, two_d=False):
+    e = Emulated(lib, grid_cap, block, two_d)
+    monkeypatch.setattr(loader, "empty", lambda shape, dt: np.empty(shape, dt))
+    monkeypatch.setattr(loader, "to_host", lambda a: np.asarray(a))
+    monkeypatch.setattr(loader, "device_table", e.device_table)
+    monkeypatch.setattr(loader, "grid_size", e.grid_size)
+    monkeypatch.setattr(loader, "launch", e.launch)
+    monkeypatch.setattr(loader, "device_of", lambda arrays: contextlib.nullcontext())
+    yield e
+
+
+# (backend function, kwargs as fastopt.optim passes them, state roles)
+CASES = [
+    ("sgd", dict(lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+                 maximize=False, first_step=False), ["bufs"]),
+    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False,
+                 maximize=False, first_step=True), ["bufs"]),
+    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.2, weight_decay=0.01, nesterov=False,
+                 maximize=True, first_step=False), ["bufs"]),
+    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=True,
+                 maximize=False, first_step=False), ["bufs"]),
+    ("rmsprop", dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                     maximize=False), ["square_avgs", None, None]),
+    ("rmsprop", dict(lr=0.01, alpha=0.9, eps=1e-8, weight_decay=0.1, momentum=0.8,
+                     maximize=True), ["square_avgs", "grad_avgs", "bufs"]),
+    ("adam", dict(step=3, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                  decoupled=False, maximize=False), ["exp_avgs", "exp_avg_sqs", None]),
+    ("adam", dict(step=5, lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.1,
+                  decoupled=False, maximize=True), ["exp_avgs", "exp_avg_sqs", "max_sqs"]),
+    ("adam", dict(step=2, lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1,
+                  decoupled=True, maximize=False), ["exp_avgs", "exp_avg_sqs", None]),
+    ("adagrad", dict(step=4, lr=0.1, lr_decay=0.01, eps=1e-10, weight_decay=0.1,
+                     maximize=False), ["state_sums"]),
+]
+IDS = [f"{fn}-{i}" for i, (fn, _, _) in enumerate(CASES)]
+
+
+def make_lists(rng, roles, sizes, dtype, unaligned):
+    """param, grad and state lists; positive states where the maths needs it."""
+    def arr(n, positive=False):
+        v = rng.uniform(0.1, 1.0, n) if positive else rng.standard_normal(n)
+        if unaligned:
+            base = np.empty(n + 1, dtype)
+            a = base[1:]
+            a[...] = v
+            return a
+        return v.astype(dtype)
+    lists = [[arr(n) for n in sizes], [arr(n) for n in sizes]]
+    for r in roles:
+        if r is None:
+            lists.append(None)
+        else:
+            pos = r in ("square_avgs", "exp_avg_sqs", "max_sqs", "state_sums")
+            lists.append([arr(n, pos) for n in sizes])
+    if roles[:2] == ["square_avgs", "grad_avgs"]:
+        for t in range(len(sizes)):   # centered: square_avg >= grad_avg**2
+            lists[3][t][...] *= 0.1
+            lists[2][t][...] = lists[3][t] ** 2 + lists[2][t]
+    if "max_sqs" in roles:
+        for t in range(len(sizes)):
+            lists[4][t][...] = lists[3][t] + 0.05
+    return lists
+
+
+def run(module, fn, lists, kw):
+    args = [None if lst is None else lst for lst in lists]
+    if fn == "sgd":
+        getattr(module, fn)(args[0], args[1], args[2] if kw["momentum"] else None, **kw)
+    elif fn == "rmsprop":
+        getattr(module, fn)(*args[:5], **kw)
+    elif fn == "adam":
+        getattr(module, fn)(*args[:5], **kw)
+    else:
+        getattr(module, fn)(*args[:3], **kw)
+
+
+def copy_lists(lists, dtype=None):
+    return [None if lst is None else [a.astype(dtype or a.dtype, copy=True) for a in lst]
+            for lst in lists]
+
+
+SIZES = [0, 1, 3, 4, 5, 17, 1023, loader.CHUNK_SIZE - 1, loader.CHUNK_SIZE + 5, 70_001]
+
+
+@pytest.mark.skipif("cpp" not in fastopt.available_backends(), reason="C++ extension not built")
+@pytest.mark.parametrize("unaligned", [False, True], ids=["aligned", "unaligned"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_emulated_kernel_equals_cpp_and_reference(case, dtype, unaligned, rng, emu, monkeypatch):
+    from fastopt._cpp import optim as cpp_optim
+    from fastopt._cuda import optim as cuda_optim
+    from fastopt._ref import optim as ref_optim
+    fn, kw, roles = case
+    lists = make_lists(rng, roles, SIZES, dtype, unaligned)
+    cpu = copy_lists(lists)
+    ref = copy_lists(lists, np.float64)
+    run(cpp_optim, fn, cpu, kw)
+    run(ref_optim, fn, ref, kw)
+    with emulated(monkeypatch, emu) as e:
+        run(cuda_optim, fn, lists, kw)
+    assert e.launches == [f"fastopt_{fn}_{loader.suffix(dtype)}"]      # one launch per step
+    for r, (got_l, cpu_l, ref_l) in enumerate(zip(lists, cpu, ref)):
+        if got_l is None:
+            continue
+        for t, (got, want, r64) in enumerate(zip(got_l, cpu_l, ref_l)):
+            np.testing.assert_array_equal(got, want, err_msg=f"role {r} tensor {t} vs cpp")
+            np.testing.assert_allclose(got, r64, **tol(dtype), err_msg=f"role {r} tensor {t}")
+
+
+@pytest.mark.parametrize("grid_cap,block", [(1, 32), (3, 256), (10_000, 128)])
+def test_emulated_result_independent_of_grid_and_block(grid_cap, block, rng, emu, monkeypatch):
+    from fastopt._cuda import optim as cuda_optim
+    fn, kw, roles = CASES[7]   # AMSGrad, maximize, L2: every role
+    lists = make_lists(rng, roles, SIZES, np.float32, False)
+    base = copy_lists(lists)
+    with emulated(monkeypatch, emu, grid_cap=7, block=64):
+        run(cuda_optim, fn, base, kw)
+    with emulated(monkeypatch, emu, grid_cap=grid_cap, block=block):
+        run(cuda_optim, fn, lists, kw)
+    for got_l, want_l in zip(lists, base):
+        if got_l is not None:
+            for got, want in zip(got_l, want_l):
+                np.testing.assert_array_equal(got, want)
+
+
+# ---------------------------------------------------------------- dropout
+
+
+@pytest.fixture(scope="module")
+def emu_dropout(tmp_path_factory):
+    return build_host("dropout", tmp_path_factory.mktemp("cuda_host_dropout"))
+
+
+@pytest.mark.parametrize("unaligned", [False, True], ids=["aligned", "unaligned"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,p,seed", [(0, 0.5, 1), (1, 0.5, 3), (7, 0.1, 2**64 - 1),
+                                      (8, 0.0, 5), (9, 1.0, 5), (1003, 0.3, 2**63 + 11),
+                                      (70_001, 0.5, 1234)])
+def test_emulated_dropout_equals_reference_bit_for_bit(n, p, seed, dtype, unaligned, rng,
+                                                       emu_dropout, monkeypatch):
+    """The CUDA dropout kernels, run on the CPU, give the NumPy reference's
+    mask, outputs and gradients exactly (the same Philox header as the CPU)."""
+    from fastopt._ref import dropout as ref
+    from fastopt._cuda import dropout as cuda_dropout
+
+    def arr(v):
+        if not unaligned:
+            return v.astype(dtype)
+        a = np.empty(v.size + 1, dtype)[1:]
+        a[...] = v
+        return a
+    x, dy = arr(rng.standard_normal(n)), arr(rng.standard_normal(n))
+    y_ref, m_ref = ref.forward(x, p, seed)
+    dx_ref = ref.backward(dy, m_ref, p)
+    monkeypatch.setattr(loader, "empty", lambda shape, dt: np.empty(shape, dt))
+    with emulated(monkeypatch, emu_dropout, grid_cap=5, block=256):
+        y, m = cuda_dropout.forward(x, p, seed)
+        dx = cuda_dropout.backward(dy, m, p)
+        m2 = cuda_dropout.mask(n, p, seed)
+    np.testing.assert_array_equal(m, m_ref)
+    np.testing.assert_array_equal(m2, m_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(dx, dx_ref)
+
+
+# ----------------------------------------------- batch norm, utils (threads)
+
+
+@pytest.fixture(scope="module")
+def emu_bn(tmp_path_factory):
+    return build_host("batchnorm", tmp_path_factory.mktemp("cuda_host_bn"), "shim_block.h")
+
+
+@pytest.fixture(scope="module")
+def emu_utils(tmp_path_factory):
+    return build_host("utils", tmp_path_factory.mktemp("cuda_host_utils"), "shim_block.h")
+
+
+def _close(dtype, ref):
+    scale = max(float(np.max(np.abs(ref))) if np.size(ref) else 1.0, 1.0)
+    return (dict(rtol=1e-4, atol=1e-5 * scale) if np.dtype(dtype) == np.float32
+            else dict(rtol=1e-9, atol=1e-12 * scale))
+
+
+# an empty batch runs only in eval: in training it never reaches a backend
+@pytest.mark.parametrize("shape, training",
+                         [(s, t) for s in [(5, 3), (300, 2), (2, 3, 7, 9), (2, 1, 20_001)]
+                          for t in (True, False)] + [((0, 2, 3), False)], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_emulated_batch_norm_against_reference(shape, dtype, training, rng, emu_bn, monkeypatch):
+    """The CUDA batch norm kernels (Welford + shuffles + shared memory, run
+    with real threads per block) against the float64 NumPy reference, on
+    shapes that take both index walks and several pieces per channel."""
+    from fastopt._ref import batchnorm as ref
+    from fastopt._cuda import batchnorm as cuda_bn
+    monkeypatch.setattr(cuda_bn, "PIECE", 4096)     # several pieces on small data
+    C = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 50).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    gamma, beta = rng.uniform(0.5, 2, C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    rm, rv = rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype)
+    f64 = lambda a: a.astype(np.float64)  # noqa: E731
+    r = dict(y=np.empty(shape), sm=np.empty(C), si=np.empty(C), rm=f64(rm), rv=f64(rv))
+    ref.batch_norm_forward(f64(x), r["y"], f64(gamma), f64(beta), r["rm"], r["rv"], r["sm"],
+                           r["si"], training=training, momentum=0.1, eps=1e-5)
+    g = dict(y=np.empty(shape, dtype), sm=np.empty(C, dtype), si=np.empty(C, dtype), rm=rm, rv=rv)
+    with emulated(monkeypatch, emu_bn, grid_cap=3, two_d=True):
+        cuda_bn.batch_norm_forward(x, g["y"], gamma, beta, g["rm"], g["rv"], g["sm"], g["si"],
+                                   training=training, momentum=0.1, eps=1e-5)
+    for k in r:
+        np.testing.assert_allclose(g[k], r[k], **_close(dtype, r[k]), err_msg=k)
+    rb = dict(dx=np.empty(shape), dg=np.empty(C), db=np.empty(C))
+    ref.batch_norm_backward(f64(dy), f64(x), f64(gamma), f64(g["sm"]), f64(g["si"]), rb["dx"],
+                            rb["dg"], rb["db"], training=training)
+    gb = dict(dx=np.empty(shape, dtype), dg=np.empty(C, dtype), db=np.empty(C, dtype))
+    with emulated(monkeypatch, emu_bn, grid_cap=3, two_d=True):
+        cuda_bn.batch_norm_backward(dy, x, gamma, g["sm"], g["si"], gb["dx"], gb["dg"], gb["db"],
+                                    training=training)
+    for k in rb:
+        np.testing.assert_allclose(gb[k], rb[k], **_close(dtype, rb[k]), err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_emulated_utils_against_reference(dtype, rng, emu_utils, monkeypatch):
+    from fastopt._ref import utils as ref
+    from fastopt._cuda import utils as cuda_utils
+    sizes = [0, 1, 5, 4099, 70_001]
+    avg = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    par = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    r_avg = [a.astype(np.float64) for a in avg]
+    ref.ema(r_avg, [a.astype(np.float64) for a in par], decay=0.9)
+    with emulated(monkeypatch, emu_utils, grid_cap=3, two_d=True):
+        cuda_utils.ema(avg, par, decay=0.9)
+        norms = {q: cuda_utils.grad_norm(par, norm_type=q) for q in (2.0, 1.0, float("inf"), 3.0)}
+        grads = [a.copy() for a in par]
+        cuda_utils.scale(grads, coef=0.25)
+    for got, want in zip(avg, r_avg):
+        np.testing.assert_allclose(got, want, **tol(dtype))
+    for q, got in norms.items():
+        want = ref.grad_norm([a.astype(np.float64) for a in par], norm_type=q)
+        assert got == pytest.approx(want, rel=1e-12), q
+    for got, a in zip(grads, par):
+        np.testing.assert_allclose(got, a.astype(np.float64) * 0.25, **tol(dtype))

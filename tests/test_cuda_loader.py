@@ -1,0 +1,277 @@
+"""The pure-Python parts of the CUDA loader, which need no GPU and no cupy:
+source assembly and header hashing, typed launch arguments, chunking and the
+multi-tensor pointer table, the table cache, and the availability message."""
+import importlib
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastopt
+from fastopt import _backends, _scalars
+from fastopt._cuda import loader
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------ sources
+def _tree(tmp_path, header_text="int h;\n"):
+    cuda = tmp_path / "cuda"
+    inc = tmp_path / "include" / "fastopt"
+    cuda.mkdir(parents=True)
+    inc.mkdir(parents=True)
+    (inc / "common.h").write_text(header_text)
+    (inc / "optim.h").write_text('#include "fastopt/common.h"\nint o;\n')
+    (cuda / "helper.cuh").write_text('#include "fastopt/common.h"\n')
+    (cuda / "optim.cu").write_text('#include "fastopt/optim.h"\n#include "helper.cuh"\nint k;\n')
+    return cuda, tmp_path / "include"
+
+
+def test_included_files_transitive_and_deduplicated(tmp_path):
+    cuda, inc = _tree(tmp_path)
+    found = loader.included_files(cuda / "optim.cu", (cuda, inc))
+    names = [p.name for p in found]
+    assert sorted(names) == ["common.h", "helper.cuh", "optim.h"] and len(names) == 3
+
+
+def test_missing_include_raises(tmp_path):
+    cuda, inc = _tree(tmp_path)
+    (cuda / "optim.cu").write_text('#include "fastopt/nope.h"\n')
+    with pytest.raises(FileNotFoundError, match="nope.h"):
+        loader.included_files(cuda / "optim.cu", (cuda, inc))
+
+
+def test_source_hash_changes_with_any_header(tmp_path):
+    cuda, inc = _tree(tmp_path)
+    a = loader.assemble_source("optim", (cuda, inc))
+    assert a == loader.assemble_source("optim", (cuda, inc))       # stable
+    (inc / "fastopt" / "common.h").write_text("int h2;\n")         # a nested header
+    b = loader.assemble_source("optim", (cuda, inc))
+    (cuda / "helper.cuh").write_text('#include "fastopt/common.h"\n// edit\n')
+    c = loader.assemble_source("optim", (cuda, inc))
+    assert len({a, b, c}) == 3
+    body = (cuda / "optim.cu").read_text()
+    for s in (a, b, c):
+        first, second, rest = s.split("\n", 2)
+        assert re.fullmatch(r"// fastopt optim\.cu; included headers sha256 [0-9a-f]{64}", first)
+        assert second == '#line 1 "optim.cu"'
+        assert rest == body
+
+
+def test_real_sources_assemble():
+    dirs = loader.source_dirs((ROOT / "csrc",))
+    assert dirs is not None
+    for cu in sorted((ROOT / "csrc" / "cuda").glob("*.cu")):
+        try:
+            src = loader.assemble_source(cu.stem, dirs)
+        except FileNotFoundError as exc:   # a family header from another branch
+            assert cu.stem != "optim", exc
+            continue
+        assert src.endswith(cu.read_text())
+    opts = loader.compile_options(dirs)
+    assert opts[:2] == ("-std=c++17", "--fmad=false")
+    assert f"-I{dirs[1]}" in opts and f"-I{dirs[0]}" in opts
+
+
+def test_source_dirs_prefers_first_complete_root(tmp_path):
+    cuda, inc = _tree(tmp_path)
+    assert loader.source_dirs((tmp_path / "missing", tmp_path)) == (cuda, inc)
+    assert loader.source_dirs((tmp_path / "missing",)) is None
+
+
+# --------------------------------------------------------------- arguments
+def test_pack_args_exact_types():
+    class FakeArray:
+        class data:
+            ptr = 256
+    arr = FakeArray()
+    out = loader.pack_args("pTTiq", (arr, 0.1, 2, True, 3), np.float32)
+    assert out[0] is arr
+    assert type(out[1]) is np.float32 and out[1] == np.float32(0.1)
+    assert type(out[2]) is np.float32
+    assert type(out[3]) is np.int32 and out[3] == 1
+    assert type(out[4]) is np.int64
+    out = loader.pack_args("T", (0.1,), np.float64)
+    assert type(out[0]) is np.float64 and out[0] == 0.1
+    out = loader.pack_args("dQp", (0.1, 2**64 - 1, None), np.float32)
+    assert type(out[0]) is np.float64 and out[0] == 0.1
+    assert type(out[1]) is np.uint64 and out[1] == 2**64 - 1
+    assert type(out[2]) is np.uint64 and out[2] == 0          # null pointer
+
+
+def test_pack_args_rejects_bad_values():
+    with pytest.raises(TypeError):
+        loader.pack_args("TT", (1.0,), np.float32)           # count
+    with pytest.raises(TypeError):
+        loader.pack_args("p", (np.zeros(3),), np.float32)     # a host array is no pointer
+    with pytest.raises(TypeError):
+        loader.pack_args("T", ("1.0",), np.float32)
+    with pytest.raises(TypeError):
+        loader.pack_args("T", (True,), np.float32)
+    with pytest.raises(OverflowError):
+        loader.pack_args("i", (2**31,), np.float32)
+    with pytest.raises(OverflowError):
+        loader.pack_args("Q", (-1,), np.float32)
+    with pytest.raises(ValueError):
+        loader.pack_args("x", (1,), np.float32)
+
+
+def test_optim_kernel_specs_match_the_cu_signatures():
+    """Argument counts in fastopt/_cuda/optim.py agree with csrc/cuda/optim.cu."""
+    optim = importlib.import_module("fastopt._cuda.optim")
+    text = (ROOT / "csrc" / "cuda" / "optim.cu").read_text()
+    for name, spec in optim.KERNELS.items():
+        m = re.search(rf"fastopt_{name}_##SUFFIX\((.*?)\)\s*\{{", text, re.S)
+        assert m, name
+        params = [p.strip() for p in m.group(1).replace("\\", " ").split(",")]
+        assert params[0] == "FASTOPT_TABLE_ARGS"
+        params = params[1:]
+        codes = "".join("T" if p.startswith("T ") else "i" if p.startswith("int ") else "?"
+                        for p in params)
+        assert spec == "ppiq" + codes, (name, spec, codes)
+    fields = {"sgd": _scalars.SgdScalars, "rmsprop": _scalars.RmspropScalars,
+              "adam": _scalars.AdamScalars, "adagrad": _scalars.AdagradScalars}
+    for name, cls in fields.items():
+        m = re.search(rf"fastopt_{name}_##SUFFIX\((.*?)\)\s*\{{", text, re.S)
+        names = [p.split()[-1] for p in m.group(1).replace("\\", " ").split(",")[1:]
+                 if p.strip().startswith("T ")]
+        assert tuple(names) == cls._fields, name
+
+
+# ---------------------------------------------------------------- chunking
+@pytest.mark.parametrize("sizes", [[], [0], [1], [5, 0, 9], [8, 8, 8], [17, 100, 3, 64]])
+@pytest.mark.parametrize("chunk", [4, 8, 32])
+def test_plan_chunks_covers_every_element_once(sizes, chunk):
+    plan = loader.plan_chunks(sizes, chunk)
+    assert plan.dtype == np.int32 and plan.shape[1:] == (2,)
+    covered = [np.zeros(s, int) for s in sizes]
+    for t, c in plan:
+        begin = c * chunk
+        end = min(begin + chunk, sizes[t])
+        assert begin < end
+        covered[t][begin:end] += 1
+    for cov in covered:
+        assert (cov == 1).all()
+    assert len(plan) == sum(-(-s // chunk) for s in sizes)
+
+
+def test_plan_chunks_rejects_bad_chunk():
+    with pytest.raises(ValueError):
+        loader.plan_chunks([10], 6)
+    with pytest.raises(ValueError):
+        loader.plan_chunks([10], 0)
+
+
+def test_pack_table_layout():
+    rows = [(0x1000, 0x2000, 0, 0, 0), (0x3004, 0x4000, 0x5000, 0, 0), (0x6000, 0x7000)]
+    sizes = [10, 3, 0]
+    words, n_tensors, n_chunks = loader.pack_table(rows, sizes, chunk_size=4)
+    assert words.dtype == np.int64 and n_tensors == 3 and n_chunks == 3 + 1
+    entries = words[:n_tensors * loader.TENSOR_ENTRY_WORDS].reshape(n_tensors, -1).view(np.uint64)
+    assert list(entries[0, :5]) == [0x1000, 0x2000, 0, 0, 0]
+    assert list(entries[2, :5]) == [0x6000, 0x7000, 0, 0, 0]
+    assert list(entries[:, 5]) == sizes
+    assert list(entries[:, 6]) == [1, 0, 1]            # 0x3004 is not 16-byte aligned
+    assert (entries[:, 7] == 0).all()
+    chunks = words[n_tensors * loader.TENSOR_ENTRY_WORDS:].view("<i4").reshape(-1, 2)
+    assert chunks.tolist() == [[0, 0], [0, 1], [0, 2], [1, 0]]
+    assert words.nbytes == n_tensors * 64 + n_chunks * 8   # sizeof(TensorEntry), sizeof(ChunkEntry)
+
+
+def test_pack_table_rejects_bad_rows():
+    with pytest.raises(ValueError):
+        loader.pack_table([(1, 2, 3, 4, 5, 6)], [1])
+    with pytest.raises(ValueError):
+        loader.pack_table([(16,)], [1, 2])
+
+
+def test_table_cache_is_lru():
+    cache = loader.TableCache(maxsize=2)
+    built = []
+
+    def make(v):
+        def build():
+            built.append(v)
+            return v
+        return build
+    assert cache.get("a", make("A")) == "A"
+    assert cache.get("a", make("X")) == "A"      # hit: not rebuilt
+    cache.get("b", make("B"))
+    cache.get("a", make("X"))                     # a is now most recent
+    cache.get("c", make("C"))                     # evicts b
+    assert len(cache) == 2
+    cache.get("b", make("B2"))
+    assert built == ["A", "B", "C", "B2"]
+
+
+def test_grid_constants_consistent_with_cuh():
+    text = (ROOT / "csrc" / "cuda" / "multi_tensor.cuh").read_text()
+    assert f"kBlockThreads = {loader.BLOCK_THREADS};" in text
+    assert f"kRoles = {loader.ROLES};" in text
+    assert loader.CHUNK_SIZE % 4 == 0
+    from fastopt._cuda import batchnorm, dropout
+    bn = (ROOT / "csrc" / "cuda" / "batchnorm.cu").read_text()
+    assert f"kBnThreads = {batchnorm.THREADS};" in bn      # kBnWarps assumes this block size
+    do = (ROOT / "csrc" / "cuda" / "dropout.cu").read_text()
+    assert f"kDropoutThreads = {dropout.THREADS};" in do
+
+
+# ------------------------------------------------------------ availability
+def test_unavailable_reason_without_cupy(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)     # import cupy -> ImportError
+    why = loader.unavailable_reason()
+    assert why is not None and "cupy" in why and "fastopt[cuda]" in why
+
+
+def test_info_reports_cuda_status():
+    state = fastopt.info()["backends"]["cuda"]
+    why = _backends.unavailable_reason("cuda")
+    assert state == ("available" if why is None else why)
+    if why is not None:
+        assert "cuda" not in fastopt.available_backends()
+        with pytest.raises(RuntimeError, match="unavailable"):
+            _backends.module("optim", "cuda")
+
+
+# ------------------------------------------- kernel signatures vs arg specs
+_MACROS = {"FASTOPT_TABLE_ARGS": "ppiq", "FASTOPT_BN_SHAPE": "qqqqq"}
+
+
+def _code(param):
+    param = " ".join(param.replace("\\", " ").split())
+    if param in _MACROS:
+        return _MACROS[param]
+    if "*" in param:
+        return "p"
+    typ = param.rsplit(" ", 1)[0]
+    return {"T": "T", "double": "d", "int": "i", "long long": "q",
+            "unsigned long long": "Q"}[typ]
+
+
+def kernel_signatures(text):
+    """{entry point name (with ##SUFFIX or plain): spec} parsed from a .cu file."""
+    out = {}
+    for m in re.finditer(r"\b(fastopt_\w+?)(?:##SUFFIX)?\s*\(([^)]*)\)\s*\{", text):
+        name, params = m.group(1), m.group(2)
+        if "__global__" not in text[max(0, m.start() - 200):m.start()]:
+            continue
+        out[name] = "".join(_code(p) for p in params.split(",") if p.strip())
+    return out
+
+
+@pytest.mark.parametrize("family", ["optim", "batchnorm", "dropout", "utils"])
+def test_backend_arg_specs_match_kernel_signatures(family):
+    """Every KERNELS spec in fastopt/_cuda/<family>.py equals the C parameter
+    list of its entry point: a mismatch would pass wrong bytes to the GPU."""
+    mod = importlib.import_module(f"fastopt._cuda.{family}")
+    sigs = kernel_signatures((ROOT / "csrc" / "cuda" / f"{family}.cu").read_text())
+    prefix = {"optim": "fastopt_", "batchnorm": "fastopt_bn_", "dropout": "fastopt_dropout_",
+              "utils": "fastopt_"}[family]
+    assert sigs
+    for name, spec in mod.KERNELS.items():
+        candidates = [f"{prefix}{name}_", f"{prefix}{name}"]
+        found = [c for c in candidates if c in sigs]
+        assert found, (name, sorted(sigs))
+        assert sigs[found[0]] == spec, (family, name, sigs[found[0]], spec)

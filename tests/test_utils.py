@@ -1,0 +1,237 @@
+"""fastopt.utils: ema_update, clip_grad_norm, grad_norm, EMA on every CPU backend,
+against the float64 NumPy reference and torch."""
+import math
+
+import numpy as np
+import pytest
+
+import fastopt
+from fastopt._ref import utils as ref
+from tests.conftest import CPU_BACKENDS, DTYPES, SIZES, tol
+
+NORMS = [2.0, 1.0, math.inf, 3.0, 0.5]
+
+
+def _rand(rng, n, dtype, scale=1.0):
+    return (rng.standard_normal(n) * scale).astype(dtype)
+
+
+def _list(rng, dtype, sizes=(0, 1, 7, 17, 1023, 4097)):
+    return [_rand(rng, n, dtype) for n in sizes]
+
+
+# ------------------------------------------------------------------ EMA
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+def test_ema_update_matches_reference(backend, dtype, n, rng):
+    avg, p = _rand(rng, n, dtype), _rand(rng, n, dtype)
+    expect = 0.9 * avg.astype(np.float64) + 0.1 * p.astype(np.float64)
+    fastopt.ema_update(avg, p, 0.9, backend=backend)
+    np.testing.assert_allclose(avg, expect, **tol(dtype))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ema_update_list_equals_each_member(backend, dtype, rng):
+    avgs, ps = _list(rng, dtype), _list(rng, dtype)
+    one = [a.copy() for a in avgs]
+    fastopt.ema_update(avgs, ps, 0.99, backend=backend)
+    for a, p in zip(one, ps):
+        fastopt.ema_update(a, p, 0.99, backend=backend)
+    for a, b in zip(avgs, one):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("decay", [0.0, 1.0])
+def test_ema_update_decay_bounds(decay, rng):
+    avg, p = _rand(rng, 33, np.float32), _rand(rng, 33, np.float32)
+    before = avg.copy()
+    fastopt.ema_update(avg, p, decay)
+    np.testing.assert_array_equal(avg, before if decay == 1.0 else p)
+
+
+def test_ema_update_validation(rng):
+    avg, p = _rand(rng, 8, np.float32), _rand(rng, 8, np.float32)
+    with pytest.raises(ValueError, match="decay"):
+        fastopt.ema_update(avg, p, 1.5)
+    with pytest.raises(ValueError, match="decay"):
+        fastopt.ema_update(avg, p, -0.1)
+    with pytest.raises(TypeError):
+        fastopt.ema_update(avg, p.astype(np.float64), 0.9)
+    with pytest.raises(ValueError, match="shape"):
+        fastopt.ema_update(avg, p[:4], 0.9)
+    ro = avg.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        fastopt.ema_update(ro, p, 0.9)
+    with pytest.raises(ValueError, match="overlap"):
+        fastopt.ema_update(avg, avg, 0.9)
+    # a bad list member: nothing is written to the others
+    avgs = [avg.copy(), avg.copy()]
+    before = [a.copy() for a in avgs]
+    with pytest.raises(ValueError):
+        fastopt.ema_update(avgs, [p, p[:3]], 0.9)
+    for a, b in zip(avgs, before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_ema_matches_torch_averaged_model(rng):
+    torch = pytest.importorskip("torch")
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    model = torch.nn.Sequential(torch.nn.Linear(7, 5), torch.nn.Linear(5, 3))
+    avg_model = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9))
+    params = [p.detach().numpy() for p in model.parameters()]
+    ema = fastopt.EMA(params, decay=0.9)
+    for _ in range(20):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.from_numpy(_rand(rng, p.numel(), np.float32).reshape(p.shape)) * 0.1)
+        avg_model.update_parameters(model)
+        ema.update()
+    assert ema.n_averaged == int(avg_model.n_averaged)
+    for a, t in zip(ema.averaged, avg_model.module.parameters()):
+        np.testing.assert_allclose(a, t.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_ema_class_state_and_copy_to(rng):
+    params = _list(rng, np.float32, sizes=(5, 9))
+    ema = fastopt.EMA(params, decay=0.5)
+    ema.update()                               # first update copies
+    np.testing.assert_array_equal(ema.averaged[0], params[0])
+    old = [p.copy() for p in params]
+    for p in params:
+        p += 1.0
+    ema.update()
+    np.testing.assert_allclose(ema.averaged[0], 0.5 * old[0] + 0.5 * params[0], rtol=1e-6)
+    sd = ema.state_dict()
+    other = fastopt.EMA([p.copy() for p in params], decay=0.9)
+    other.load_state_dict(sd)
+    assert other.n_averaged == 2 and other.decay == 0.5
+    np.testing.assert_array_equal(other.averaged[1], ema.averaged[1])
+    bad = dict(sd, averaged=[sd["averaged"][0]])
+    with pytest.raises(ValueError):
+        other.load_state_dict(bad)
+    out = [np.zeros_like(p) for p in params]
+    ema.copy_to(out)
+    np.testing.assert_array_equal(out[1], ema.averaged[1])
+
+
+# ------------------------------------------------------------- grad norm
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("norm_type", NORMS)
+def test_grad_norm_matches_reference(backend, dtype, norm_type, rng):
+    grads = _list(rng, dtype, sizes=(0, 1, 7, 17, 1023, 40_000, 1_000_003))
+    got = fastopt.grad_norm(grads, norm_type, backend=backend)
+    expect = ref.grad_norm([g.astype(np.float64) for g in grads], norm_type=norm_type)
+    # double accumulators: the order of summation is the only difference
+    assert got == pytest.approx(expect, rel=1e-12 if norm_type in (1.0, 2.0, math.inf) else 1e-10)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("n", SIZES)
+def test_grad_norm_sizes_single_array(backend, n, rng):
+    g = _rand(rng, n, np.float32)
+    expect = float(np.sqrt(np.sum(g.astype(np.float64) ** 2)))
+    assert fastopt.grad_norm(g, backend=backend) == pytest.approx(expect, rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_grad_norm_empty_list(backend):
+    assert fastopt.grad_norm([], backend=backend) == 0.0
+    assert fastopt.clip_grad_norm([], 1.0, backend=backend) == 0.0
+
+
+def test_grad_norm_deterministic_across_thread_counts(rng):
+    if "cpp" not in CPU_BACKENDS:
+        pytest.skip("cpp backend not built")
+    from fastopt import _core
+
+    grads = _list(rng, np.float32, sizes=(3, 100_000, 2_000_003, 77))
+    saved = _core.get_num_threads()
+    try:
+        results = {}
+        for threads in (1, 2, 3, 4):
+            _core.set_num_threads(threads)
+            results[threads] = [fastopt.grad_norm(grads, p, backend="cpp") for p in NORMS]
+        for threads, r in results.items():
+            assert r == results[1], threads     # bit for bit
+    finally:
+        _core.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_grad_norm_nonfinite(backend, rng):
+    g = _rand(rng, 100, np.float32)
+    g[17] = np.nan
+    assert math.isnan(fastopt.grad_norm(g, 2.0, backend=backend))
+    assert math.isnan(fastopt.grad_norm(g, math.inf, backend=backend))
+    g[17] = np.inf
+    assert fastopt.grad_norm(g, 2.0, backend=backend) == math.inf
+    assert fastopt.grad_norm(g, math.inf, backend=backend) == math.inf
+
+
+# ------------------------------------------------------------- clipping
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("norm_type", NORMS)
+@pytest.mark.parametrize("max_norm", [0.5, 1e9])
+def test_clip_grad_norm_matches_reference(backend, dtype, norm_type, max_norm, rng):
+    grads = _list(rng, dtype)
+    f64 = [g.astype(np.float64) for g in grads]
+    expect_norm = ref.grad_norm(f64, norm_type=norm_type)
+    coef = min(1.0, max_norm / (expect_norm + 1e-6))
+    got = fastopt.clip_grad_norm(grads, max_norm, norm_type, backend=backend)
+    assert got == pytest.approx(expect_norm, rel=1e-10)
+    for g, e in zip(grads, f64):
+        np.testing.assert_allclose(g, e * coef, **tol(dtype))
+    if max_norm > expect_norm:   # no clipping: untouched, bit for bit
+        for g, e in zip(grads, f64):
+            np.testing.assert_array_equal(g, e.astype(dtype))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf, 3.0])
+def test_clip_grad_norm_matches_torch(backend, norm_type, rng):
+    torch = pytest.importorskip("torch")
+    shapes = [(7, 5), (5,), (300, 40), (1,)]
+    tensors = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
+    grads = [_rand(rng, math.prod(s), np.float32).reshape(s) for s in shapes]
+    for t, g in zip(tensors, grads):
+        t.grad = torch.from_numpy(g.copy())
+    expect = torch.nn.utils.clip_grad_norm_(tensors, 2.0, norm_type=norm_type)
+    got = fastopt.clip_grad_norm(grads, 2.0, norm_type, backend=backend)
+    assert got == pytest.approx(float(expect), rel=2e-6)
+    for t, g in zip(tensors, grads):
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=4e-6, atol=1e-8)
+
+
+def test_clip_grad_norm_error_if_nonfinite(rng):
+    g = _rand(rng, 10, np.float32)
+    g[3] = np.inf
+    before = g.copy()
+    with pytest.raises(RuntimeError, match="non-finite"):
+        fastopt.clip_grad_norm(g, 1.0, error_if_nonfinite=True)
+    np.testing.assert_array_equal(g, before)
+    assert fastopt.clip_grad_norm(g, 1.0) == math.inf   # torch: scales by 0 (inf*0 = nan)
+    assert np.isnan(g[3]) and np.all(g[np.arange(10) != 3] == 0)
+
+
+def test_clip_grad_norm_validation(rng):
+    g = _rand(rng, 10, np.float32)
+    with pytest.raises(ValueError, match="max_norm"):
+        fastopt.clip_grad_norm(g, -1.0)
+    with pytest.raises(ValueError, match="norm_type"):
+        fastopt.clip_grad_norm(g, 1.0, norm_type=0.0)
+    with pytest.raises(ValueError, match="norm_type"):
+        fastopt.clip_grad_norm(g, 1.0, norm_type=float("nan"))
+    with pytest.raises(TypeError):
+        fastopt.clip_grad_norm([g, g.astype(np.float64)], 1.0)
+    with pytest.raises(ValueError, match="overlap"):
+        fastopt.clip_grad_norm([g, g[2:]], 1.0)
+    with pytest.raises(TypeError):
+        fastopt.clip_grad_norm([g, [1.0, 2.0]], 1.0)
+    with pytest.raises(ValueError, match="backend"):
+        fastopt.clip_grad_norm(g, 1.0, backend="fortran")
