@@ -110,9 +110,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="fastopt", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    from fastopt.demo import cli as demo_cli
+    demo_cli.add_arguments(sub.add_parser("demo", help=demo_cli.HELP))
     sub.add_parser("info", help="backends available here, and why the others are not")
     bench_parser = _bench_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo_cli.main(args)
     if args.command == "info":
         from fastopt._info import format_info, info
         print(format_info(info()))
