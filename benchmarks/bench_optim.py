@@ -3,8 +3,8 @@
 Every variant of one cell (kernel x size) is timed round-robin in one process
 (A B C A B C ...), each sample lasting >= ~10 ms, and the medians compared.
 GB/s counts the bytes the kernel must move; "twin" is the same-traffic floor
-(a fused pass reading and writing exactly the same arrays, fastopt._core's
-bandwidth_twin), and every variant is reported as a share of it.
+(a fused pass reading and writing exactly the same arrays on fastopt's
+thread pool, fastopt._core.bench_twin, shared with `fastopt bench`), and every variant is reported as a share of it.
 
     python benchmarks/bench_optim.py                    # default sizes, torch if installed
     python benchmarks/bench_optim.py --sizes 1e3 1e7 --kernels adam
@@ -175,7 +175,7 @@ def make_arrays(kernel, n, rng):
 
 def twin(kernel, a):
     written = [a["param"]] + [a[s] for s in KERNELS[kernel][1]]
-    return lambda: _core.bandwidth_twin(written, [a["grad"]])
+    return lambda: _core.bench_twin([a["grad"]], written, [])
 
 
 def interleaved(variants: dict, repeat: int, min_sample_s: float = 0.01) -> dict:

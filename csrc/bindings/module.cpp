@@ -11,7 +11,6 @@ void register_optim(py::module_& m);
 void register_dropout(py::module_& m);
 void register_batchnorm(py::module_& m);
 void register_validate(py::module_& m);
-void register_bench(py::module_& m);
 void register_bench_twin(py::module_& m);
 void register_utils(py::module_& m);
 }  // namespace fastopt
@@ -20,7 +19,6 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "fastopt's C++ CPU kernels (use the functions in fastopt, not these).";
   fastopt::register_validate(m);
   fastopt::register_optim(m);
-  fastopt::register_bench(m);
   fastopt::register_bench_twin(m);
   fastopt::register_dropout(m);
   fastopt::register_utils(m);
