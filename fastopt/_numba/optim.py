@@ -152,13 +152,14 @@ def _adagrad_body(addresses, starts, witness, clr, eps, wd, sign):
             t += 1
 
 
-def _compile(body):
+def _compile(body):  # error_model="numpy": x/0 gives inf/nan as in C++, never raises
     """A parallel and a serial build of one kernel body (prange runs as range in
     the serial one): below SERIAL_BELOW elements waking worker threads costs
     more than the work."""
     serial = types.FunctionType(body.__code__, body.__globals__, body.__name__ + "_serial")
     serial.__qualname__ = serial.__name__  # its own on-disk cache entry
-    return njit(parallel=True, cache=True)(body), njit(cache=True)(serial)
+    return (njit(parallel=True, cache=True, error_model="numpy")(body),
+            njit(cache=True, error_model="numpy")(serial))
 
 
 SERIAL_BELOW = 1 << 16
