@@ -1,7 +1,7 @@
 // Runtime instruction-set dispatch for the CPU loops. Each hot loop is a
 // plain C++ function marked FASTOPT_CLONES: GCC compiles one clone per
 // instruction set and picks one at load time (ifunc), so the wheel carries
-// AVX-512, AVX2 and baseline code and never needs -march=native.
+// AVX-512, AVX2 and baseline code and never needs a host-specific -march flag.
 #pragma once
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
