@@ -9,7 +9,7 @@ import pytest
 
 import fastopt
 from fastopt import optimizers as O
-from tests.conftest import CPU_BACKENDS
+from conftest import CPU_BACKENDS
 
 # backends whose optim family exists on this branch (numba's arrives separately)
 OPT_BACKENDS = [b for b in CPU_BACKENDS

@@ -7,7 +7,7 @@ import pytest
 
 import fastopt
 from fastopt._ref import utils as ref
-from tests.conftest import CPU_BACKENDS, DTYPES, SIZES, tol
+from conftest import CPU_BACKENDS, DTYPES, SIZES, tol
 
 NORMS = [2.0, 1.0, math.inf, 3.0, 0.5]
 
