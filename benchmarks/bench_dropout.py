@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import numpy as np
 
 import fastopt
+from fastopt.bench import timer
 from fastopt import _core
 
 P = 0.5
@@ -104,23 +103,9 @@ def raw_variants(n, rng):
     }
 
 
-def interleaved(fns: dict, repeat: int, min_sample_s: float = 0.01) -> dict:
-    """Median seconds per call of each variant, timed round-robin."""
-    calls = {}
-    for name, fn in fns.items():   # warm up (numba compiles), size samples to >= min_sample_s
-        fn()
-        t0 = time.perf_counter()
-        fn()
-        calls[name] = max(1, int(min_sample_s / max(time.perf_counter() - t0, 1e-7)))
-    samples = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            k = calls[name]
-            t0 = time.perf_counter()
-            for _ in range(k):
-                fn()
-            samples[name].append((time.perf_counter() - t0) / k)
-    return {name: statistics.median(s) for name, s in samples.items()}
+def interleaved(variants: dict, repeat: int) -> dict:
+    """Median seconds per call of each variant, timed round-robin (fastopt.bench.timer)."""
+    return {name: t.median for name, t in timer.interleaved(variants, repeat=repeat).items()}
 
 
 def torch_mask_bytes(n):

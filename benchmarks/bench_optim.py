@@ -13,12 +13,11 @@ thread pool, fastopt._core.bench_twin, shared with `fastopt bench`), and every v
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
 import fastopt
+from fastopt.bench import timer
 from fastopt import _core
 
 # kernel -> (bytes per fp32 element, written state arrays, torch class, torch kwargs, fastopt kwargs)
@@ -178,24 +177,9 @@ def twin(kernel, a):
     return lambda: _core.bench_twin([a["grad"]], written, [])
 
 
-def interleaved(variants: dict, repeat: int, min_sample_s: float = 0.01) -> dict:
-    """Median seconds per call of each variant, timed round-robin."""
-    calls = {}
-    for name, fn in variants.items():  # warm up, and size each sample to >= min_sample_s
-        fn()
-        t0 = time.perf_counter()
-        fn()
-        once = max(time.perf_counter() - t0, 1e-7)
-        calls[name] = max(1, int(min_sample_s / once))
-    samples = {name: [] for name in variants}
-    for _ in range(repeat):
-        for name, fn in variants.items():
-            k = calls[name]
-            t0 = time.perf_counter()
-            for _ in range(k):
-                fn()
-            samples[name].append((time.perf_counter() - t0) / k)
-    return {name: statistics.median(s) for name, s in samples.items()}
+def interleaved(variants: dict, repeat: int) -> dict:
+    """Median seconds per call of each variant, timed round-robin (fastopt.bench.timer)."""
+    return {name: t.median for name, t in timer.interleaved(variants, repeat=repeat).items()}
 
 
 def main(argv=None):
