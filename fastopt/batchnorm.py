@@ -15,6 +15,18 @@ import math
 from fastopt import _backends, _validate as v
 from fastopt._arrays import as_array
 
+try:
+    # Native fast path (csrc/bindings/fast_path.h): runs plainly valid calls on
+    # the cpp backend and returns None for everything else, which then goes
+    # through the Python validator below (its checks cost ~15 us a call). The
+    # scalar pre-checks are conservative: anything unusual takes that path.
+    from fastopt._core import (batch_norm_backward_fast as _backward_fast,
+                               batch_norm_forward_fast as _forward_fast)
+except ImportError:  # pragma: no cover - extension not built
+    _forward_fast = _backward_fast = None
+
+_INF = float("inf")
+
 
 def _channels(x, name):
     a = as_array(x, name)
@@ -64,6 +76,13 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
     >>> rm, rv = np.zeros(16, np.float32), np.ones(16, np.float32)
     >>> y, mean, invstd = fastopt.batch_norm_forward(x, gamma, beta, rm, rv)
     """
+    if (_forward_fast is not None and type(training) is bool and type(momentum) is float
+            and 0.0 <= momentum <= 1.0 and type(eps) is float and 0.0 < eps < _INF
+            and type(backend) is str):
+        out = _forward_fast(x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                            backend)
+        if out is not None:
+            return out
     training = v.flag("training", training)
     momentum = v.unit_interval("momentum", momentum, closed_right=True)
     eps = v.positive("eps", eps)
@@ -110,6 +129,10 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, 
 
     >>> dx, dgamma, dbeta = fastopt.batch_norm_backward(dy, x, gamma, mean, invstd)
     """
+    if _backward_fast is not None and type(training) is bool and type(backend) is str:
+        out = _backward_fast(dy, x, gamma, save_mean, save_invstd, training, backend)
+        if out is not None:
+            return out
     training = v.flag("training", training)
     backend = v.backend(backend)
     xa, C, M = _channels(x, "x")

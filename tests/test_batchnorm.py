@@ -29,6 +29,8 @@ CASES = [
     ((1023, 17), "2-D many rows"),
     ((3, 4099), "2-D two column tiles"),
     ((4097, 257), "2-D over a million elements, row ranges over threads"),
+    ((64, 600), "2-D channel groups in one parallel region"),
+    ((40, 100, 3), "3-D channel groups, S=3"),
     ((2, 3, 4, 5), "4-D small planes"),
     ((5, 7, 3, 3), "4-D 3x3"),
     ((3, 2, 17, 19), "4-D plane layout, odd"),
@@ -262,8 +264,9 @@ def test_constant_channel(backend, dtype, shape, rng):
 
 
 # ---------------------------------------------------------- determinism
-@pytest.mark.parametrize("shape", [(4097, 257), (2, 3, 130, 131), (3, 9000), (2, 1100, 5)],
-                         ids=["rows", "planes", "tiles", "rows-s5"])
+@pytest.mark.parametrize("shape", [(4097, 257), (2, 3, 130, 131), (3, 9000), (2, 1100, 5),
+                                   (300, 520), (40, 100, 3)],
+                         ids=["rows", "planes", "tiles", "rows-s5", "groups", "groups-s3"])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_cpp_independent_of_thread_count(shape, training, rng):
     if "cpp" not in CPU_BACKENDS:

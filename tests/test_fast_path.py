@@ -54,3 +54,68 @@ def test_fast_path_refuses_bad_lists(rng):
     assert fast_adam(mixed) is False
     tuples = [tuple(x) for x in lists]   # the Python path takes tuples; the fast path declines
     assert fast_adam(tuples) is False
+
+
+# ------------------------------------------------------------- batch norm
+from test_batchnorm import (BACKWARD_ERRORS, FORWARD_ERRORS, _arrays,  # noqa: E402
+                            _bwd_arrays, make)
+
+
+def _fast_forward(d, training=True, momentum=0.1, eps=1e-5, backend="auto"):
+    from fastopt import _core
+    return _core.batch_norm_forward_fast(d["x"], d["gamma"], d["beta"], d["running_mean"],
+                                         d["running_var"], training, momentum, eps, backend)
+
+
+@pytest.mark.parametrize("case", [c for c in FORWARD_ERRORS if c[1] is not None],
+                         ids=[c[0] for c in FORWARD_ERRORS if c[1] is not None])
+def test_batch_norm_forward_fast_path_refuses_every_bad_call(case):
+    _, mutate, kwargs, _, _ = case
+    d = _arrays()
+    mutate(d)
+    before = {k: None if v is None else np.array(v, copy=True) for k, v in d.items()}
+    assert _fast_forward(d, training=kwargs.get("training", True)) is None
+    for k, v in d.items():
+        if v is not None:
+            np.testing.assert_array_equal(np.asarray(v), before[k])
+
+
+@pytest.mark.parametrize("case", BACKWARD_ERRORS, ids=[c[0] for c in BACKWARD_ERRORS])
+def test_batch_norm_backward_fast_path_refuses_every_bad_call(case):
+    from fastopt import _core
+    _, mutate, _, _ = case
+    d = _bwd_arrays()
+    mutate(d)
+    assert _core.batch_norm_backward_fast(d["dy"], d["x"], d["gamma"], d["save_mean"],
+                                          d["save_invstd"], True, "auto") is None
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", [(64, 300), (3, 40, 16, 16), (5, 7, 3, 3)],
+                         ids=["rows", "planes", "small"])
+def test_batch_norm_fast_path_equals_validated_path(shape, training, rng):
+    """Plain calls run natively; the same call through the Python validator (a
+    numpy-scalar momentum declines the fast path) gives identical bits."""
+    import fastopt
+    x, gamma, beta, rm, rv, dy = make(rng, shape, np.float32)
+    d = dict(x=x, gamma=gamma, beta=beta, running_mean=rm.copy(), running_var=rv.copy())
+    fast = _fast_forward(d, training=training)
+    assert fast is not None
+    rm2, rv2 = rm.copy(), rv.copy()
+    slow = fastopt.batch_norm_forward(x, gamma, beta, rm2, rv2, training=training,
+                                      momentum=np.float64(0.1), backend="cpp")
+    for a, b in zip(fast + (d["running_mean"], d["running_var"]), slow + (rm2, rv2)):
+        np.testing.assert_array_equal(a, b)
+    from fastopt import _core
+    fast_b = _core.batch_norm_backward_fast(dy, x, gamma, fast[1], fast[2], training, "cpp")
+    slow_b = fastopt.batch_norm_backward(dy, x, gamma, slow[1], slow[2], training=np.bool_(training),
+                                         backend="cpp")
+    for a, b in zip(fast_b, slow_b):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_batch_norm_fast_path_leaves_other_backends_to_python(rng, monkeypatch):
+    d = _arrays()
+    assert _fast_forward(d, backend="numpy") is None
+    monkeypatch.setenv("FASTOPT_BACKEND", "numba")
+    assert _fast_forward(d) is None

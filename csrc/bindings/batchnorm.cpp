@@ -1,10 +1,13 @@
 // pybind11 entry points of batch normalization. fastopt/batchnorm.py has
 // validated every argument and allocated the outputs; arrays are typed
 // c_style with .noconvert(), so nothing is ever silently copied.
+#include <algorithm>
 #include <optional>
+#include <vector>
 
 #include "../cpu/batchnorm_kernels.h"
 #include "arrays.h"
+#include "fast_path.h"
 
 namespace fastopt {
 namespace {
@@ -52,6 +55,111 @@ void backward(const Array<T>& dy, const Array<T>& x, const Array<T>& gamma,
                           dxp, dg, db, s, training);
 }
 
+// ---- fast path (see fast_path.h): plainly valid training/eval calls on the
+// cpp backend, outputs allocated here; None sends the call to Python.
+BnShape fast_shape(PyObject* x) {
+  auto* p = py::detail::array_proxy(x);
+  BnShape s{static_cast<std::size_t>(p->dimensions[0]), static_cast<std::size_t>(p->dimensions[1]), 1};
+  for (int d = 2; d < p->nd; ++d) s.S *= static_cast<std::size_t>(p->dimensions[d]);
+  return s;
+}
+
+// A plain 1-D array of C elements of dtype `dtype`.
+bool fast_per_channel(PyObject* a, bool output, int dtype, std::size_t C) {
+  if (fast_plain_array(a, output) != dtype) return false;
+  auto* p = py::detail::array_proxy(a);
+  return p->nd == 1 && static_cast<std::size_t>(p->dimensions[0]) == C;
+}
+
+template <typename T>
+py::array_t<T> fast_empty_like(PyObject* x) {
+  auto* p = py::detail::array_proxy(x);
+  return py::array_t<T>(std::vector<py::ssize_t>(p->dimensions, p->dimensions + p->nd));
+}
+
+template <typename T>
+py::object forward_fast_typed(PyObject* x, PyObject* gamma, PyObject* beta, PyObject* rm,
+                              PyObject* rv, bool training, double momentum, double eps) {
+  const BnShape s = fast_shape(x);
+  py::array_t<T> y = fast_empty_like<T>(x);
+  py::array_t<T> save_mean(static_cast<py::ssize_t>(s.C)), save_invstd(static_cast<py::ssize_t>(s.C));
+  auto data = [](PyObject* a) {
+    return a == Py_None ? nullptr : reinterpret_cast<T*>(py::detail::array_proxy(a)->data);
+  };
+  const T* xp = data(x);
+  const T* g = data(gamma);
+  const T* b = data(beta);
+  T* rmp = data(rm);
+  T* rvp = data(rv);
+  T* yp = y.mutable_data();
+  T* sm = save_mean.mutable_data();
+  T* si = save_invstd.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    batch_norm_forward_cpu(xp, yp, g, b, rmp, rvp, sm, si, s, training, momentum, eps);
+  }
+  return py::make_tuple(y, save_mean, save_invstd);
+}
+
+py::object forward_fast(py::object x, py::object gamma, py::object beta, py::object running_mean,
+                        py::object running_var, bool training, double momentum, double eps,
+                        const char* backend) {
+  PyObject *xo = x.ptr(), *rm = running_mean.ptr(), *rv = running_var.ptr();
+  if (!fast_backend_selected(backend)) return py::none();
+  const int dtype = fast_plain_array(xo, false);
+  if (dtype < 0 || py::detail::array_proxy(xo)->nd < 2) return py::none();
+  const BnShape s = fast_shape(xo);
+  if (s.N * s.C * s.S == 0 || (training && s.N * s.S < 2)) return py::none();  // Python decides
+  if (!fast_per_channel(gamma.ptr(), false, dtype, s.C) || !fast_per_channel(beta.ptr(), false, dtype, s.C))
+    return py::none();
+  if (rm == Py_None || rv == Py_None) {
+    if (rm != rv || !training) return py::none();
+  } else if (!fast_per_channel(rm, training, dtype, s.C) || !fast_per_channel(rv, training, dtype, s.C)) {
+    return py::none();
+  }
+  if (!fast_disjoint({xo, gamma.ptr(), beta.ptr(), rm, rv})) return py::none();
+  return dtype == 0 ? forward_fast_typed<float>(xo, gamma.ptr(), beta.ptr(), rm, rv, training, momentum, eps)
+                    : forward_fast_typed<double>(xo, gamma.ptr(), beta.ptr(), rm, rv, training, momentum, eps);
+}
+
+template <typename T>
+py::object backward_fast_typed(PyObject* dy, PyObject* x, PyObject* gamma, PyObject* sm,
+                               PyObject* si, bool training) {
+  const BnShape s = fast_shape(x);
+  py::array_t<T> dx = fast_empty_like<T>(x);
+  py::array_t<T> dgamma(static_cast<py::ssize_t>(s.C)), dbeta(static_cast<py::ssize_t>(s.C));
+  auto data = [](PyObject* a) { return reinterpret_cast<const T*>(py::detail::array_proxy(a)->data); };
+  const T *dyp = data(dy), *xp = data(x), *g = data(gamma), *smp = data(sm), *sip = data(si);
+  T* dxp = dx.mutable_data();
+  T* dg = dgamma.mutable_data();
+  T* db = dbeta.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    batch_norm_backward_cpu(dyp, xp, g, smp, sip, dxp, dg, db, s, training);
+  }
+  return py::make_tuple(dx, dgamma, dbeta);
+}
+
+py::object backward_fast(py::object dy, py::object x, py::object gamma, py::object save_mean,
+                         py::object save_invstd, bool training, const char* backend) {
+  PyObject *xo = x.ptr(), *dyo = dy.ptr();
+  if (!fast_backend_selected(backend)) return py::none();
+  const int dtype = fast_plain_array(xo, false);
+  if (dtype < 0 || py::detail::array_proxy(xo)->nd < 2) return py::none();
+  if (fast_plain_array(dyo, false) != dtype) return py::none();
+  auto* px = py::detail::array_proxy(xo);
+  auto* pd = py::detail::array_proxy(dyo);
+  if (pd->nd != px->nd || !std::equal(px->dimensions, px->dimensions + px->nd, pd->dimensions))
+    return py::none();
+  const BnShape s = fast_shape(xo);
+  if (s.N * s.C * s.S == 0) return py::none();
+  for (PyObject* a : {gamma.ptr(), save_mean.ptr(), save_invstd.ptr()})
+    if (!fast_per_channel(a, false, dtype, s.C)) return py::none();
+  if (!fast_disjoint({dyo, xo, gamma.ptr(), save_mean.ptr(), save_invstd.ptr()})) return py::none();
+  return dtype == 0 ? backward_fast_typed<float>(dyo, xo, gamma.ptr(), save_mean.ptr(), save_invstd.ptr(), training)
+                    : backward_fast_typed<double>(dyo, xo, gamma.ptr(), save_mean.ptr(), save_invstd.ptr(), training);
+}
+
 template <typename T>
 void define(py::module_& m) {
   using py::arg;
@@ -70,6 +178,8 @@ void define(py::module_& m) {
 void register_batchnorm(py::module_& m) {
   define<float>(m);
   define<double>(m);
+  m.def("batch_norm_forward_fast", &forward_fast);
+  m.def("batch_norm_backward_fast", &backward_fast);
 }
 
 }  // namespace fastopt

@@ -44,7 +44,28 @@ std::size_t element_count(PyObject* a) {
   return n;
 }
 
+std::pair<std::uintptr_t, std::uintptr_t> span_of(PyObject* a) {
+  auto* p = py::detail::array_proxy(a);
+  const auto start = reinterpret_cast<std::uintptr_t>(p->data);
+  return {start, start + element_count(a) * (p->descr == float_descr(0) ? 4u : 8u)};
+}
+
 }  // namespace
+
+int fast_plain_array(PyObject* obj, bool output) { return plain_array(obj, output); }
+
+bool fast_disjoint(std::initializer_list<PyObject*> arrays) {
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> spans;
+  for (PyObject* a : arrays) {
+    if (a == Py_None) continue;
+    const auto s = span_of(a);
+    if (s.second > s.first) spans.push_back(s);
+  }
+  std::sort(spans.begin(), spans.end());
+  for (std::size_t k = 1; k < spans.size(); ++k)
+    if (spans[k].first < spans[k - 1].second) return false;
+  return true;
+}
 
 bool fast_backend_selected(const char* backend) {
   if (std::strcmp(backend, "cpp") == 0) return true;

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstddef>
+#include <initializer_list>
 #include <vector>
 
 namespace fastopt {
@@ -30,6 +31,14 @@ struct FastCall {
   std::vector<std::array<void*, K>> ptrs;
   std::vector<std::size_t> sizes;
 };
+
+// Exact ndarray, float32 (0) or float64 (1), C-contiguous, aligned, writeable
+// if `output`; -1 otherwise.
+int fast_plain_array(PyObject* obj, bool output);
+
+// True when no two of the arrays' memory spans overlap; every entry is None
+// (skipped) or an array fast_plain_array accepted.
+bool fast_disjoint(std::initializer_list<PyObject*> arrays);
 
 // True when the C++ backend is what backend= (or FASTOPT_BACKEND for "auto") selects.
 bool fast_backend_selected(const char* backend);

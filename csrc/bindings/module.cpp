@@ -28,7 +28,7 @@ PYBIND11_MODULE(_core, m) {
     py::dict d;
     d["isa"] = fastopt::active_isa();
     d["threads"] = fastopt::num_threads();
-    d["threading"] = "fastopt pool (sleeping workers)";
+    d["threading"] = fastopt::threading_name();
 #if defined(__VERSION__)
     d["compiler"] = __VERSION__;
 #endif

@@ -1,11 +1,14 @@
 #include "parallel.h"
 
+#include <dlfcn.h>
 #include <sched.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -29,6 +32,23 @@ int default_threads() {
 
 std::atomic<int> g_threads{0};
 
+// How long an idle worker polls for the next call before sleeping
+// (FASTOPT_SPIN_US, default 50; 0 sleeps at once).
+long spin_microseconds() {
+  if (const char* env = std::getenv("FASTOPT_SPIN_US")) {
+    const long us = std::atol(env);
+    if (us >= 0) return us;
+  }
+  return 50;
+}
+
+// Parts are claimed, not assigned: the caller and every awake worker take the
+// next unclaimed part until none is left. A worker that is late (its core
+// busy with another runtime's spinning threads, or still waking up) then
+// costs nothing: the caller runs the parts itself. Which elements a part
+// covers never depends on who runs it, so results do not change.
+std::size_t part_bound(std::size_t total, int parts, int part);
+
 class Pool {
  public:
   static Pool& get() {
@@ -36,22 +56,24 @@ class Pool {
     return *pool;
   }
 
-  // Runs fn on parts [1, parts) in workers and part 0 on the caller.
   void run(int parts, std::size_t total, RangeFn fn, void* ctx) {
     std::lock_guard<std::mutex> call_guard(call_mu_);  // one parallel call at a time
     ensure_workers(parts - 1);
+    std::uint32_t g;
     {
       std::lock_guard<std::mutex> lk(mu_);
       fn_ = fn;
       ctx_ = ctx;
       total_ = total;
       parts_ = parts;
-      pending_.store(parts - 1, std::memory_order_relaxed);
-      ++generation_;
+      pending_.store(parts, std::memory_order_relaxed);
+      g = generation_.load(std::memory_order_relaxed) + 1;
+      claim_.store(claim_word(g, parts, 0), std::memory_order_relaxed);
+      generation_.store(g, std::memory_order_release);
     }
     start_cv_.notify_all();
-    run_part(0);
-    // Workers usually finish within microseconds of the caller: spin a little
+    work(g);
+    // The last parts usually finish within microseconds: spin a little
     // before sleeping.
     for (int spin = 0; spin < 20000 && pending_.load(std::memory_order_acquire) != 0; ++spin) {
 #if defined(__x86_64__)
@@ -65,43 +87,74 @@ class Pool {
   }
 
  private:
+  // claim_ packs (generation, parts, next part) so a stale claimer can
+  // never take a part of a later call.
+  static std::uint64_t claim_word(std::uint32_t g, int parts, int next) {
+    return (std::uint64_t(g) << 32) | (std::uint64_t(parts) << 16) | std::uint64_t(next);
+  }
+
+  // Runs unclaimed parts of call g until none is left.
+  void work(std::uint32_t g) {
+    std::uint64_t c = claim_.load(std::memory_order_acquire);
+    for (;;) {
+      const int next = int(c & 0xffff), parts = int((c >> 16) & 0xffff);
+      if (std::uint32_t(c >> 32) != g || next >= parts) return;
+      if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
+                                        std::memory_order_acquire))
+        continue;
+      run_part(next);  // fn_, ctx_, total_ stay put until every part is done
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lk(mu_);
+        done_cv_.notify_one();
+      }
+      c = claim_.load(std::memory_order_acquire);
+    }
+  }
+
   void run_part(int part) {
     const std::size_t b = bound(part), e = bound(part + 1);
     if (b < e) fn_(ctx_, b, e);
   }
 
-  std::size_t bound(int part) const {
-    if (part >= parts_) return total_;
-    // Equal shares rounded to 64 elements so each part starts on a cache line.
-    std::size_t share = total_ / parts_ * part;
-    share -= share % 64;
-    return part == 0 ? 0 : share;
-  }
+  std::size_t bound(int part) const { return part_bound(total_, parts_, part); }
 
   void ensure_workers(int n) {
     while (static_cast<int>(workers_.size()) < n) {
-      // The worker must start from the generation before this call's, or it
-      // could miss the call that created it.
-      const int index = static_cast<int>(workers_.size()) + 1;
-      const std::uint64_t seen = generation_;
-      workers_.emplace_back([this, index, seen] { worker(index, seen); });
+      // The worker starts from the generation before this call's, so it
+      // joins the call that created it.
+      const std::uint32_t seen = generation_.load(std::memory_order_relaxed);
+      workers_.emplace_back([this, seen] { worker(seen); });
       workers_.back().detach();
     }
   }
 
-  void worker(int index, std::uint64_t seen) {
+  // After its parts a worker polls for the next call for spin_ns before it
+  // sleeps: waking a sleeping thread costs ~20 us on a VM (the idle vCPU is
+  // halted), as much as a whole in-cache kernel, and calls often come in
+  // bursts (forward then backward, one step after another). The spin is short
+  // and bounded, unlike an OpenMP runtime's, so other runtimes in the process
+  // (torch's) get the cores back almost at once.
+  bool spin_until_called(std::uint32_t seen) const {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(spin_ns_);
+    for (unsigned i = 1;; ++i) {
+      if (generation_.load(std::memory_order_acquire) != seen) return true;
+      if (i % 64 == 0 && std::chrono::steady_clock::now() >= deadline) return false;
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+    }
+  }
+
+  void worker(std::uint32_t seen) {
     for (;;) {
+      const bool called = spin_ns_ > 0 && spin_until_called(seen);
       {
         std::unique_lock<std::mutex> lk(mu_);
-        start_cv_.wait(lk, [&] { return generation_ != seen; });
-        seen = generation_;
-        if (index >= parts_) continue;
+        if (!called)
+          start_cv_.wait(lk, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+        seen = generation_.load(std::memory_order_acquire);
       }
-      run_part(index);
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::lock_guard<std::mutex> lk(mu_);
-        done_cv_.notify_one();
-      }
+      work(seen);
     }
   }
 
@@ -109,7 +162,9 @@ class Pool {
   std::mutex mu_;
   std::condition_variable start_cv_, done_cv_;
   std::vector<std::thread> workers_;
-  std::uint64_t generation_ = 0;
+  std::atomic<std::uint32_t> generation_{0};
+  std::atomic<std::uint64_t> claim_{0};
+  const long spin_ns_ = spin_microseconds() * 1000L;
   RangeFn fn_ = nullptr;
   void* ctx_ = nullptr;
   std::size_t total_ = 0;
@@ -117,7 +172,64 @@ class Pool {
   std::atomic<int> pending_{0};
 };
 
+// ---- reusing an OpenMP runtime that is already loaded
+// When torch (or anything else) has loaded libgomp, its worker threads spin
+// for milliseconds after each of its parallel regions; threads of our own
+// would then fight them for the cores (a 130 us batch norm took 280 us right
+// after torch ops). So if libgomp is in the process, parallel calls run on
+// ITS team (GOMP_parallel from the caller's thread, as torch's own ops do):
+// the spinning threads pick our parts up at once. We never load libgomp
+// ourselves (FASTOPT_REUSE_OPENMP=0 turns the reuse off).
+using GompParallelFn = void (*)(void (*)(void*), void*, unsigned, unsigned);
+
+struct GompCall {
+  RangeFn fn;
+  void* ctx;
+  std::size_t total;
+  int parts;
+  std::atomic<int> next{0};
+};
+
+std::size_t part_bound(std::size_t total, int parts, int part) {
+  if (part >= parts) return total;
+  std::size_t share = total / parts * part;  // equal shares on 64-element boundaries
+  share -= share % 64;
+  return part == 0 ? 0 : share;
+}
+
+void gomp_body(void* p) {
+  auto* call = static_cast<GompCall*>(p);
+  for (int part; (part = call->next.fetch_add(1, std::memory_order_relaxed)) < call->parts;) {
+    const std::size_t b = part_bound(call->total, call->parts, part);
+    const std::size_t e = part_bound(call->total, call->parts, part + 1);
+    if (b < e) call->fn(call->ctx, b, e);
+  }
+}
+
+GompParallelFn loaded_gomp() {
+  static std::atomic<GompParallelFn> found{nullptr};
+  static std::atomic<unsigned> calls{0};
+  static const bool allowed = [] {
+    const char* env = std::getenv("FASTOPT_REUSE_OPENMP");
+    return env == nullptr || std::strcmp(env, "0") != 0;
+  }();
+  GompParallelFn fn = found.load(std::memory_order_acquire);
+  if (fn || !allowed) return fn;
+  // Looking costs ~1 us (the loader's lock): every 64th call until found.
+  if (calls.fetch_add(1, std::memory_order_relaxed) % 64 != 0) return nullptr;
+  if (void* lib = dlopen("libgomp.so.1", RTLD_LAZY | RTLD_NOLOAD)) {
+    fn = reinterpret_cast<GompParallelFn>(dlsym(lib, "GOMP_parallel"));
+    if (fn) found.store(fn, std::memory_order_release);
+  }
+  return fn;
+}
+
 }  // namespace
+
+const char* threading_name() {
+  return loaded_gomp() ? "the process's libgomp team (reused, e.g. torch's)"
+                       : "fastopt pool (briefly polling, then sleeping workers)";
+}
 
 int num_threads() {
   int n = g_threads.load(std::memory_order_relaxed);
@@ -133,7 +245,7 @@ void set_num_threads(int n) { g_threads.store(n > 0 ? n : default_threads()); }
 int parallel_parts(std::size_t total, std::size_t min_per_thread) {
   if (min_per_thread == 0) min_per_thread = 1;
   std::size_t parts = total / min_per_thread;
-  parts = std::min<std::size_t>(parts, static_cast<std::size_t>(num_threads()));
+  parts = std::min<std::size_t>({parts, static_cast<std::size_t>(num_threads()), 4096});
   return parts < 1 ? 1 : static_cast<int>(parts);
 }
 
@@ -142,6 +254,11 @@ void parallel_for(std::size_t total, std::size_t min_per_thread, RangeFn fn, voi
   const int parts = parallel_parts(total, min_per_thread);
   if (parts == 1) {
     fn(ctx, 0, total);
+    return;
+  }
+  if (GompParallelFn gomp = loaded_gomp()) {
+    GompCall call{fn, ctx, total, parts};
+    gomp(gomp_body, &call, static_cast<unsigned>(parts), 0);
     return;
   }
   Pool::get().run(parts, total, fn, ctx);

@@ -1,8 +1,10 @@
-// A small persistent thread pool whose idle workers sleep (condition
-// variable) instead of spinning. Why not OpenMP: torch ships its own libgomp,
-// and a second OpenMP runtime in the same process spins on the same two cores;
-// every parallel call then stalls for milliseconds (BENCHMARKING.md,
-// "Pitfalls"). Sleeping workers coexist with any other runtime.
+// A small persistent thread pool whose idle workers poll briefly (50 us,
+// FASTOPT_SPIN_US) and then sleep on a condition variable. Why not OpenMP:
+// torch ships its own libgomp, and a second OpenMP runtime in the same
+// process spins on the same two cores; every parallel call then stalls for
+// milliseconds (BENCHMARKING.md, "Pitfalls"). Parts are claimed dynamically,
+// so a worker that another runtime keeps off its core delays nothing: the
+// caller runs the part itself.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +14,10 @@ namespace fastopt {
 // Number of threads used for large calls (FASTOPT_NUM_THREADS, else the CPUs
 // this process may run on).
 int num_threads();
+
+// How parallel calls run now: the process's libgomp team when one is loaded
+// (torch's), otherwise fastopt's own pool.
+const char* threading_name();
 void set_num_threads(int n);
 
 // A range of work handed to one thread: [begin, end).
