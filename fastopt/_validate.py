@@ -181,6 +181,12 @@ def shaped_arrays(*named, dtypes=FLOAT_DTYPES):
     return Checked(arrays_, False, bool(state.on_gpu), state.dtype)
 
 
+try:
+    from fastopt._core import empty as _cached_empty
+except ImportError:  # pragma: no cover - extension not built
+    _cached_empty = None
+
+
 def empty_like(ref, shape=None):
     """A new uninitialised C-contiguous array on ``ref``'s device with its dtype
     (``shape`` defaults to ``ref``'s): the outputs a function allocates."""
@@ -188,6 +194,8 @@ def empty_like(ref, shape=None):
     if is_cupy(ref):
         import cupy
         return cupy.empty(shape, dtype=ref.dtype)
+    if _cached_empty is not None:  # large outputs reuse freed buffers (csrc/bindings/buffers.h)
+        return _cached_empty(shape, ref.dtype)
     return np.empty(shape, dtype=ref.dtype)
 
 

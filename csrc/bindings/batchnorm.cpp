@@ -7,6 +7,7 @@
 
 #include "../cpu/batchnorm_kernels.h"
 #include "arrays.h"
+#include "buffers.h"
 #include "fast_path.h"
 
 namespace fastopt {
@@ -74,7 +75,7 @@ bool fast_per_channel(PyObject* a, bool output, int dtype, std::size_t C) {
 template <typename T>
 py::array_t<T> fast_empty_like(PyObject* x) {
   auto* p = py::detail::array_proxy(x);
-  return py::array_t<T>(std::vector<py::ssize_t>(p->dimensions, p->dimensions + p->nd));
+  return cached_empty<T>(std::vector<py::ssize_t>(p->dimensions, p->dimensions + p->nd));
 }
 
 template <typename T>

@@ -13,6 +13,7 @@ void register_batchnorm(py::module_& m);
 void register_validate(py::module_& m);
 void register_bench_twin(py::module_& m);
 void register_utils(py::module_& m);
+void register_buffers(py::module_& m);
 }  // namespace fastopt
 
 PYBIND11_MODULE(_core, m) {
@@ -23,6 +24,7 @@ PYBIND11_MODULE(_core, m) {
   fastopt::register_dropout(m);
   fastopt::register_utils(m);
   fastopt::register_batchnorm(m);
+  fastopt::register_buffers(m);
 
   m.def("build_info", [] {
     py::dict d;

@@ -7,14 +7,14 @@ from fastopt import _core, _scalars
 
 def forward(x, p, seed):
     s = _scalars.dropout(p)
-    y = np.empty_like(x)
+    y = _core.empty(x.shape, x.dtype)
     mask = np.empty((x.size + 7) // 8, dtype=np.uint8)
     _core.dropout_forward(x, y, mask, seed, s.threshold, s.scale)
     return y, mask
 
 
 def backward(dy, mask, p):
-    dx = np.empty_like(dy)
+    dx = _core.empty(dy.shape, dy.dtype)
     _core.dropout_backward(dy, mask, dx, _scalars.dropout(p).scale)
     return dx
 
