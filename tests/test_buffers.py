@@ -60,12 +60,16 @@ def test_threads_reused_from_torch_or_own_pool_give_the_same_bits(tmp_path):
         "y, sm, si = fastopt.batch_norm_forward(x, gm, bt, None, None, backend='cpp')\n"
         "dx = fastopt.batch_norm_backward(y * 0.5 + 1, x, gm, sm, si, backend='cpp')[0]\n"
         "np.savez(OUT, p=p, y=y, dx=dx, threading=fastopt.info()['cpp']['threading'])\n")
+    import fastopt
+    home = os.path.dirname(os.path.dirname(os.path.abspath(fastopt.__file__)))
     results = {}
     for reuse in ("1", "0"):
         out = tmp_path / f"r{reuse}.npz"
-        env = dict(os.environ, FASTOPT_REUSE_OPENMP=reuse, FASTOPT_NUM_THREADS="2")
+        # the fastopt this test imported (installed or in-tree), not the checkout in cwd
+        env = dict(os.environ, FASTOPT_REUSE_OPENMP=reuse, FASTOPT_NUM_THREADS="2",
+                   PYTHONPATH=home)
         subprocess.run([sys.executable, "-c", f"OUT = {str(out)!r}\n" + code], env=env,
-                       check=True)
+                       cwd=tmp_path, check=True)
         results[reuse] = np.load(out)
     assert "libgomp" in str(results["1"]["threading"])
     assert "pool" in str(results["0"]["threading"])
