@@ -734,15 +734,15 @@ void backward_by_groups(const T* dy, const T* x, const T* gamma, const T* save_m
   std::vector<double>& ws = scratch<double>(2 * W, 1);
   double* p1 = ws.data();
   double* p2 = p1 + W;
-  std::vector<T>& tcols = scratch<T>(5 * W, 3);
+  std::vector<T>& tcols = scratch<T>(4 * W, 3);
   T* m_col = tcols.data();
-  T* k_col = m_col + W;
-  T* hk_col = k_col + W;
+  T* hk_col = m_col + W;
   T* proj_col = hk_col + W;
   T* mdy_col = proj_col + W;
   for_units(G.units, numel, [&](size_t u) {
     const size_t c0 = G.first(u), c1 = G.last(s, u), a0 = c0 * S, w = (c1 - c0) * S;
-    if (S == 1) {  // columns are channels; k is read only by the eval form
+    // Training only: rows_sums reads its k argument only in the eval form.
+    if (S == 1) {  // columns are channels
       bn_rows_sums(dy + a0, x + a0, dx + a0, s.N, W, w, save_mean + a0, save_mean + a0, false,
                    p1 + a0, p2 + a0);
       bn_finish_backward_columns(c0, c1, count, p1, p2, gamma, save_mean, save_invstd, dgamma,
@@ -752,11 +752,8 @@ void backward_by_groups(const T* dy, const T* x, const T* gamma, const T* save_m
       return;
     }
     for (size_t c = c0; c < c1; ++c)
-      for (size_t q = 0; q < S; ++q) {
-        m_col[c * S + q] = save_mean[c];
-        k_col[c * S + q] = T(double(gamma[c]) * double(save_invstd[c]));
-      }
-    bn_rows_sums(dy + a0, x + a0, dx + a0, s.N, W, w, m_col + a0, k_col + a0, false, p1 + a0,
+      for (size_t q = 0; q < S; ++q) m_col[c * S + q] = save_mean[c];
+    bn_rows_sums(dy + a0, x + a0, dx + a0, s.N, W, w, m_col + a0, m_col + a0, false, p1 + a0,
                  p2 + a0);
     for (size_t c = c0; c < c1; ++c) {
       double a = 0.0, b = 0.0;
