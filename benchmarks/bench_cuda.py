@@ -41,7 +41,7 @@ except ImportError as exc:  # pragma: no cover
     sys.exit(f"bench_cuda needs cupy and a GPU: {exc}")
 
 import fastopt
-from fastopt import _backends
+from fastopt import backends as _backends
 
 try:
     import torch

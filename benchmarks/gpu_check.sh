@@ -81,7 +81,7 @@ stage_install() {
   say "installed package"
   (cd "$WORK" && "$VPY" -P - <<'EOF') || fail "installed package check"
 import fastopt, sys
-from fastopt._cuda import loader
+from fastopt.backends.cuda import loader
 dirs = loader.source_dirs()
 print("fastopt at", fastopt.__file__)
 print("CUDA sources at", dirs)
@@ -91,7 +91,7 @@ EOF
 }
 
 require_cuda() {
-  (cd "$WORK" && "$VPY" -P -c 'import fastopt._backends as b, sys; why = b.unavailable_reason("cuda"); print("cuda backend:", why or "available"); sys.exit(why is not None)')
+  (cd "$WORK" && "$VPY" -P -c 'import fastopt.backends as b, sys; why = b.unavailable_reason("cuda"); print("cuda backend:", why or "available"); sys.exit(why is not None)')
 }
 
 stage_test() {

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import platform
 
-from fastopt import _backends
+from fastopt import backends as _backends
 
 
 def info() -> dict:
@@ -30,11 +30,11 @@ def info() -> dict:
         from fastopt import _core
         out["cpp"] = dict(_core.build_info())
     if status["cuda"] == "available":
-        from fastopt._cuda import loader
+        from fastopt.backends.cuda import loader
         out["cuda"] = loader.describe()
     if status["numba"] == "available":
         import numba
-        from fastopt import _numba  # sets the threading layer fastopt asks for
+        from fastopt.backends import numba as _numba  # sets the threading layer fastopt asks for
         out["numba"] = {"version": numba.__version__, "threads": numba.config.NUMBA_NUM_THREADS,
                         "threading_layer": numba.config.THREADING_LAYER}
     return out

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt import _backends
+from fastopt import backends as _backends
 from conftest import SIZES, DTYPES, tol
 
 _WHY = _backends.unavailable_reason("cuda")
@@ -26,7 +26,7 @@ if os.environ.get("FASTOPT_CUDA_NO_POOL"):
     # out-of-bounds access lands outside any allocation and is reported.
     cupy.cuda.set_allocator(None)
 
-from fastopt._cuda import loader  # noqa: E402
+from fastopt.backends.cuda import loader  # noqa: E402
 
 GPU_SIZES = sorted(set(SIZES) | {loader.CHUNK_SIZE, loader.CHUNK_SIZE + 1,
                                  2 * loader.CHUNK_SIZE + 3})
@@ -347,7 +347,7 @@ def test_dropout_equals_cpu_bit_for_bit(n, dtype, p, seed, rng):
 
 @needs_dropout
 def test_dropout_mask_kernel_equals_cpu():
-    from fastopt._cuda import dropout as cuda_dropout
+    from fastopt.backends.cuda import dropout as cuda_dropout
     for n, p, seed in [(1, 0.5, 3), (1001, 0.3, 2**63 + 5), (64, 1.0, 7), (65, 0.0, 7)]:
         np.testing.assert_array_equal(cupy.asnumpy(cuda_dropout.mask(n, p, seed)),
                                       fastopt.dropout_mask((n,), p, seed=seed))

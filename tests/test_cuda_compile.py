@@ -4,7 +4,7 @@
   and sm_80 (Ampere), with the options the run-time compile uses, so a syntax
   or include error fails CI. Register spills are reported as failures too.
 * NVRTC (when its library can be loaded, e.g. ``pip install nvidia-cuda-nvrtc``
-  or a CUDA toolkit): the exact text ``fastopt._cuda.loader`` hands to
+  or a CUDA toolkit): the exact text ``fastopt.backends.cuda.loader`` hands to
   ``cupy.RawModule``, with the same options, to PTX. NVRTC differs from nvcc
   (no ``cuda_runtime.h``, no host headers), so this checks the path users run.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fastopt._cuda import loader
+from fastopt.backends.cuda import loader
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA_DIR = ROOT / "csrc" / "cuda"

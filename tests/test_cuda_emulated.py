@@ -4,7 +4,7 @@
 compiled for the host with ``tests/cuda_host/shim.h``, which turns a launch
 into a loop over every (block, thread). These kernels' threads never
 communicate, so that loop is one legal schedule of the real launch and
-computes what the GPU must. The backend module ``fastopt._cuda.optim`` then
+computes what the GPU must. The backend module ``fastopt.backends.cuda.optim`` then
 runs unchanged, with only cupy replaced: ``loader.device_table`` packs host
 pointers (``loader.pack_table``, the real layout), ``loader.launch`` converts
 the arguments by the same specs and calls the emulated kernel through ctypes.
@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt._cuda import loader
+from fastopt.backends.cuda import loader
 from conftest import DTYPES, tol
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,9 +194,9 @@ SIZES = [0, 1, 3, 4, 5, 17, 1023, loader.CHUNK_SIZE - 1, loader.CHUNK_SIZE + 5, 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_emulated_kernel_equals_cpp_and_reference(case, dtype, unaligned, rng, emu, monkeypatch):
-    from fastopt._cpp import optim as cpp_optim
-    from fastopt._cuda import optim as cuda_optim
-    from fastopt._ref import optim as ref_optim
+    from fastopt.backends.cpp import optim as cpp_optim
+    from fastopt.backends.cuda import optim as cuda_optim
+    from fastopt.backends.numpy import optim as ref_optim
     fn, kw, roles = case
     lists = make_lists(rng, roles, SIZES, dtype, unaligned)
     cpu = copy_lists(lists)
@@ -216,7 +216,7 @@ def test_emulated_kernel_equals_cpp_and_reference(case, dtype, unaligned, rng, e
 
 @pytest.mark.parametrize("grid_cap,block", [(1, 32), (3, 256), (10_000, 128)])
 def test_emulated_result_independent_of_grid_and_block(grid_cap, block, rng, emu, monkeypatch):
-    from fastopt._cuda import optim as cuda_optim
+    from fastopt.backends.cuda import optim as cuda_optim
     fn, kw, roles = CASES[7]   # AMSGrad, maximize, L2: every role
     lists = make_lists(rng, roles, SIZES, np.float32, False)
     base = copy_lists(lists)
@@ -247,8 +247,8 @@ def test_emulated_dropout_equals_reference_bit_for_bit(n, p, seed, dtype, unalig
                                                        emu_dropout, monkeypatch):
     """The CUDA dropout kernels, run on the CPU, give the NumPy reference's
     mask, outputs and gradients exactly (the same Philox header as the CPU)."""
-    from fastopt._ref import dropout as ref
-    from fastopt._cuda import dropout as cuda_dropout
+    from fastopt.backends.numpy import dropout as ref
+    from fastopt.backends.cuda import dropout as cuda_dropout
 
     def arr(v):
         if not unaligned:
@@ -298,8 +298,8 @@ def test_emulated_batch_norm_against_reference(shape, dtype, training, rng, emu_
     """The CUDA batch norm kernels (Welford + shuffles + shared memory, run
     with real threads per block) against the float64 NumPy reference, on
     shapes that take both index walks and several pieces per channel."""
-    from fastopt._ref import batchnorm as ref
-    from fastopt._cuda import batchnorm as cuda_bn
+    from fastopt.backends.numpy import batchnorm as ref
+    from fastopt.backends.cuda import batchnorm as cuda_bn
     monkeypatch.setattr(cuda_bn, "PIECE", 4096)     # several pieces on small data
     C = shape[1]
     x = (rng.standard_normal(shape) * 3 + 50).astype(dtype)
@@ -329,15 +329,15 @@ def test_emulated_batch_norm_against_reference(shape, dtype, training, rng, emu_
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_emulated_utils_against_reference(dtype, rng, emu_utils, monkeypatch):
-    from fastopt._ref import utils as ref
-    from fastopt._cuda import utils as cuda_utils
+    from fastopt.backends.numpy import averaging as ref_avg, clipping as ref
+    from fastopt.backends.cuda import averaging as cuda_avg, clipping as cuda_utils
     sizes = [0, 1, 5, 4099, 70_001]
     avg = [rng.standard_normal(n).astype(dtype) for n in sizes]
     par = [rng.standard_normal(n).astype(dtype) for n in sizes]
     r_avg = [a.astype(np.float64) for a in avg]
-    ref.ema(r_avg, [a.astype(np.float64) for a in par], decay=0.9)
+    ref_avg.ema(r_avg, [a.astype(np.float64) for a in par], decay=0.9)
     with emulated(monkeypatch, emu_utils, grid_cap=3, two_d=True):
-        cuda_utils.ema(avg, par, decay=0.9)
+        cuda_avg.ema(avg, par, decay=0.9)
         norms = {q: cuda_utils.grad_norm(par, norm_type=q) for q in (2.0, 1.0, float("inf"), 3.0)}
         grads = [a.copy() for a in par]
         cuda_utils.scale(grads, coef=0.25)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt import _backends, _scalars
-from fastopt._cuda import loader
+from fastopt import backends as _backends, _scalars
+from fastopt.backends.cuda import loader
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,8 +119,8 @@ def test_pack_args_rejects_bad_values():
 
 
 def test_optim_kernel_specs_match_the_cu_signatures():
-    """Argument counts in fastopt/_cuda/optim.py agree with csrc/cuda/optim.cu."""
-    optim = importlib.import_module("fastopt._cuda.optim")
+    """Argument counts in fastopt/backends/cuda/optim.py agree with csrc/cuda/optim.cu."""
+    optim = importlib.import_module("fastopt.backends.cuda.optim")
     text = (ROOT / "csrc" / "cuda" / "optim.cu").read_text()
     for name, spec in optim.KERNELS.items():
         m = re.search(rf"fastopt_{name}_##SUFFIX\((.*?)\)\s*\{{", text, re.S)
@@ -211,7 +211,7 @@ def test_grid_constants_consistent_with_cuh():
     assert f"kBlockThreads = {loader.BLOCK_THREADS};" in text
     assert f"kRoles = {loader.ROLES};" in text
     assert loader.CHUNK_SIZE % 4 == 0
-    from fastopt._cuda import batchnorm, dropout
+    from fastopt.backends.cuda import batchnorm, dropout
     bn = (ROOT / "csrc" / "cuda" / "batchnorm.cu").read_text()
     assert f"kBnThreads = {batchnorm.THREADS};" in bn      # kBnWarps assumes this block size
     do = (ROOT / "csrc" / "cuda" / "dropout.cu").read_text()
@@ -261,14 +261,17 @@ def kernel_signatures(text):
     return out
 
 
-@pytest.mark.parametrize("family", ["optim", "batchnorm", "dropout", "utils"])
-def test_backend_arg_specs_match_kernel_signatures(family):
-    """Every KERNELS spec in fastopt/_cuda/<family>.py equals the C parameter
-    list of its entry point: a mismatch would pass wrong bytes to the GPU."""
-    mod = importlib.import_module(f"fastopt._cuda.{family}")
-    sigs = kernel_signatures((ROOT / "csrc" / "cuda" / f"{family}.cu").read_text())
+@pytest.mark.parametrize("family, source", [("optim", "optim"), ("batchnorm", "batchnorm"),
+                                            ("dropout", "dropout"), ("averaging", "utils"),
+                                            ("clipping", "utils")])
+def test_backend_arg_specs_match_kernel_signatures(family, source):
+    """Every KERNELS spec in fastopt/backends/cuda/<family>.py equals the C parameter
+    list of its entry point in csrc/cuda/<source>.cu: a mismatch would pass wrong
+    bytes to the GPU."""
+    mod = importlib.import_module(f"fastopt.backends.cuda.{family}")
+    sigs = kernel_signatures((ROOT / "csrc" / "cuda" / f"{source}.cu").read_text())
     prefix = {"optim": "fastopt_", "batchnorm": "fastopt_bn_", "dropout": "fastopt_dropout_",
-              "utils": "fastopt_"}[family]
+              "averaging": "fastopt_", "clipping": "fastopt_"}[family]
     assert sigs
     for name, spec in mod.KERNELS.items():
         candidates = [f"{prefix}{name}_", f"{prefix}{name}"]

@@ -1,7 +1,7 @@
 """Inverted dropout with counter-based bit-packed masks (DESIGN.md s.5).
 
 Every backend must give the same mask, bit for bit, for a seed, and the same
-values; the NumPy reference (fastopt/_ref/dropout.py) is the oracle.
+values; the NumPy reference (fastopt/backends/numpy/dropout.py) is the oracle.
 """
 import math
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 import fastopt
 from fastopt import _scalars
-from fastopt._ref import dropout as ref
+from fastopt.backends.numpy import dropout as ref
 
 from conftest import CPU_BACKENDS, DTYPES
 
@@ -39,7 +39,7 @@ PS = [0.0, 0.1, 0.5, 0.9, 1.0]
 def _philox_impls():
     impls = {"numpy": lambda c, k: tuple(int(w) for w in ref.philox4x32_10(*c, *k))}
     if "numba" in CPU_BACKENDS:
-        from fastopt._numba import dropout as nb
+        from fastopt.backends.numba import dropout as nb
         impls["numba"] = lambda c, k: tuple(int(w) for w in nb.philox4x32_10(*c, *k))
     if "cpp" in CPU_BACKENDS:
         from fastopt import _core

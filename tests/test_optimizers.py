@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt import optimizers as O
+from fastopt import optim as O
 from conftest import CPU_BACKENDS
 
 # backends whose optim family exists on this branch (numba's arrives separately)
 OPT_BACKENDS = [b for b in CPU_BACKENDS
-                if b != "numba" or importlib.util.find_spec("fastopt._numba.optim") is not None]
+                if b != "numba" or importlib.util.find_spec("fastopt.backends.numba.optim") is not None]
 
 CASES = [
     ("SGD", dict(lr=0.05)),
@@ -95,7 +95,7 @@ def test_defaults_match_torch(name):
 def test_one_call_per_group_and_per_step_count(monkeypatch, rng):
     """Every native call is counted, whether it comes through the public
     functional step (first steps, uneven counts) or the cached fast path."""
-    from fastopt import _backends
+    from fastopt import backends as _backends
     mod = _backends.module("optim", _backends.choose("auto", False))
     calls = []
     real = mod.adam
@@ -105,7 +105,7 @@ def test_one_call_per_group_and_per_step_count(monkeypatch, rng):
         return real(params, *a, **kw)
     monkeypatch.setattr(mod, "adam", spy)
     # the functional step's native fast path would run without the backend module
-    monkeypatch.setattr(fastopt.optim, "_adam_fast", None)
+    monkeypatch.setattr(fastopt.functional.optim, "_adam_fast", None)
     ps = [rng.standard_normal(s) for s in [(4,), (3, 3), (7,), (2,)]]
     opt = fastopt.Adam([{"params": ps[:3]}, {"params": ps[3:], "lr": 0.1}])
     gs = [rng.standard_normal(p.shape) for p in ps]
@@ -397,7 +397,7 @@ def test_npz_crash_mid_write_keeps_old_file(tmp_path, monkeypatch, rng):
     def crashing_write(f, arrays):
         f.write(b"PK\x03\x04 half a zip file")
         raise OSError("disk full (simulated)")
-    monkeypatch.setattr(O, "_write_npz", crashing_write)
+    monkeypatch.setattr(O.state, "_write_npz", crashing_write)
     with pytest.raises(OSError, match="simulated"):
         opt.save(path)
     assert path.read_bytes() == old_bytes

@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 import fastopt.torch as ft  # noqa: E402
+import fastopt.torch.optim as fto  # noqa: E402
 
 KWARGS = {
     "SGD": [dict(lr=0.05), dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
@@ -145,7 +146,7 @@ def test_validation_like_torch():
 
 
 def test_import_fastopt_does_not_import_torch():
-    code = ("import sys, fastopt, fastopt.optimizers, fastopt.schedules, fastopt.utils; "
+    code = ("import sys, fastopt, fastopt.optim, fastopt.schedules, fastopt.functional.clipping; "
             "assert 'torch' not in sys.modules, 'torch was imported'; print('ok')")
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -199,7 +200,7 @@ def test_cached_views_follow_replaced_data_and_loaded_state():
 
 
 def test_cpu_fast_path_skips_revalidation_and_falls_back_on_odd_grads(monkeypatch):
-    import fastopt.optim
+    import fastopt.functional.optim
 
     ps = [torch.nn.Parameter(torch.randn(6)), torch.nn.Parameter(torch.randn(4))]
     opt = ft.Adam(ps, lr=0.1)
@@ -211,8 +212,8 @@ def test_cpu_fast_path_skips_revalidation_and_falls_back_on_odd_grads(monkeypatc
 
     def no_functional(*a, **k):
         raise AssertionError("the cached CPU path must not revalidate through adam_step")
-    monkeypatch.setattr(fastopt.optim, "adam_step", no_functional)
-    monkeypatch.setattr(ft._f, "adam_step", no_functional)
+    monkeypatch.setattr(fastopt.functional.optim, "adam_step", no_functional)
+    monkeypatch.setattr(fto._f, "adam_step", no_functional)
     before = [p.detach().clone() for p in ps]
     opt.step()
     assert not torch.equal(ps[0].detach(), before[0])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt._ref import utils as ref
+from fastopt.backends.numpy import averaging as ref_avg, clipping as ref
 from conftest import CPU_BACKENDS, DTYPES, SIZES, tol
 
 NORMS = [2.0, 1.0, math.inf, 3.0, 0.5]

@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from fastopt import _backends
+from fastopt import backends as _backends
 
 BACKENDS = ("cpp", "numba", "numpy", "cuda")
 BASELINES = ("numpy-plain", "numpy-out", "torch", "torch-raw", "twin")

@@ -58,7 +58,7 @@ def _missing_dependency(exc):
 
 def resolve_backend(backend: str) -> str:
     """``auto`` -> the backend fastopt picks for NumPy arrays; checks the others exist."""
-    from fastopt import _backends
+    from fastopt import backends as _backends
     if backend == "cuda":
         raise ValueError("the demo keeps its arrays in host memory (NumPy); choose a CPU backend: "
                          "auto, cpp, numba or numpy")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 
-from fastopt import _backends, _validate as v
+from fastopt import backends as _backends, _validate as v
 
 
 def _module(backend, on_gpu):

@@ -1,4 +1,4 @@
-"""EMA and gradient clipping in Numba, mirroring fastopt/_ref/utils.py.
+"""EMA and gradient clipping in Numba, mirroring fastopt/backends/numpy/utils.py.
 
 Scalars go in the array's dtype. The norm is reduced in fixed blocks of
 ``BLOCK`` elements per array, each summed sequentially in double, and the
@@ -12,12 +12,6 @@ from numba import njit, prange
 
 BLOCK = 1 << 14
 L2, L1, INF, P = 0, 1, 2, 3
-
-
-@njit(parallel=True, cache=True)
-def _ema(avg, param, decay, one_minus_decay):
-    for i in prange(avg.size):
-        avg[i] = decay * avg[i] + one_minus_decay * param[i]
 
 
 @njit(parallel=True, cache=True)
@@ -53,13 +47,6 @@ def _kind(norm_type):
     if math.isinf(norm_type):
         return INF
     return {2.0: L2, 1.0: L1}.get(norm_type, P)
-
-
-def ema(avgs, params, *, decay):
-    for avg, param in zip(avgs, params):
-        if avg.size:
-            t = avg.dtype.type
-            _ema(avg.reshape(-1), param.reshape(-1), t(decay), t(1.0 - decay))
 
 
 def grad_norm(grads, *, norm_type):

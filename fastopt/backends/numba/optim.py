@@ -1,4 +1,4 @@
-"""Optimizer steps in Numba, mirroring fastopt/_ref/optim.py.
+"""Optimizer steps in Numba, mirroring fastopt/backends/numpy/optim.py.
 
 Each kernel walks fixed chunks of the concatenated elements of all tensors
 (``prange`` over chunks), so the list form is one call and threads spread over
@@ -13,7 +13,7 @@ import numpy as np
 from numba import carray, njit, prange
 
 from fastopt import _scalars
-from fastopt._numba._lists import CHUNK, pointer_like, table
+from fastopt.backends.numba._lists import CHUNK, pointer_like, table
 
 
 

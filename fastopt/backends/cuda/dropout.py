@@ -1,7 +1,7 @@
 """Inverted dropout on the GPU (csrc/cuda/dropout.cu): the CPU's Philox
 header, so a seed gives the same bit-packed mask on every backend.
 
-Same functions and signatures as ``fastopt/_cpp/dropout.py``; the outputs
+Same functions and signatures as ``fastopt/backends/cpp/dropout.py``; the outputs
 (``y``, ``mask``, ``dx``) are new cupy arrays on the input's device.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastopt import _scalars
-from fastopt._cuda import loader
+from fastopt.backends.cuda import loader
 
 THREADS = 256   # kDropoutThreads in dropout.cu
 KERNELS = {

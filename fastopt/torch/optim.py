@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fastopt import _backends
-from fastopt import optim as _f
-from fastopt import optimizers as _np_opt
+from fastopt import backends as _backends
+from fastopt.functional import optim as _f
+from fastopt import optim as _np_opt
 from fastopt import _validate as v
 
 __all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "clip_grad_norm_"]
@@ -38,7 +38,7 @@ def _view(t):
 
 
 class _FastoptOptimizer(torch.optim.Optimizer):
-    # Which fastopt.optimizers class states the hyper-parameter checks.
+    # Which fastopt.optim class states the hyper-parameter checks.
     _checker: type = None
 
     def __init__(self, params, defaults, backend, options=None):
@@ -65,7 +65,7 @@ class _FastoptOptimizer(torch.optim.Optimizer):
     _torch_defaults: dict = {}
 
     def _check(self, g):
-        # fastopt.optimizers' checks (they use no instance state): torch's rules and messages
+        # fastopt.optim' checks (they use no instance state): torch's rules and messages
         self._checker._check_group(None, dict(g))
 
     def _state_names(self, g):
@@ -331,7 +331,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     over all ``.grad`` tensors and one scaling pass (:func:`fastopt.clip_grad_norm`).
     Returns the total norm as a 0-d tensor of the gradients' dtype. All gradients
     must share one dtype and device."""
-    from fastopt.utils import clip_grad_norm
+    from fastopt.functional.clipping import clip_grad_norm
 
     if isinstance(parameters, torch.Tensor):
         parameters = [parameters]

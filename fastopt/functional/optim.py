@@ -8,7 +8,7 @@ each member alone, bit for bit.
 """
 from __future__ import annotations
 
-from fastopt import _backends, _scalars, _validate as v
+from fastopt import backends as _backends, _scalars, _validate as v
 
 try:
     # Native fast path (csrc/bindings/fast_path.h): runs plainly valid calls

@@ -1,4 +1,4 @@
-"""Inverted dropout in Numba, mirroring fastopt/_ref/dropout.py: Philox4x32-10
+"""Inverted dropout in Numba, mirroring fastopt/backends/numpy/dropout.py: Philox4x32-10
 per counter in 64-bit integer arithmetic, one mask byte (two Philox calls,
 eight elements) per loop iteration, parallel over bytes. Scalars come from
 fastopt._scalars.dropout and are passed in the array's dtype."""

@@ -1,4 +1,4 @@
-"""EMA and gradient clipping: thin adapters to ``fastopt._core``."""
+"""Gradient norms and clipping: thin adapters to ``fastopt._core``."""
 import math
 
 from fastopt import _core
@@ -11,10 +11,6 @@ def norm_kind(norm_type):
     if math.isinf(norm_type):
         return INF
     return {2.0: L2, 1.0: L1}.get(norm_type, P)
-
-
-def ema(avgs, params, *, decay):
-    _core.ema_update(avgs, params, decay, 1.0 - decay)
 
 
 def grad_norm(grads, *, norm_type):

@@ -1,6 +1,6 @@
 """Batch normalization on the GPU (csrc/cuda/batchnorm.cu).
 
-Same functions and signatures as ``fastopt/_cpp/batchnorm.py``: validated
+Same functions and signatures as ``fastopt/backends/cpp/batchnorm.py``: validated
 cupy arrays in, outputs allocated by ``fastopt.batchnorm`` filled. Forward:
 3 launches in training (per-piece Welford statistics, per-channel finalize,
 normalize), 2 in eval; backward: 3 (per-piece sums, finalize, dx). Pieces are
@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from fastopt._cuda import loader
+from fastopt.backends.cuda import loader
 
 PIECE = 8192          # values of one channel per block (a function of the shape only)
 THREADS = 256         # kBnThreads in batchnorm.cu

@@ -1,4 +1,4 @@
-"""Batch normalization in Numba, mirroring fastopt/_ref/batchnorm.py: statistics
+"""Batch normalization in Numba, mirroring fastopt/backends/numpy/batchnorm.py: statistics
 and every element computed in float64 (two passes). Threads go over channels
 (``prange``) for (N, C, *spatial) input; for (N, C) input, where a channel is a
 strided column, over a fixed number of row blocks whose per-column partial

@@ -1,4 +1,5 @@
-"""EMA and gradient clipping in plain NumPy, float64 (the oracle of fastopt.utils).
+"""Gradient norms and clipping in plain NumPy, float64 (the oracle of
+fastopt.functional.clipping).
 
 Backend functions receive validated lists of arrays and never validate.
 ``grad_norm`` returns the norm as a Python float; ``scale`` and ``ema``
@@ -11,11 +12,6 @@ import numpy as np
 
 def _f64(a):
     return np.asarray(a, dtype=np.float64)
-
-
-def ema(avgs, params, *, decay):
-    for avg, param in zip(avgs, params):
-        avg[...] = decay * _f64(avg) + (1.0 - decay) * _f64(param)
 
 
 def grad_norm(grads, *, norm_type):

@@ -1,7 +1,7 @@
 """Which backends load on this machine, and which one a call runs on.
 
 Every backend is a set of modules with the same internal functions
-(``fastopt/_ref``, ``_numba``, ``_cpp``, ``_cuda``), called only after
+(``fastopt/backends/{numpy,numba,cpp,cuda}``), called only after
 ``fastopt._validate`` has checked the inputs.
 """
 from __future__ import annotations
@@ -10,8 +10,7 @@ import importlib
 import os
 
 BACKENDS = ("cpp", "numba", "numpy", "cuda")
-_PACKAGES = {"numpy": "fastopt._ref", "numba": "fastopt._numba", "cpp": "fastopt._cpp",
-             "cuda": "fastopt._cuda"}
+_PACKAGES = {name: f"fastopt.backends.{name}" for name in ("numpy", "numba", "cpp", "cuda")}
 
 _status: dict[str, str | None] = {}   # backend -> None (works) or why it does not
 _modules: dict[tuple[str, str], object] = {}
@@ -29,7 +28,7 @@ def _probe(name: str) -> str | None:
             from fastopt import _core  # noqa: F401
             return None
         if name == "cuda":
-            from fastopt._cuda import loader
+            from fastopt.backends.cuda import loader
             return loader.unavailable_reason()
     except Exception as exc:  # the original import error is the useful message
         return f"{type(exc).__name__}: {exc}"

@@ -1,6 +1,6 @@
 """Optimizer steps on the GPU: one launch per call over the whole list of tensors.
 
-Same functions and signatures as ``fastopt/_cpp/optim.py``. Scalars come from
+Same functions and signatures as ``fastopt/backends/cpp/optim.py``. Scalars come from
 ``fastopt/_scalars.py`` (double, on the host) and are cast to the arrays'
 dtype by ``loader.pack_args``, exactly as the C++ binding casts them, so the
 GPU computes the CPU's function. The pointer table is cached by data pointers
@@ -10,7 +10,7 @@ kernel launch and no copy.
 from __future__ import annotations
 
 from fastopt import _scalars
-from fastopt._cuda import loader
+from fastopt.backends.cuda import loader
 
 # Table arguments of every entry point: tensors, chunks, n_chunks, chunk_size.
 _TABLE = "ppiq"

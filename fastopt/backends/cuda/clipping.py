@@ -1,6 +1,6 @@
 """EMA and gradient clipping on the GPU (csrc/cuda/utils.cu).
 
-Same functions and signatures as ``fastopt/_cpp/utils.py``. ``ema`` and
+Same functions and signatures as ``fastopt/backends/cpp/utils.py``. ``ema`` and
 ``scale`` are one multi-tensor launch each; ``grad_norm`` is two launches
 (per-chunk partials, then one block combining them in a fixed order) and one
 8-byte copy back to the host, since it returns a Python float.
@@ -11,12 +11,11 @@ import math
 
 import numpy as np
 
-from fastopt._cuda import loader
+from fastopt.backends.cuda import loader
 
 L2, L1, INF, P = 0, 1, 2, 3     # NormKind in csrc/include/fastopt/utils.h
 _TABLE = "ppiq"
 KERNELS = {
-    "ema": _TABLE + "TT",
     "scale": _TABLE + "T",
     "norm_partials": _TABLE + "pid",
     "norm_finish": "pipid",
@@ -31,19 +30,6 @@ def norm_kind(norm_type):
 
 def _table(roles):
     return loader.device_table(roles)
-
-
-def ema(avgs, params, *, decay):
-    if not avgs:
-        return
-    dtype = avgs[0].dtype
-    with loader.device_of(avgs):
-        t = _table([avgs, params, None, None, None])
-        if t.n_chunks:
-            loader.launch("utils", f"fastopt_ema_{loader.suffix(dtype)}",
-                          loader.grid_size(t.n_chunks), loader.BLOCK_THREADS, KERNELS["ema"],
-                          (t.tensors, t.chunks, t.n_chunks, loader.CHUNK_SIZE, decay,
-                           1.0 - decay), dtype)
 
 
 def scale(grads, *, coef):

@@ -1,7 +1,7 @@
 """Loading and launching the CUDA kernels (``csrc/cuda/*.cu``) through ``cupy.RawModule``.
 
 The ``.cu`` files include the same ``csrc/include/fastopt/*.h`` headers as the
-CPU code. They ship inside the package (``fastopt/_cuda/src/``, installed by
+CPU code. They ship inside the package (``fastopt/backends/cuda/src/``, installed by
 CMake) and are compiled by NVRTC at first use, one module per kernel family,
 with ``-std=c++17 --fmad=false -I<include dirs>``. CuPy caches the binary on
 disk keyed by the source text and the options, but it does not read ``-I``
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 _PKG_SRC = Path(__file__).resolve().parent / "src"                 # installed wheel
-_REPO_SRC = Path(__file__).resolve().parents[2] / "csrc"            # source checkout
+_REPO_SRC = Path(__file__).resolve().parents[3] / "csrc"            # source checkout
 
 NVRTC_OPTIONS = ("-std=c++17", "--fmad=false")
 BLOCK_THREADS = 256          # kBlockThreads in csrc/cuda/multi_tensor.cuh
@@ -103,7 +103,7 @@ def assemble_source(family, dirs=None):
     compiler messages pointing at the real file)."""
     dirs = dirs or source_dirs()
     if dirs is None:
-        raise FileNotFoundError("fastopt's CUDA sources are missing (neither fastopt/_cuda/src "
+        raise FileNotFoundError("fastopt's CUDA sources are missing (neither fastopt/backends/cuda/src "
                                 "nor csrc/ next to the package)")
     cuda_dir, include_dir = dirs
     path = Path(cuda_dir) / f"{family}.cu"

@@ -1,0 +1,16 @@
+"""Parameter averaging (EMA) in Numba, mirroring fastopt/backends/numpy/averaging.py.
+Scalars go in the array's dtype."""
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def _ema(avg, param, decay, one_minus_decay):
+    for i in prange(avg.size):
+        avg[i] = decay * avg[i] + one_minus_decay * param[i]
+
+
+def ema(avgs, params, *, decay):
+    for avg, param in zip(avgs, params):
+        if avg.size:
+            t = avg.dtype.type
+            _ema(avg.reshape(-1), param.reshape(-1), t(decay), t(1.0 - decay))

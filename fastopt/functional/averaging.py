@@ -1,0 +1,25 @@
+"""Parameter averaging: ``ema_update``, one fused pass over the average and the
+parameters, on every backend. It takes a single array or a list of arrays (one
+native call for the whole list)."""
+from __future__ import annotations
+
+from fastopt import backends as _backends, _validate as v
+
+
+def ema_update(avg, param, decay, backend="auto"):
+    """Exponential moving average of parameters, in place::
+
+        avg = decay * avg + (1 - decay) * param
+
+    The update of ``torch.optim.swa_utils.AveragedModel`` with
+    ``multi_avg_fn=get_ema_multi_avg_fn(decay)`` (the lecture notes' "running
+    average of parameters": keep a second copy of the weights that decays
+    exponentially). ``avg`` and ``param`` are arrays or lists of arrays of
+    the same shapes and dtype; ``0 <= decay <= 1``.
+
+    >>> avg = p.copy()
+    >>> for _ in range(steps): train_step(p); fastopt.ema_update(avg, p, 0.999)
+    """
+    c = v.arrays(("avg", avg, True), ("param", param, False))
+    decay = v.unit_interval("decay", decay, closed_right=True)
+    _backends.module("averaging", _backends.choose(v.backend(backend), c.on_gpu)).ema(c["avg"], c["param"], decay=decay)

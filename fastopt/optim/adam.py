@@ -1,0 +1,61 @@
+"""``fastopt.Adam`` and ``fastopt.AdamW``: torch.optim.Adam / AdamW on :func:`fastopt.adam_step`."""
+from __future__ import annotations
+
+from fastopt import _validate as v
+from fastopt.optim.optimizer import Optimizer, _check_lr, _check_betas
+from fastopt.functional.optim import adam_step
+
+
+class Adam(Optimizer):
+    """``torch.optim.Adam``: ``Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+    weight_decay=0, amsgrad=False, maximize=False)``, each group in one
+    :func:`fastopt.adam_step` call. State: ``step``, ``exp_avg``, ``exp_avg_sq``,
+    ``max_exp_avg_sq`` (amsgrad)."""
+
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, *, maximize=False, backend="auto"):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize), backend)
+
+    def _check_group(self, g):
+        _check_lr(g)
+        v.at_least("eps", g["eps"])
+        _check_betas(g["betas"])
+        g["betas"] = tuple(g["betas"])
+        v.at_least("weight_decay", g["weight_decay"])
+        v.flag("amsgrad", g["amsgrad"])
+        v.flag("maximize", g["maximize"])
+
+    def _state_names(self, g):
+        return ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"] if g["amsgrad"] else ["exp_avg", "exp_avg_sq"]
+
+    def _fast_update(self, mod, g, lr, key, params, grads, states):
+        beta1, beta2 = g["betas"]
+        mod.adam(params, grads, states["exp_avg"], states["exp_avg_sq"],
+                 states["max_exp_avg_sq"] if g["amsgrad"] else None, step=key + 1, lr=lr,
+                 beta1=float(beta1), beta2=float(beta2), eps=float(g["eps"]),
+                 weight_decay=float(g["weight_decay"]), decoupled=self._decoupled,
+                 maximize=bool(g["maximize"]))
+
+    def _update(self, g, lr, key, params, grads, states):
+        beta1, beta2 = g["betas"]
+        adam_step(params, grads, states["exp_avg"], states["exp_avg_sq"], step=key + 1, lr=lr,
+                  beta1=beta1, beta2=beta2, eps=g["eps"], weight_decay=g["weight_decay"],
+                  decoupled_weight_decay=self._decoupled, amsgrad=g["amsgrad"],
+                  max_exp_avg_sq=states.get("max_exp_avg_sq"), maximize=g["maximize"],
+                  backend=self.backend)
+
+
+class AdamW(Adam):
+    """``torch.optim.AdamW``: Adam with decoupled weight decay (``param *= 1 - lr * wd``
+    first); ``weight_decay`` defaults to ``1e-2``."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False, backend="auto"):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, maximize=maximize, backend=backend)

@@ -1,0 +1,346 @@
+"""Optimizer classes over lists of arrays (DESIGN.md s.3): torch.optim's API on fastopt kernels.
+
+``SGD``, ``RMSprop``, ``Adam``, ``AdamW`` and ``Adagrad`` take torch's argument
+names and defaults, a list of arrays or a list of parameter groups
+(``{"params": [...], "lr": ..., ...}``), and update every parameter of a group
+in **one** call of the list-form functional step (``fastopt.adam_step(list,
+...)``): one native call, threads over all elements.
+
+- ``opt.step(grads)``: ``grads`` in parameter order (groups concatenated);
+  ``None`` skips a parameter, as a ``None`` ``.grad`` does in torch. State is
+  allocated lazily on a parameter's first step, as torch does (zeros; SGD's
+  first momentum step copies ``g``; Adagrad, like torch, allocates at
+  construction). Each parameter keeps its own ``step`` count; parameters of a
+  group that share a count (and a dtype) go in one call.
+- ``lr`` is a float or a schedule (``fastopt.schedules``, any callable
+  ``t -> lr``), called with ``t`` = the number of completed ``step()`` calls of
+  this optimizer (0-based: the first update uses ``lr(0)``), which is what a
+  torch ``LRScheduler`` stepped once per ``optimizer.step()`` gives.
+- ``state_dict()`` / ``load_state_dict()`` use torch's layout (``{"state":
+  {index: {"step": int, "exp_avg": ndarray, ...}}, "param_groups": [{...,
+  "params": [indices]}]}``) with NumPy arrays, loadable on any backend; a dict
+  that does not fit raises and changes nothing. ``save(path)`` / ``load(path)``
+  write / read it as ``.npz``, atomically.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastopt import backends as _backends, _validate as v
+from fastopt._arrays import as_array, is_cupy
+from fastopt.optim.state import StateDicts
+
+__all__ = ["Optimizer", "slab_views"]
+
+
+class _Plan:
+    """The cached lists of one group whose parameters all step together."""
+
+    __slots__ = ("key", "params", "states")
+
+    def __init__(self, key, params, states):
+        self.key, self.params, self.states = key, params, states
+
+
+class Optimizer(StateDicts):
+    """Base class. Subclasses define ``_defaults``, ``_check_group``,
+    ``_state_names``, ``_update`` and ``_fast_update`` (and ``_fill_value``, ``_key``)."""
+
+    _exports_step = True   # torch keeps a "step" entry in the state (not SGD)
+
+    def __init__(self, params, defaults, backend="auto"):
+        self.backend = v.backend(backend)
+        self.defaults = dict(defaults)
+        params = list(params) if not isinstance(params, np.ndarray) else None
+        if params is None:
+            raise TypeError("params must be a list of arrays or of parameter-group dicts, "
+                            "not a single array: pass [array]")
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(params[0], dict):
+            params = [{"params": params}]
+        self.param_groups = []
+        self._params = []          # flat, in state_dict index order
+        self._ranges = []          # (lo, hi) of each group in _params
+        seen = set()
+        for gi, group in enumerate(params):
+            if not isinstance(group, dict) or "params" not in group:
+                raise TypeError(f"param group {gi} must be a dict with a 'params' list")
+            g = dict(group)
+            plist = g["params"]
+            plist = [plist] if not isinstance(plist, (list, tuple)) else list(plist)
+            arrays = []
+            for j, p in enumerate(plist):
+                a = as_array(p, f"param_groups[{gi}]['params'][{j}]")
+                if a.dtype not in v.FLOAT_DTYPES:
+                    raise TypeError(f"param_groups[{gi}]['params'][{j}] has dtype {a.dtype}; "
+                                    f"fastopt takes float32 or float64")
+                if id(a) in seen:
+                    raise ValueError("some parameters appear in more than one parameter group")
+                if not a.flags.c_contiguous or not a.flags.writeable:
+                    raise ValueError(f"param_groups[{gi}]['params'][{j}] must be C-contiguous and "
+                                     f"writeable (fastopt updates parameters in place)")
+                seen.add(id(a))
+                arrays.append(a)
+            unknown = set(g) - set(self.defaults) - {"params"}
+            if unknown:
+                raise ValueError(f"param group {gi} has unknown options {sorted(unknown)}")
+            for k, val in self.defaults.items():
+                g.setdefault(k, val)
+            g["params"] = arrays
+            self._check_group(g)
+            lo = len(self._params)
+            self._params.extend(arrays)
+            self._ranges.append((lo, len(self._params)))
+            self.param_groups.append(g)
+        cpu = [a for a in self._params if not is_cupy(a)]
+        hit = v.first_overlap(cpu)
+        if hit is not None:
+            raise ValueError(f"parameters {hit[0]} and {hit[1]} (in parameter order) share memory; "
+                             f"some parameters appear more than once")
+        n = len(self._params)
+        self.state = [dict() for _ in range(n)]   # index -> {name: array}
+        self._steps = [0] * n                     # per-parameter update counts
+        self._step_count = 0                      # completed step() calls (schedules)
+        self._plans = [None] * len(self.param_groups)
+        self._owned_cache = None
+
+    # -- hooks ---------------------------------------------------------------
+    def _check_group(self, g):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _state_names(self, g):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _fill_value(self, g):
+        """The value state arrays start at (torch: zeros; Adagrad's sum differs)."""
+        return 0.0
+
+    def _init_states(self, g, ps):
+        """Fresh state for the parameters ``ps`` of group ``g``, one dict per parameter.
+
+        On the CPU each state name gets one contiguous slab for all of ``ps``
+        and every parameter a view of it (starting on a 64-byte boundary):
+        large slabs get transparent huge pages from NumPy's allocator, so a
+        step over 200 small tensors streams the state like one big array.
+        """
+        names = self._state_names(g)
+        fill = self._fill_value(g)
+        out = [dict() for _ in ps]
+        if not names or not ps:
+            return out
+        if any(is_cupy(p) for p in ps) or len({p.dtype for p in ps}) != 1:
+            for st, p in zip(out, ps):
+                for n in names:
+                    a = np.zeros_like(p)
+                    if fill:
+                        a[...] = fill
+                    st[n] = a
+            return out
+        slabs = slab_views(ps, names, fill)
+        for j, st in enumerate(out):
+            for n in names:
+                st[n] = slabs[n][j]
+        return out
+
+    def _key(self, steps):
+        """Parameters with equal keys update together (the step count)."""
+        return steps
+
+    def _update(self, g, lr, key, params, grads, states):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- stepping ------------------------------------------------------------
+    @staticmethod
+    def _lr(g, t):
+        lr = g["lr"]
+        return lr(t) if callable(lr) else lr
+
+    def step(self, grads):
+        """One update of every parameter whose gradient is not None.
+
+        ``grads``: one array (or None) per parameter, in parameter order (all
+        groups concatenated), same shapes and dtypes as the parameters.
+        """
+        if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
+            if len(self._params) == 1 and grads is not None:
+                grads = [grads]
+            else:
+                raise TypeError("grads must be a list with one array (or None) per parameter")
+        if len(grads) != len(self._params):
+            raise ValueError(f"got {len(grads)} gradients for {len(self._params)} parameters")
+        t = self._step_count
+        # Everything that can be wrong is checked before the first group updates:
+        # the hyper-parameters (a schedule or a user may have changed them), the
+        # learning rates, each gradient's form, and memory overlap of the
+        # gradients with each other and with the parameters and state.
+        for g in self.param_groups:
+            self._check_group(g)
+        lrs = [v.at_least("lr", self._lr(g, t)) for g in self.param_groups]
+        arrays = []
+        missing = 0
+        gpu = False
+        for i, (p, gr) in enumerate(zip(self._params, grads)):
+            if gr is None:
+                arrays.append(None)
+                missing += 1
+                continue
+            if type(gr) is not np.ndarray:
+                gr = as_array(gr, f"grads[{i}]")
+                gpu = gpu or is_cupy(gr)
+            if gr.shape != p.shape:
+                raise ValueError(f"grads[{i}] has shape {gr.shape} but its parameter has shape {p.shape}")
+            if gr.dtype != p.dtype:
+                raise TypeError(f"grads[{i}] has dtype {gr.dtype} but its parameter has dtype {p.dtype}")
+            if not gr.flags.c_contiguous:
+                raise ValueError(f"grads[{i}] is not C-contiguous (fastopt never copies: pass "
+                                 f"np.ascontiguousarray(...) yourself)")
+            arrays.append(gr)
+        present = [x for x in arrays if x is not None] if missing else arrays
+        if present and not gpu:
+            hit = v.first_overlap(self._owned() + present)
+            if hit is not None:
+                raise ValueError("a gradient overlaps in memory with another gradient, a "
+                                 "parameter or optimizer state; every array must be distinct")
+        for gi, g in enumerate(self.param_groups):
+            lo, hi = self._ranges[gi]
+            gg = arrays[lo:hi]
+            plan = self._plans[gi]
+            if plan is not None and (not missing or not any(x is None for x in gg)):
+                # Cached, validated lists: straight to the backend's list-form step.
+                mod = _backends.module("optim", _backends.choose(self.backend, False))
+                self._fast_update(mod, g, lrs[gi], plan.key, plan.params, gg, plan.states)
+                steps = self._steps
+                for i in range(lo, hi):
+                    steps[i] += 1
+                plan.key = self._key(steps[lo])
+            else:
+                self._step_general(gi, g, lrs[gi], gg)
+        self._step_count += 1
+
+    def _owned(self):
+        """Every parameter and state array (cached; rebuilt when state changes)."""
+        if self._owned_cache is None:
+            flat = list(self._params)
+            for st in self.state:
+                flat.extend(st.values())
+            self._owned_cache = [a for a in flat if not is_cupy(a)]
+        return self._owned_cache
+
+    def _step_general(self, gi, g, lr, gg):
+        lo, hi = self._ranges[gi]
+        names = self._state_names(g)
+        buckets = {}
+        for j, grad in enumerate(gg):
+            if grad is None:
+                continue
+            i = lo + j
+            p = self._params[i]
+            buckets.setdefault((self._key(self._steps[i]), p.dtype), []).append(i)
+        for (key, _), idx in buckets.items():
+            # Lazy state: allocated only now, after the bucket is known.
+            fresh = [i for i in idx if not self.state[i]]
+            for i, st in zip(fresh, self._init_states(g, [self._params[i] for i in fresh])):
+                self.state[i] = st
+            if fresh:
+                self._owned_cache = None
+            try:
+                self._update(g, lr, key, [self._params[i] for i in idx], [gg[i - lo] for i in idx],
+                             {n: [self.state[i][n] for i in idx] for n in names})
+            except BaseException:
+                for i in fresh:   # a rejected call leaves no half-made state behind
+                    self.state[i] = {}
+                raise
+            for i in idx:
+                self._steps[i] += 1
+        self._replan(gi)
+
+    def _replan(self, gi):
+        """Caches the group's lists when all its parameters can step in one call."""
+        lo, hi = self._ranges[gi]
+        g = self.param_groups[gi]
+        self._plans[gi] = None
+        if hi == lo or any(not self.state[i] and self._state_names(g) for i in range(lo, hi)):
+            return
+        keys = {self._key(self._steps[i]) for i in range(lo, hi)}
+        dtypes = {self._params[i].dtype for i in range(lo, hi)}
+        if len(keys) != 1 or len(dtypes) != 1:
+            return
+        names = self._state_names(g)
+        if any(set(self.state[i]) != set(names) for i in range(lo, hi)):
+            return
+        params = self._params[lo:hi]
+        states = {n: [self.state[i][n] for i in range(lo, hi)] for n in names}
+        # Validated once here (dtype, contiguity, writeability, overlap), so that
+        # later steps only check the new gradients.
+        checked = v.arrays(("param", params, True), *[(n, states[n], True) for n in names])
+        if checked.on_gpu:
+            return   # GPU arrays always go through the public functional step
+        self._plans[gi] = _Plan(keys.pop(), params, states)
+
+    def zero_state(self):
+        """Forgets all state (the next step starts afresh, as a new optimizer would)."""
+        self.state = [dict() for _ in self._params]
+        self._steps = [0] * len(self._params)
+        self._step_count = 0
+        self._plans = [None] * len(self.param_groups)
+        self._owned_cache = None
+        self._after_reset()
+
+    def _after_reset(self):
+        pass
+
+    @property
+    def step_count(self):
+        """Completed ``step()`` calls: the ``t`` the next update passes to a schedule."""
+        return self._step_count
+
+    def _requires_state(self):
+        """True when state exists from construction (Adagrad)."""
+        return False
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for gi, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {gi}")
+            for k in sorted(g):
+                if k != "params":
+                    lines.append(f"    {k}: {g[k]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def slab_views(ps, names, fill=0.0):
+    """For each state name, one zeroed (or ``fill``-ed) CPU slab holding a C-contiguous
+    view per array of ``ps`` (their shapes and common dtype), each starting on a
+    64-byte boundary: ``{name: [view, ...]}``. NumPy advises huge pages for
+    large allocations, so the views stream like one big array."""
+    dtype = np.dtype(ps[0].dtype)
+    offsets, total = [], 0
+    for p in ps:
+        offsets.append(total)
+        total += -(-int(np.prod(p.shape, dtype=np.int64)) // 16) * 16
+    out = {}
+    for n in names:
+        raw = np.zeros(total + 64 // dtype.itemsize, dtype)
+        shift = (-raw.__array_interface__["data"][0] % 64) // dtype.itemsize
+        slab = raw[shift:shift + total]
+        if fill:
+            slab[...] = fill
+        out[n] = [slab[off:off + int(np.prod(p.shape, dtype=np.int64))].reshape(tuple(p.shape))
+                  for p, off in zip(ps, offsets)]
+    return out
+
+
+def _check_lr(g):
+    if not callable(g["lr"]):
+        v.at_least("lr", g["lr"])
+
+
+def _check_betas(betas):
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"Invalid betas value: {betas!r} (must be a pair)")
+    for i, b in enumerate(betas):
+        b = v.real(f"betas[{i}]", b)
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {b}")

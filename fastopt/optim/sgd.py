@@ -1,0 +1,49 @@
+"""``fastopt.SGD``: torch.optim.SGD on :func:`fastopt.sgd_step`."""
+from __future__ import annotations
+
+from fastopt import _validate as v
+from fastopt.optim.optimizer import Optimizer, _check_lr
+from fastopt.functional.optim import sgd_step
+
+
+class SGD(Optimizer):
+    """``torch.optim.SGD``: ``SGD(params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
+    nesterov=False, maximize=False)``, each group in one :func:`fastopt.sgd_step` call.
+    State (torch's): ``momentum_buffer`` when ``momentum != 0``; no ``step``."""
+
+    _exports_step = False
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, *, maximize=False, backend="auto"):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize), backend)
+
+    def _check_group(self, g):
+        _check_lr(g)
+        v.at_least("momentum", g["momentum"])
+        v.finite("dampening", g["dampening"])
+        v.at_least("weight_decay", g["weight_decay"])
+        v.flag("nesterov", g["nesterov"])
+        v.flag("maximize", g["maximize"])
+        if g["nesterov"] and (g["momentum"] <= 0 or g["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+    def _state_names(self, g):
+        return ["momentum_buffer"] if g["momentum"] != 0 else []
+
+    def _key(self, steps):
+        return min(steps, 1)   # only "first momentum step or not" matters
+
+    def _fast_update(self, mod, g, lr, key, params, grads, states):
+        mom = float(g["momentum"])
+        mod.sgd(params, grads, states["momentum_buffer"] if mom != 0.0 else None, lr=lr,
+                momentum=mom, dampening=float(g["dampening"]),
+                weight_decay=float(g["weight_decay"]), nesterov=bool(g["nesterov"]),
+                maximize=bool(g["maximize"]), first_step=key == 0)
+
+    def _update(self, g, lr, key, params, grads, states):
+        sgd_step(params, grads, states.get("momentum_buffer"), lr=lr, momentum=g["momentum"],
+                 dampening=g["dampening"], weight_decay=g["weight_decay"],
+                 nesterov=g["nesterov"], maximize=g["maximize"], first_step=key == 0,
+                 backend=self.backend)
