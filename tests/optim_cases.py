@@ -28,6 +28,14 @@ CASES = [
               "decoupled_weight_decay": True, "beta1": 0.8, "beta2": 0.99}),
     ("adagrad", {}),
     ("adagrad", {"lr_decay": 0.01, "weight_decay": 0.1, "maximize": True}),
+    # eps large enough to matter next to sqrt(state) >= 0.3: where eps enters the formula
+    # (inside or outside the sqrt, scaled by the bias correction or not) changes results by
+    # far more than rounding, so the float32 tests alone catch a misplaced eps.
+    ("rmsprop", {"eps": 1e-3}),
+    ("rmsprop", {"eps": 1e-3, "centered": True}),
+    ("adam", {"eps": 1e-3}),
+    ("adam", {"eps": 1e-3, "amsgrad": True}),
+    ("adagrad", {"eps": 1e-3}),
 ]
 
 LR = {"sgd": 0.1, "rmsprop": 0.01, "adam": 0.01, "adagrad": 0.1}

@@ -63,7 +63,7 @@ def _expected_keep(n, p, seed):
     return ref.keep(n, p, seed)
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("n", MASK_SIZES)
 def test_mask_identical_across_backends(backend, n):
     for seed in SEEDS:
@@ -95,7 +95,7 @@ def test_unused_bits_of_last_byte_are_zero(backend):
         assert np.all(m[:-1] == 0xFF)
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 15, 17, 127, 129, 1023, 4097, 1_000_003])
 def test_forward_backward_match_reference_bitwise(backend, dtype, n, rng):

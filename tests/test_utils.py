@@ -1,4 +1,4 @@
-"""fastopt.utils: ema_update, clip_grad_norm, grad_norm, EMA on every CPU backend,
+"""fastopt.functional.averaging / clipping: ema_update, clip_grad_norm, grad_norm, EMA on every CPU backend,
 against the float64 NumPy reference and torch."""
 import math
 
@@ -7,7 +7,7 @@ import pytest
 
 import fastopt
 from fastopt.backends.numpy import averaging as ref_avg, clipping as ref
-from conftest import CPU_BACKENDS, DTYPES, SIZES, tol
+from conftest import COMPILED_BACKENDS, CPU_BACKENDS, DTYPES, SIZES, tol
 
 NORMS = [2.0, 1.0, math.inf, 3.0, 0.5]
 
@@ -119,7 +119,7 @@ def test_ema_class_state_and_copy_to(rng):
 
 
 # ------------------------------------------------------------- grad norm
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("norm_type", NORMS)
 def test_grad_norm_matches_reference(backend, dtype, norm_type, rng):
@@ -174,7 +174,7 @@ def test_grad_norm_nonfinite(backend, rng):
 
 
 # ------------------------------------------------------------- clipping
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("norm_type", NORMS)
 @pytest.mark.parametrize("max_norm", [0.5, 1e9])
