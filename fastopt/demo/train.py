@@ -31,7 +31,7 @@ class OptimizerSpec:
 
 
 # Peak learning rates: the best mean *validation* accuracy (20 epochs, seeds
-# 0-5) on a coarse grid of about 2x steps per optimizer (docs/notes-demo.md);
+# 0-5) on a coarse grid of about 2x steps per optimizer (docs/design-demo.md);
 # the test split played no part. Batch norm makes the network tolerate rates
 # above the textbook defaults. Momentum 0.9 and Adam's betas are the usual ones.
 OPTIMIZERS = {
