@@ -280,7 +280,7 @@ def emu_bn(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def emu_utils(tmp_path_factory):
-    return build_host("utils", tmp_path_factory.mktemp("cuda_host_utils"), "shim_block.h")
+    return build_host("clipping", tmp_path_factory.mktemp("cuda_host_clipping"), "shim_block.h")
 
 
 def _close(dtype, ref):

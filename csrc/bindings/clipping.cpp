@@ -1,6 +1,6 @@
 // pybind11 entry points of the EMA and gradient-clipping kernels. Lists of
 // arrays (a single array is a list of one), validated by fastopt/utils.py.
-#include "../cpu/utils_kernels.h"
+#include "../cpu/clipping_kernels.h"
 #include "arrays.h"
 
 #include <cmath>

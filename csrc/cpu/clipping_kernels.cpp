@@ -1,6 +1,6 @@
 // Loops of the EMA, norm and scale kernels; one instruction-set clone per
 // range function, the norm kind resolved to a template before the loop.
-#include "utils_kernels.h"
+#include "clipping_kernels.h"
 
 #include <cstddef>
 #include <vector>

@@ -1,6 +1,6 @@
 // CPU loops of the weight-averaging and clipping utilities (fastopt.utils).
 #pragma once
-#include "fastopt/utils.h"
+#include "fastopt/clipping.h"
 #include "multi_tensor.h"
 
 namespace fastopt {

@@ -5,7 +5,7 @@
 // alone, so deterministic on every GPU) then one block combining them in a
 // fixed order. Compiled at first use by cupy.RawModule
 // (fastopt/_cuda/loader.py) and by nvcc/NVRTC in tests/test_cuda_compile.py.
-#include "fastopt/utils.h"
+#include "fastopt/clipping.h"
 #include "multi_tensor.cuh"
 
 namespace fastopt {

@@ -1,5 +1,5 @@
-// csrc/cuda/utils.cu compiled for the host (see shim_block.h).
-#include "utils.cu"
+// csrc/cuda/clipping.cu compiled for the host (see shim_block.h).
+#include "clipping.cu"
 
 #define TABLE                                                                                  \
   const fastopt::cuda::TensorEntry *tensors, const fastopt::cuda::ChunkEntry *chunks,          \
