@@ -270,7 +270,7 @@ def test_emulated_dropout_equals_reference_bit_for_bit(n, p, seed, dtype, unalig
     np.testing.assert_array_equal(dx, dx_ref)
 
 
-# ----------------------------------------------- batch norm, utils (threads)
+# ------------------------------------- batch norm, averaging, clipping (threads)
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +279,12 @@ def emu_bn(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def emu_utils(tmp_path_factory):
+def emu_averaging(tmp_path_factory):
+    return build_host("averaging", tmp_path_factory.mktemp("cuda_host_averaging"), "shim_block.h")
+
+
+@pytest.fixture(scope="module")
+def emu_clipping(tmp_path_factory):
     return build_host("clipping", tmp_path_factory.mktemp("cuda_host_clipping"), "shim_block.h")
 
 
@@ -400,21 +405,30 @@ def test_emulated_batch_norm_large_mean_float32(shape, mean, rng, emu_bn, monkey
                                rtol=4 * eps32)
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_emulated_utils_against_reference(dtype, rng, emu_utils, monkeypatch):
-    from fastopt.backends.numpy import averaging as ref_avg, clipping as ref
-    from fastopt.backends.cuda import averaging as cuda_avg, clipping as cuda_utils
+def test_emulated_averaging_against_reference(dtype, rng, emu_averaging, monkeypatch):
+    from fastopt.backends.numpy import averaging as ref_avg
+    from fastopt.backends.cuda import averaging as cuda_avg
     sizes = [0, 1, 5, 4099, 70_001]
     avg = [rng.standard_normal(n).astype(dtype) for n in sizes]
     par = [rng.standard_normal(n).astype(dtype) for n in sizes]
     r_avg = [a.astype(np.float64) for a in avg]
     ref_avg.ema(r_avg, [a.astype(np.float64) for a in par], decay=0.9)
-    with emulated(monkeypatch, emu_utils, grid_cap=3, two_d=True):
+    with emulated(monkeypatch, emu_averaging, grid_cap=3, two_d=True):
         cuda_avg.ema(avg, par, decay=0.9)
-        norms = {q: cuda_utils.grad_norm(par, norm_type=q) for q in (2.0, 1.0, float("inf"), 3.0)}
-        grads = [a.copy() for a in par]
-        cuda_utils.scale(grads, coef=0.25)
     for got, want in zip(avg, r_avg):
         np.testing.assert_allclose(got, want, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_emulated_clipping_against_reference(dtype, rng, emu_clipping, monkeypatch):
+    from fastopt.backends.numpy import clipping as ref
+    from fastopt.backends.cuda import clipping as cuda_clip
+    sizes = [0, 1, 5, 4099, 70_001]
+    par = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    with emulated(monkeypatch, emu_clipping, grid_cap=3, two_d=True):
+        norms = {q: cuda_clip.grad_norm(par, norm_type=q) for q in (2.0, 1.0, float("inf"), 3.0)}
+        grads = [a.copy() for a in par]
+        cuda_clip.scale(grads, coef=0.25)
     for q, got in norms.items():
         want = ref.grad_norm([a.astype(np.float64) for a in par], norm_type=q)
         assert got == pytest.approx(want, rel=1e-12), q

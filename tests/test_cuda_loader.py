@@ -262,7 +262,7 @@ def kernel_signatures(text):
 
 
 @pytest.mark.parametrize("family, source", [("optim", "optim"), ("batchnorm", "batchnorm"),
-                                            ("dropout", "dropout"), ("averaging", "clipping"),
+                                            ("dropout", "dropout"), ("averaging", "averaging"),
                                             ("clipping", "clipping")])
 def test_backend_arg_specs_match_kernel_signatures(family, source):
     """Every KERNELS spec in fastopt/backends/cuda/<family>.py equals the C parameter

@@ -1,7 +1,7 @@
-"""EMA and gradient clipping on the GPU (csrc/cuda/clipping.cu).
+"""Gradient clipping on the GPU (csrc/cuda/clipping.cu).
 
-Same functions and signatures as ``fastopt/backends/cpp/utils.py``. ``ema`` and
-``scale`` are one multi-tensor launch each; ``grad_norm`` is two launches
+Same functions and signatures as ``fastopt/backends/cpp/clipping.py``. ``scale``
+is one multi-tensor launch; ``grad_norm`` is two launches
 (per-chunk partials, then one block combining them in a fixed order) and one
 8-byte copy back to the host, since it returns a Python float.
 """
