@@ -194,7 +194,7 @@ def empty_like(ref, shape=None):
     if is_cupy(ref):
         import cupy
         return cupy.empty(shape, dtype=ref.dtype)
-    if _cached_empty is not None:  # large outputs reuse freed buffers (csrc/bindings/buffers.h)
+    if _cached_empty is not None:  # large outputs reuse freed buffers (csrc/cpu/buffers.h)
         return _cached_empty(shape, ref.dtype)
     return np.empty(shape, dtype=ref.dtype)
 

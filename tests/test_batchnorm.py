@@ -2,8 +2,8 @@
 NumPy reference and against torch.nn.functional.batch_norm + autograd.
 
 Tolerances: each element is compared against an error scale built from the
-magnitudes that enter its computation (the folded forward ``x * scale + shift``
-rounds at the size of ``|scale| * (|x| + |mean|)``, not of ``|y|``), times a
+magnitudes that enter its computation (the forward ``(x - mean) * scale + beta``
+rounds ``mean`` at the size of ``|scale| * |mean|``, not of ``|y|``), times a
 per-dtype factor: float32 1e-5 (a few roundings of float32 values; statistics
 accumulate in double), float64 1e-12.
 """
@@ -241,7 +241,7 @@ def test_large_mean_float32(backend, shape, rng):
     np.testing.assert_allclose(rv, true_var * count / (count - 1), rtol=1e-6)
     yv = f64(y).var(axis=axes)
     ym = f64(y).mean(axis=axes)
-    np.testing.assert_allclose(yv, 1.0, atol=2e-3)   # folding rounds x*scale at |x| = 1e4
+    np.testing.assert_allclose(yv, 1.0, atol=2e-3)   # mean rounds to float32 at 1e4 (ulp 1e-3)
     np.testing.assert_allclose(ym, 0.0, atol=2e-3)
 
 
@@ -257,7 +257,7 @@ def test_constant_channel(backend, dtype, shape, rng):
     assert np.all(np.isfinite(dx)) and np.all(np.isfinite(dg)) and np.all(rv[1:] >= 0)
     np.testing.assert_allclose(si[1:], 1 / np.sqrt(1e-5), rtol=1e-6)
     np.testing.assert_allclose(sm[1:], [1234.5, 0.0], rtol=1e-7)
-    # y = x*scale + shift rounds at |x*scale| (scale = gamma/sqrt(eps) is large here)
+    # y = (x - mean)*scale + beta: x - mean is 0 here even though scale = gamma/sqrt(eps) is large
     want = np.broadcast_to(per_channel(beta, len(shape)), y.shape)
     scales = forward_scales(x, gamma, beta, sm, si)
     assert_scaled("y", y[:, 1:], want[:, 1:], scales[:, 1:], FACTOR[np.dtype(dtype)])
@@ -469,3 +469,86 @@ def test_backward_rejects_bad_input_and_writes_nothing(backend, case):
                                     backend=backend)
     for k, v in d.items():
         np.testing.assert_array_equal(v, snapshot[k], err_msg=k)
+
+
+# ------------------------------------------------- non-finite input, large means
+# One shape per layout the cpp backend picks from the shape (csrc/cpu/batchnorm_*.cpp):
+# (N, C) rows with one row range, (N, C) rows over two row ranges (partials merged
+# across ranges), (N, C) channel groups, (N, C, S) rows, (N, C, S) channel groups,
+# planes with one and with two blocks per plane.
+LAYOUTS = [((64, 3), "rows-2d"), ((30000, 3), "rows-2d-two-ranges"), ((64, 600), "groups-2d"),
+           ((9, 3, 5), "rows-3d"), ((40, 100, 3), "groups-3d"), ((4, 3, 20, 20), "planes"),
+           ((2, 3, 130, 131), "planes-two-blocks")]
+LAYOUT_SHAPES = [s for s, _ in LAYOUTS]
+LAYOUT_IDS = [i for _, i in LAYOUTS]
+
+
+def _put(x, c, where, value):
+    """x[where-th sample of channel c] = value (where: 0 first, -1 last)."""
+    idx = (where, c) + (where,) * (x.ndim - 2)
+    x[idx] = value
+
+
+@pytest.mark.parametrize("where", [0, -1], ids=["first", "last"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", LAYOUT_SHAPES, ids=LAYOUT_IDS)
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_nonfinite_input_propagates(backend, shape, dtype, where, rng):
+    """A NaN in a channel makes its mean, invstd, running stats and y NaN; a
+    +inf makes its mean (and running mean) +inf and its variance NaN; +inf and
+    -inf together make the mean NaN. The other channels are unaffected. The
+    pattern is the float64 reference's (which is numpy's and torch's)."""
+    x, gamma, beta, rm, rv, _ = make(rng, shape, dtype)
+    _put(x, 1, where, np.nan)
+    _put(x, 2, where, np.inf)
+    if shape[1] > 3:
+        _put(x, 3, 0, np.inf)
+        _put(x, 3, -1, -np.inf)
+    rrm, rrv = f64(rm), f64(rv)
+    with np.errstate(invalid="ignore"):
+        ry, rsm, rsi = fastopt.batch_norm_forward(f64(x), f64(gamma), f64(beta), rrm, rrv,
+                                                  backend="numpy")
+        y, sm, si = fastopt.batch_norm_forward(x, gamma, beta, rm, rv, backend=backend)
+    assert np.isinf(rsm[2]) and np.isnan(rsi[1]) and np.isnan(rsi[2])  # the reference's pattern
+    for name, got, want in (("save_mean", sm, rsm), ("save_invstd", si, rsi),
+                            ("running_mean", rm, rrm), ("running_var", rv, rrv), ("y", y, ry)):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=name)
+        np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want), err_msg=name)
+        np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want), err_msg=name)
+    assert np.isfinite(sm[0]) and np.isfinite(y[:, 0]).all()
+
+
+@pytest.mark.parametrize("mean", [1e2, 1e3, 1e4, 1e5, 1e6])
+@pytest.mark.parametrize("shape", LAYOUT_SHAPES, ids=LAYOUT_IDS)
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_large_mean_normalize_float32(backend, shape, mean, rng):
+    """float32 channels of mean 1e2..1e6: channel 0 constant (exact y = beta),
+    the others with std 1 and 1e-2. y against the float64 reference on the same
+    float32 x: within a few float32 roundings of (x - mean) * scale + beta, that
+    is |scale| * ulp(mean) / 2 for the mean's rounding to float32 plus 4 eps *
+    (|y| + |beta|), and never worse than torch's error on the same data. The
+    folded y = x * scale + shift gave -0.25 for a constant 1e4 (torch: 0.027)."""
+    C = shape[1]
+    bshape = (1, C) + (1,) * (len(shape) - 2)
+    spread = np.where(np.arange(C) == 0, 0.0, np.where(np.arange(C) % 2, 1.0, 1e-2))
+    x = (mean + rng.standard_normal(shape) * spread.reshape(bshape)).astype(np.float32)
+    gamma = rng.uniform(0.5, 2.0, C).astype(np.float32)
+    beta = rng.standard_normal(C).astype(np.float32)
+    rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
+    y, sm, si = fastopt.batch_norm_forward(x, gamma, beta, rm.copy(), rv.copy(), backend=backend)
+    ry, rsm, rsi = fastopt.batch_norm_forward(f64(x), f64(gamma), f64(beta), f64(rm), f64(rv),
+                                              backend="numpy")
+    nd = len(shape)
+    scale = np.abs(per_channel(gamma, nd) * per_channel(rsi, nd))
+    eps32 = float(np.finfo(np.float32).eps)
+    bound = (scale * np.spacing(np.float32(mean)) * 0.51
+             + 4 * eps32 * (np.abs(ry) + np.abs(per_channel(beta, nd))))
+    err = np.abs(f64(y) - ry)
+    assert (err <= bound).all(), f"worst err {err.max():.3g}, err/bound {(err / bound).max():.3g}"
+    np.testing.assert_allclose(y[:, 0], np.broadcast_to(per_channel(beta, nd)[:, 0], y[:, 0].shape),
+                               rtol=4 * eps32)
+    torch = pytest.importorskip("torch")
+    ty = torch.nn.functional.batch_norm(torch.from_numpy(x), torch.from_numpy(rm.copy()),
+                                        torch.from_numpy(rv.copy()), torch.from_numpy(gamma),
+                                        torch.from_numpy(beta), training=True).numpy()
+    assert err.max() <= max(np.abs(f64(ty) - ry).max(), float(bound.max()))

@@ -1,5 +1,5 @@
 """Process-level resources of the cpp backend: large outputs come from a small cache of
-freed buffers (csrc/bindings/buffers.h: live arrays never share memory, a freed buffer is
+freed buffers (csrc/cpu/buffers.h: live arrays never share memory, a freed buffer is
 handed out again for the same size, small arrays are plain numpy ones), and parallel calls
 give the same bits on torch's libgomp team as on fastopt's own pool (csrc/cpu/parallel.h)."""
 import numpy as np

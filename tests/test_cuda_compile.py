@@ -27,7 +27,7 @@ CUDA_DIR = ROOT / "csrc" / "cuda"
 INCLUDE_DIR = ROOT / "csrc" / "include"
 CU_FILES = sorted(CUDA_DIR.glob("*.cu"))
 ARCHS = ["sm_90", "sm_80"]
-FMA_FROM_LIBRARY = {"utils.cu"}
+FMA_FROM_LIBRARY = {"clipping.cu"}
 
 NVCC = shutil.which("nvcc")
 
@@ -122,7 +122,7 @@ def test_nvrtc_compiles_assembled_source(cu, arch):
     ok, log, ptx = nvrtc_compile(_NVRTC, source, options, name=cu.name)
     assert ok, log
     # --fmad=false: no contracted multiply-adds (DESIGN.md s.2). pow() from
-    # libdevice (utils.cu's general p-norm) uses fma inside by design: that is
+    # libdevice (clipping.cu's general p-norm) uses fma inside by design: that is
     # the library's own rounding, not a contraction of fastopt's arithmetic.
     if cu.name not in FMA_FROM_LIBRARY:
         assert not re.search(r"\bfma\.rn\.f(32|64)\b", ptx)

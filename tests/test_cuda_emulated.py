@@ -270,7 +270,7 @@ def test_emulated_dropout_equals_reference_bit_for_bit(n, p, seed, dtype, unalig
     np.testing.assert_array_equal(dx, dx_ref)
 
 
-# ----------------------------------------------- batch norm, utils (threads)
+# ------------------------------------- batch norm, averaging, clipping (threads)
 
 
 @pytest.fixture(scope="module")
@@ -279,8 +279,13 @@ def emu_bn(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def emu_utils(tmp_path_factory):
-    return build_host("utils", tmp_path_factory.mktemp("cuda_host_utils"), "shim_block.h")
+def emu_averaging(tmp_path_factory):
+    return build_host("averaging", tmp_path_factory.mktemp("cuda_host_averaging"), "shim_block.h")
+
+
+@pytest.fixture(scope="module")
+def emu_clipping(tmp_path_factory):
+    return build_host("clipping", tmp_path_factory.mktemp("cuda_host_clipping"), "shim_block.h")
 
 
 def _close(dtype, ref):
@@ -327,22 +332,103 @@ def test_emulated_batch_norm_against_reference(shape, dtype, training, rng, emu_
         np.testing.assert_allclose(gb[k], rb[k], **_close(dtype, rb[k]), err_msg=k)
 
 
+
+# (N, C) and (N, C, S) input, one piece and several pieces per channel
+NONFINITE_SHAPES = [(64, 4), (2, 4, 3000), (9000, 4)]
+
+
+@pytest.mark.parametrize("where", [0, -1], ids=["first", "last"])
+@pytest.mark.parametrize("shape", NONFINITE_SHAPES, ids=str)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_emulated_utils_against_reference(dtype, rng, emu_utils, monkeypatch):
-    from fastopt.backends.numpy import averaging as ref_avg, clipping as ref
-    from fastopt.backends.cuda import averaging as cuda_avg, clipping as cuda_utils
+def test_emulated_batch_norm_nonfinite(shape, dtype, where, rng, emu_bn, monkeypatch):
+    """The CUDA kernels give the float64 reference's NaN/inf pattern: a NaN makes
+    a channel's statistics NaN, a +inf makes its mean +inf (not inf - inf = NaN,
+    which the Welford and Chan updates gave) and its variance NaN, +inf and -inf
+    make the mean NaN."""
+    from fastopt.backends.numpy import batchnorm as ref
+    from fastopt.backends.cuda import batchnorm as cuda_bn
+    monkeypatch.setattr(cuda_bn, "PIECE", 4096)
+    C = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 50).astype(dtype)
+    idx = lambda w: (w, slice(None)) + (w,) * (len(shape) - 2)  # noqa: E731
+    x[idx(where)] = [1.0, np.nan, np.inf, np.inf]
+    x[idx(-1 - where)][3] = -np.inf
+    gamma, beta = rng.uniform(0.5, 2, C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    rm, rv = rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype)
+    r = dict(y=np.empty(shape), sm=np.empty(C), si=np.empty(C), rm=rm.astype(np.float64),
+             rv=rv.astype(np.float64))
+    g = dict(y=np.empty(shape, dtype), sm=np.empty(C, dtype), si=np.empty(C, dtype), rm=rm, rv=rv)
+    with np.errstate(invalid="ignore"):
+        ref.batch_norm_forward(x.astype(np.float64), r["y"], gamma.astype(np.float64),
+                               beta.astype(np.float64), r["rm"], r["rv"], r["sm"], r["si"],
+                               training=True, momentum=0.1, eps=1e-5)
+        with emulated(monkeypatch, emu_bn, grid_cap=3, two_d=True):
+            cuda_bn.batch_norm_forward(x, g["y"], gamma, beta, g["rm"], g["rv"], g["sm"], g["si"],
+                                       training=True, momentum=0.1, eps=1e-5)
+    assert np.isposinf(r["sm"][2]) and np.isnan(r["sm"][3]) and np.isnan(r["si"][1:]).all()
+    for k in r:
+        for test in (np.isnan, np.isposinf, np.isneginf):
+            np.testing.assert_array_equal(test(g[k]), test(r[k]), err_msg=f"{k} {test.__name__}")
+    assert np.isfinite(g["y"][:, 0]).all()
+
+
+@pytest.mark.parametrize("mean", [1e2, 1e4, 1e6])
+@pytest.mark.parametrize("shape", [(64, 3), (2, 3, 3000)], ids=str)
+def test_emulated_batch_norm_large_mean_float32(shape, mean, rng, emu_bn, monkeypatch):
+    """float32, channel 0 constant at `mean` (exact y = beta), channel 1 std 1:
+    y = (x - mean) * scale + beta stays within a few roundings of the float64
+    reference; the folded x * scale + shift gave -0.25 for a constant 1e4."""
+    from fastopt.backends.numpy import batchnorm as ref
+    from fastopt.backends.cuda import batchnorm as cuda_bn
+    monkeypatch.setattr(cuda_bn, "PIECE", 4096)
+    C = shape[1]
+    bshape = (1, C) + (1,) * (len(shape) - 2)
+    x = (mean + rng.standard_normal(shape) * np.array([0.0, 1.0, 1e-2]).reshape(bshape))
+    x = x.astype(np.float32)
+    gamma = rng.uniform(0.5, 2, C).astype(np.float32)
+    beta = rng.standard_normal(C).astype(np.float32)
+    f64 = lambda a: a.astype(np.float64)  # noqa: E731
+    ry, rsm, rsi = np.empty(shape), np.empty(C), np.empty(C)
+    ref.batch_norm_forward(f64(x), ry, f64(gamma), f64(beta), None, None, rsm, rsi,
+                           training=True, momentum=0.1, eps=1e-5)
+    y, sm, si = np.empty(shape, np.float32), np.empty(C, np.float32), np.empty(C, np.float32)
+    with emulated(monkeypatch, emu_bn, grid_cap=3, two_d=True):
+        cuda_bn.batch_norm_forward(x, y, gamma, beta, None, None, sm, si, training=True,
+                                   momentum=0.1, eps=1e-5)
+    scale = np.abs(f64(gamma) * rsi).reshape(bshape)
+    eps32 = float(np.finfo(np.float32).eps)
+    bound = (scale * float(np.spacing(np.float32(mean))) * 0.51
+             + 4 * eps32 * (np.abs(ry) + np.abs(f64(beta)).reshape(bshape)))
+    err = np.abs(f64(y) - ry)
+    assert (err <= bound).all(), f"worst err {err.max():.3g}"
+    np.testing.assert_allclose(y[:, 0], np.broadcast_to(beta.reshape(bshape)[:, 0], y[:, 0].shape),
+                               rtol=4 * eps32)
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_emulated_averaging_against_reference(dtype, rng, emu_averaging, monkeypatch):
+    from fastopt.backends.numpy import averaging as ref_avg
+    from fastopt.backends.cuda import averaging as cuda_avg
     sizes = [0, 1, 5, 4099, 70_001]
     avg = [rng.standard_normal(n).astype(dtype) for n in sizes]
     par = [rng.standard_normal(n).astype(dtype) for n in sizes]
     r_avg = [a.astype(np.float64) for a in avg]
     ref_avg.ema(r_avg, [a.astype(np.float64) for a in par], decay=0.9)
-    with emulated(monkeypatch, emu_utils, grid_cap=3, two_d=True):
+    with emulated(monkeypatch, emu_averaging, grid_cap=3, two_d=True):
         cuda_avg.ema(avg, par, decay=0.9)
-        norms = {q: cuda_utils.grad_norm(par, norm_type=q) for q in (2.0, 1.0, float("inf"), 3.0)}
-        grads = [a.copy() for a in par]
-        cuda_utils.scale(grads, coef=0.25)
     for got, want in zip(avg, r_avg):
         np.testing.assert_allclose(got, want, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_emulated_clipping_against_reference(dtype, rng, emu_clipping, monkeypatch):
+    from fastopt.backends.numpy import clipping as ref
+    from fastopt.backends.cuda import clipping as cuda_clip
+    sizes = [0, 1, 5, 4099, 70_001]
+    par = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    with emulated(monkeypatch, emu_clipping, grid_cap=3, two_d=True):
+        norms = {q: cuda_clip.grad_norm(par, norm_type=q) for q in (2.0, 1.0, float("inf"), 3.0)}
+        grads = [a.copy() for a in par]
+        cuda_clip.scale(grads, coef=0.25)
     for q, got in norms.items():
         want = ref.grad_norm([a.astype(np.float64) for a in par], norm_type=q)
         assert got == pytest.approx(want, rel=1e-12), q

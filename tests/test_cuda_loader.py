@@ -262,8 +262,8 @@ def kernel_signatures(text):
 
 
 @pytest.mark.parametrize("family, source", [("optim", "optim"), ("batchnorm", "batchnorm"),
-                                            ("dropout", "dropout"), ("averaging", "utils"),
-                                            ("clipping", "utils")])
+                                            ("dropout", "dropout"), ("averaging", "averaging"),
+                                            ("clipping", "clipping")])
 def test_backend_arg_specs_match_kernel_signatures(family, source):
     """Every KERNELS spec in fastopt/backends/cuda/<family>.py equals the C parameter
     list of its entry point in csrc/cuda/<source>.cu: a mismatch would pass wrong

@@ -12,7 +12,8 @@ void register_dropout(py::module_& m);
 void register_batchnorm(py::module_& m);
 void register_validate(py::module_& m);
 void register_bench_twin(py::module_& m);
-void register_utils(py::module_& m);
+void register_averaging(py::module_& m);
+void register_clipping(py::module_& m);
 void register_buffers(py::module_& m);
 }  // namespace fastopt
 
@@ -22,7 +23,8 @@ PYBIND11_MODULE(_core, m) {
   fastopt::register_optim(m);
   fastopt::register_bench_twin(m);
   fastopt::register_dropout(m);
-  fastopt::register_utils(m);
+  fastopt::register_averaging(m);
+  fastopt::register_clipping(m);
   fastopt::register_batchnorm(m);
   fastopt::register_buffers(m);
 

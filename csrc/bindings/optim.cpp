@@ -3,7 +3,7 @@
 // fastopt/_scalars.py, in the field order of the structs in fastopt/optim.h.
 #include "../cpu/optim_kernels.h"
 #include "arrays.h"
-#include "fast_path.h"
+#include "../validate/fast_path.h"
 
 #include <type_traits>
 

@@ -14,8 +14,8 @@
 // warp by shuffles and across warps through shared memory, Chan's formula,
 // in a fixed order) -> per-piece partials; finalize (one block per channel
 // merges its pieces in a fixed order; writes save_mean/save_invstd, updates
-// the running statistics, keeps scale/shift in double); normalize (y = x *
-// T(scale) + T(shift)). Backward: sums of dy and dy*(x-mean) per piece in
+// the running statistics, keeps mean/scale/beta in double); normalize (y =
+// (x - T(mean)) * T(scale) + T(beta)). Backward: sums of dy and dy*(x-mean) per piece in
 // double; finalize (dgamma, dbeta, the per-channel constants); dx.
 //
 // One extern "C" entry point per kernel and dtype: fastopt_bn_<kernel>_<f32|f64>.
@@ -124,7 +124,7 @@ __device__ __forceinline__ void stats(const T* __restrict__ x, double* __restric
     }
 }
 
-// One block per channel. consts: C x 2 doubles (scale, shift).
+// One block per channel. consts: C x 3 doubles (mean, scale, beta).
 template <typename T>
 __device__ __forceinline__ void finalize_forward(const double* __restrict__ part, long long P,
                                                  long long C, const T* __restrict__ gamma,
@@ -155,8 +155,9 @@ __device__ __forceinline__ void finalize_forward(const double* __restrict__ part
       save_invstd[c] = T(invstd);
     }
     if (threadIdx.x == 0) {
-      consts[2 * c] = ch.scale;
-      consts[2 * c + 1] = ch.shift;
+      consts[3 * c] = ch.mean;
+      consts[3 * c + 1] = ch.scale;
+      consts[3 * c + 2] = ch.beta;
     }
     __syncthreads();
   }
@@ -168,10 +169,10 @@ __device__ __forceinline__ void normalize(const T* __restrict__ x, T* __restrict
                                           long long C, long long S, long long piece_len,
                                           long long P) {
   for (long long c = blockIdx.y; c < C; c += gridDim.y) {
-    const T scale = T(consts[2 * c]), shift = T(consts[2 * c + 1]);
+    const T mean = T(consts[3 * c]), scale = T(consts[3 * c + 1]), beta = T(consts[3 * c + 2]);
     for (long long p = blockIdx.x; p < P; p += gridDim.x)
       for_piece(c, p, piece_len, M, C, S,
-                [&](long long i) { y[i] = bn_normalize(x[i], scale, shift); });
+                [&](long long i) { y[i] = bn_normalize(x[i], mean, scale, beta); });
   }
 }
 

@@ -16,7 +16,7 @@ from fastopt import backends as _backends, _validate as v
 from fastopt._arrays import as_array
 
 try:
-    # Native fast path (csrc/bindings/fast_path.h): runs plainly valid calls on
+    # Native fast path (csrc/validate/fast_path.h): runs plainly valid calls on
     # the cpp backend and returns None for everything else, which then goes
     # through the Python validator below (its checks cost ~15 us a call). The
     # scalar pre-checks are conservative: anything unusual takes that path.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastopt import backends as _backends, _scalars, _validate as v
 
 try:
-    # Native fast path (csrc/bindings/fast_path.h): runs plainly valid calls
+    # Native fast path (csrc/validate/fast_path.h): runs plainly valid calls
     # on the cpp backend and returns False for everything else, which then
     # goes through the Python validator below. The hyper-parameter pre-checks
     # before each fast call are conservative: anything unusual (ints, NaN, inf,

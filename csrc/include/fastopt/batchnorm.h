@@ -1,6 +1,6 @@
 // Per-element and per-channel maths of batch normalization (DESIGN.md s.4):
 // the one C++ statement of each formula, included by the CPU loops
-// (csrc/cpu/batchnorm_kernels.cpp) and the CUDA kernels (csrc/cuda/batchnorm.cu).
+// (csrc/cpu/batchnorm_*.cpp) and the CUDA kernels (csrc/cuda/batchnorm.cu).
 // No loops over memory, no threads, no std:: containers: everything here is
 // FASTOPT_HD and compiles for the device as well.
 //
@@ -25,6 +25,28 @@ struct BnMoments {
 
 FASTOPT_HD BnMoments bn_moments_empty() { return BnMoments{0.0, 0.0, 0.0}; }
 
+// Non-finite input gives what numpy and torch give: a NaN in a channel makes
+// its mean and variance NaN; an infinity makes the mean that infinity (+inf and
+// -inf together: NaN) and the variance NaN (inf - inf). The stable updates
+// below are written so that they keep this (a plain select, so they vectorize).
+
+// max(v, 0) for a sum of squares that rounding made slightly negative; NaN stays NaN.
+FASTOPT_HD double bn_nonneg(double v) { return v < 0.0 ? 0.0 : v; }
+
+// A block's mean from its approximate mean a and the sum sd of x - a over n
+// values: a + sd/n, or a itself where a is infinite (sd is then inf - inf).
+FASTOPT_HD double bn_block_mean(double a, double sd, double n) {
+  const double m = a + sd / n;
+  return m == m ? m : a;
+}
+
+// mean_a moved towards mean_b by the weight wb of b: mean_a + (mean_b - mean_a)*wb,
+// or the weighted mean where that is inf - inf (an infinite mean on either side).
+FASTOPT_HD double bn_mean_update(double mean_a, double mean_b, double wb) {
+  const double m = mean_a + (mean_b - mean_a) * wb;
+  return m == m ? m : mean_a * (1.0 - wb) + mean_b * wb;
+}
+
 // Chan, Golub & LeVeque's pairwise update on plain doubles: merges a
 // nonempty block (nb, mean_b, m2_b) into a nonempty (na, mean_a, m2_a).
 // Branch-free, so a loop of it over many columns vectorizes.
@@ -32,7 +54,7 @@ FASTOPT_HD void bn_merge_nonempty(double& mean_a, double& m2_a, double na, doubl
                                   double m2_b, double nb) {
   const double wb = nb / (na + nb);
   const double delta = mean_b - mean_a;
-  mean_a = mean_a + delta * wb;
+  mean_a = bn_mean_update(mean_a, mean_b, wb);
   m2_a = m2_a + m2_b + delta * delta * (na * wb);
 }
 
@@ -52,7 +74,7 @@ FASTOPT_HD void bn_merge(BnMoments& a, const BnMoments& b) {
 FASTOPT_HD void bn_welford_add(BnMoments& a, double x) {
   a.n = a.n + 1.0;
   const double delta = x - a.mean;
-  a.mean = a.mean + delta / a.n;
+  a.mean = bn_mean_update(a.mean, x, 1.0 / a.n);
   a.m2 = a.m2 + delta * (x - a.mean);
 }
 
@@ -60,18 +82,18 @@ FASTOPT_HD void bn_welford_add(BnMoments& a, double x) {
 // that normalize (batch statistics in training, running ones in eval).
 struct BnChannel {
   double mean, invstd;  // the saved statistics
-  double scale, shift;  // y = x * scale + shift
+  double scale, beta;   // y = (x - mean) * scale + beta
 };
 
 FASTOPT_HD double bn_invstd(double var, double eps) { return 1.0 / fo_sqrt(var + eps); }
 
-// Folds gamma, beta, mean and invstd so that normalize is one multiply-add.
+// Folds gamma and invstd into one scale.
 FASTOPT_HD BnChannel bn_channel(double mean, double invstd, double gamma, double beta) {
   BnChannel c;
   c.mean = mean;
   c.invstd = invstd;
   c.scale = gamma * invstd;
-  c.shift = beta - mean * c.scale;
+  c.beta = beta;
   return c;
 }
 
@@ -90,11 +112,14 @@ FASTOPT_HD void bn_update_running(T& running_mean, T& running_var, const BnMomen
   running_var = T((1.0 - momentum) * double(running_var) + momentum * unbiased);
 }
 
-// The forward element: y = x * scale + shift (one multiply-add; the build
-// does not contract it into an FMA, so every ISA and tail rounds alike).
+// The forward element: y = (x - mean) * scale + beta. Not the folded
+// x * scale + (beta - mean * scale): with a large mean that cancels (a constant
+// float32 channel of 1e4 gave -0.25 instead of beta), while x - mean is exact
+// for x near mean. The build does not contract it into an FMA, so every ISA
+// and tail rounds alike.
 template <typename T>
-FASTOPT_HD T bn_normalize(T x, T scale, T shift) {
-  return x * scale + shift;
+FASTOPT_HD T bn_normalize(T x, T mean, T scale, T beta) {
+  return (x - mean) * scale + beta;
 }
 
 // Per-channel constants of the backward elementwise pass, computed in double

@@ -3,7 +3,7 @@ import math
 
 from fastopt import _core
 
-# NormKind in csrc/include/fastopt/utils.h
+# NormKind in csrc/include/fastopt/clipping.h
 L2, L1, INF, P = 0, 1, 2, 3
 
 

@@ -1,5 +1,5 @@
 """Parameter averaging (EMA) on the GPU: one multi-tensor launch
-(csrc/cuda/utils.cu), same signature as ``fastopt/backends/cpp/averaging.py``."""
+(csrc/cuda/averaging.cu), same signature as ``fastopt/backends/cpp/averaging.py``."""
 from __future__ import annotations
 
 from fastopt.backends.cuda import loader
@@ -14,7 +14,7 @@ def ema(avgs, params, *, decay):
     with loader.device_of(avgs):
         t = loader.device_table([avgs, params, None, None, None])
         if t.n_chunks:
-            loader.launch("utils", f"fastopt_ema_{loader.suffix(dtype)}",
+            loader.launch("averaging", f"fastopt_ema_{loader.suffix(dtype)}",
                           loader.grid_size(t.n_chunks), loader.BLOCK_THREADS, KERNELS["ema"],
                           (t.tensors, t.chunks, t.n_chunks, loader.CHUNK_SIZE, decay,
                            1.0 - decay), dtype)

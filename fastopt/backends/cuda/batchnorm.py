@@ -54,7 +54,7 @@ def batch_norm_forward(x, y, gamma, beta, running_mean, running_var, save_mean, 
         return
     dtype = x.dtype
     with loader.device_of((x,)):
-        consts = loader.empty(2 * C, np.float64)
+        consts = loader.empty(3 * C, np.float64)   # mean, scale, beta per channel
         if training:
             part = loader.empty(3 * C * max(P, 1), np.float64)
             if P:

@@ -1,7 +1,7 @@
-"""EMA and gradient clipping on the GPU (csrc/cuda/utils.cu).
+"""Gradient clipping on the GPU (csrc/cuda/clipping.cu).
 
-Same functions and signatures as ``fastopt/backends/cpp/utils.py``. ``ema`` and
-``scale`` are one multi-tensor launch each; ``grad_norm`` is two launches
+Same functions and signatures as ``fastopt/backends/cpp/clipping.py``. ``scale``
+is one multi-tensor launch; ``grad_norm`` is two launches
 (per-chunk partials, then one block combining them in a fixed order) and one
 8-byte copy back to the host, since it returns a Python float.
 """
@@ -13,7 +13,7 @@ import numpy as np
 
 from fastopt.backends.cuda import loader
 
-L2, L1, INF, P = 0, 1, 2, 3     # NormKind in csrc/include/fastopt/utils.h
+L2, L1, INF, P = 0, 1, 2, 3     # NormKind in csrc/include/fastopt/clipping.h
 _TABLE = "ppiq"
 KERNELS = {
     "scale": _TABLE + "T",
@@ -39,7 +39,7 @@ def scale(grads, *, coef):
     with loader.device_of(grads):
         t = _table([grads, None, None, None, None])
         if t.n_chunks:
-            loader.launch("utils", f"fastopt_scale_{loader.suffix(dtype)}",
+            loader.launch("clipping", f"fastopt_scale_{loader.suffix(dtype)}",
                           loader.grid_size(t.n_chunks), loader.BLOCK_THREADS, KERNELS["scale"],
                           (t.tensors, t.chunks, t.n_chunks, loader.CHUNK_SIZE, coef), dtype)
 
@@ -55,11 +55,11 @@ def grad_norm(grads, *, norm_type):
             return 0.0
         partial = loader.empty(t.n_chunks, np.float64)
         out = loader.empty(2, np.float64)
-        loader.launch("utils", f"fastopt_norm_partials_{loader.suffix(dtype)}",
+        loader.launch("clipping", f"fastopt_norm_partials_{loader.suffix(dtype)}",
                       loader.grid_size(t.n_chunks), loader.BLOCK_THREADS,
                       KERNELS["norm_partials"],
                       (t.tensors, t.chunks, t.n_chunks, loader.CHUNK_SIZE, partial, kind,
                        norm_type), dtype)
-        loader.launch("utils", "fastopt_norm_finish", 1, loader.BLOCK_THREADS,
+        loader.launch("clipping", "fastopt_norm_finish", 1, loader.BLOCK_THREADS,
                       KERNELS["norm_finish"], (partial, t.n_chunks, out, kind, norm_type), dtype)
         return float(loader.to_host(out)[1])

@@ -1,16 +1,12 @@
-// CPU loops of the weight-averaging and clipping utilities (fastopt.utils).
+// CPU loops of gradient clipping (fastopt.functional.clipping).
 #pragma once
-#include "fastopt/utils.h"
+#include "fastopt/clipping.h"
 #include "multi_tensor.h"
 
 namespace fastopt {
 
-// Roles per tensor: EMA (avg, param); scale (grad).
-template <typename T> using EmaList = TensorList<T, 2>;
+// Roles per tensor: (grad).
 template <typename T> using GradList = TensorList<T, 1>;
-
-template <typename T>
-void ema_cpu(const EmaList<T>& l, const EmaScalars<T>& s);
 
 // The combined norm accumulator over every element of every tensor (before
 // norm_finish). Deterministic: the elements are cut into fixed blocks of

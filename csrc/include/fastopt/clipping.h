@@ -1,8 +1,9 @@
-// Per-element maths of the weight-averaging and gradient-clipping utilities
-// (DESIGN.md s.3, docs/ARCHITECTURE.md): the one C++ statement of each formula,
-// included by the CPU loops (csrc/cpu/utils_kernels.cpp) and, later, the CUDA
-// kernels. The NumPy reference in fastopt/_ref/utils.py is the independent
-// statement they are tested against.
+// Per-element maths of gradient clipping (vector norms and scaling) (DESIGN.md
+// s.3, docs/ARCHITECTURE.md): the one C++ statement of each formula, included
+// by the CPU loops (csrc/cpu/clipping_kernels.cpp) and the CUDA kernels
+// (csrc/cuda/clipping.cu). The NumPy reference in
+// fastopt/backends/numpy/clipping.py is the independent statement they are
+// tested against.
 //
 // Norm accumulators are double whatever the element type, so a float32 norm
 // over 10^8 elements does not lose the small terms.
@@ -13,20 +14,6 @@ namespace fastopt {
 
 FASTOPT_HD double fo_abs(double x) { return x < 0.0 ? -x : x; }
 
-// ------------------------------------------------------------------- EMA
-// avg = decay * avg + (1 - decay) * param  (torch.optim.swa_utils EMA);
-// one_minus_decay is computed on the host in double.
-template <typename T>
-struct EmaScalars {
-  T decay, one_minus_decay;
-};
-
-template <typename T>
-FASTOPT_HD void ema_element(T& avg, T param, const EmaScalars<T>& s) {
-  avg = s.decay * avg + s.one_minus_decay * param;
-}
-
-// ---------------------------------------------------------- clipping
 // Kinds of vector norm: 2 (Euclidean), 1, infinity (max |g|), general p.
 enum NormKind : int { kNormL2 = 0, kNormL1 = 1, kNormInf = 2, kNormP = 3 };
 

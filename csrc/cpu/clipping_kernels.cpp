@@ -1,6 +1,6 @@
-// Loops of the EMA, norm and scale kernels; one instruction-set clone per
-// range function, the norm kind resolved to a template before the loop.
-#include "utils_kernels.h"
+// Loops of the norm and scale kernels; one instruction-set clone per range
+// function, the norm kind resolved to a template before the loop.
+#include "clipping_kernels.h"
 
 #include <cstddef>
 #include <vector>
@@ -30,12 +30,7 @@ FASTOPT_LOOP double norm_loop(const T* __restrict g, size_t n, double p) {
   return acc[0];
 }
 
-#define FASTOPT_UTILS_RANGE_FUNCTIONS(T)                                                   \
-  FASTOPT_CLONES void ema_range(T* avg, const T* param, size_t n, const EmaScalars<T>& s) { \
-    T* __restrict a = avg;                                                                  \
-    const T* __restrict x = param;                                                          \
-    for (size_t i = 0; i < n; ++i) ema_element(a[i], x[i], s);                              \
-  }                                                                                         \
+#define FASTOPT_CLIPPING_RANGE_FUNCTIONS(T)                                                \
   FASTOPT_CLONES double norm_range(const T* g, size_t n, int kind, double p) {              \
     switch (kind) {                                                                         \
       case kNormL2: return norm_loop<kNormL2>(g, n, p);                                     \
@@ -49,8 +44,8 @@ FASTOPT_LOOP double norm_loop(const T* __restrict g, size_t n, double p) {
     for (size_t i = 0; i < n; ++i) scale_element(x[i], coef);                               \
   }
 
-FASTOPT_UTILS_RANGE_FUNCTIONS(float)
-FASTOPT_UTILS_RANGE_FUNCTIONS(double)
+FASTOPT_CLIPPING_RANGE_FUNCTIONS(float)
+FASTOPT_CLIPPING_RANGE_FUNCTIONS(double)
 
 struct Block {
   const void* ptr;
@@ -58,13 +53,6 @@ struct Block {
 };
 
 }  // namespace
-
-template <typename T>
-void ema_cpu(const EmaList<T>& l, const EmaScalars<T>& s) {
-  multi_tensor_apply(l, kElementwiseGrain, [&](const std::array<T*, 2>& t, size_t o, size_t n) {
-    ema_range(t[0] + o, t[1] + o, n, s);
-  });
-}
 
 template <typename T>
 double norm_cpu(const GradList<T>& l, int kind, double p) {
@@ -101,11 +89,10 @@ void scale_cpu(const GradList<T>& l, T coef) {
   });
 }
 
-#define FASTOPT_UTILS_INSTANTIATE(T)                                  \
-  template void ema_cpu<T>(const EmaList<T>&, const EmaScalars<T>&); \
-  template double norm_cpu<T>(const GradList<T>&, int, double);      \
+#define FASTOPT_CLIPPING_INSTANTIATE(T)                          \
+  template double norm_cpu<T>(const GradList<T>&, int, double); \
   template void scale_cpu<T>(const GradList<T>&, T);
-FASTOPT_UTILS_INSTANTIATE(float)
-FASTOPT_UTILS_INSTANTIATE(double)
+FASTOPT_CLIPPING_INSTANTIATE(float)
+FASTOPT_CLIPPING_INSTANTIATE(double)
 
 }  // namespace fastopt

@@ -1,21 +1,15 @@
-// CUDA kernels of the weight-averaging and gradient-clipping utilities
-// (fastopt/utils.h, the header the CPU loops include). Lists of tensors go
-// through the multi-tensor table (multi_tensor.cuh): one launch per call for
-// EMA and scaling; the norm is per-chunk partials (a function of the sizes
-// alone, so deterministic on every GPU) then one block combining them in a
-// fixed order. Compiled at first use by cupy.RawModule
-// (fastopt/_cuda/loader.py) and by nvcc/NVRTC in tests/test_cuda_compile.py.
-#include "fastopt/utils.h"
+// CUDA kernels of gradient clipping (fastopt/clipping.h, the header the CPU
+// loops include). Lists of tensors go through the multi-tensor table
+// (multi_tensor.cuh): one launch per call for scaling; the norm is per-chunk
+// partials (a function of the sizes alone, so deterministic on every GPU) then
+// one block combining them in a fixed order. Compiled at first use by
+// cupy.RawModule (fastopt/backends/cuda/loader.py) and by nvcc/NVRTC in
+// tests/test_cuda_compile.py.
+#include "fastopt/clipping.h"
 #include "multi_tensor.cuh"
 
 namespace fastopt {
 namespace cuda {
-
-template <typename T>
-struct EmaOp {
-  EmaScalars<T> s;
-  __device__ __forceinline__ void operator()(T (&e)[kRoles]) const { ema_element(e[0], e[1], s); }
-};
 
 template <typename T>
 struct ScaleOp {
@@ -73,18 +67,12 @@ __device__ __forceinline__ void norm_finish_block(const double* __restrict__ par
 }  // namespace cuda
 }  // namespace fastopt
 
-// Argument lists are mirrored in fastopt/_cuda/utils.py (KERNELS).
+// Argument lists are mirrored in fastopt/backends/cuda/clipping.py (KERNELS).
 #define FASTOPT_TABLE_ARGS                                                                   \
   const fastopt::cuda::TensorEntry *tensors, const fastopt::cuda::ChunkEntry *chunks,        \
       int n_chunks, long long chunk_size
 
-#define FASTOPT_UTILS_ENTRY_POINTS(T, SUFFIX)                                                  \
-  extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBlockThreads)                   \
-      fastopt_ema_##SUFFIX(FASTOPT_TABLE_ARGS, T decay, T one_minus_decay) {                   \
-    using namespace fastopt::cuda;                                                             \
-    apply_chunks<T, 3u, 1u>(tensors, chunks, n_chunks, chunk_size,                             \
-                            EmaOp<T>{fastopt::EmaScalars<T>{decay, one_minus_decay}});          \
-  }                                                                                            \
+#define FASTOPT_CLIPPING_ENTRY_POINTS(T, SUFFIX)                                               \
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBlockThreads)                   \
       fastopt_scale_##SUFFIX(FASTOPT_TABLE_ARGS, T coef) {                                     \
     using namespace fastopt::cuda;                                                             \
@@ -99,8 +87,8 @@ __device__ __forceinline__ void norm_finish_block(const double* __restrict__ par
     else cuda::norm_partials<kNormP, T>(tensors, chunks, n_chunks, chunk_size, partial, p);   \
   }
 
-FASTOPT_UTILS_ENTRY_POINTS(float, f32)
-FASTOPT_UTILS_ENTRY_POINTS(double, f64)
+FASTOPT_CLIPPING_ENTRY_POINTS(float, f32)
+FASTOPT_CLIPPING_ENTRY_POINTS(double, f64)
 
 // out[0] = the combined accumulator, out[1] = the norm. One block.
 extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBlockThreads)

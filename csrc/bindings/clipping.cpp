@@ -1,25 +1,13 @@
-// pybind11 entry points of the EMA and gradient-clipping kernels. Lists of
-// arrays (a single array is a list of one), validated by fastopt/utils.py.
-#include "../cpu/utils_kernels.h"
+// pybind11 entry points of the gradient-clipping kernels (norm, scale). Lists
+// of arrays (a single array is a list of one), validated by
+// fastopt/functional/clipping.py.
+#include "../cpu/clipping_kernels.h"
 #include "arrays.h"
 
 #include <cmath>
 
 namespace fastopt {
 namespace {
-
-template <typename T>
-void ema(ArrayList<T> avgs, const ArrayList<T> params, double decay, double one_minus_decay) {
-  EmaList<T> l;
-  l.ptrs.assign(avgs.size(), {nullptr, nullptr});
-  l.sizes.resize(avgs.size());
-  for (std::size_t t = 0; t < avgs.size(); ++t) l.sizes[t] = static_cast<std::size_t>(avgs[t].size());
-  fill_role(l.ptrs, avgs, 0);
-  fill_role_const(l.ptrs, params, 1);
-  EmaScalars<T> s{T(decay), T(one_minus_decay)};
-  py::gil_scoped_release nogil;
-  ema_cpu(l, s);
-}
 
 template <typename T>
 GradList<T> grad_list(ArrayList<T>& grads, bool writable) {
@@ -50,15 +38,13 @@ void scale(ArrayList<T> grads, double coef) {
 template <typename T>
 void define(py::module_& m) {
   using py::arg;
-  m.def("ema_update", &ema<T>, arg("avgs").noconvert(), arg("params").noconvert(), arg("decay"),
-        arg("one_minus_decay"));
   m.def("grad_norm", &grad_norm<T>, arg("grads").noconvert(), arg("kind"), arg("p"));
   m.def("scale", &scale<T>, arg("grads").noconvert(), arg("coef"));
 }
 
 }  // namespace
 
-void register_utils(py::module_& m) {
+void register_clipping(py::module_& m) {
   define<float>(m);
   define<double>(m);
 }
