@@ -48,7 +48,11 @@ def plain_expr(spec):
     if None in tests:
         raise ValueError(f"{spec.name} has a parameter without a fast pre-check")
     tests += [f"({r.expr})" for r in spec.rules]
-    tests += [f"(not ({r.when.expr}) or {r.name} is not None)" for r in spec.arrays if r.when]
+    for r in spec.arrays:
+        if r.when is not None:
+            e = r.when.expr
+            off = e[4:] if e.startswith("not ") else f"not ({e})"
+            tests.append(f"({off} or {r.name} is not None)")
     return "\n            and ".join(tests)
 
 
@@ -88,11 +92,12 @@ def _document(fn, spec):
 
 def entry(name, native=None, native_args=None, returns_result=False):
     """Decorator of the public entry point of kernel ``name``: appends its
-    parameter list to the docstring and, when ``native`` (a ``_core.*_fast``
-    function) exists, puts the generated pre-check and ``native(native_args)``
-    (source text over the parameter names and the module's globals) in front.
-    ``native`` returns False (or None when ``returns_result``) for a call it
-    declines; then the decorated function validates and runs it."""
+    parameter list to the docstring and, when ``native`` is given (the name of
+    a module global holding a ``_core.*_fast`` function, or None when the
+    extension is not built), puts in front the generated pre-check and
+    ``native(native_args)`` (source text over the parameter names and the
+    module's globals). ``native`` returns False (None when ``returns_result``)
+    for a call it declines; then the decorated function validates and runs it."""
     spec = _specs.KERNELS[name]
 
     def wrap(fn):
@@ -107,14 +112,15 @@ def entry(name, native=None, native_args=None, returns_result=False):
                 seen_star = True
             params.append(p.name if p.default is p.empty else f"{p.name}=_defaults[{p.name!r}]")
             forward.append(p.name if p.kind is p.POSITIONAL_OR_KEYWORD else f"{p.name}={p.name}")
-        head = f"    if ({plain_expr(spec)}):\n"
+        # `native` is looked up in the module's globals on every call, as the
+        # hand-written checks did (tests switch the fast path off by setting it to None).
+        test = f"{native} is not None\n            and {plain_expr(spec)}"
         if returns_result:
-            head += (f"        _out = _native({native_args})\n"
-                     f"        if _out is not None:\n            return _out\n")
+            head = (f"    if ({test}):\n        _out = {native}({native_args})\n"
+                    f"        if _out is not None:\n            return _out\n")
         else:
-            head = (f"    if ({plain_expr(spec)}\n            and _native({native_args})):\n"
-                    f"        return\n")
-        src = (f"def _make(_native, _validated, _defaults, _INF):\n"
+            head = f"    if ({test}\n            and {native}({native_args})):\n        return\n"
+        src = (f"def _make(_validated, _defaults, _INF):\n"
                f"  def {fn.__name__}({', '.join(params)}):\n"
                + "".join("  " + line + "\n" for line in head.splitlines())
                + f"      return _validated({', '.join(forward)})\n"
@@ -124,7 +130,7 @@ def entry(name, native=None, native_args=None, returns_result=False):
         scope = {}
         exec(compile(src, filename, "exec"), fn.__globals__, scope)
         defaults = {p.name: p.default for p in sig.parameters.values()}
-        public = scope["_make"](native, fn, defaults, float("inf"))
+        public = scope["_make"](fn, defaults, float("inf"))
         public.__doc__, public.__module__ = fn.__doc__, fn.__module__
         public.__qualname__, public.__wrapped__ = fn.__qualname__, fn
         public.source = src   # for readers: print(fastopt.adam_step.source)

@@ -52,6 +52,7 @@ class Hyper:
     name: str
     kind: Kind
     default: object = REQUIRED
+    per_call: bool = False    # set per call (or per class), not an optimizer group option
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class Kernel:
 
 
 def _backend():
-    return Hyper("backend", BACKEND, "auto")
+    return Hyper("backend", BACKEND, "auto", per_call=True)
 
 
 def _state(name, when=None):
@@ -124,7 +125,7 @@ _MAXIMIZE = Hyper("maximize", FLAG, False)
 KERNELS = {k.name: k for k in (
     Kernel("sgd_step", (_PARAM, _GRAD, _state("momentum_buffer", Need("momentum", "!=", 0))),
            (_LR, Hyper("momentum", NON_NEGATIVE, 0.0), Hyper("dampening", FINITE, 0.0), _WD,
-            Hyper("nesterov", FLAG, False), _MAXIMIZE, Hyper("first_step", FLAG, False),
+            Hyper("nesterov", FLAG, False), _MAXIMIZE, Hyper("first_step", FLAG, False, per_call=True),
             _backend()),
            (Rule("not nesterov or (momentum > 0 and dampening == 0)",
                  "Nesterov momentum requires a momentum and zero dampening"),)),
@@ -137,11 +138,11 @@ KERNELS = {k.name: k for k in (
     Kernel("adam_step",
            (_PARAM, _GRAD, _state("exp_avg"), _state("exp_avg_sq"),
             _state("max_exp_avg_sq", Need("amsgrad", "==", True))),
-           (Hyper("step", STEP), _LR, Hyper("beta1", UNIT, 0.9), Hyper("beta2", UNIT, 0.999),
-            Hyper("eps", NON_NEGATIVE, 1e-8), _WD, Hyper("decoupled_weight_decay", FLAG, False),
+           (Hyper("step", STEP, per_call=True), _LR, Hyper("beta1", UNIT, 0.9), Hyper("beta2", UNIT, 0.999),
+            Hyper("eps", NON_NEGATIVE, 1e-8), _WD, Hyper("decoupled_weight_decay", FLAG, False, per_call=True),
             Hyper("amsgrad", FLAG, False), _MAXIMIZE, _backend())),
     Kernel("adagrad_step", (_PARAM, _GRAD, _state("state_sum")),
-           (Hyper("step", STEP), _LR, Hyper("lr_decay", NON_NEGATIVE, 0.0),
+           (Hyper("step", STEP, per_call=True), _LR, Hyper("lr_decay", NON_NEGATIVE, 0.0),
             Hyper("eps", NON_NEGATIVE, 1e-10), _WD, _MAXIMIZE, _backend()),
            group_options=(Hyper("initial_accumulator_value", NON_NEGATIVE, 0.0),)),
     Kernel("batch_norm_forward",

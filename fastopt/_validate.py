@@ -296,6 +296,32 @@ def rules(spec, h, values):
             raise ValueError(role.missing)
 
 
+def group(spec, g):
+    """Checks a parameter group of an optimizer class on ``spec``'s kernel: its
+    options (``lr`` may be a schedule: any callable; ``per_call`` ones only when
+    present, as in torch's groups), Adam's ``betas`` pair (torch's messages) and the
+    class's extra options, then the rules."""
+    h = {}
+    for hp in spec.hypers + spec.group_options:
+        if hp.name in ("beta1", "beta2") and "betas" in g:   # torch's classes pair them
+            if hp.name == "beta1":
+                _betas(spec, g["betas"])
+        elif (not hp.per_call or hp.name in g) and not (hp.name == "lr" and callable(g["lr"])):
+            h[hp.name] = check(hp.kind, hp.name, g[hp.name])
+    for rule in spec.rules:
+        if not _holds(rule.expr, h):
+            raise ValueError(rule.message)
+
+
+def _betas(spec, betas):
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"Invalid betas value: {betas!r} (must be a pair)")
+    for i, b in enumerate(betas):
+        b = real(f"betas[{i}]", b)
+        if not spec.hyper(f"beta{i + 1}").kind.contains(b):
+            raise ValueError(f"Invalid beta parameter at index {i}: {b}")
+
+
 def call(spec, values):
     """The whole check of one call of a kernel whose arrays all share one shape:
     arrays, hyper-parameters, rules. Returns ``(checked, h)``; in ``checked`` an

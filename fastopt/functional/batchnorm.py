@@ -38,7 +38,7 @@ def _channels(x, name):
     return a, c, count
 
 
-@entry("batch_norm_forward", _forward_fast,
+@entry("batch_norm_forward", "_forward_fast",
        "x, gamma, beta, running_mean, running_var, training, momentum, eps, backend",
        returns_result=True)
 def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=True, momentum=0.1,
@@ -102,8 +102,8 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
     return y, save_mean, save_invstd
 
 
-@entry("batch_norm_backward", _backward_fast, "dy, x, gamma, save_mean, save_invstd, training, backend",
-       returns_result=True)
+@entry("batch_norm_backward", "_backward_fast",
+       "dy, x, gamma, save_mean, save_invstd, training, backend", returns_result=True)
 def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, backend="auto"):
     """Batch normalization backward: returns ``(dx, dgamma, dbeta)``.
 

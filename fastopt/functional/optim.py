@@ -29,7 +29,7 @@ def _run(family, fn, checked, backend, *args, **kwargs):
     getattr(_backends.module(family, name), fn)(*args, **kwargs)
 
 
-@entry("sgd_step", _sgd_fast,
+@entry("sgd_step", "_sgd_fast",
        "param, grad, momentum_buffer, lr, momentum, 1.0 - dampening, weight_decay, "
        "-1.0 if maximize else 1.0, nesterov, first_step, backend")
 def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0,
@@ -60,7 +60,7 @@ def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0
          nesterov=h["nesterov"], maximize=h["maximize"], first_step=h["first_step"])
 
 
-@entry("rmsprop_step", _rmsprop_fast,
+@entry("rmsprop_step", "_rmsprop_fast",
        "param, grad, square_avg, grad_avg, momentum_buffer, *_scalars.rmsprop(lr=lr, alpha=alpha, "
        "eps=eps, weight_decay=weight_decay, momentum=momentum, maximize=maximize), centered, "
        "backend")
@@ -88,7 +88,7 @@ def rmsprop_step(param, grad, square_avg, *, lr, alpha=0.99, eps=1e-8, weight_de
          weight_decay=h["weight_decay"], momentum=h["momentum"], maximize=h["maximize"])
 
 
-@entry("adam_step", _adam_fast,
+@entry("adam_step", "_adam_fast",
        "param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *_scalars.adam(step=step, lr=lr, "
        "beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, "
        "decoupled=decoupled_weight_decay, maximize=maximize), "
@@ -122,7 +122,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, beta1=0.9, beta2=0.
          maximize=h["maximize"])
 
 
-@entry("adagrad_step", _adagrad_fast,
+@entry("adagrad_step", "_adagrad_fast",
        "param, grad, state_sum, *_scalars.adagrad(step=step, lr=lr, lr_decay=lr_decay, eps=eps, "
        "weight_decay=weight_decay, maximize=maximize), backend")
 def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay=0.0, eps=1e-10,
