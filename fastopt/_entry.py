@@ -48,11 +48,7 @@ def plain_expr(spec):
     if None in tests:
         raise ValueError(f"{spec.name} has a parameter without a fast pre-check")
     tests += [f"({r.expr})" for r in spec.rules]
-    for r in spec.arrays:
-        if r.when is not None:
-            e = r.when.expr
-            off = e[4:] if e.startswith("not ") else f"not ({e})"
-            tests.append(f"({off} or {r.name} is not None)")
+    tests += [f"({r.when.off} or {r.name} is not None)" for r in spec.arrays if r.when]
     return "\n            and ".join(tests)
 
 

@@ -65,15 +65,25 @@ class Need:
 
     @property
     def expr(self) -> str:
-        if self.op == "==" and isinstance(self.value, bool):
-            return self.option if self.value else f"not {self.option}"
-        return f"{self.option} {self.op} {self.value!r}"
+        return self._expr(self.op, True)
+
+    @property
+    def off(self) -> str:
+        """The negation: when the array is not needed."""
+        return self._expr({"==": "!=", "!=": "==", ">": "<="}[self.op], False)
+
+    def _expr(self, op, positive):
+        if isinstance(self.value, bool):
+            return self.option if self.value == positive else f"not {self.option}"
+        # a float literal: the options are floats by then, and float == float is the fast compare
+        return f"{self.option} {op} {float(self.value)!r}"
 
     @property
     def text(self) -> str:
+        """How errors and docstrings say it: ``momentum != 0``, ``centered=True``."""
         if self.op == "==" and isinstance(self.value, bool):
             return f"{self.option}={self.value}"
-        return self.expr
+        return f"{self.option} {self.op} {self.value}"
 
 
 @dataclass(frozen=True)
@@ -127,7 +137,7 @@ KERNELS = {k.name: k for k in (
            (_LR, Hyper("momentum", NON_NEGATIVE, 0.0), Hyper("dampening", FINITE, 0.0), _WD,
             Hyper("nesterov", FLAG, False), _MAXIMIZE, Hyper("first_step", FLAG, False, per_call=True),
             _backend()),
-           (Rule("not nesterov or (momentum > 0 and dampening == 0)",
+           (Rule("not nesterov or (momentum > 0.0 and dampening == 0.0)",
                  "Nesterov momentum requires a momentum and zero dampening"),)),
     Kernel("rmsprop_step",
            (_PARAM, _GRAD, _state("square_avg"), _state("momentum_buffer", Need("momentum", ">", 0)),
