@@ -12,6 +12,7 @@ import operator
 
 import numpy as np
 
+from fastopt import _specs
 from fastopt._arrays import as_array, is_cupy
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -148,14 +149,6 @@ def arrays(*named, dtypes=FLOAT_DTYPES):
     return Checked(lists, is_list, bool(state.on_gpu), state.dtype)
 
 
-def positive(name, value):
-    """value > 0 (e.g. batch norm's eps)."""
-    value = real(name, value)
-    if not value > 0.0:
-        raise ValueError(f"Invalid {name} value: {value} (must be > 0)")
-    return value
-
-
 def shaped_arrays(*named, dtypes=FLOAT_DTYPES):
     """Checks the arrays of a call whose arrays have different shapes.
 
@@ -220,39 +213,13 @@ def real(name, value):
     return value
 
 
-def at_least(name, value, low=0.0):
-    value = real(name, value)
-    if not value >= low:
-        raise ValueError(f"Invalid {name} value: {value} (must be >= {low})")
-    return value
-
-
-def unit_interval(name, value, *, closed_right=False):
-    """0 <= value < 1 (or <= 1 when closed_right)."""
-    value = real(name, value)
-    ok = 0.0 <= value <= 1.0 if closed_right else 0.0 <= value < 1.0
-    if not ok:
-        raise ValueError(f"Invalid {name} value: {value} (must be in [0, 1{']' if closed_right else ')'})")
-    return value
-
-
-def finite(name, value):
-    value = real(name, value)
-    if not math.isfinite(value):
-        raise ValueError(f"Invalid {name} value: {value} (must be finite)")
-    return value
-
-
-def step(value):
+def integer(name, value):
     if isinstance(value, (bool, np.bool_)):
-        raise TypeError("step must be an int, got bool")
+        raise TypeError(f"{name} must be an int, got bool")
     try:
-        value = operator.index(value)
+        return operator.index(value)
     except TypeError:
-        raise TypeError(f"step must be an int, got {type(value).__name__}") from None
-    if value < 1:
-        raise ValueError(f"Invalid step value: {value} (must be >= 1)")
-    return value
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
 
 
 def backend(value):
@@ -261,17 +228,115 @@ def backend(value):
     return value
 
 
+_CONVERT = {"real": real, "int": integer, "bool": flag,
+            "str": lambda name, value: backend(value), "shape": lambda name, value: shape(value)}
+
+
+def check(kind, name, value):
+    """``value`` as a parameter of ``kind`` (fastopt._specs): converted (float, int,
+    bool, tuple), else TypeError for its type or ValueError for its range."""
+    value = _CONVERT[kind.type](name, value)
+    if kind.type in ("real", "int") and not kind.contains(value):
+        raise ValueError(f"Invalid {name} value: {value} ({kind.rule})")
+    return value
+
+
+def at_least(name, value):
+    return check(_specs.NON_NEGATIVE, name, value)
+
+
+def unit_interval(name, value, *, closed_right=False):
+    """0 <= value < 1 (or <= 1 when closed_right)."""
+    return check(_specs.CLOSED_UNIT if closed_right else _specs.UNIT, name, value)
+
+
+def finite(name, value):
+    return check(_specs.FINITE, name, value)
+
+
+def positive(name, value):
+    """value > 0 (e.g. batch norm's eps)."""
+    return check(_specs.POSITIVE, name, value)
+
+
+def step(value):
+    return check(_specs.STEP, "step", value)
+
+
 def seed(value):
     """A seed of the counter-based generators: an int in [0, 2**64)."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError("seed must be an int, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"seed must be an int, got {type(value).__name__}") from None
-    if not 0 <= value < 2 ** 64:
-        raise ValueError(f"Invalid seed value: {value} (must be in [0, 2**64))")
-    return value
+    return check(_specs.SEED, "seed", value)
+
+
+def hypers(spec, values):
+    """Checks ``spec``'s hyper-parameters (table order) in ``values`` (name -> value
+    passed, e.g. the entry point's ``locals()``); returns name -> converted value."""
+    return {h.name: check(h.kind, h.name, values[h.name]) for h in spec.hypers}
+
+
+_compiled = {}
+
+
+def _holds(expr, values):
+    code = _compiled.get(expr)
+    if code is None:
+        code = _compiled[expr] = compile(expr, "<fastopt._specs rule>", "eval")
+    return eval(code, {}, values)
+
+
+def rules(spec, h, values):
+    """The cross-parameter rules, then the arrays options make required (ValueError).
+    ``h``: the checked hyper-parameters; ``values``: everything passed."""
+    scope = dict(values, **h)
+    for rule in spec.rules:
+        if not _holds(rule.expr, scope):
+            raise ValueError(rule.message)
+    for role in spec.arrays:
+        if role.when is not None and values[role.name] is None and _holds(role.when.expr, scope):
+            raise ValueError(role.missing)
+
+
+def group(spec, g):
+    """Checks a parameter group of an optimizer class on ``spec``'s kernel: its
+    options (``lr`` may be a schedule: any callable; ``per_call`` ones only when
+    present, as in torch's groups), Adam's ``betas`` pair (torch's messages) and the
+    class's extra options, then the rules."""
+    h = {}
+    for hp in spec.hypers + spec.group_options:
+        if hp.name in ("beta1", "beta2") and "betas" in g:   # torch's classes pair them
+            if hp.name == "beta1":
+                _betas(spec, g["betas"])
+        elif (not hp.per_call or hp.name in g) and not (hp.name == "lr" and callable(g["lr"])):
+            h[hp.name] = check(hp.kind, hp.name, g[hp.name])
+    for rule in spec.rules:
+        if not _holds(rule.expr, h):
+            raise ValueError(rule.message)
+
+
+def _betas(spec, betas):
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"Invalid betas value: {betas!r} (must be a pair)")
+    for i, b in enumerate(betas):
+        b = real(f"betas[{i}]", b)
+        if not spec.hyper(f"beta{i + 1}").kind.contains(b):
+            raise ValueError(f"Invalid beta parameter at index {i}: {b}")
+
+
+def call(spec, values):
+    """The whole check of one call of a kernel whose arrays all share one shape:
+    arrays, hyper-parameters, rules. Returns ``(checked, h)``; in ``checked`` an
+    optional array whose option is off is None (passed but unused)."""
+    c = arrays(*[(r.name, values[r.name], r.written is True) for r in spec.arrays
+                 if r.dtype == "float"])
+    h = hypers(spec, values)
+    rules(spec, h, values)
+    scope = None
+    for role in spec.arrays:
+        if role.when is not None and c.lists[role.name] is not None:
+            scope = scope or dict(values, **h)
+            if not _holds(role.when.expr, scope):
+                c.lists[role.name] = None
+    return c, h
 
 
 def shape(value):

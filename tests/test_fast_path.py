@@ -119,3 +119,147 @@ def test_batch_norm_fast_path_leaves_other_backends_to_python(rng, monkeypatch):
     assert _fast_forward(d, backend="numpy") is None
     monkeypatch.setenv("FASTOPT_BACKEND", "numba")
     assert _fast_forward(d) is None
+
+
+# -------------------------------------- every optimizer step (issue 17)
+# The roles come from fastopt._specs, so each kernel's native fast path is
+# tried on every array error of the error tables, for every one of its arrays.
+from fastopt import _scalars  # noqa: E402
+from fastopt._specs import KERNELS  # noqa: E402
+
+STEPS = ["sgd_step", "rmsprop_step", "adam_step", "adagrad_step"]
+ALL_ON = {"sgd_step": dict(lr=0.1, momentum=0.9),
+          "rmsprop_step": dict(lr=0.01, momentum=0.9, centered=True),
+          "adam_step": dict(step=2, lr=0.01, amsgrad=True), "adagrad_step": dict(step=2, lr=0.1)}
+
+
+def step_arrays(kernel, rng, n=64):
+    """Every array of the kernel (optional ones too), fresh random float32, by role."""
+    out = {}
+    for r in KERNELS[kernel].arrays:
+        a = rng.standard_normal(n)
+        if r.name in ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "state_sum"):
+            a = np.abs(a) + 1.0
+        out[r.name] = (a * 0.1 if r.name == "grad_avg" else a).astype(np.float32)
+    return out
+
+
+def fast_step(kernel, a, backend="auto", **opts):
+    """The kernel's native fast function on the arrays ``a`` (missing roles: None)."""
+    from fastopt import _core
+    o = dict(ALL_ON[kernel], **opts)
+    get = a.get
+    if kernel == "sgd_step":
+        return _core.sgd_step_fast(get("param"), get("grad"), get("momentum_buffer"), o["lr"],
+                                   o["momentum"], 1.0, 0.0, 1.0, False, False, backend)
+    if kernel == "rmsprop_step":
+        s = _scalars.rmsprop(lr=o["lr"], alpha=0.99, eps=1e-8, weight_decay=0.0,
+                             momentum=o["momentum"], maximize=False)
+        return _core.rmsprop_step_fast(get("param"), get("grad"), get("square_avg"),
+                                       get("grad_avg"), get("momentum_buffer"), *s,
+                                       o["centered"], backend)
+    if kernel == "adagrad_step":
+        s = _scalars.adagrad(step=o["step"], lr=o["lr"], lr_decay=0.0, eps=1e-10,
+                             weight_decay=0.0, maximize=False)
+        return _core.adagrad_step_fast(get("param"), get("grad"), get("state_sum"), *s, backend)
+    return _core.adam_step_fast(get("param"), get("grad"), get("exp_avg"), get("exp_avg_sq"),
+                                get("max_exp_avg_sq"), *SCALARS, 0, o["amsgrad"], backend)
+
+
+def _set(name, f):
+    return lambda a: a.__setitem__(name, f(a[name]))
+
+
+def _readonly(name):
+    def mutate(a):
+        a[name].setflags(write=False)
+    return mutate
+
+
+def step_errors(kernel):
+    """(id, mutate, error, match): the error tables' array cases, for every role."""
+    roles = KERNELS[kernel].arrays
+    ref = roles[0].name
+    cases = []
+    for i, r in enumerate(roles):
+        n = r.name
+        cases += [
+            (f"{n}-list", _set(n, lambda x: [x]), TypeError,
+             f"{roles[1].name} must be a list of arrays like {ref}" if i == 0
+             else f"{n} is a list but {ref}"),
+            (f"{n}-memoryview", _set(n, lambda x: memoryview(x.tobytes())), TypeError,
+             f"{n} must be a numpy.ndarray"),
+            (f"{n}-noncontiguous", _set(n, lambda x: np.repeat(x, 2)[::2]), ValueError,
+             f"{n} is not C-contiguous"),
+            (f"{n}-byteswapped", _set(n, lambda x: x.astype(">f4")), TypeError, f"{n} has dtype >f4"),
+        ]
+        if i == 0:
+            cases.append((f"{n}-int32", _set(n, lambda x: x.astype(np.int32)), TypeError,
+                          f"{n} has dtype int32"))
+        else:
+            cases += [
+                (f"{n}-float64", _set(n, lambda x: x.astype(np.float64)), TypeError,
+                 f"{n} has dtype float64"),
+                (f"{n}-short", _set(n, lambda x: x[:32]), ValueError, rf"{n} has shape \(32,\)"),
+                (f"{n}-2d", _set(n, lambda x: x.reshape(8, 8)), ValueError, rf"{n} has shape \(8, 8\)"),
+            ]
+        if r.written is True:
+            cases.append((f"{n}-readonly", _readonly(n), ValueError, f"{n} is read-only"))
+        for other in roles[i + 1:]:
+            cases.append((f"{n}-overlaps-{other.name}",
+                          lambda a, n=n, o=other.name: a.__setitem__(o, a[n]),
+                          ValueError, f"{n} and {other.name} overlap"))
+    cases.append(("all-float16", lambda a: a.update({k: x.astype(np.float16) for k, x in a.items()}),
+                  TypeError, "float16"))
+    return cases
+
+
+STEP_ERRORS = [(k,) + c for k in STEPS for c in step_errors(k)]
+
+
+@pytest.mark.parametrize("kernel, case, mutate, error, match", STEP_ERRORS,
+                         ids=[f"{k}-{c}" for k, c, *_ in STEP_ERRORS])
+def test_step_fast_paths_refuse_every_bad_call(kernel, case, mutate, error, match, rng):
+    import fastopt
+    a = step_arrays(kernel, rng)
+    mutate(a)
+    arrays = [x for x in a.values() if isinstance(x, np.ndarray)]
+    before = snapshot(*arrays)
+    assert fast_step(kernel, a) is False
+    assert_unchanged(arrays, before)
+    # and it is a bad call: the validated path names it
+    with pytest.raises(error, match=match):
+        getattr(fastopt, kernel)(**a, **ALL_ON[kernel])
+    assert_unchanged(arrays, before)
+
+
+MISSING = [(k, r) for k in STEPS for r in KERNELS[k].arrays if r.when is not None]
+
+
+@pytest.mark.parametrize("kernel, role", MISSING, ids=[f"{k}-{r.name}" for k, r in MISSING])
+def test_step_fast_paths_refuse_missing_required_arrays(kernel, role, rng):
+    a = step_arrays(kernel, rng)
+    a[role.name] = None
+    arrays = [x for x in a.values() if x is not None]
+    before = snapshot(*arrays)
+    assert fast_step(kernel, a) is False   # ALL_ON turns every option on
+    assert_unchanged(arrays, before)
+
+
+@pytest.mark.parametrize("kernel", STEPS)
+def test_step_fast_paths_run_plain_calls_and_lists_and_leave_other_backends(kernel, rng,
+                                                                           monkeypatch):
+    a = step_arrays(kernel, rng)
+    before = snapshot(*a.values())
+    assert fast_step(kernel, a, backend="numpy") is False
+    assert_unchanged(list(a.values()), before)
+    assert fast_step(kernel, a) is True
+    assert not np.array_equal(a["param"], before[0])
+    lists = {}
+    for n in (3, 5):
+        for k, x in step_arrays(kernel, rng, n).items():
+            lists.setdefault(k, []).append(x)
+    assert fast_step(kernel, lists) is True
+    assert fast_step(kernel, {k: tuple(x) for k, x in lists.items()}) is False   # tuples: Python
+    monkeypatch.setenv("FASTOPT_BACKEND", "numba")
+    assert fast_step(kernel, step_arrays(kernel, rng)) is False

@@ -4,8 +4,11 @@ native call for the whole list)."""
 from __future__ import annotations
 
 from fastopt import backends as _backends, _validate as v
+from fastopt._entry import entry
+from fastopt._specs import KERNELS
 
 
+@entry("ema_update")
 def ema_update(avg, param, decay, backend="auto"):
     """Exponential moving average of parameters, in place::
 
@@ -20,6 +23,5 @@ def ema_update(avg, param, decay, backend="auto"):
     >>> avg = p.copy()
     >>> for _ in range(steps): train_step(p); fastopt.ema_update(avg, p, 0.999)
     """
-    c = v.arrays(("avg", avg, True), ("param", param, False))
-    decay = v.unit_interval("decay", decay, closed_right=True)
-    _backends.module("averaging", _backends.choose(v.backend(backend), c.on_gpu)).ema(c["avg"], c["param"], decay=decay)
+    c, h = v.call(KERNELS["ema_update"], locals())
+    _backends.module("averaging", _backends.choose(h["backend"], c.on_gpu)).ema(c["avg"], c["param"], decay=h["decay"])

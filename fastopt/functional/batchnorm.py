@@ -14,19 +14,19 @@ import math
 
 from fastopt import backends as _backends, _validate as v
 from fastopt._arrays import as_array
+from fastopt._entry import entry
+from fastopt._specs import KERNELS
 
 try:
     # Native fast path (csrc/validate/fast_path.h): runs plainly valid calls on
     # the cpp backend and returns None for everything else, which then goes
-    # through the Python validator below (its checks cost ~15 us a call). The
-    # scalar pre-checks are conservative: anything unusual takes that path.
+    # through the validated function (its checks cost ~15 us a call). The
+    # scalar pre-check (``entry``, generated from fastopt._specs) is
+    # conservative: anything unusual takes that path.
     from fastopt._core import (batch_norm_backward_fast as _backward_fast,
                                batch_norm_forward_fast as _forward_fast)
 except ImportError:  # pragma: no cover - extension not built
     _forward_fast = _backward_fast = None
-
-_INF = float("inf")
-
 
 def _channels(x, name):
     a = as_array(x, name)
@@ -38,6 +38,9 @@ def _channels(x, name):
     return a, c, count
 
 
+@entry("batch_norm_forward", "_forward_fast",
+       "x, gamma, beta, running_mean, running_var, training, momentum, eps, backend",
+       returns_result=True)
 def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=True, momentum=0.1,
                        eps=1e-5, backend="auto"):
     """Batch normalization forward: returns ``(y, save_mean, save_invstd)``.
@@ -76,23 +79,11 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
     >>> rm, rv = np.zeros(16, np.float32), np.ones(16, np.float32)
     >>> y, mean, invstd = fastopt.batch_norm_forward(x, gamma, beta, rm, rv)
     """
-    if (_forward_fast is not None and type(training) is bool and type(momentum) is float
-            and 0.0 <= momentum <= 1.0 and type(eps) is float and 0.0 < eps < _INF
-            and type(backend) is str):
-        out = _forward_fast(x, gamma, beta, running_mean, running_var, training, momentum, eps,
-                            backend)
-        if out is not None:
-            return out
-    training = v.flag("training", training)
-    momentum = v.unit_interval("momentum", momentum, closed_right=True)
-    eps = v.positive("eps", eps)
-    backend = v.backend(backend)
+    spec = KERNELS["batch_norm_forward"]
+    h = v.hypers(spec, locals())
+    training, momentum, eps, backend = h["training"], h["momentum"], h["eps"], h["backend"]
     xa, C, M = _channels(x, "x")
-    if (running_mean is None) != (running_var is None):
-        raise ValueError("running_mean and running_var must both be arrays or both be None")
-    if running_mean is None and not training:
-        raise ValueError("eval (training=False) normalizes with running_mean and running_var: "
-                         "they cannot be None")
+    v.rules(spec, h, locals())
     c = v.shaped_arrays(("x", xa, False, None), ("gamma", gamma, False, (C,)),
                         ("beta", beta, False, (C,)),
                         ("running_mean", running_mean, training, (C,)),
@@ -111,6 +102,8 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
     return y, save_mean, save_invstd
 
 
+@entry("batch_norm_backward", "_backward_fast",
+       "dy, x, gamma, save_mean, save_invstd, training, backend", returns_result=True)
 def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, backend="auto"):
     """Batch normalization backward: returns ``(dx, dgamma, dbeta)``.
 
@@ -129,12 +122,8 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, 
 
     >>> dx, dgamma, dbeta = fastopt.batch_norm_backward(dy, x, gamma, mean, invstd)
     """
-    if _backward_fast is not None and type(training) is bool and type(backend) is str:
-        out = _backward_fast(dy, x, gamma, save_mean, save_invstd, training, backend)
-        if out is not None:
-            return out
-    training = v.flag("training", training)
-    backend = v.backend(backend)
+    h = v.hypers(KERNELS["batch_norm_backward"], locals())
+    training, backend = h["training"], h["backend"]
     xa, C, M = _channels(x, "x")
     c = v.shaped_arrays(("x", xa, False, None), ("dy", dy, False, tuple(xa.shape)),
                         ("gamma", gamma, False, (C,)), ("save_mean", save_mean, False, (C,)),

@@ -11,28 +11,24 @@ import math
 
 
 from fastopt import backends as _backends, _validate as v
+from fastopt._entry import entry
+from fastopt._specs import KERNELS
 
 
 def _module(checked, backend):
-    return _backends.module("clipping", _backends.choose(v.backend(backend), checked.on_gpu))
+    return _backends.module("clipping", _backends.choose(backend, checked.on_gpu))
 
 
-def _norm_type(norm_type):
-    norm_type = v.real("norm_type", norm_type)
-    if not norm_type > 0.0:
-        raise ValueError(f"Invalid norm_type value: {norm_type} (must be > 0 or inf)")
-    return norm_type
-
-
+@entry("grad_norm")
 def grad_norm(grads, norm_type=2.0, backend="auto"):
     """The total ``norm_type``-norm of all gradients together, as a float:
     ``(sum over every element of |g|^p)^(1/p)``, ``max |g|`` for ``inf``
     (``torch.nn.utils.get_total_norm``). Reduced in double."""
-    c = v.arrays(("grads", grads, False))
-    norm_type = _norm_type(norm_type)
-    return float(_module(c, backend).grad_norm(c["grads"], norm_type=norm_type))
+    c, h = v.call(KERNELS["grad_norm"], locals())
+    return float(_module(c, h["backend"]).grad_norm(c["grads"], norm_type=h["norm_type"]))
 
 
+@entry("clip_grad_norm")
 def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False, backend="auto"):
     """Scales gradients in place so that their total norm is at most ``max_norm``;
     returns the total norm before clipping (a float).
@@ -52,13 +48,11 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False, bac
 
     >>> total = fastopt.clip_grad_norm(grads, max_norm=1.0)
     """
-    c = v.arrays(("grads", grads, True))
-    max_norm = v.at_least("max_norm", max_norm)
-    norm_type = _norm_type(norm_type)
-    error_if_nonfinite = v.flag("error_if_nonfinite", error_if_nonfinite)
-    mod = _module(c, backend)
+    c, h = v.call(KERNELS["clip_grad_norm"], locals())
+    max_norm, norm_type = h["max_norm"], h["norm_type"]
+    mod = _module(c, h["backend"])
     norm = float(mod.grad_norm(c["grads"], norm_type=norm_type))
-    if error_if_nonfinite and not math.isfinite(norm):
+    if h["error_if_nonfinite"] and not math.isfinite(norm):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients is non-finite, "
                            f"so it cannot be clipped. To disable this error and scale the "
                            f"gradients by the non-finite norm anyway, set "

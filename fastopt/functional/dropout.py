@@ -26,12 +26,15 @@ from __future__ import annotations
 import math
 
 from fastopt import backends as _backends, _validate as v
+from fastopt._entry import entry
+from fastopt._specs import KERNELS
 
 
 def _module(backend, on_gpu):
     return _backends.module("dropout", _backends.choose(v.backend(backend), on_gpu))
 
 
+@entry("dropout_forward")
 def dropout_forward(x, p, *, seed, training=True, backend="auto"):
     """Inverted dropout: returns ``(y, mask)``; ``x`` is not modified.
 
@@ -53,16 +56,14 @@ def dropout_forward(x, p, *, seed, training=True, backend="auto"):
     >>> y, mask = fastopt.dropout_forward(x, 0.5, seed=1234)
     >>> dx = fastopt.dropout_backward(dy, mask, 0.5)
     """
-    c = v.arrays(("x", x, False))
-    p = v.unit_interval("p", p, closed_right=True)
-    seed = v.seed(seed)
-    training = v.flag("training", training)
-    mod = _module(backend, c.on_gpu)
-    if not training:
+    c, h = v.call(KERNELS["dropout_forward"], locals())
+    mod = _module(h["backend"], c.on_gpu)
+    if not h["training"]:
         return x, None
-    return mod.forward(c["x"][0], p, seed)
+    return mod.forward(c["x"][0], h["p"], h["seed"])
 
 
+@entry("dropout_backward")
 def dropout_backward(dy, mask, p, backend="auto"):
     """Gradient of :func:`dropout_forward`: ``dx = dy / (1 - p)`` where the mask
     bit is set, 0 elsewhere (``dy * mask / (1 - p)``); a new array.
@@ -70,16 +71,16 @@ def dropout_backward(dy, mask, p, backend="auto"):
     ``mask=None`` (the eval forward's mask) returns ``dy`` itself. Equals the
     autograd backward of ``torch.nn.functional.dropout``.
     """
-    c = v.arrays(("dy", dy, False))
-    p = v.unit_interval("p", p, closed_right=True)
-    mod = _module(backend, c.on_gpu)
+    c, h = v.call(KERNELS["dropout_backward"], locals())
+    mod = _module(h["backend"], c.on_gpu)
     if mask is None:
         return dy
     g = c["dy"][0]
     mask = v.bit_mask("mask", mask, g.size, c.on_gpu)
-    return mod.backward(g, mask, p)
+    return mod.backward(g, mask, h["p"])
 
 
+@entry("dropout_mask")
 def dropout_mask(shape, p, *, seed, backend="auto"):
     """The mask :func:`dropout_forward` draws for an array of ``shape`` with
     this ``p`` and ``seed``, without the array: ``numpy.uint8`` of
@@ -88,8 +89,7 @@ def dropout_mask(shape, p, *, seed, backend="auto"):
 
     >>> mask = fastopt.dropout_mask(x.shape, 0.5, seed=1234)   # == dropout_forward(...)[1]
     """
-    shape = v.shape(shape)
-    p = v.unit_interval("p", p, closed_right=True)
-    seed = v.seed(seed)
+    h = v.hypers(KERNELS["dropout_mask"], locals())
     # no array to say where it lives: backend="cuda" asks for a GPU mask
-    return _module(backend, v.backend(backend) == "cuda").mask(math.prod(shape), p, seed)
+    return _module(h["backend"], h["backend"] == "cuda").mask(math.prod(h["shape"]), h["p"],
+                                                              h["seed"])

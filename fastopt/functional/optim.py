@@ -9,19 +9,19 @@ each member alone, bit for bit.
 from __future__ import annotations
 
 from fastopt import backends as _backends, _scalars, _validate as v
+from fastopt._entry import entry
+from fastopt._specs import KERNELS
 
 try:
     # Native fast path (csrc/validate/fast_path.h): runs plainly valid calls
     # on the cpp backend and returns False for everything else, which then
-    # goes through the Python validator below. The hyper-parameter pre-checks
-    # before each fast call are conservative: anything unusual (ints, NaN, inf,
-    # numpy scalars, wrong types) takes the validated path.
+    # goes through the validated function. ``entry`` puts in front of each
+    # function a conservative pre-check generated from fastopt._specs: anything
+    # unusual (ints, NaN, inf, numpy scalars, wrong types) takes the validated path.
     from fastopt._core import (adagrad_step_fast as _adagrad_fast, adam_step_fast as _adam_fast,
                                rmsprop_step_fast as _rmsprop_fast, sgd_step_fast as _sgd_fast)
 except ImportError:  # pragma: no cover - extension not built
     _sgd_fast = _rmsprop_fast = _adam_fast = _adagrad_fast = None
-
-_INF = float("inf")
 
 
 def _run(family, fn, checked, backend, *args, **kwargs):
@@ -29,6 +29,9 @@ def _run(family, fn, checked, backend, *args, **kwargs):
     getattr(_backends.module(family, name), fn)(*args, **kwargs)
 
 
+@entry("sgd_step", "_sgd_fast",
+       "param, grad, momentum_buffer, lr, momentum, 1.0 - dampening, weight_decay, "
+       "-1.0 if maximize else 1.0, nesterov, first_step, backend")
 def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0,
              weight_decay=0.0, nesterov=False, maximize=False, first_step=False,
              backend="auto"):
@@ -51,34 +54,16 @@ def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0
     >>> p, g, buf = np.ones(4, np.float32), np.full(4, 0.5, np.float32), np.zeros(4, np.float32)
     >>> fastopt.sgd_step(p, g, buf, lr=0.1, momentum=0.9, first_step=True)
     """
-    if (_sgd_fast is not None and type(lr) is float and 0.0 <= lr < _INF
-            and type(momentum) is float and 0.0 <= momentum < _INF
-            and type(dampening) is float and -_INF < dampening < _INF
-            and type(weight_decay) is float and 0.0 <= weight_decay < _INF
-            and type(nesterov) is bool and type(maximize) is bool and type(first_step) is bool
-            and (not nesterov or (momentum > 0.0 and dampening == 0.0))
-            and (momentum == 0.0 or momentum_buffer is not None) and type(backend) is str
-            and _sgd_fast(param, grad, momentum_buffer, lr, momentum, 1.0 - dampening,
-                          weight_decay, -1.0 if maximize else 1.0, nesterov, first_step, backend)):
-        return
-    c = v.arrays(("param", param, True), ("grad", grad, False),
-                 ("momentum_buffer", momentum_buffer, True))
-    lr = v.at_least("lr", lr)
-    momentum = v.at_least("momentum", momentum)
-    dampening = v.finite("dampening", dampening)
-    weight_decay = v.at_least("weight_decay", weight_decay)
-    nesterov, maximize = v.flag("nesterov", nesterov), v.flag("maximize", maximize)
-    first_step = v.flag("first_step", first_step)
-    if nesterov and (momentum <= 0.0 or dampening != 0.0):
-        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-    if momentum != 0.0 and momentum_buffer is None:
-        raise ValueError("momentum_buffer is required when momentum != 0")
-    _run("optim", "sgd", c, v.backend(backend), c["param"], c["grad"],
-         c["momentum_buffer"] if momentum != 0.0 else None, lr=lr, momentum=momentum,
-         dampening=dampening, weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
-         first_step=first_step)
+    c, h = v.call(KERNELS["sgd_step"], locals())
+    _run("optim", "sgd", c, h["backend"], c["param"], c["grad"], c["momentum_buffer"], lr=h["lr"],
+         momentum=h["momentum"], dampening=h["dampening"], weight_decay=h["weight_decay"],
+         nesterov=h["nesterov"], maximize=h["maximize"], first_step=h["first_step"])
 
 
+@entry("rmsprop_step", "_rmsprop_fast",
+       "param, grad, square_avg, grad_avg, momentum_buffer, *_scalars.rmsprop(lr=lr, alpha=alpha, "
+       "eps=eps, weight_decay=weight_decay, momentum=momentum, maximize=maximize), centered, "
+       "backend")
 def rmsprop_step(param, grad, square_avg, *, lr, alpha=0.99, eps=1e-8, weight_decay=0.0,
                  momentum=0.0, momentum_buffer=None, centered=False, grad_avg=None,
                  maximize=False, backend="auto"):
@@ -97,37 +82,17 @@ def rmsprop_step(param, grad, square_avg, *, lr, alpha=0.99, eps=1e-8, weight_de
     x += -lr * dx / (sqrt(cache) + eps)`` is the plain case with ``alpha = decay``.
     State starts at zeros, as in torch.
     """
-    if (_rmsprop_fast is not None and type(lr) is float and 0.0 <= lr < _INF
-            and type(alpha) is float and 0.0 <= alpha < _INF
-            and type(eps) is float and 0.0 <= eps < _INF
-            and type(weight_decay) is float and 0.0 <= weight_decay < _INF
-            and type(momentum) is float and 0.0 <= momentum < _INF
-            and type(centered) is bool and type(maximize) is bool and type(backend) is str
-            and (momentum == 0.0 or momentum_buffer is not None)
-            and (not centered or grad_avg is not None)
-            and _rmsprop_fast(param, grad, square_avg, grad_avg, momentum_buffer,
-                              *_scalars.rmsprop(lr=lr, alpha=alpha, eps=eps,
-                                                weight_decay=weight_decay, momentum=momentum,
-                                                maximize=maximize), centered, backend)):
-        return
-    c = v.arrays(("param", param, True), ("grad", grad, False), ("square_avg", square_avg, True),
-                 ("momentum_buffer", momentum_buffer, True), ("grad_avg", grad_avg, True))
-    lr = v.at_least("lr", lr)
-    alpha = v.at_least("alpha", alpha)
-    eps = v.at_least("eps", eps)
-    weight_decay = v.at_least("weight_decay", weight_decay)
-    momentum = v.at_least("momentum", momentum)
-    centered, maximize = v.flag("centered", centered), v.flag("maximize", maximize)
-    if momentum > 0.0 and momentum_buffer is None:
-        raise ValueError("momentum_buffer is required when momentum > 0")
-    if centered and grad_avg is None:
-        raise ValueError("grad_avg is required when centered=True")
-    _run("optim", "rmsprop", c, v.backend(backend), c["param"], c["grad"], c["square_avg"],
-         c["grad_avg"] if centered else None, c["momentum_buffer"] if momentum > 0.0 else None,
-         lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-         maximize=maximize)
+    c, h = v.call(KERNELS["rmsprop_step"], locals())
+    _run("optim", "rmsprop", c, h["backend"], c["param"], c["grad"], c["square_avg"],
+         c["grad_avg"], c["momentum_buffer"], lr=h["lr"], alpha=h["alpha"], eps=h["eps"],
+         weight_decay=h["weight_decay"], momentum=h["momentum"], maximize=h["maximize"])
 
 
+@entry("adam_step", "_adam_fast",
+       "param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *_scalars.adam(step=step, lr=lr, "
+       "beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, "
+       "decoupled=decoupled_weight_decay, maximize=maximize), "
+       "_scalars.adam_weight_decay_mode(weight_decay, decoupled_weight_decay), amsgrad, backend")
 def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
               weight_decay=0.0, decoupled_weight_decay=False, amsgrad=False,
               max_exp_avg_sq=None, maximize=False, backend="auto"):
@@ -150,40 +115,16 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, beta1=0.9, beta2=0.
     >>> m, v = np.zeros_like(p), np.zeros_like(p)
     >>> fastopt.adam_step(p, g, m, v, step=1, lr=1e-3)
     """
-    if (_adam_fast is not None and type(step) is int and step >= 1
-            and type(lr) is float and 0.0 <= lr < _INF
-            and type(beta1) is float and 0.0 <= beta1 < 1.0
-            and type(beta2) is float and 0.0 <= beta2 < 1.0
-            and type(eps) is float and 0.0 <= eps < _INF
-            and type(weight_decay) is float and 0.0 <= weight_decay < _INF
-            and type(decoupled_weight_decay) is bool and type(amsgrad) is bool
-            and type(maximize) is bool and type(backend) is str
-            and (not amsgrad or max_exp_avg_sq is not None)
-            and _adam_fast(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq,
-                           *_scalars.adam(step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                                          weight_decay=weight_decay,
-                                          decoupled=decoupled_weight_decay, maximize=maximize),
-                           _scalars.adam_weight_decay_mode(weight_decay, decoupled_weight_decay),
-                           amsgrad, backend)):
-        return
-    c = v.arrays(("param", param, True), ("grad", grad, False), ("exp_avg", exp_avg, True),
-                 ("exp_avg_sq", exp_avg_sq, True), ("max_exp_avg_sq", max_exp_avg_sq, True))
-    step = v.step(step)
-    lr = v.at_least("lr", lr)
-    beta1 = v.unit_interval("beta1", beta1)
-    beta2 = v.unit_interval("beta2", beta2)
-    eps = v.at_least("eps", eps)
-    weight_decay = v.at_least("weight_decay", weight_decay)
-    decoupled = v.flag("decoupled_weight_decay", decoupled_weight_decay)
-    amsgrad, maximize = v.flag("amsgrad", amsgrad), v.flag("maximize", maximize)
-    if amsgrad and max_exp_avg_sq is None:
-        raise ValueError("max_exp_avg_sq is required when amsgrad=True")
-    _run("optim", "adam", c, v.backend(backend), c["param"], c["grad"], c["exp_avg"],
-         c["exp_avg_sq"], c["max_exp_avg_sq"] if amsgrad else None, step=step, lr=lr,
-         beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=decoupled,
-         maximize=maximize)
+    c, h = v.call(KERNELS["adam_step"], locals())
+    _run("optim", "adam", c, h["backend"], c["param"], c["grad"], c["exp_avg"], c["exp_avg_sq"],
+         c["max_exp_avg_sq"], step=h["step"], lr=h["lr"], beta1=h["beta1"], beta2=h["beta2"],
+         eps=h["eps"], weight_decay=h["weight_decay"], decoupled=h["decoupled_weight_decay"],
+         maximize=h["maximize"])
 
 
+@entry("adagrad_step", "_adagrad_fast",
+       "param, grad, state_sum, *_scalars.adagrad(step=step, lr=lr, lr_decay=lr_decay, eps=eps, "
+       "weight_decay=weight_decay, maximize=maximize), backend")
 def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay=0.0, eps=1e-10,
                  weight_decay=0.0, maximize=False, backend="auto"):
     """Adagrad, in place (``torch.optim.Adagrad``'s update)::
@@ -195,24 +136,7 @@ def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay=0.0, eps=1e-10,
     is the case ``lr_decay = 0``. torch starts ``state_sum`` at
     ``initial_accumulator_value`` (0 by default).
     """
-    if (_adagrad_fast is not None and type(step) is int and step >= 1
-            and type(lr) is float and 0.0 <= lr < _INF
-            and type(lr_decay) is float and 0.0 <= lr_decay < _INF
-            and type(eps) is float and 0.0 <= eps < _INF
-            and type(weight_decay) is float and 0.0 <= weight_decay < _INF
-            and type(maximize) is bool and type(backend) is str
-            and _adagrad_fast(param, grad, state_sum,
-                              *_scalars.adagrad(step=step, lr=lr, lr_decay=lr_decay, eps=eps,
-                                                weight_decay=weight_decay, maximize=maximize),
-                              backend)):
-        return
-    c = v.arrays(("param", param, True), ("grad", grad, False), ("state_sum", state_sum, True))
-    step = v.step(step)
-    lr = v.at_least("lr", lr)
-    lr_decay = v.at_least("lr_decay", lr_decay)
-    eps = v.at_least("eps", eps)
-    weight_decay = v.at_least("weight_decay", weight_decay)
-    maximize = v.flag("maximize", maximize)
-    _run("optim", "adagrad", c, v.backend(backend), c["param"], c["grad"], c["state_sum"],
-         step=step, lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-         maximize=maximize)
+    c, h = v.call(KERNELS["adagrad_step"], locals())
+    _run("optim", "adagrad", c, h["backend"], c["param"], c["grad"], c["state_sum"], step=h["step"],
+         lr=h["lr"], lr_decay=h["lr_decay"], eps=h["eps"], weight_decay=h["weight_decay"],
+         maximize=h["maximize"])

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from fastopt import _validate as v
-from fastopt.optim.optimizer import Optimizer, _check_lr
+from fastopt._specs import KERNELS
+from fastopt.optim.optimizer import Optimizer
 from fastopt.functional.optim import adagrad_step
 
 
@@ -30,12 +31,7 @@ class Adagrad(Optimizer):
         return True
 
     def _check_group(self, g):
-        _check_lr(g)
-        v.at_least("lr_decay", g["lr_decay"])
-        v.at_least("weight_decay", g["weight_decay"])
-        v.at_least("initial_accumulator_value", g["initial_accumulator_value"])
-        v.at_least("eps", g["eps"])
-        v.flag("maximize", g["maximize"])
+        v.group(KERNELS["adagrad_step"], g)
 
     def _state_names(self, g):
         return ["sum"]

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from fastopt import _validate as v
-from fastopt.optim.optimizer import Optimizer, _check_lr, _check_betas
+from fastopt._specs import KERNELS
+from fastopt.optim.optimizer import Optimizer
 from fastopt.functional.optim import adam_step
 
 
@@ -21,13 +22,8 @@ class Adam(Optimizer):
                                       maximize=maximize), backend)
 
     def _check_group(self, g):
-        _check_lr(g)
-        v.at_least("eps", g["eps"])
-        _check_betas(g["betas"])
+        v.group(KERNELS["adam_step"], g)
         g["betas"] = tuple(g["betas"])
-        v.at_least("weight_decay", g["weight_decay"])
-        v.flag("amsgrad", g["amsgrad"])
-        v.flag("maximize", g["maximize"])
 
     def _state_names(self, g):
         return ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"] if g["amsgrad"] else ["exp_avg", "exp_avg_sq"]

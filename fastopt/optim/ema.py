@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from fastopt import _validate as v
+from fastopt._specs import KERNELS
 from fastopt.functional.averaging import ema_update
+
+_DECAY = KERNELS["ema_update"].hyper("decay")   # the class takes the kernel's rule
 
 
 class EMA:
@@ -24,7 +27,7 @@ class EMA:
 
     def __init__(self, params, decay=0.999, backend="auto"):
         params = list(params)
-        self.decay = v.unit_interval("decay", decay, closed_right=True)
+        self.decay = v.check(_DECAY.kind, "decay", decay)
         self.backend = v.backend(backend)
         c = v.arrays(("params", params, False))
         self.params = c["params"]
@@ -64,7 +67,7 @@ class EMA:
                 raise ValueError(f"averaged[{i}] has shape {a.shape} and dtype {a.dtype}; "
                                  f"expected {mine.shape} {mine.dtype}")
             new.append(a)
-        decay = v.unit_interval("decay", state["decay"], closed_right=True)
+        decay = v.check(_DECAY.kind, "decay", state["decay"])
         n = int(state["n_averaged"])
         if n < 0:
             raise ValueError(f"Invalid n_averaged value: {n}")

@@ -331,16 +331,3 @@ def slab_views(ps, names, fill=0.0):
                   for p, off in zip(ps, offsets)]
     return out
 
-
-def _check_lr(g):
-    if not callable(g["lr"]):
-        v.at_least("lr", g["lr"])
-
-
-def _check_betas(betas):
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"Invalid betas value: {betas!r} (must be a pair)")
-    for i, b in enumerate(betas):
-        b = v.real(f"betas[{i}]", b)
-        if not 0.0 <= b < 1.0:
-            raise ValueError(f"Invalid beta parameter at index {i}: {b}")

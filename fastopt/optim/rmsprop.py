@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from fastopt import _validate as v
-from fastopt.optim.optimizer import Optimizer, _check_lr
+from fastopt._specs import KERNELS
+from fastopt.optim.optimizer import Optimizer
 from fastopt.functional.optim import rmsprop_step
 
 
@@ -18,13 +19,7 @@ class RMSprop(Optimizer):
                          backend)
 
     def _check_group(self, g):
-        _check_lr(g)
-        v.at_least("eps", g["eps"])
-        v.at_least("momentum", g["momentum"])
-        v.at_least("weight_decay", g["weight_decay"])
-        v.at_least("alpha", g["alpha"])
-        v.flag("centered", g["centered"])
-        v.flag("maximize", g["maximize"])
+        v.group(KERNELS["rmsprop_step"], g)
 
     def _state_names(self, g):
         names = ["square_avg"]

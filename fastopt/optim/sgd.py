@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from fastopt import _validate as v
-from fastopt.optim.optimizer import Optimizer, _check_lr
+from fastopt._specs import KERNELS
+from fastopt.optim.optimizer import Optimizer
 from fastopt.functional.optim import sgd_step
 
 
@@ -20,14 +21,7 @@ class SGD(Optimizer):
                                       maximize=maximize), backend)
 
     def _check_group(self, g):
-        _check_lr(g)
-        v.at_least("momentum", g["momentum"])
-        v.finite("dampening", g["dampening"])
-        v.at_least("weight_decay", g["weight_decay"])
-        v.flag("nesterov", g["nesterov"])
-        v.flag("maximize", g["maximize"])
-        if g["nesterov"] and (g["momentum"] <= 0 or g["dampening"] != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        v.group(KERNELS["sgd_step"], g)
 
     def _state_names(self, g):
         return ["momentum_buffer"] if g["momentum"] != 0 else []

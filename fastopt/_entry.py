@@ -1,0 +1,135 @@
+"""Builds from the table in ``fastopt._specs`` what each public entry point
+needs besides its maths: the parameter list of its docstring and, for kernels
+with a native fast path, the fast path's pre-check (docs/design-validation.md).
+
+The pre-check is generated source, compiled once at import: a wrapper with the
+entry point's own signature whose first statement is the table's conditions
+written out inline (``type(lr) is float and 0.0 <= lr < _INF and ...``), then
+the native call. A call costs exactly what the hand-written pre-checks cost;
+anything that is not plainly valid (ints where floats are expected, numpy
+scalars, NaN, inf, missing arrays...) goes to the validated function, which
+raises the precise error.
+"""
+from __future__ import annotations
+
+import inspect
+import linecache
+
+from fastopt import _specs
+
+
+def _bound(x):
+    return "_INF" if x == float("inf") else "-_INF" if x == -float("inf") else repr(x)
+
+
+def kind_test(kind, name):
+    """A conservative inline test that ``name`` is a plainly valid value of ``kind``
+    (exact float/int/bool/str; infinite values never plainly valid), or None."""
+    if kind.type == "bool":
+        return f"type({name}) is bool"
+    if kind.type == "str":
+        return f"type({name}) is str"
+    if kind.type == "real":
+        low = f"{_bound(kind.low)} {'<' if kind.low_open or kind.low == -float('inf') else '<='} "
+        high = f" {'<' if kind.high_open or kind.high == float('inf') else '<='} {_bound(kind.high)}"
+        return f"type({name}) is float and {low}{name}{high}"
+    if kind.type == "int":
+        test = f"type({name}) is int and {name} >= {kind.low!r}"
+        if kind.high != float("inf"):
+            test += f" and {name} {'<' if kind.high_open else '<='} {kind.high!r}"
+        return test
+    return None
+
+
+def plain_expr(spec):
+    """The whole pre-check of ``spec``: every hyper-parameter plainly valid, every
+    rule holds, every array an option requires is there."""
+    tests = [kind_test(h.kind, h.name) for h in spec.hypers]
+    if None in tests:
+        raise ValueError(f"{spec.name} has a parameter without a fast pre-check")
+    tests += [f"({r.expr})" for r in spec.rules]
+    tests += [f"({r.when.off} or {r.name} is not None)" for r in spec.arrays if r.when]
+    return "\n            and ".join(tests)
+
+
+def _role_doc(r):
+    what = {True: "updated in place", False: "read"}.get(r.written, f"updated in place when {r.written}")
+    form = "bit-packed uint8 mask" if r.dtype == "bits" else "array or list of arrays"
+    text = f"{r.name}: {form}, {what}"
+    if r.when is not None:
+        text += f"; required when {r.when.text}, else ignored"
+    elif r.optional:
+        text += "; optional (None)"
+    return text
+
+
+def _hyper_doc(h):
+    kind = h.kind
+    text = {"real": "real", "int": "int", "bool": "bool", "shape": "shape"}.get(kind.type, "")
+    if kind.rule:
+        text += f", {kind.rule}" if text else kind.rule
+    text += "; required" if h.default is _specs.REQUIRED else f"; default {h.default!r}"
+    return f"{h.name}: {text}"
+
+
+def parameters_doc(spec):
+    """The "Parameters" block of ``spec``'s docstring."""
+    lines = [_role_doc(r) for r in spec.arrays] + [_hyper_doc(h) for h in spec.hypers]
+    lines += [f"rule: {r.expr}  ({r.message})" for r in spec.rules]
+    if spec.returns:
+        lines.append(f"returns {spec.returns}")
+    return "Parameters (from ``fastopt._specs``)::\n\n" + "\n".join("    " + x for x in lines)
+
+
+def _document(fn, spec):
+    fn.__doc__ = inspect.cleandoc(fn.__doc__ or "") + "\n\n" + parameters_doc(spec)
+    return fn
+
+
+def entry(name, native=None, native_args=None, returns_result=False):
+    """Decorator of the public entry point of kernel ``name``: appends its
+    parameter list to the docstring and, when ``native`` is given (the name of
+    a module global holding a ``_core.*_fast`` function, or None when the
+    extension is not built), puts in front the generated pre-check and
+    ``native(native_args)`` (source text over the parameter names and the
+    module's globals). ``native`` returns False (None when ``returns_result``)
+    for a call it declines; then the decorated function validates and runs it."""
+    spec = _specs.KERNELS[name]
+
+    def wrap(fn):
+        _document(fn, spec)
+        if native is None:
+            return fn
+        sig = inspect.signature(fn)
+        params, forward, seen_star = [], [], False
+        for p in sig.parameters.values():
+            if p.kind is p.KEYWORD_ONLY and not seen_star:
+                params.append("*")
+                seen_star = True
+            params.append(p.name if p.default is p.empty else f"{p.name}=_defaults[{p.name!r}]")
+            forward.append(p.name if p.kind is p.POSITIONAL_OR_KEYWORD else f"{p.name}={p.name}")
+        # `native` is looked up in the module's globals on every call, as the
+        # hand-written checks did (tests switch the fast path off by setting it to None).
+        test = f"{native} is not None\n            and {plain_expr(spec)}"
+        if returns_result:
+            head = (f"    if ({test}):\n        _out = {native}({native_args})\n"
+                    f"        if _out is not None:\n            return _out\n")
+        else:
+            head = f"    if ({test}\n            and {native}({native_args})):\n        return\n"
+        src = (f"def _make(_validated, _defaults, _INF):\n"
+               f"  def {fn.__name__}({', '.join(params)}):\n"
+               + "".join("  " + line + "\n" for line in head.splitlines())
+               + f"      return _validated({', '.join(forward)})\n"
+               f"  return {fn.__name__}\n")
+        filename = f"<fastopt._entry: {fn.__module__}.{fn.__name__}>"
+        linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+        scope = {}
+        exec(compile(src, filename, "exec"), fn.__globals__, scope)
+        defaults = {p.name: p.default for p in sig.parameters.values()}
+        public = scope["_make"](fn, defaults, float("inf"))
+        public.__doc__, public.__module__ = fn.__doc__, fn.__module__
+        public.__qualname__, public.__wrapped__ = fn.__qualname__, fn
+        public.source = src   # for readers: print(fastopt.adam_step.source)
+        return public
+
+    return wrap
