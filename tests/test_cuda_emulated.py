@@ -348,3 +348,95 @@ def test_emulated_utils_against_reference(dtype, rng, emu_utils, monkeypatch):
         assert got == pytest.approx(want, rel=1e-12), q
     for got, a in zip(grads, par):
         np.testing.assert_allclose(got, a.astype(np.float64) * 0.25, **tol(dtype))
+
+
+# ------------------------------------- cupy-like arrays through the public API
+class FakeDevice:
+    """``cupy.cuda.Device`` stand-in: ``.id`` and a context manager making it current."""
+
+    current = 0
+
+    def __init__(self, id=None):
+        self.id = FakeDevice.current if id is None else id
+
+    def __enter__(self):
+        self._prev, FakeDevice.current = FakeDevice.current, self.id
+        return self
+
+    def __exit__(self, *exc):
+        FakeDevice.current = self._prev
+
+
+class _FakeFlags:
+    """cupy's flags: c_contiguous, f_contiguous, owndata, and no ``writeable``."""
+
+    def __init__(self, a):
+        f = np.ndarray.flags.__get__(a)
+        self.c_contiguous, self.f_contiguous, self.owndata = (f.c_contiguous, f.f_contiguous,
+                                                               f.owndata)
+
+
+class FakeCupyArray(np.ndarray):
+    """Host memory that looks like a cupy array to fastopt: its type's module
+    starts with ``cupy`` (``fastopt._arrays.is_cupy``), ``.data.ptr``,
+    ``.device`` (``.id``, a context manager) and cupy's flags (no
+    ``writeable``). The emulated kernels read and write it through ctypes."""
+
+    __module__ = "cupy._fake"
+
+    def __array_finalize__(self, obj):
+        self.fake_device = getattr(obj, "fake_device", FakeDevice.current)
+
+    @property
+    def flags(self):
+        return _FakeFlags(self)
+
+    @property
+    def data(self):
+        class _Ptr:
+            ptr = self.ctypes.data
+        return _Ptr
+
+    @property
+    def device(self):
+        return FakeDevice(self.fake_device)
+
+
+def fake_gpu(a, device=None):
+    out = np.array(a, copy=True).view(FakeCupyArray)
+    out.fake_device = FakeDevice.current if device is None else device
+    return out
+
+
+@contextlib.contextmanager
+def fake_cuda_backend(monkeypatch, lib, **kw):
+    """The ``cuda`` backend "available", its kernels emulated on the host."""
+    from fastopt import backends as _backends
+    monkeypatch.setitem(_backends._status, "cuda", None)
+    with emulated(monkeypatch, lib, **kw) as e:
+        yield e
+
+
+@pytest.mark.parametrize("cls,kw", [("Adam", dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
+                                    ("AdamW", dict(lr=1e-2)),
+                                    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+                                    ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5)),
+                                    ("Adagrad", dict(lr=0.1, lr_decay=0.01))])
+def test_class_optimizer_on_cupy_like_arrays(cls, kw, rng, emu, monkeypatch):
+    """``fastopt.Adam([cupy arrays])`` and the other classes build (cupy arrays
+    have no ``flags.writeable``: issue 15 bug 1) and step through the cuda
+    backend's kernels, matching the float64 NumPy reference for 3 steps."""
+    sizes = [5, 1023, loader.CHUNK_SIZE + 3]
+    host = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    grads = [[rng.standard_normal(n).astype(np.float32) for n in sizes] for _ in range(3)]
+    ref_params = [h.astype(np.float64) for h in host]
+    ref = getattr(fastopt, cls)(ref_params, **kw, backend="numpy")
+    with fake_cuda_backend(monkeypatch, emu) as e:
+        params = [fake_gpu(h) for h in host]
+        opt = getattr(fastopt, cls)(params, **kw)
+        for g in grads:
+            opt.step([fake_gpu(x) for x in g])
+            ref.step([x.astype(np.float64) for x in g])
+    assert len(e.launches) == 3          # one launch per step for the whole list
+    for got, want in zip(params, ref_params):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)

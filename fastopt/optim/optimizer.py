@@ -77,7 +77,8 @@ class Optimizer(StateDicts):
                                     f"fastopt takes float32 or float64")
                 if id(a) in seen:
                     raise ValueError("some parameters appear in more than one parameter group")
-                if not a.flags.c_contiguous or not a.flags.writeable:
+                # cupy arrays have no writeable flag (device memory is always writeable)
+                if not a.flags.c_contiguous or not getattr(a.flags, "writeable", True):
                     raise ValueError(f"param_groups[{gi}]['params'][{j}] must be C-contiguous and "
                                      f"writeable (fastopt updates parameters in place)")
                 seen.add(id(a))
