@@ -189,20 +189,34 @@ except ImportError:  # pragma: no cover - extension not built
 
 def empty_like(ref, shape=None):
     """A new uninitialised C-contiguous array on ``ref``'s device with its dtype
-    (``shape`` defaults to ``ref``'s): the outputs a function allocates."""
+    (``shape`` defaults to ``ref``'s): the outputs a function allocates.
+
+    A GPU array is allocated inside ``with ref.device``: cupy allocates on the
+    *current* device, which need not be ``ref``'s (a kernel writing another
+    GPU's memory faults and poisons the CUDA context)."""
     shape = ref.shape if shape is None else shape
     if is_cupy(ref):
         import cupy
-        return cupy.empty(shape, dtype=ref.dtype)
+        with ref.device:
+            return cupy.empty(shape, dtype=ref.dtype)
     if _cached_empty is not None:  # large outputs reuse freed buffers (csrc/bindings/buffers.h)
         return _cached_empty(shape, ref.dtype)
     return np.empty(shape, dtype=ref.dtype)
 
 
-def zeros_like(ref, shape=None):
+def full_like(ref, shape=None, value=0.0):
+    """Like :func:`empty_like`, filled with ``value`` (on ``ref``'s device)."""
     out = empty_like(ref, shape)
-    out[...] = 0
+    if is_cupy(ref):
+        with ref.device:   # the fill is a kernel launched on the current device
+            out.fill(value)
+    else:
+        out[...] = value
     return out
+
+
+def zeros_like(ref, shape=None):
+    return full_like(ref, shape, 0.0)
 
 
 def flag(name, value):

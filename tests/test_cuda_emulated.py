@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -387,6 +388,12 @@ class FakeCupyArray(np.ndarray):
     def __array_finalize__(self, obj):
         self.fake_device = getattr(obj, "fake_device", FakeDevice.current)
 
+    def __array_function__(self, func, types, args, kwargs):
+        out = super().__array_function__(func, types, args, kwargs)
+        if func in (np.empty_like, np.zeros_like, np.ones_like, np.full_like):
+            out.fake_device = FakeDevice.current   # as cupy's: on the current device
+        return out
+
     @property
     def flags(self):
         return _FakeFlags(self)
@@ -408,12 +415,39 @@ def fake_gpu(a, device=None):
     return out
 
 
+def _fake_cupy_module():
+    """The few ``cupy`` functions fastopt's Python layer calls, on FakeCupyArray."""
+    import types
+    m = types.ModuleType("cupy")
+    m.empty = lambda shape, dtype=np.float64: fake_gpu(np.empty(shape, dtype))
+    m.zeros = lambda shape, dtype=np.float64: fake_gpu(np.zeros(shape, dtype))
+    m.ndarray = FakeCupyArray
+    return m
+
+
 @contextlib.contextmanager
-def fake_cuda_backend(monkeypatch, lib, **kw):
-    """The ``cuda`` backend "available", its kernels emulated on the host."""
+def fake_cuda_backend(monkeypatch, lib, check_devices=False, **kw):
+    """The ``cuda`` backend "available", its kernels emulated on the host and
+    ``cupy`` replaced by a fake allocating FakeCupyArray on the current
+    FakeDevice. ``check_devices``: every array a kernel gets must live on the
+    device current at the launch, and the loader's temporaries are fake GPU
+    arrays on the current device too."""
     from fastopt import backends as _backends
     monkeypatch.setitem(_backends._status, "cuda", None)
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy_module())
     with emulated(monkeypatch, lib, **kw) as e:
+        if check_devices:
+            inner = e.launch
+
+            def launch(family, name, grid, block, spec, values, dtype, shared_mem=0):
+                for code, val in zip(spec, values):
+                    if code == "p" and isinstance(val, FakeCupyArray):
+                        assert val.fake_device == FakeDevice.current, (name, val.fake_device)
+                inner(family, name, grid, block, spec, values, dtype, shared_mem)
+            monkeypatch.setattr(loader, "launch", launch)
+            monkeypatch.setattr(loader, "empty",
+                                lambda shape, dt: fake_gpu(np.empty(shape, dt)))
+            monkeypatch.setattr(loader, "device_of", lambda arrays: arrays[0].device)
         yield e
 
 
@@ -440,3 +474,41 @@ def test_class_optimizer_on_cupy_like_arrays(cls, kw, rng, emu, monkeypatch):
     assert len(e.launches) == 3          # one launch per step for the whole list
     for got, want in zip(params, ref_params):
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_outputs_on_the_inputs_device(rng, emu_bn, monkeypatch):
+    """x on GPU 1 while GPU 0 is current: every output and temporary of batch
+    norm lives on GPU 1 and every kernel runs with GPU 1 current (issue 15
+    bug 2: outputs were allocated on the current device)."""
+    monkeypatch.setattr(FakeDevice, "current", 0)
+    shape, C = (6, 3, 5), 3
+    host = dict(x=rng.standard_normal(shape) + 2, g=rng.uniform(0.5, 2, C),
+                b=rng.standard_normal(C), rm=rng.standard_normal(C), rv=rng.uniform(0.5, 2, C),
+                dy=rng.standard_normal(shape))
+    dev = {k: fake_gpu(val, device=1) for k, val in host.items()}
+    with fake_cuda_backend(monkeypatch, emu_bn, check_devices=True, grid_cap=3, two_d=True):
+        y, sm, si = fastopt.batch_norm_forward(dev["x"], dev["g"], dev["b"], dev["rm"], dev["rv"])
+        dx, dg, db = fastopt.batch_norm_backward(dev["dy"], dev["x"], dev["g"], sm, si)
+    assert FakeDevice.current == 0
+    for name, a in dict(y=y, sm=sm, si=si, dx=dx, dg=dg, db=db).items():
+        assert isinstance(a, FakeCupyArray) and a.fake_device == 1, name
+    r = {k: val.copy() for k, val in host.items()}
+    ry, rsm, rsi = fastopt.batch_norm_forward(r["x"], r["g"], r["b"], r["rm"], r["rv"],
+                                              backend="numpy")
+    rdx, rdg, rdb = fastopt.batch_norm_backward(r["dy"], r["x"], r["g"], rsm, rsi, backend="numpy")
+    for got, want in [(y, ry), (sm, rsm), (si, rsi), (dx, rdx), (dg, rdg), (db, rdb),
+                      (dev["rm"], r["rm"]), (dev["rv"], r["rv"])]:
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-9, atol=1e-12)
+
+
+def test_optimizer_state_on_the_params_device(rng, emu, monkeypatch):
+    """Lazily created optimizer state lives on its parameter's device, not the current one."""
+    monkeypatch.setattr(FakeDevice, "current", 0)
+    params = [fake_gpu(rng.standard_normal(n), device=1) for n in (3, 40)]
+    with fake_cuda_backend(monkeypatch, emu, check_devices=True):
+        opt = fastopt.Adam(params, lr=0.1, amsgrad=True)
+        opt.step([fake_gpu(rng.standard_normal(p.size), device=1) for p in params])
+    assert FakeDevice.current == 0
+    for st in opt.state:
+        for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            assert isinstance(st[name], FakeCupyArray) and st[name].fake_device == 1, name

@@ -132,11 +132,8 @@ class Optimizer(StateDicts):
             return out
         if any(is_cupy(p) for p in ps) or len({p.dtype for p in ps}) != 1:
             for st, p in zip(out, ps):
-                for n in names:
-                    a = np.zeros_like(p)
-                    if fill:
-                        a[...] = fill
-                    st[n] = a
+                for n in names:   # on p's device (cupy allocates on the current one)
+                    st[n] = v.full_like(p, None, fill)
             return out
         slabs = slab_views(ps, names, fill)
         for j, st in enumerate(out):
