@@ -512,3 +512,21 @@ def test_optimizer_state_on_the_params_device(rng, emu, monkeypatch):
     for st in opt.state:
         for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
             assert isinstance(st[name], FakeCupyArray) and st[name].fake_device == 1, name
+
+
+def test_batch_norm_none_affine_on_the_cuda_backend(rng, emu_bn, monkeypatch):
+    """gamma=None / beta=None reach the CUDA kernels as ones / zeros made on x's
+    device (no null pointer read), equal to the reference with explicit ones/zeros."""
+    monkeypatch.setattr(FakeDevice, "current", 0)
+    shape, C = (5, 4, 7), 4
+    x, dy = rng.standard_normal(shape) * 2 + 1, rng.standard_normal(shape)
+    rm, rv = rng.standard_normal(C), rng.uniform(0.5, 2, C)
+    with fake_cuda_backend(monkeypatch, emu_bn, check_devices=True, grid_cap=3, two_d=True):
+        y, sm, si = fastopt.batch_norm_forward(fake_gpu(x, 1), None, None, fake_gpu(rm, 1),
+                                               fake_gpu(rv, 1))
+        dx, dg, db = fastopt.batch_norm_backward(fake_gpu(dy, 1), fake_gpu(x, 1), None, sm, si)
+    ones, zeros = np.ones(C), np.zeros(C)
+    ry, rsm, rsi = fastopt.batch_norm_forward(x, ones, zeros, rm.copy(), rv.copy(), backend="numpy")
+    rdx, rdg, rdb = fastopt.batch_norm_backward(dy, x, ones, rsm, rsi, backend="numpy")
+    for got, want in [(y, ry), (sm, rsm), (si, rsi), (dx, rdx), (dg, rdg), (db, rdb)]:
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-9, atol=1e-12)
