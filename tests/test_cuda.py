@@ -160,25 +160,58 @@ def test_many_tensors_one_cached_table(rng, monkeypatch):
                                    **tol(np.float32))
 
 
-def test_runs_on_the_current_stream_and_captures_in_a_graph(rng):
-    """A step is one launch on the caller's current stream with no host
-    synchronization: it can be captured in a CUDA graph (after a warm-up call
-    that compiles the module and caches the table) and replayed."""
+def test_runs_on_the_current_stream_and_refuses_graph_capture(rng):
+    """A step is one launch on the caller's current (non-default) stream. Under
+    CUDA graph capture it raises: its scalars (lr, bias corrections) are passed
+    by value, so replays would repeat the captured step (issue 15)."""
     host = host_inputs(rng, ["exp_avg", "exp_avg_sq"], 100_003, np.float32)
     dev = to_device(host)
-    kw = dict(step=1, lr=1e-3)
     cupy.cuda.Device().synchronize()   # the uploads above ran on the null stream
     stream = cupy.cuda.Stream(non_blocking=True)
     with stream:
-        fastopt.adam_step(**dev, **kw)               # warm-up: compile + table
+        for step in (1, 2):
+            fastopt.adam_step(**dev, step=step, lr=1e-3)
         stream.begin_capture()
-        fastopt.adam_step(**dev, **kw)
-        graph = stream.end_capture()
-        graph.launch()
+        try:
+            with pytest.raises(RuntimeError, match="cannot be captured"):
+                fastopt.adam_step(**dev, step=3, lr=1e-3)
+        finally:
+            stream.end_capture()
     stream.synchronize()
-    # warm-up + one replay = 2 steps; the capture itself runs nothing
-    ref2 = reference("adam_step", kw, reference("adam_step", kw, host))
-    np.testing.assert_allclose(cupy.asnumpy(dev["param"]), ref2["param"], **tol(np.float32))
+    ref = reference("adam_step", dict(step=1, lr=1e-3), host)
+    fastopt.adam_step(**ref, step=2, lr=1e-3, backend="numpy")
+    np.testing.assert_allclose(cupy.asnumpy(dev["param"]), ref["param"], **tol(np.float32))
+
+
+def test_ema_and_sync_free_clip_capture_and_replay(rng):
+    """Kernels whose arguments are the whole input of the call capture and
+    replay correctly: EMA (constant decay) and the sync-free clip (its
+    coefficient is computed on the device from the norm)."""
+    sizes = [3, 70_001]
+    avg_h = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    par_h = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    avg, par = [cupy.asarray(a) for a in avg_h], [cupy.asarray(a) for a in par_h]
+    grads = [cupy.asarray(a) * 10 for a in par_h]
+    cupy.cuda.Device().synchronize()
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        fastopt.ema_update(avg, par, decay=0.9)                        # warm-up: compile, table
+        fastopt.clip_grad_norm(grads, 1e9, sync=False)
+        stream.begin_capture()
+        fastopt.ema_update(avg, par, decay=0.9)
+        fastopt.clip_grad_norm(grads, 1.0, sync=False)
+        graph = stream.end_capture()
+        for _ in range(3):
+            graph.launch()
+    stream.synchronize()
+    ref = [a.astype(np.float64) for a in avg_h]
+    for _ in range(4):
+        fastopt.ema_update(ref, [p.astype(np.float64) for p in par_h], decay=0.9, backend="numpy")
+    for got, want in zip(avg, ref):
+        np.testing.assert_allclose(cupy.asnumpy(got), want, **tol(np.float32))
+    total = float(np.sqrt(sum(float(np.sum((cupy.asnumpy(g).astype(np.float64)) ** 2))
+                              for g in grads)))
+    assert total == pytest.approx(1.0, rel=1e-4)    # clipped once, then already within
 
 
 def test_validation_on_gpu_arrays():

@@ -114,6 +114,7 @@ def emulated(monkeypatch, lib, grid_cap=7, block=64, two_d=False):
     monkeypatch.setattr(loader, "grid_size", e.grid_size)
     monkeypatch.setattr(loader, "launch", e.launch)
     monkeypatch.setattr(loader, "device_of", lambda arrays: contextlib.nullcontext())
+    monkeypatch.setattr(loader, "capturing", lambda: False)
     yield e
 
 
@@ -530,3 +531,91 @@ def test_batch_norm_none_affine_on_the_cuda_backend(rng, emu_bn, monkeypatch):
     rdx, rdg, rdb = fastopt.batch_norm_backward(dy, x, ones, rsm, rsi, backend="numpy")
     for got, want in [(y, ry), (sm, rsm), (si, rsi), (dx, rdx), (dg, rdg), (db, rdb)]:
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-9, atol=1e-12)
+
+
+class FakeStream:
+    """``cupy.cuda.Stream`` stand-in recording what fastopt asks of it."""
+
+    def __init__(self, capturing=False, ptr=1):
+        self.capturing, self.ptr = capturing, ptr
+        self.calls = []
+
+    def is_capturing(self):
+        return self.capturing
+
+    def synchronize(self):
+        self.calls.append("synchronize")
+
+    def record(self, event=None):
+        ev = FakeEvent()
+        self.calls.append(("record", ev))
+        return ev
+
+    def wait_event(self, event):
+        self.calls.append(("wait_event", event))
+
+
+class FakeEvent:
+    def __init__(self):
+        self.done = False
+
+
+@pytest.mark.parametrize("fn", ["sgd", "rmsprop", "adam", "adagrad"])
+def test_optimizer_step_refuses_graph_capture(fn, rng, emu, monkeypatch):
+    """While the current stream captures a CUDA graph an optimizer step raises
+    (its scalars would be frozen in the graph: issue 15 bug 4) and nothing runs."""
+    from fastopt.backends.cuda import optim as cuda_optim
+    real_capturing = loader.capturing
+    fake = _fake_cupy_module()
+    fake.cuda = type("cuda", (), {})()
+    stream = FakeStream(capturing=True)
+    fake.cuda.get_current_stream = lambda: stream
+    _, kw, roles = next(c for c in CASES if c[0] == fn)
+    lists = make_lists(rng, roles, [5, 1000], np.float32, False)
+    before = copy_lists(lists)
+    with emulated(monkeypatch, emu) as e:
+        monkeypatch.setattr(loader, "capturing", real_capturing)
+        monkeypatch.setitem(sys.modules, "cupy", fake)
+        with pytest.raises(RuntimeError, match="cannot be captured in a CUDA graph"):
+            run(cuda_optim, fn, lists, kw)
+        assert e.launches == []
+        stream.capturing = False          # outside a capture the same call runs
+        run(cuda_optim, fn, copy_lists(lists), kw)
+        assert len(e.launches) == 1
+    for got, want in zip(lists, before):
+        if got is not None:
+            for a, b in zip(got, want):
+                np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e9], ids=["clips", "within"])
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf"), 3.0])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_emulated_sync_free_clip_equals_cpp(dtype, norm_type, max_norm, rng, emu_utils,
+                                            monkeypatch):
+    """clip_grad_norm(sync=False) on the cuda backend: the scaling kernel reads
+    the norm from device memory, nothing is copied to the host, and the result
+    equals the cuda backend's clip with sync=True bit for bit (the same
+    reduction) and the C++ backend's to rounding (another reduction order)."""
+    sizes = [0, 1, 5, 4099, 70_001]
+    host = [(rng.standard_normal(n) * 3).astype(dtype) for n in sizes]
+    cpu = [a.copy() for a in host]
+    want = fastopt.clip_grad_norm(cpu, max_norm, norm_type, backend="cpp")
+    monkeypatch.setattr(FakeDevice, "current", 0)
+    with fake_cuda_backend(monkeypatch, emu_utils, grid_cap=3, two_d=True) as e:
+        synced = [fake_gpu(a) for a in host]
+        norm_synced = fastopt.clip_grad_norm(synced, max_norm, norm_type)
+
+        def no_copy(a):
+            raise AssertionError("sync=False copied to the host")
+        monkeypatch.setattr(loader, "to_host", no_copy)
+        grads = [fake_gpu(a) for a in host]
+        norm = fastopt.clip_grad_norm(grads, max_norm, norm_type, sync=False)
+        with pytest.raises(ValueError, match="sync=False"):
+            fastopt.clip_grad_norm(grads, max_norm, error_if_nonfinite=True, sync=False)
+    assert e.launches[-1] == f"fastopt_clip_scale_{loader.suffix(dtype)}"
+    assert np.ndim(norm) == 0 and float(norm) == norm_synced
+    assert norm_synced == pytest.approx(want, rel=1e-12)
+    for got, s, w in zip(grads, synced, cpu):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(s))
+        np.testing.assert_allclose(np.asarray(got), w, **tol(dtype))

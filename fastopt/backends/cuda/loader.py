@@ -356,6 +356,27 @@ def grid_size(n_blocks_wanted):
 _SYNC = os.environ.get("FASTOPT_CUDA_SYNC", "") not in ("", "0")
 
 
+def capturing():
+    """True while the current stream is capturing a CUDA graph."""
+    import cupy
+    return bool(cupy.cuda.get_current_stream().is_capturing())
+
+
+def refuse_capture(what):
+    """RuntimeError when the current stream is capturing a CUDA graph.
+
+    fastopt passes every scalar (lr, bias corrections, step, seed) by value: a
+    graph would freeze the captured values, so replaying a captured optimizer
+    step would repeat that one step forever. Until a ``capturable`` mode keeps
+    step and lr in device memory, such calls refuse capture instead.
+    """
+    if capturing():
+        raise RuntimeError(f"{what} cannot be captured in a CUDA graph: its step-dependent "
+                           f"scalars (lr, bias corrections) are kernel arguments passed by "
+                           f"value, so every replay would repeat the captured step. Call it "
+                           f"outside the capture.")
+
+
 def launch(family, name, grid, block, spec, values, dtype, shared_mem=0):
     """Launches ``name`` of ``family`` on the current device's current stream.
 
