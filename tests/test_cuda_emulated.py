@@ -400,10 +400,11 @@ class FakeCupyArray(np.ndarray):
         return _FakeFlags(self)
 
     @property
-    def data(self):
-        class _Ptr:
-            ptr = self.ctypes.data
-        return _Ptr
+    def data(self):   # built once per array object (cupy's is an attribute too)
+        d = self.__dict__.get("_data")
+        if d is None:
+            d = self.__dict__["_data"] = type("MemoryPointer", (), {"ptr": self.ctypes.data})
+        return d
 
     @property
     def device(self):
@@ -619,3 +620,38 @@ def test_emulated_sync_free_clip_equals_cpp(dtype, norm_type, max_norm, rng, emu
     for got, s, w in zip(grads, synced, cpu):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(s))
         np.testing.assert_allclose(np.asarray(got), w, **tol(dtype))
+
+
+def test_gpu_list_validation_cached_per_pointer_set(rng, emu, monkeypatch):
+    """A list-form call on GPU arrays is validated once per distinct pointer set
+    (issue 15: 200 tensors x 4 roles cost milliseconds a step); any change of
+    pointers, shapes, strides or dtypes is validated again, and still refused."""
+    from fastopt import _validate
+    monkeypatch.setattr(_validate, "_GPU_VALID", {})
+    calls = []
+    real = _validate._arrays
+    monkeypatch.setattr(_validate, "_arrays", lambda named, dtypes: calls.append(1) or
+                        real(named, dtypes))
+    sizes = [3, 17, 100]
+    mk = lambda: [fake_gpu(rng.standard_normal(n).astype(np.float32)) for n in sizes]  # noqa: E731
+    p, g, m, s = mk(), mk(), mk(), [fake_gpu(rng.uniform(0.1, 1, n).astype(np.float32))
+                                    for n in sizes]
+    ref = [[np.array(a, dtype=np.float64) for a in lst] for lst in (p, g, m, s)]
+    with fake_cuda_backend(monkeypatch, emu):
+        for step in (1, 2, 3):
+            fastopt.adam_step(p, g, m, s, step=step, lr=0.1)
+        assert len(calls) == 1
+        g2 = mk()                                    # new gradient arrays: validated again
+        fastopt.adam_step(p, g2, m, s, step=4, lr=0.1)
+        assert len(calls) == 2
+        with pytest.raises(ValueError, match="overlap"):
+            fastopt.adam_step(p, [p[0], g[1], g[2]], m, s, step=5, lr=0.1)
+        with pytest.raises(ValueError, match="contiguous"):
+            fastopt.adam_step(p, [g[0], fake_gpu(np.zeros(34, np.float32))[::2], g[2]], m, s,
+                              step=5, lr=0.1)
+    for step in (1, 2, 3):
+        fastopt.adam_step(*ref, step=step, lr=0.1, backend="numpy")
+    fastopt.adam_step(ref[0], [np.array(a, dtype=np.float64) for a in g2], ref[2], ref[3], step=4,
+                      lr=0.1, backend="numpy")
+    for got, want in zip(p, ref[0]):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
