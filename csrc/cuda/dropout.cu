@@ -31,20 +31,27 @@ struct alignas(16) DropPack {
 };
 
 // Moves 8 values from src to dst through 16-byte packs, applying the byte.
+// Every pack is loaded before any is stored: the loads are independent and
+// in flight together (a store between them would make the next load wait,
+// since the compiler cannot prove the casted pointers disjoint).
 template <typename T>
 __device__ __forceinline__ void apply_byte_vec(const T* __restrict__ src, T* __restrict__ dst,
                                                uint32_t byte, T scale) {
   constexpr int W = 16 / sizeof(T);
-  const DropPack<T>* s = reinterpret_cast<const DropPack<T>*>(src);
-  DropPack<T>* d = reinterpret_cast<DropPack<T>*>(dst);
+  constexpr int Q = 8 / W;
+  const DropPack<T>* __restrict__ s = reinterpret_cast<const DropPack<T>*>(src);
+  DropPack<T>* __restrict__ d = reinterpret_cast<DropPack<T>*>(dst);
+  DropPack<T> a[Q];
 #pragma unroll
-  for (int q = 0; q < 8 / W; ++q) {
-    DropPack<T> a = s[q];
+  for (int q = 0; q < Q; ++q) a[q] = s[q];
+#pragma unroll
+  for (int q = 0; q < Q; ++q) {
 #pragma unroll
     for (int k = 0; k < W; ++k)
-      a.v[k] = dropout_value(a.v[k], ((byte >> (q * W + k)) & 1u) != 0u, scale);
-    d[q] = a;
+      a[q].v[k] = dropout_value(a[q].v[k], ((byte >> (q * W + k)) & 1u) != 0u, scale);
   }
+#pragma unroll
+  for (int q = 0; q < Q; ++q) d[q] = a[q];
 }
 
 template <typename T>
