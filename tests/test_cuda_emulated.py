@@ -436,6 +436,7 @@ def fake_cuda_backend(monkeypatch, lib, check_devices=False, **kw):
     arrays on the current device too."""
     from fastopt import backends as _backends
     monkeypatch.setitem(_backends._status, "cuda", None)
+    monkeypatch.setattr(_backends, "_modules", dict(_backends._modules))   # forget cuda modules after
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy_module())
     with emulated(monkeypatch, lib, **kw) as e:
         if check_devices:
