@@ -639,3 +639,26 @@ def test_gpu_list_validation_cached_per_pointer_set(rng, emu, monkeypatch):
                       lr=0.1, backend="numpy")
     for got, want in zip(p, ref[0]):
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("offset,spread", [(1e4, 1.0), (-3e3, 1e-2), (7.0, 0.0)],
+                         ids=["large-mean", "tiny-spread", "constant"])
+def test_emulated_batch_norm_statistics_hard_data(offset, spread, rng, emu_bn, monkeypatch):
+    """The per-thread shifted sums of the statistics kernel on data whose mean
+    dwarfs its spread (and a constant channel: variance exactly 0), float64,
+    against the float64 reference."""
+    from fastopt.backends.numpy import batchnorm as ref
+    from fastopt.backends.cuda import batchnorm as cuda_bn
+    monkeypatch.setattr(cuda_bn, "PIECE", 4096)
+    shape, C = (3, 2, 5000), 2
+    x = offset + spread * rng.standard_normal(shape)
+    g, b = rng.uniform(0.5, 2, C), rng.standard_normal(C)
+    r = dict(y=np.empty(shape), sm=np.empty(C), si=np.empty(C), rm=np.zeros(C), rv=np.ones(C))
+    ref.batch_norm_forward(x, r["y"], g, b, r["rm"], r["rv"], r["sm"], r["si"], training=True,
+                           momentum=0.1, eps=1e-5)
+    o = dict(y=np.empty(shape), sm=np.empty(C), si=np.empty(C), rm=np.zeros(C), rv=np.ones(C))
+    with emulated(monkeypatch, emu_bn, grid_cap=3, two_d=True):
+        cuda_bn.batch_norm_forward(x, o["y"], g, b, o["rm"], o["rv"], o["sm"], o["si"],
+                                   training=True, momentum=0.1, eps=1e-5)
+    for k in r:
+        np.testing.assert_allclose(o[k], r[k], rtol=1e-9, atol=1e-9, err_msg=k)

@@ -111,8 +111,25 @@ __device__ __forceinline__ void stats(const T* __restrict__ x, double* __restric
                                       long long P) {
   for (long long c = blockIdx.y; c < C; c += gridDim.y)
     for (long long p = blockIdx.x; p < P; p += gridDim.x) {
+      // A thread's moments from sums of d = x - k around its first value k:
+      // no division per value (Welford's delta / n is an fp64 division each),
+      // one at the end. |d| is of the order of the spread, so q - s^2 / n
+      // does not cancel badly in double; the merge below is Chan's, as before.
+      double k = 0.0, s = 0.0, q = 0.0, n = 0.0;
+      for_piece(c, p, piece_len, M, C, S, [&](long long i) {
+        const double v = double(x[i]);
+        if (n == 0.0) k = v;
+        const double d = v - k;
+        s += d;
+        q += d * d;
+        n += 1.0;
+      });
       BnMoments m = bn_moments_empty();
-      for_piece(c, p, piece_len, M, C, S, [&](long long i) { bn_welford_add(m, double(x[i])); });
+      if (n != 0.0) {
+        const double mean_d = s / n;
+        const double m2 = q - s * mean_d;
+        m = BnMoments{n, k + mean_d, m2 > 0.0 ? m2 : 0.0};
+      }
       m = block_merge(m);
       if (threadIdx.x == 0) {
         double* out = part + 3 * (c * P + p);
