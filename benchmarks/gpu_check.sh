@@ -10,11 +10,13 @@
 #             (.whl/, pip --no-index) or, only where an index answers, from it.
 #   build     the C++ extension in place (scripts/dev-build.sh: the emulation
 #             and bit-for-bit tests compare with the cpp backend).
-#   test      only what needs a GPU or the CUDA sources: tests/test_cuda*.py
-#             (kernels vs the float64 reference and the cpp backend, class
-#             optimizers and fastopt.torch on CUDA, trajectories against torch
-#             CUDA, loops past one grid, side streams, graph capture), with
-#             pytest -n auto. Fails if the cuda backend is unavailable.
+#   test      what needs the GPU or its toolchain: tests/test_cuda.py (kernels vs
+#             the float64 reference and the cpp backend, class optimizers and
+#             fastopt.torch on CUDA, trajectories against torch CUDA, loops past
+#             one grid, side streams, graph capture), test_cuda_loader.py and
+#             test_cuda_compile.py (the machine's nvcc/NVRTC), with pytest -n
+#             auto; test_cuda_emulated.py (CPU only, run by CI) only with
+#             GPU_CHECK_EMULATED=1. Fails if the cuda backend is unavailable.
 #   sanitize  compute-sanitizer memcheck, racecheck and synccheck on a small
 #             subset (cupy's pool off, a sync after each launch); skipped, with
 #             the reason, where the sanitizer cannot attach (e.g. gVisor).
@@ -96,9 +98,11 @@ stage_test() {
   say "GPU tests (tests/test_cuda*.py)"
   require_cuda || { fail "cuda backend unavailable: the GPU tests would only skip"; return; }
   local par=(); "$PY" -c 'import xdist' 2>/dev/null && par=(-n auto)
-  local t=$(( $(left) - 150 )); [ $t -gt 330 ] && t=330; [ $t -lt 60 ] && t=60
-  timeout "$t" "$PY" -m pytest "${par[@]}" -q -ra -p no:cacheprovider \
-      tests/test_cuda.py tests/test_cuda_emulated.py tests/test_cuda_loader.py tests/test_cuda_compile.py \
+  local t=$(( $(left) - 200 )); [ $t -gt 240 ] && t=240; [ $t -lt 60 ] && t=60
+  # tests/test_cuda_emulated.py needs no GPU (CI runs it): only with GPU_CHECK_EMULATED=1
+  local files=(tests/test_cuda.py tests/test_cuda_loader.py tests/test_cuda_compile.py)
+  [ -n "${GPU_CHECK_EMULATED:-}" ] && files+=(tests/test_cuda_emulated.py)
+  timeout "$t" "$PY" -m pytest "${par[@]}" -q -ra -p no:cacheprovider "${files[@]}" \
       2>&1 | tee "$OUTDIR/pytest.log"
   local rc=${PIPESTATUS[0]}
   if [ "$rc" -eq 0 ]; then ok "GPU tests"; elif [ "$rc" -eq 124 ]; then fail "GPU tests timed out after ${t}s"
@@ -120,10 +124,11 @@ stage_sanitize() {
     skip "sanitizer cannot attach here: $(grep -m1 -iE 'error|not supported' <<<"$probe" || echo "${probe:0:200}")"
     return
   fi
-  local tool t
+  local tool t n=3
   for tool in memcheck racecheck synccheck; do
-    t=$(( ($(left) - 100) / 3 )); [ $t -gt 120 ] && t=120
-    if [ $t -lt 30 ]; then skip "sanitizer $tool: no time left"; continue; fi
+    # leave ~80 s for the quick benchmarks at the end
+    t=$(( ($(left) - 80) / n )); n=$((n - 1)); [ $t -gt 75 ] && t=75
+    if [ $t -lt 20 ]; then skip "sanitizer $tool: no time left"; continue; fi
     echo "-- $tool (limit ${t}s)"
     FASTOPT_CUDA_NO_POOL=1 FASTOPT_CUDA_SYNC=1 timeout "$t" "$cs" --tool "$tool" --error-exitcode 99 \
         --print-limit 50 "$PY" -m pytest tests/test_cuda.py -q -x -p no:cacheprovider -k "$SANITIZE_K" \
