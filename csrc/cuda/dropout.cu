@@ -5,9 +5,10 @@
 // (fastopt/_cuda/loader.py) and by nvcc/NVRTC in tests/test_cuda_compile.py.
 //
 // One thread per mask byte (8 elements, two Philox calls) in a grid-stride
-// loop: it writes the byte and, where x/y are 16-byte aligned and the byte is
-// whole, moves its 8 values with 16-byte vector loads and stores; the last
-// partial byte (and unaligned arrays) go through the header's byte functions.
+// loop: it writes the byte and, where the byte is whole, moves its 8 values
+// with 16-byte vector loads and stores (x/y 16-byte aligned) or 8 scalar
+// loads then 8 stores (unaligned); the last partial byte goes through the
+// header's byte functions.
 //
 // Entry points: fastopt_dropout_forward_<f32|f64>, fastopt_dropout_backward_<f32|f64>,
 // fastopt_dropout_mask.
@@ -54,6 +55,20 @@ __device__ __forceinline__ void apply_byte_vec(const T* __restrict__ src, T* __r
   for (int q = 0; q < Q; ++q) d[q] = a[q];
 }
 
+// The same for arrays that are not 16-byte aligned: 8 scalar loads, all
+// issued before the first store (the header's byte loop stores each value
+// before loading the next, and the compiler must keep that order unless the
+// pointers are known disjoint).
+template <typename T>
+__device__ __forceinline__ void apply_byte_scalar(const T* __restrict__ src, T* __restrict__ dst,
+                                                  uint32_t byte, T scale) {
+  T a[8];
+#pragma unroll
+  for (int k = 0; k < 8; ++k) a[k] = src[k];
+#pragma unroll
+  for (int k = 0; k < 8; ++k) dst[k] = dropout_value(a[k], ((byte >> k) & 1u) != 0u, scale);
+}
+
 template <typename T>
 __device__ __forceinline__ void forward(const T* __restrict__ x, T* __restrict__ y,
                                         unsigned char* __restrict__ mask, long long n,
@@ -65,9 +80,10 @@ __device__ __forceinline__ void forward(const T* __restrict__ x, T* __restrict__
     const long long i = 8 * b;
     const int count = n - i < 8 ? int(n - i) : 8;
     uint32_t byte;
-    if (vec_ok && count == 8) {
+    if (count == 8) {
       byte = dropout_mask_byte(uint64_t(b), 8, k0, k1, threshold);
-      apply_byte_vec(x + i, y + i, byte, scale);
+      if (vec_ok) apply_byte_vec(x + i, y + i, byte, scale);
+      else apply_byte_scalar(x + i, y + i, byte, scale);
     } else {
       byte = dropout_forward_byte(x + i, y + i, uint64_t(b), count, k0, k1, threshold, scale);
     }
@@ -85,7 +101,8 @@ __device__ __forceinline__ void backward(const T* __restrict__ dy,
     const long long i = 8 * b;
     const int count = n - i < 8 ? int(n - i) : 8;
     const uint32_t byte = mask[b];
-    if (vec_ok && count == 8) apply_byte_vec(dy + i, dx + i, byte, scale);
+    if (count == 8 && vec_ok) apply_byte_vec(dy + i, dx + i, byte, scale);
+    else if (count == 8) apply_byte_scalar(dy + i, dx + i, byte, scale);
     else dropout_backward_byte(dy + i, dx + i, byte, count, scale);
   }
 }
