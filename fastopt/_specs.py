@@ -156,7 +156,7 @@ KERNELS = {k.name: k for k in (
             Hyper("eps", NON_NEGATIVE, 1e-10), _WD, _MAXIMIZE, _backend()),
            group_options=(Hyper("initial_accumulator_value", NON_NEGATIVE, 0.0),)),
     Kernel("batch_norm_forward",
-           (Role("x"), Role("gamma"), Role("beta"),
+           (Role("x"), Role("gamma", optional=True), Role("beta", optional=True),
             *(Role(n, written="training", optional=True, when=Need("training", "==", False),
                    message="eval (training=False) normalizes with running_mean and running_var: "
                            "they cannot be None")
@@ -167,7 +167,8 @@ KERNELS = {k.name: k for k in (
                  "running_mean and running_var must both be arrays or both be None"),),
            returns="(y, save_mean, save_invstd), new arrays"),
     Kernel("batch_norm_backward",
-           (Role("dy"), Role("x"), Role("gamma"), Role("save_mean"), Role("save_invstd")),
+           (Role("dy"), Role("x"), Role("gamma", optional=True), Role("save_mean"),
+            Role("save_invstd")),
            (Hyper("training", FLAG, True), _backend()),
            returns="(dx, dgamma, dbeta), new arrays"),
     Kernel("dropout_forward", (Role("x"),),
@@ -183,8 +184,9 @@ KERNELS = {k.name: k for k in (
            (Hyper("decay", CLOSED_UNIT), _backend())),
     Kernel("clip_grad_norm", (Role("grads", written=True),),
            (Hyper("max_norm", NON_NEGATIVE), Hyper("norm_type", NORM_ORDER, 2.0),
-            Hyper("error_if_nonfinite", FLAG, False), _backend()),
-           returns="the total norm before clipping, a float"),
+            Hyper("error_if_nonfinite", FLAG, False), _backend(), Hyper("sync", FLAG, True)),
+           returns="the total norm before clipping: a float, or with sync=False on GPU arrays "
+                   "a 0-d device array"),
     Kernel("grad_norm", (Role("grads"),), (Hyper("norm_type", NORM_ORDER, 2.0), _backend()),
            returns="the total norm, a float"),
 )}

@@ -160,25 +160,58 @@ def test_many_tensors_one_cached_table(rng, monkeypatch):
                                    **tol(np.float32))
 
 
-def test_runs_on_the_current_stream_and_captures_in_a_graph(rng):
-    """A step is one launch on the caller's current stream with no host
-    synchronization: it can be captured in a CUDA graph (after a warm-up call
-    that compiles the module and caches the table) and replayed."""
+def test_runs_on_the_current_stream_and_refuses_graph_capture(rng):
+    """A step is one launch on the caller's current (non-default) stream. Under
+    CUDA graph capture it raises: its scalars (lr, bias corrections) are passed
+    by value, so replays would repeat the captured step (issue 15)."""
     host = host_inputs(rng, ["exp_avg", "exp_avg_sq"], 100_003, np.float32)
     dev = to_device(host)
-    kw = dict(step=1, lr=1e-3)
     cupy.cuda.Device().synchronize()   # the uploads above ran on the null stream
     stream = cupy.cuda.Stream(non_blocking=True)
     with stream:
-        fastopt.adam_step(**dev, **kw)               # warm-up: compile + table
+        for step in (1, 2):
+            fastopt.adam_step(**dev, step=step, lr=1e-3)
         stream.begin_capture()
-        fastopt.adam_step(**dev, **kw)
-        graph = stream.end_capture()
-        graph.launch()
+        try:
+            with pytest.raises(RuntimeError, match="cannot be captured"):
+                fastopt.adam_step(**dev, step=3, lr=1e-3)
+        finally:
+            stream.end_capture()
     stream.synchronize()
-    # warm-up + one replay = 2 steps; the capture itself runs nothing
-    ref2 = reference("adam_step", kw, reference("adam_step", kw, host))
-    np.testing.assert_allclose(cupy.asnumpy(dev["param"]), ref2["param"], **tol(np.float32))
+    ref = reference("adam_step", dict(step=1, lr=1e-3), host)
+    fastopt.adam_step(**ref, step=2, lr=1e-3, backend="numpy")
+    np.testing.assert_allclose(cupy.asnumpy(dev["param"]), ref["param"], **tol(np.float32))
+
+
+def test_ema_and_sync_free_clip_capture_and_replay(rng):
+    """Kernels whose arguments are the whole input of the call capture and
+    replay correctly: EMA (constant decay) and the sync-free clip (its
+    coefficient is computed on the device from the norm)."""
+    sizes = [3, 70_001]
+    avg_h = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    par_h = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    avg, par = [cupy.asarray(a) for a in avg_h], [cupy.asarray(a) for a in par_h]
+    grads = [cupy.asarray(a) * 10 for a in par_h]
+    cupy.cuda.Device().synchronize()
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        fastopt.ema_update(avg, par, decay=0.9)                        # warm-up: compile, table
+        fastopt.clip_grad_norm(grads, 1e9, sync=False)
+        stream.begin_capture()
+        fastopt.ema_update(avg, par, decay=0.9)
+        fastopt.clip_grad_norm(grads, 1.0, sync=False)
+        graph = stream.end_capture()
+        for _ in range(3):
+            graph.launch()
+    stream.synchronize()
+    ref = [a.astype(np.float64) for a in avg_h]
+    for _ in range(4):
+        fastopt.ema_update(ref, [p.astype(np.float64) for p in par_h], decay=0.9, backend="numpy")
+    for got, want in zip(avg, ref):
+        np.testing.assert_allclose(cupy.asnumpy(got), want, **tol(np.float32))
+    total = float(np.sqrt(sum(float(np.sum((cupy.asnumpy(g).astype(np.float64)) ** 2))
+                              for g in grads)))
+    assert total == pytest.approx(1.0, rel=1e-4)    # clipped once, then already within
 
 
 def test_validation_on_gpu_arrays():
@@ -381,3 +414,232 @@ def test_utils_against_reference(dtype, rng):
     assert n1 == pytest.approx(n2, rel=1e-6)
     for got, ref in zip(grads, r_grads):
         np.testing.assert_allclose(cupy.asnumpy(got), ref, **tol(dtype))
+
+
+# ----------------------------------------------------- issue 15 (GPU checks)
+def _record_streams(monkeypatch):
+    """Every launch's stream (cupy's current stream at the launch)."""
+    seen = []
+    real = loader.launch
+
+    def launch(*args, **kw):
+        seen.append(cupy.cuda.get_current_stream().ptr)
+        return real(*args, **kw)
+    monkeypatch.setattr(loader, "launch", launch)
+    return seen
+
+
+@pytest.mark.parametrize("cls,kw", [("Adam", dict(lr=1e-2, amsgrad=True, weight_decay=0.1)),
+                                    ("AdamW", dict(lr=1e-2)),
+                                    ("SGD", dict(lr=0.1, momentum=0.9)),
+                                    ("RMSprop", dict(lr=1e-2, centered=True)),
+                                    ("Adagrad", dict(lr=0.1))])
+def test_class_optimizers_on_cupy_arrays(cls, kw, rng):
+    """fastopt.Adam([cupy arrays]) and friends: build, step 5 times on the GPU,
+    follow the float64 NumPy trajectory (construction failed before issue 15)."""
+    shapes = [(33, 7), (loader.CHUNK_SIZE + 5,), (1,)]
+    host = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    params = [cupy.asarray(h) for h in host]
+    ref_p = [h.astype(np.float64) for h in host]
+    opt, ref = getattr(fastopt, cls)(params, **kw), getattr(fastopt, cls)(ref_p, **kw,
+                                                                           backend="numpy")
+    for _ in range(5):
+        g = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+        opt.step([cupy.asarray(x) for x in g])
+        ref.step([x.astype(np.float64) for x in g])
+    for got, want in zip(params, ref_p):
+        np.testing.assert_allclose(cupy.asnumpy(got), want, rtol=1e-4, atol=1e-5)
+    assert all(isinstance(a, cupy.ndarray) for st in opt.state for a in st.values()
+               if hasattr(a, "shape") and a.shape)
+
+
+@pytest.mark.parametrize("name,kw,_", TORCH_CASES, ids=[f"{c[0]}-{c[1]}" for c in TORCH_CASES])
+def test_fastopt_torch_on_cuda_tensors_matches_torch(name, kw, _, monkeypatch):
+    """fastopt.torch.<name> on CUDA tensors follows torch.optim.<name> for 5
+    steps, its kernels on torch's current stream, here a side stream that
+    differs from cupy's."""
+    torch = _torch_cuda()
+    import fastopt.torch as ft
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    shapes = [(33, 7), (1000,), (5,)]
+    init = [torch.randn(s, device="cuda", generator=gen) for s in shapes]
+    ref = [torch.nn.Parameter(p.clone()) for p in init]
+    mine = [torch.nn.Parameter(p.clone()) for p in init]
+    opt_ref = getattr(torch.optim, name)(ref, **kw)
+    opt = getattr(ft, name)(mine, **{k: v for k, v in kw.items() if k != "fused"})
+    seen = _record_streams(monkeypatch)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    for _ in range(5):
+        grads = [torch.randn(s, device="cuda", generator=gen) for s in shapes]
+        for p, q, g in zip(ref, mine, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt_ref.step()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            opt.step()
+        torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    assert seen and set(seen) == {side.cuda_stream} != {cupy.cuda.get_current_stream().ptr}
+    for p, q in zip(ref, mine):
+        torch.testing.assert_close(q.detach(), p.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_fastopt_torch_clip_grad_norm_on_cuda_is_a_device_tensor():
+    torch = _torch_cuda()
+    import fastopt.torch as ft
+    ps = [torch.nn.Parameter(torch.randn(n, device="cuda")) for n in (10, 70_001)]
+    qs = [torch.nn.Parameter(p.detach().clone()) for p in ps]
+    for p, q in zip(ps, qs):
+        p.grad = torch.randn_like(p) * 5
+        q.grad = p.grad.clone()
+    got = ft.clip_grad_norm_(ps, 1.0)
+    want = torch.nn.utils.clip_grad_norm_(qs, 1.0)
+    assert got.device.type == "cuda"
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for p, q in zip(ps, qs):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-6)
+
+
+def _on_side_stream(monkeypatch, fn):
+    """Runs fn() on a fresh non-blocking stream; every launch went there."""
+    seen = _record_streams(monkeypatch)
+    cupy.cuda.Device().synchronize()
+    s = cupy.cuda.Stream(non_blocking=True)
+    with s:
+        out = fn()
+    s.synchronize()
+    assert seen and set(seen) == {s.ptr}
+    return out
+
+
+@pytest.mark.parametrize("family", ["optim", "batchnorm", "dropout", "averaging", "clipping"])
+def test_every_family_runs_on_a_non_default_stream(family, rng, monkeypatch):
+    n = 70_001
+    x = rng.standard_normal(n).astype(np.float32)
+    d = cupy.asarray(x)
+    if family == "optim":
+        m, v = cupy.zeros_like(d), cupy.zeros_like(d)
+        _on_side_stream(monkeypatch, lambda: fastopt.adam_step([d], [d * 0 + 1], [m], [v],
+                                                               step=1, lr=0.1))
+        np.testing.assert_allclose(cupy.asnumpy(d), x - 0.1, rtol=1e-5, atol=1e-6)
+    elif family == "batchnorm":
+        x2 = cupy.asarray(x[:70_000].reshape(7, 10_000))
+        y, sm, si = _on_side_stream(monkeypatch, lambda: fastopt.batch_norm_forward(
+            x2, None, None, None, None))
+        ry, _, _ = fastopt.batch_norm_forward(cupy.asnumpy(x2).astype(np.float64), None, None,
+                                              None, None, backend="numpy")
+        np.testing.assert_allclose(cupy.asnumpy(y), ry, rtol=1e-4, atol=1e-4)
+    elif family == "dropout":
+        y, mask = _on_side_stream(monkeypatch, lambda: fastopt.dropout_forward(d, 0.3, seed=5))
+        np.testing.assert_array_equal(cupy.asnumpy(y), fastopt.dropout_forward(x, 0.3, seed=5)[0])
+    elif family == "averaging":
+        avg = cupy.zeros_like(d)
+        _on_side_stream(monkeypatch, lambda: fastopt.ema_update([avg], [d], 0.5))
+        np.testing.assert_allclose(cupy.asnumpy(avg), 0.5 * x, rtol=1e-6)
+    else:
+        norm = _on_side_stream(monkeypatch, lambda: fastopt.clip_grad_norm([d], 1.0, sync=False))
+        assert float(norm) == pytest.approx(float(np.linalg.norm(x.astype(np.float64))),
+                                            rel=1e-6)
+
+
+def test_loops_past_one_grid_with_a_capped_grid(rng, monkeypatch):
+    """Every kernel family with the grid capped at 3 blocks (each block loops
+    over many chunks / pieces / channels): the same results as the full grid."""
+    sizes = [5, 3 * loader.CHUNK_SIZE + 7, 70_001]
+    host = [host_inputs(rng, ["exp_avg", "exp_avg_sq"], n, np.float32) for n in sizes]
+    full, capped = [to_device(h) for h in host], [to_device(h) for h in host]
+    xs = (rng.standard_normal((300, 3, 400)) * 2).astype(np.float32)   # 15 pieces a channel
+    outs = []
+    for lists, cap in ((full, None), (capped, 3)):
+        if cap:
+            monkeypatch.setattr(loader, "grid_size", lambda n: max(1, min(int(n), 3)))
+        L = {k: [d[k] for d in lists] for k in lists[0]}
+        fastopt.adam_step(**L, step=2, lr=1e-2)
+        x = cupy.asarray(xs)
+        outs.append([cupy.asnumpy(a) for a in fastopt.batch_norm_forward(x, None, None, None, None)]
+                    + [cupy.asnumpy(fastopt.dropout_forward(cupy.asarray(xs.ravel()), 0.5, seed=3)[0]),
+                       fastopt.grad_norm(L["param"])])
+    for a, b in zip(full, capped):
+        for k in a:
+            np.testing.assert_array_equal(cupy.asnumpy(a[k]), cupy.asnumpy(b[k]))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_loops_past_one_real_grid(rng):
+    """Sizes past the real grid cap (BLOCKS_PER_SM x SMs blocks, 4224 on an
+    H100/H200): an optimizer list with more chunks than blocks, dropout past
+    grid x 256 threads x 8 elements, batch norm with C > 65535 and with more
+    pieces per channel than blocks. Compared with the C++ backend bit for bit
+    (optimizer, dropout) and the float64 reference (batch norm)."""
+    from fastopt.backends.cuda import batchnorm as cuda_bn
+    cap = loader.grid_size(2**31 - 1)
+    n = (cap + 1) * loader.CHUNK_SIZE + 3
+    h = {k: rng.standard_normal(n).astype(np.float32) for k in ("param", "grad", "exp_avg")}
+    h["exp_avg_sq"] = rng.uniform(0.1, 1.0, n).astype(np.float32)
+    d = {k: cupy.asarray(v) for k, v in h.items()}
+    fastopt.adam_step(**d, step=3, lr=1e-3)
+    fastopt.adam_step(**h, step=3, lr=1e-3, backend="cpp")
+    for k in h:
+        np.testing.assert_array_equal(cupy.asnumpy(d[k]), h[k], err_msg=k)
+    del d, h
+    nd = cap * 256 * 8 + 1001
+    x = rng.standard_normal(nd).astype(np.float32)
+    y, m = fastopt.dropout_forward(cupy.asarray(x), 0.25, seed=11)
+    y_cpu, m_cpu = fastopt.dropout_forward(x, 0.25, seed=11, backend="cpp")
+    np.testing.assert_array_equal(cupy.asnumpy(m), m_cpu)
+    np.testing.assert_array_equal(cupy.asnumpy(y), y_cpu)
+    del x, y, m
+    for shape in [(4, 70_000), ((cap + 1) * cuda_bn.PIECE + 5, 1)]:
+        xb = (rng.standard_normal(shape) + 3).astype(np.float32)
+        got = fastopt.batch_norm_forward(cupy.asarray(xb), None, None, None, None)
+        want = fastopt.batch_norm_forward(xb.astype(np.float64), None, None, None, None,
+                                          backend="numpy")
+        for g_, w_ in zip(got, want):
+            np.testing.assert_allclose(cupy.asnumpy(g_), w_, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_norm_none_affine_and_none_saved_stats_on_gpu(dtype, rng):
+    x = cupy.asarray((rng.standard_normal((9, 4, 33)) + 2).astype(dtype))
+    dy = cupy.asarray(rng.standard_normal((9, 4, 33)).astype(dtype))
+    y, sm, si = fastopt.batch_norm_forward(x, None, None, None, None)
+    one, zero = cupy.ones(4, dtype), cupy.zeros(4, dtype)
+    y2, sm2, si2 = fastopt.batch_norm_forward(x, one, zero, None, None)
+    dx, dg, db = fastopt.batch_norm_backward(dy, x, None, sm, si)
+    dx2, dg2, db2 = fastopt.batch_norm_backward(dy, x, one, sm, si)
+    for a, b in [(y, y2), (sm, sm2), (si, si2), (dx, dx2), (dg, dg2), (db, db2)]:
+        np.testing.assert_array_equal(cupy.asnumpy(a), cupy.asnumpy(b))
+    with pytest.raises(ValueError, match="save_mean is None"):
+        fastopt.batch_norm_backward(dy, x, None, None, si)
+
+
+@pytest.mark.skipif(cupy.cuda.runtime.getDeviceCount() < 2, reason="needs two GPUs")
+def test_outputs_on_the_inputs_device_not_the_current_one(rng):
+    """Arrays on GPU 1 while GPU 0 is current: every output lands on GPU 1."""
+    h = rng.standard_normal((8, 3, 5)).astype(np.float32)
+    with cupy.cuda.Device(1):
+        x = cupy.asarray(h)
+        p, g = [cupy.asarray(h.ravel())], [cupy.asarray(h.ravel())]
+    with cupy.cuda.Device(0):
+        y, sm, si = fastopt.batch_norm_forward(x, None, None, None, None)
+        yd, mask = fastopt.dropout_forward(x, 0.5, seed=1)
+        opt = fastopt.Adam(p, lr=0.1)
+        opt.step(g)
+    for a in (y, sm, si, yd, mask, *opt.state[0].values()):
+        if hasattr(a, "device"):
+            assert a.device.id == 1
+    np.testing.assert_allclose(cupy.asnumpy(y), fastopt.batch_norm_forward(
+        h.astype(np.float64), None, None, None, None, backend="numpy")[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sync_free_clip_equals_synced_clip(dtype, rng):
+    host = [(rng.standard_normal(n) * 4).astype(dtype) for n in (3, 70_001, loader.CHUNK_SIZE)]
+    a, b = [cupy.asarray(x) for x in host], [cupy.asarray(x) for x in host]
+    n1 = fastopt.clip_grad_norm(a, 1.0)
+    n2 = fastopt.clip_grad_norm(b, 1.0, sync=False)
+    assert isinstance(n2, cupy.ndarray) and n2.shape == () and float(n2) == n1
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(cupy.asnumpy(x), cupy.asnumpy(y))

@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,7 @@ def emulated(monkeypatch, lib, grid_cap=7, block=64, two_d=False):
     monkeypatch.setattr(loader, "grid_size", e.grid_size)
     monkeypatch.setattr(loader, "launch", e.launch)
     monkeypatch.setattr(loader, "device_of", lambda arrays: contextlib.nullcontext())
+    monkeypatch.setattr(loader, "capturing", lambda: False)
     yield e
 
 
@@ -434,3 +436,315 @@ def test_emulated_clipping_against_reference(dtype, rng, emu_clipping, monkeypat
         assert got == pytest.approx(want, rel=1e-12), q
     for got, a in zip(grads, par):
         np.testing.assert_allclose(got, a.astype(np.float64) * 0.25, **tol(dtype))
+
+
+# ------------------------------------- cupy-like arrays through the public API
+class FakeDevice:
+    """``cupy.cuda.Device`` stand-in: ``.id`` and a context manager making it current."""
+
+    current = 0
+
+    def __init__(self, id=None):
+        self.id = FakeDevice.current if id is None else id
+
+    def __enter__(self):
+        self._prev, FakeDevice.current = FakeDevice.current, self.id
+        return self
+
+    def __exit__(self, *exc):
+        FakeDevice.current = self._prev
+
+
+class _FakeFlags:
+    """cupy's flags: c_contiguous, f_contiguous, owndata, and no ``writeable``."""
+
+    def __init__(self, a):
+        f = np.ndarray.flags.__get__(a)
+        self.c_contiguous, self.f_contiguous, self.owndata = (f.c_contiguous, f.f_contiguous,
+                                                               f.owndata)
+
+
+class FakeCupyArray(np.ndarray):
+    """Host memory that looks like a cupy array to fastopt: its type's module
+    starts with ``cupy`` (``fastopt._arrays.is_cupy``), ``.data.ptr``,
+    ``.device`` (``.id``, a context manager) and cupy's flags (no
+    ``writeable``). The emulated kernels read and write it through ctypes."""
+
+    __module__ = "cupy._fake"
+
+    def __array_finalize__(self, obj):
+        self.fake_device = getattr(obj, "fake_device", FakeDevice.current)
+
+    def __array_function__(self, func, types, args, kwargs):
+        out = super().__array_function__(func, types, args, kwargs)
+        if func in (np.empty_like, np.zeros_like, np.ones_like, np.full_like):
+            out.fake_device = FakeDevice.current   # as cupy's: on the current device
+        return out
+
+    @property
+    def flags(self):
+        return _FakeFlags(self)
+
+    @property
+    def data(self):   # built once per array object (cupy's is an attribute too)
+        d = self.__dict__.get("_data")
+        if d is None:
+            d = self.__dict__["_data"] = type("MemoryPointer", (), {"ptr": self.ctypes.data})
+        return d
+
+    @property
+    def device(self):
+        return FakeDevice(self.fake_device)
+
+
+def fake_gpu(a, device=None):
+    out = np.array(a, copy=True).view(FakeCupyArray)
+    out.fake_device = FakeDevice.current if device is None else device
+    return out
+
+
+def _fake_cupy_module():
+    """The few ``cupy`` functions fastopt's Python layer calls, on FakeCupyArray."""
+    import types
+    m = types.ModuleType("cupy")
+    m.empty = lambda shape, dtype=np.float64: fake_gpu(np.empty(shape, dtype))
+    m.zeros = lambda shape, dtype=np.float64: fake_gpu(np.zeros(shape, dtype))
+    m.ndarray = FakeCupyArray
+    return m
+
+
+@contextlib.contextmanager
+def fake_cuda_backend(monkeypatch, lib, check_devices=False, **kw):
+    """The ``cuda`` backend "available", its kernels emulated on the host and
+    ``cupy`` replaced by a fake allocating FakeCupyArray on the current
+    FakeDevice. ``check_devices``: every array a kernel gets must live on the
+    device current at the launch, and the loader's temporaries are fake GPU
+    arrays on the current device too."""
+    from fastopt import backends as _backends
+    monkeypatch.setitem(_backends._status, "cuda", None)
+    monkeypatch.setattr(_backends, "_modules", dict(_backends._modules))   # forget cuda modules after
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy_module())
+    with emulated(monkeypatch, lib, **kw) as e:
+        if check_devices:
+            inner = e.launch
+
+            def launch(family, name, grid, block, spec, values, dtype, shared_mem=0):
+                for code, val in zip(spec, values):
+                    if code == "p" and isinstance(val, FakeCupyArray):
+                        assert val.fake_device == FakeDevice.current, (name, val.fake_device)
+                inner(family, name, grid, block, spec, values, dtype, shared_mem)
+            monkeypatch.setattr(loader, "launch", launch)
+            monkeypatch.setattr(loader, "empty",
+                                lambda shape, dt: fake_gpu(np.empty(shape, dt)))
+            monkeypatch.setattr(loader, "device_of", lambda arrays: arrays[0].device)
+        yield e
+
+
+@pytest.mark.parametrize("cls,kw", [("Adam", dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
+                                    ("AdamW", dict(lr=1e-2)),
+                                    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+                                    ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5)),
+                                    ("Adagrad", dict(lr=0.1, lr_decay=0.01))])
+def test_class_optimizer_on_cupy_like_arrays(cls, kw, rng, emu, monkeypatch):
+    """``fastopt.Adam([cupy arrays])`` and the other classes build (cupy arrays
+    have no ``flags.writeable``: issue 15 bug 1) and step through the cuda
+    backend's kernels, matching the float64 NumPy reference for 3 steps."""
+    sizes = [5, 1023, loader.CHUNK_SIZE + 3]
+    host = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    grads = [[rng.standard_normal(n).astype(np.float32) for n in sizes] for _ in range(3)]
+    ref_params = [h.astype(np.float64) for h in host]
+    ref = getattr(fastopt, cls)(ref_params, **kw, backend="numpy")
+    with fake_cuda_backend(monkeypatch, emu) as e:
+        params = [fake_gpu(h) for h in host]
+        opt = getattr(fastopt, cls)(params, **kw)
+        for g in grads:
+            opt.step([fake_gpu(x) for x in g])
+            ref.step([x.astype(np.float64) for x in g])
+    assert len(e.launches) == 3          # one launch per step for the whole list
+    for got, want in zip(params, ref_params):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_outputs_on_the_inputs_device(rng, emu_bn, monkeypatch):
+    """x on GPU 1 while GPU 0 is current: every output and temporary of batch
+    norm lives on GPU 1 and every kernel runs with GPU 1 current (issue 15
+    bug 2: outputs were allocated on the current device)."""
+    monkeypatch.setattr(FakeDevice, "current", 0)
+    shape, C = (6, 3, 5), 3
+    host = dict(x=rng.standard_normal(shape) + 2, g=rng.uniform(0.5, 2, C),
+                b=rng.standard_normal(C), rm=rng.standard_normal(C), rv=rng.uniform(0.5, 2, C),
+                dy=rng.standard_normal(shape))
+    dev = {k: fake_gpu(val, device=1) for k, val in host.items()}
+    with fake_cuda_backend(monkeypatch, emu_bn, check_devices=True, grid_cap=3, two_d=True):
+        y, sm, si = fastopt.batch_norm_forward(dev["x"], dev["g"], dev["b"], dev["rm"], dev["rv"])
+        dx, dg, db = fastopt.batch_norm_backward(dev["dy"], dev["x"], dev["g"], sm, si)
+    assert FakeDevice.current == 0
+    for name, a in dict(y=y, sm=sm, si=si, dx=dx, dg=dg, db=db).items():
+        assert isinstance(a, FakeCupyArray) and a.fake_device == 1, name
+    r = {k: val.copy() for k, val in host.items()}
+    ry, rsm, rsi = fastopt.batch_norm_forward(r["x"], r["g"], r["b"], r["rm"], r["rv"],
+                                              backend="numpy")
+    rdx, rdg, rdb = fastopt.batch_norm_backward(r["dy"], r["x"], r["g"], rsm, rsi, backend="numpy")
+    for got, want in [(y, ry), (sm, rsm), (si, rsi), (dx, rdx), (dg, rdg), (db, rdb),
+                      (dev["rm"], r["rm"]), (dev["rv"], r["rv"])]:
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-9, atol=1e-12)
+
+
+def test_optimizer_state_on_the_params_device(rng, emu, monkeypatch):
+    """Lazily created optimizer state lives on its parameter's device, not the current one."""
+    monkeypatch.setattr(FakeDevice, "current", 0)
+    params = [fake_gpu(rng.standard_normal(n), device=1) for n in (3, 40)]
+    with fake_cuda_backend(monkeypatch, emu, check_devices=True):
+        opt = fastopt.Adam(params, lr=0.1, amsgrad=True)
+        opt.step([fake_gpu(rng.standard_normal(p.size), device=1) for p in params])
+    assert FakeDevice.current == 0
+    for st in opt.state:
+        for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            assert isinstance(st[name], FakeCupyArray) and st[name].fake_device == 1, name
+
+
+def test_batch_norm_none_affine_on_the_cuda_backend(rng, emu_bn, monkeypatch):
+    """gamma=None / beta=None reach the CUDA kernels as ones / zeros made on x's
+    device (no null pointer read), equal to the reference with explicit ones/zeros."""
+    monkeypatch.setattr(FakeDevice, "current", 0)
+    shape, C = (5, 4, 7), 4
+    x, dy = rng.standard_normal(shape) * 2 + 1, rng.standard_normal(shape)
+    rm, rv = rng.standard_normal(C), rng.uniform(0.5, 2, C)
+    with fake_cuda_backend(monkeypatch, emu_bn, check_devices=True, grid_cap=3, two_d=True):
+        y, sm, si = fastopt.batch_norm_forward(fake_gpu(x, 1), None, None, fake_gpu(rm, 1),
+                                               fake_gpu(rv, 1))
+        dx, dg, db = fastopt.batch_norm_backward(fake_gpu(dy, 1), fake_gpu(x, 1), None, sm, si)
+    ones, zeros = np.ones(C), np.zeros(C)
+    ry, rsm, rsi = fastopt.batch_norm_forward(x, ones, zeros, rm.copy(), rv.copy(), backend="numpy")
+    rdx, rdg, rdb = fastopt.batch_norm_backward(dy, x, ones, rsm, rsi, backend="numpy")
+    for got, want in [(y, ry), (sm, rsm), (si, rsi), (dx, rdx), (dg, rdg), (db, rdb)]:
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-9, atol=1e-12)
+
+
+class FakeStream:
+    """``cupy.cuda.Stream`` stand-in: only whether it is capturing a graph."""
+
+    def __init__(self, capturing=False):
+        self.capturing = capturing
+
+    def is_capturing(self):
+        return self.capturing
+
+
+@pytest.mark.parametrize("fn", ["sgd", "rmsprop", "adam", "adagrad"])
+def test_optimizer_step_refuses_graph_capture(fn, rng, emu, monkeypatch):
+    """While the current stream captures a CUDA graph an optimizer step raises
+    (its scalars would be frozen in the graph: issue 15 bug 4) and nothing runs."""
+    from fastopt.backends.cuda import optim as cuda_optim
+    real_capturing = loader.capturing
+    fake = _fake_cupy_module()
+    fake.cuda = type("cuda", (), {})()
+    stream = FakeStream(capturing=True)
+    fake.cuda.get_current_stream = lambda: stream
+    _, kw, roles = next(c for c in CASES if c[0] == fn)
+    lists = make_lists(rng, roles, [5, 1000], np.float32, False)
+    before = copy_lists(lists)
+    with emulated(monkeypatch, emu) as e:
+        monkeypatch.setattr(loader, "capturing", real_capturing)
+        monkeypatch.setitem(sys.modules, "cupy", fake)
+        with pytest.raises(RuntimeError, match="cannot be captured in a CUDA graph"):
+            run(cuda_optim, fn, lists, kw)
+        assert e.launches == []
+        stream.capturing = False          # outside a capture the same call runs
+        run(cuda_optim, fn, copy_lists(lists), kw)
+        assert len(e.launches) == 1
+    for got, want in zip(lists, before):
+        if got is not None:
+            for a, b in zip(got, want):
+                np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e9], ids=["clips", "within"])
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf"), 3.0])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_emulated_sync_free_clip_equals_cpp(dtype, norm_type, max_norm, rng, emu_clipping,
+                                            monkeypatch):
+    """clip_grad_norm(sync=False) on the cuda backend: the scaling kernel reads
+    the norm from device memory, nothing is copied to the host, and the result
+    equals the cuda backend's clip with sync=True bit for bit (the same
+    reduction) and the C++ backend's to rounding (another reduction order)."""
+    sizes = [0, 1, 5, 4099, 70_001]
+    host = [(rng.standard_normal(n) * 3).astype(dtype) for n in sizes]
+    cpu = [a.copy() for a in host]
+    want = fastopt.clip_grad_norm(cpu, max_norm, norm_type, backend="cpp")
+    monkeypatch.setattr(FakeDevice, "current", 0)
+    with fake_cuda_backend(monkeypatch, emu_clipping, grid_cap=3, two_d=True) as e:
+        synced = [fake_gpu(a) for a in host]
+        norm_synced = fastopt.clip_grad_norm(synced, max_norm, norm_type)
+
+        def no_copy(a):
+            raise AssertionError("sync=False copied to the host")
+        monkeypatch.setattr(loader, "to_host", no_copy)
+        grads = [fake_gpu(a) for a in host]
+        norm = fastopt.clip_grad_norm(grads, max_norm, norm_type, sync=False)
+        with pytest.raises(ValueError, match="sync=False"):
+            fastopt.clip_grad_norm(grads, max_norm, error_if_nonfinite=True, sync=False)
+    assert e.launches[-1] == f"fastopt_clip_scale_{loader.suffix(dtype)}"
+    assert np.ndim(norm) == 0 and float(norm) == norm_synced
+    assert norm_synced == pytest.approx(want, rel=1e-12)
+    for got, s, w in zip(grads, synced, cpu):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(s))
+        np.testing.assert_allclose(np.asarray(got), w, **tol(dtype))
+
+
+def test_gpu_list_validation_cached_per_pointer_set(rng, emu, monkeypatch):
+    """A list-form call on GPU arrays is validated once per distinct pointer set
+    (issue 15: 200 tensors x 4 roles cost milliseconds a step); any change of
+    pointers, shapes, strides or dtypes is validated again, and still refused."""
+    from fastopt import _validate
+    monkeypatch.setattr(_validate, "_GPU_VALID", {})
+    calls = []
+    real = _validate._arrays
+    monkeypatch.setattr(_validate, "_arrays", lambda named, dtypes: calls.append(1) or
+                        real(named, dtypes))
+    sizes = [3, 17, 100]
+    mk = lambda: [fake_gpu(rng.standard_normal(n).astype(np.float32)) for n in sizes]  # noqa: E731
+    p, g, m, s = mk(), mk(), mk(), [fake_gpu(rng.uniform(0.1, 1, n).astype(np.float32))
+                                    for n in sizes]
+    ref = [[np.array(a, dtype=np.float64) for a in lst] for lst in (p, g, m, s)]
+    with fake_cuda_backend(monkeypatch, emu):
+        for step in (1, 2, 3):
+            fastopt.adam_step(p, g, m, s, step=step, lr=0.1)
+        assert len(calls) == 1
+        g2 = mk()                                    # new gradient arrays: validated again
+        fastopt.adam_step(p, g2, m, s, step=4, lr=0.1)
+        assert len(calls) == 2
+        with pytest.raises(ValueError, match="overlap"):
+            fastopt.adam_step(p, [p[0], g[1], g[2]], m, s, step=5, lr=0.1)
+        with pytest.raises(ValueError, match="contiguous"):
+            fastopt.adam_step(p, [g[0], fake_gpu(np.zeros(34, np.float32))[::2], g[2]], m, s,
+                              step=5, lr=0.1)
+    for step in (1, 2, 3):
+        fastopt.adam_step(*ref, step=step, lr=0.1, backend="numpy")
+    fastopt.adam_step(ref[0], [np.array(a, dtype=np.float64) for a in g2], ref[2], ref[3], step=4,
+                      lr=0.1, backend="numpy")
+    for got, want in zip(p, ref[0]):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("offset,spread", [(1e4, 1.0), (-3e3, 1e-2), (7.0, 0.0)],
+                         ids=["large-mean", "tiny-spread", "constant"])
+def test_emulated_batch_norm_statistics_hard_data(offset, spread, rng, emu_bn, monkeypatch):
+    """The per-thread shifted sums of the statistics kernel on data whose mean
+    dwarfs its spread (and a constant channel: variance exactly 0), float64,
+    against the float64 reference."""
+    from fastopt.backends.numpy import batchnorm as ref
+    from fastopt.backends.cuda import batchnorm as cuda_bn
+    monkeypatch.setattr(cuda_bn, "PIECE", 4096)
+    shape, C = (3, 2, 5000), 2
+    x = offset + spread * rng.standard_normal(shape)
+    g, b = rng.uniform(0.5, 2, C), rng.standard_normal(C)
+    r = dict(y=np.empty(shape), sm=np.empty(C), si=np.empty(C), rm=np.zeros(C), rv=np.ones(C))
+    ref.batch_norm_forward(x, r["y"], g, b, r["rm"], r["rv"], r["sm"], r["si"], training=True,
+                           momentum=0.1, eps=1e-5)
+    o = dict(y=np.empty(shape), sm=np.empty(C), si=np.empty(C), rm=np.zeros(C), rv=np.ones(C))
+    with emulated(monkeypatch, emu_bn, grid_cap=3, two_d=True):
+        cuda_bn.batch_norm_forward(x, o["y"], g, b, o["rm"], o["rv"], o["sm"], o["si"],
+                                   training=True, momentum=0.1, eps=1e-5)
+    for k in r:
+        np.testing.assert_allclose(o[k], r[k], rtol=1e-9, atol=1e-9, err_msg=k)

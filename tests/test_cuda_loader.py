@@ -278,3 +278,124 @@ def test_backend_arg_specs_match_kernel_signatures(family, source):
         found = [c for c in candidates if c in sigs]
         assert found, (name, sorted(sigs))
         assert sigs[found[0]] == spec, (family, name, sigs[found[0]], spec)
+
+
+# ------------------------------------------- table upload without a host sync
+class _FakeEvent:
+    def __init__(self):
+        self.done = False
+
+
+class _FakeStream:
+    def __init__(self, ptr):
+        self.ptr, self.calls = ptr, []
+
+    def synchronize(self):
+        self.calls.append("synchronize")
+
+    def record(self):
+        ev = _FakeEvent()
+        self.calls.append(("record", ev))
+        return ev
+
+    def wait_event(self, ev):
+        self.calls.append(("wait_event", ev))
+
+
+class _FakeDevArray:
+    def __init__(self, n, dtype):
+        self.size, self.uploads = n, []
+        self.host = np.zeros(n, dtype)
+
+    def set(self, arr, stream=None):
+        self.uploads.append((arr, stream))
+        self.host[...] = arr
+
+    def __getitem__(self, sl):
+        return self.host[sl]
+
+
+class _FakeArr:
+    def __init__(self, ptr, size):
+        class data:
+            pass
+        data.ptr = ptr
+        self.data, self.size = data, size
+
+
+def _fake_cupy(monkeypatch):
+    import types
+    cp = types.ModuleType("cupy")
+    cp.cuda = types.SimpleNamespace()
+    state = types.SimpleNamespace(stream=_FakeStream(7), pinned=[], arrays=[])
+
+    def alloc_pinned_memory(n):
+        buf = bytearray(n)
+        state.pinned.append(buf)
+        return buf
+
+    def empty(n, dtype):
+        a = _FakeDevArray(n, dtype)
+        state.arrays.append(a)
+        return a
+    cp.cuda.alloc_pinned_memory = alloc_pinned_memory
+    cp.cuda.get_current_stream = lambda: state.stream
+    cp.cuda.Device = lambda: types.SimpleNamespace(id=0)
+    cp.empty = empty
+    monkeypatch.setitem(sys.modules, "cupy", cp)
+    monkeypatch.setattr(loader, "_tables", loader.TableCache())
+    monkeypatch.setattr(loader, "_staging", [])
+    return state
+
+
+def test_table_upload_is_async_from_pinned_memory(monkeypatch):
+    """A pointer-table cache miss uploads from page-locked memory on the current
+    stream, records an event and never synchronizes (issue 15: the old
+    stream.synchronize() waited for everything queued, e.g. a backward pass);
+    another stream using the table waits on the event, on the GPU."""
+    st = _fake_cupy(monkeypatch)
+    arrays = [[_FakeArr(4096 * (i + 1), 10) for i in range(3)], None, None, None, None]
+    t = loader.device_table(arrays, chunk_size=4)
+    up = st.stream
+    assert "synchronize" not in up.calls
+    (dev,) = st.arrays
+    (src, stream), = dev.uploads
+    assert stream is up and np.shares_memory(src, np.frombuffer(st.pinned[0], np.int64))
+    words, _, _ = loader.pack_table([(4096 * (i + 1),) for i in range(3)], [10] * 3, 4)
+    np.testing.assert_array_equal(dev.host, words)
+    event = up.calls[-1][1]
+    assert loader._staging and loader._staging[0][0] is event     # pinned buffer kept alive
+    # a hit on the same stream: nothing to order
+    assert loader.device_table(arrays, chunk_size=4) is t and up.calls == [("record", event)]
+    # a hit on another stream before the upload is done: a device-side wait
+    st.stream = other = _FakeStream(9)
+    loader.device_table(arrays, chunk_size=4)
+    assert other.calls == [("wait_event", event)]
+    event.done = True
+    loader.device_table(arrays, chunk_size=4)
+    assert other.calls == [("wait_event", event)] and t.upload is None
+    assert len(st.arrays) == 1                                    # built once
+
+
+def test_stepping_many_tensors_one_by_one_hits_the_cache(monkeypatch):
+    """More than 64 tensors stepped one at a time: each table is built once
+    (the old 64-entry LRU rebuilt, and synchronized, on every call)."""
+    st = _fake_cupy(monkeypatch)
+    tensors = [_FakeArr(256 * (i + 1), 100) for i in range(300)]
+    for _ in range(3):
+        for a in tensors:
+            loader.device_table([[a], [a], None, None, None])
+    assert len(st.arrays) == 300 and len(loader._tables) == 300
+    assert "synchronize" not in st.stream.calls
+
+
+def test_table_cache_bounded_by_words():
+    cache = loader.TableCache(maxsize=100, max_words=10)
+
+    class V:
+        def __init__(self, n):
+            self.words = np.zeros(n)
+    for k in range(5):
+        cache.get(k, lambda: V(4))
+    assert len(cache) == 2                     # 2 x 4 words <= 10 < 3 x 4
+    assert cache.get(4, lambda: V(99)).words.size == 4

@@ -78,6 +78,14 @@ __device__ __forceinline__ void norm_finish_block(const double* __restrict__ par
     using namespace fastopt::cuda;                                                             \
     apply_chunks<T, 1u, 1u>(tensors, chunks, n_chunks, chunk_size, ScaleOp<T>{coef});          \
   }                                                                                            \
+  /* clip_grad_norm(sync=False): the coefficient from the norm in device memory */             \
+  extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBlockThreads)                   \
+      fastopt_clip_scale_##SUFFIX(FASTOPT_TABLE_ARGS, const double* norm, double max_norm) {   \
+    using namespace fastopt::cuda;                                                             \
+    const double coef = max_norm / (norm[1] + 1e-6);                                           \
+    if (!(coef >= 1.0))                                                                        \
+      apply_chunks<T, 1u, 1u>(tensors, chunks, n_chunks, chunk_size, ScaleOp<T>{static_cast<T>(coef)}); \
+  }                                                                                            \
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBlockThreads)                   \
       fastopt_norm_partials_##SUFFIX(FASTOPT_TABLE_ARGS, double* partial, int kind, double p) { \
     using namespace fastopt;                                                                   \

@@ -5,9 +5,10 @@
 // (fastopt/_cuda/loader.py) and by nvcc/NVRTC in tests/test_cuda_compile.py.
 //
 // One thread per mask byte (8 elements, two Philox calls) in a grid-stride
-// loop: it writes the byte and, where x/y are 16-byte aligned and the byte is
-// whole, moves its 8 values with 16-byte vector loads and stores; the last
-// partial byte (and unaligned arrays) go through the header's byte functions.
+// loop: it writes the byte and, where the byte is whole, moves its 8 values
+// with 16-byte vector loads and stores (x/y 16-byte aligned) or 8 scalar
+// loads then 8 stores (unaligned); the last partial byte goes through the
+// header's byte functions.
 //
 // Entry points: fastopt_dropout_forward_<f32|f64>, fastopt_dropout_backward_<f32|f64>,
 // fastopt_dropout_mask.
@@ -31,20 +32,41 @@ struct alignas(16) DropPack {
 };
 
 // Moves 8 values from src to dst through 16-byte packs, applying the byte.
+// Every pack is loaded before any is stored: the loads are independent and
+// in flight together (a store between them would make the next load wait,
+// since the compiler cannot prove the casted pointers disjoint).
 template <typename T>
 __device__ __forceinline__ void apply_byte_vec(const T* __restrict__ src, T* __restrict__ dst,
                                                uint32_t byte, T scale) {
   constexpr int W = 16 / sizeof(T);
-  const DropPack<T>* s = reinterpret_cast<const DropPack<T>*>(src);
-  DropPack<T>* d = reinterpret_cast<DropPack<T>*>(dst);
+  constexpr int Q = 8 / W;
+  const DropPack<T>* __restrict__ s = reinterpret_cast<const DropPack<T>*>(src);
+  DropPack<T>* __restrict__ d = reinterpret_cast<DropPack<T>*>(dst);
+  DropPack<T> a[Q];
 #pragma unroll
-  for (int q = 0; q < 8 / W; ++q) {
-    DropPack<T> a = s[q];
+  for (int q = 0; q < Q; ++q) a[q] = s[q];
+#pragma unroll
+  for (int q = 0; q < Q; ++q) {
 #pragma unroll
     for (int k = 0; k < W; ++k)
-      a.v[k] = dropout_value(a.v[k], ((byte >> (q * W + k)) & 1u) != 0u, scale);
-    d[q] = a;
+      a[q].v[k] = dropout_value(a[q].v[k], ((byte >> (q * W + k)) & 1u) != 0u, scale);
   }
+#pragma unroll
+  for (int q = 0; q < Q; ++q) d[q] = a[q];
+}
+
+// The same for arrays that are not 16-byte aligned: 8 scalar loads, all
+// issued before the first store (the header's byte loop stores each value
+// before loading the next, and the compiler must keep that order unless the
+// pointers are known disjoint).
+template <typename T>
+__device__ __forceinline__ void apply_byte_scalar(const T* __restrict__ src, T* __restrict__ dst,
+                                                  uint32_t byte, T scale) {
+  T a[8];
+#pragma unroll
+  for (int k = 0; k < 8; ++k) a[k] = src[k];
+#pragma unroll
+  for (int k = 0; k < 8; ++k) dst[k] = dropout_value(a[k], ((byte >> k) & 1u) != 0u, scale);
 }
 
 template <typename T>
@@ -58,9 +80,10 @@ __device__ __forceinline__ void forward(const T* __restrict__ x, T* __restrict__
     const long long i = 8 * b;
     const int count = n - i < 8 ? int(n - i) : 8;
     uint32_t byte;
-    if (vec_ok && count == 8) {
+    if (count == 8) {
       byte = dropout_mask_byte(uint64_t(b), 8, k0, k1, threshold);
-      apply_byte_vec(x + i, y + i, byte, scale);
+      if (vec_ok) apply_byte_vec(x + i, y + i, byte, scale);
+      else apply_byte_scalar(x + i, y + i, byte, scale);
     } else {
       byte = dropout_forward_byte(x + i, y + i, uint64_t(b), count, k0, k1, threshold, scale);
     }
@@ -78,7 +101,8 @@ __device__ __forceinline__ void backward(const T* __restrict__ dy,
     const long long i = 8 * b;
     const int count = n - i < 8 ? int(n - i) : 8;
     const uint32_t byte = mask[b];
-    if (vec_ok && count == 8) apply_byte_vec(dy + i, dx + i, byte, scale);
+    if (count == 8 && vec_ok) apply_byte_vec(dy + i, dx + i, byte, scale);
+    else if (count == 8) apply_byte_scalar(dy + i, dx + i, byte, scale);
     else dropout_backward_byte(dy + i, dx + i, byte, count, scale);
   }
 }

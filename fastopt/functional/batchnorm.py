@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from fastopt import backends as _backends, _validate as v
 from fastopt._arrays import as_array
 from fastopt._entry import entry
@@ -28,6 +30,8 @@ try:
 except ImportError:  # pragma: no cover - extension not built
     _forward_fast = _backward_fast = None
 
+
+
 def _channels(x, name):
     a = as_array(x, name)
     if a.ndim < 2:
@@ -38,9 +42,35 @@ def _channels(x, name):
     return a, c, count
 
 
+_FILLED: dict = {}   # (C, dtype, value) -> read-only (C,) array, for gamma/beta None on the CPU
+
+
+def _filled(x, a, value):
+    """``a``, or for ``None`` and a float NumPy ``x``: a cached read-only ``(C,)``
+    array of ``value``, so that ``affine=False`` calls keep the native fast path."""
+    if a is not None or type(x) is not np.ndarray or x.ndim < 2 or x.dtype.char not in "fd":
+        return a
+    key = (x.shape[1], x.dtype.char, value)
+    out = _FILLED.get(key)
+    if out is None:
+        if len(_FILLED) >= 64:
+            _FILLED.clear()
+        out = np.full(x.shape[1], value, x.dtype)
+        out.flags.writeable = False
+        _FILLED[key] = out
+    return out
+
+
+def _affine(xa, C, a, default):
+    """``a``, or for ``None`` (torch's ``affine=False``) a ``(C,)`` array of
+    ``default`` on ``x``'s device: the backends always get real arrays (a
+    C-length fill, small against the pass over ``x``)."""
+    return v.full_like(xa, (C,), default) if a is None else a
+
+
 @entry("batch_norm_forward", "_forward_fast",
-       "x, gamma, beta, running_mean, running_var, training, momentum, eps, backend",
-       returns_result=True)
+       "x, _filled(x, gamma, 1.0), _filled(x, beta, 0.0), running_mean, running_var, training, "
+       "momentum, eps, backend", returns_result=True)
 def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=True, momentum=0.1,
                        eps=1e-5, backend="auto"):
     """Batch normalization forward: returns ``(y, save_mean, save_invstd)``.
@@ -67,7 +97,8 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
     ``(N, C, H, W)`` case.
 
     ``gamma``, ``beta``, ``running_mean``, ``running_var`` have shape ``(C,)``
-    and ``x``'s dtype (float32 or float64). In training the running statistics
+    and ``x``'s dtype (float32 or float64). ``gamma=None`` / ``beta=None``
+    mean 1 / 0 (torch's ``affine=False``). In training the running statistics
     may both be None (nothing is tracked); they are updated in place and must
     be writeable and C-contiguous. ``M == 1`` in training raises ``ValueError``
     (no variance to estimate); an empty batch (``M == 0``) in training returns
@@ -96,18 +127,23 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
     if training and M == 0:
         return y, v.zeros_like(xa, (C,)), v.zeros_like(xa, (C,))
     save_mean, save_invstd = v.empty_like(xa, (C,)), v.empty_like(xa, (C,))
+    gamma, beta = _affine(xa, C, c["gamma"], 1.0), _affine(xa, C, c["beta"], 0.0)
     _backends.module("batchnorm", name).batch_norm_forward(
-        c["x"], y, c["gamma"], c["beta"], c["running_mean"], c["running_var"], save_mean,
+        c["x"], y, gamma, beta, c["running_mean"], c["running_var"], save_mean,
         save_invstd, training=training, momentum=momentum, eps=eps)
     return y, save_mean, save_invstd
 
 
 @entry("batch_norm_backward", "_backward_fast",
-       "dy, x, gamma, save_mean, save_invstd, training, backend", returns_result=True)
+       "dy, x, _filled(x, gamma, 1.0), save_mean, save_invstd, training, backend",
+       returns_result=True)
 def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, backend="auto"):
     """Batch normalization backward: returns ``(dx, dgamma, dbeta)``.
 
-    ``save_mean`` and ``save_invstd`` are the forward call's. Per channel, with
+    ``save_mean`` and ``save_invstd`` are the forward call's (``None`` raises
+    ``ValueError``). ``gamma=None`` means 1 (``affine=False``); ``dgamma`` and
+    ``dbeta`` are still returned (the sums below, computed anyway), to be
+    ignored when there is no affine transform. Per channel, with
     ``xhat = (x - save_mean) * save_invstd`` and sums over the ``M`` values::
 
         dbeta  = sum(dy)
@@ -125,6 +161,9 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, 
     h = v.hypers(KERNELS["batch_norm_backward"], locals())
     training, backend = h["training"], h["backend"]
     xa, C, M = _channels(x, "x")
+    for label, saved in (("save_mean", save_mean), ("save_invstd", save_invstd)):
+        if saved is None:
+            raise ValueError(f"{label} is None: pass the statistics batch_norm_forward returned")
     c = v.shaped_arrays(("x", xa, False, None), ("dy", dy, False, tuple(xa.shape)),
                         ("gamma", gamma, False, (C,)), ("save_mean", save_mean, False, (C,)),
                         ("save_invstd", save_invstd, False, (C,)))
@@ -132,6 +171,6 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, 
     dx = v.empty_like(xa)
     dgamma, dbeta = v.empty_like(xa, (C,)), v.empty_like(xa, (C,))
     _backends.module("batchnorm", name).batch_norm_backward(
-        c["dy"], c["x"], c["gamma"], c["save_mean"], c["save_invstd"], dx, dgamma, dbeta,
-        training=training)
+        c["dy"], c["x"], _affine(xa, C, c["gamma"], 1.0), c["save_mean"], c["save_invstd"], dx,
+        dgamma, dbeta, training=training)
     return dx, dgamma, dbeta

@@ -29,7 +29,8 @@ def grad_norm(grads, norm_type=2.0, backend="auto"):
 
 
 @entry("clip_grad_norm")
-def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False, backend="auto"):
+def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False, backend="auto", *,
+                   sync=True):
     """Scales gradients in place so that their total norm is at most ``max_norm``;
     returns the total norm before clipping (a float).
 
@@ -46,11 +47,25 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False, bac
     ``error_if_nonfinite=True`` raises ``RuntimeError`` on a NaN/inf norm
     before anything is scaled.
 
+    ``sync=False`` (GPU arrays): no host synchronization. The norm stays on
+    the device and is returned as a 0-d float64 cupy array; the scaling
+    launch reads it and applies ``min(1, max_norm / (norm + 1e-6))`` on the
+    device (bit-identical to ``sync=True``), so the call can also be captured
+    in a CUDA graph. It cannot be combined with ``error_if_nonfinite=True``
+    (that check needs the norm on the host). On CPU arrays ``sync`` changes
+    nothing (a float is returned).
+
     >>> total = fastopt.clip_grad_norm(grads, max_norm=1.0)
+    >>> total_on_gpu = fastopt.clip_grad_norm(cupy_grads, 1.0, sync=False)
     """
     c, h = v.call(KERNELS["clip_grad_norm"], locals())
     max_norm, norm_type = h["max_norm"], h["norm_type"]
     mod = _module(c, h["backend"])
+    if not h["sync"] and c.on_gpu:
+        if h["error_if_nonfinite"]:
+            raise ValueError("error_if_nonfinite=True needs the norm on the host: it cannot be "
+                             "combined with sync=False")
+        return mod.clip_grad_norm_device(c["grads"], max_norm=max_norm, norm_type=norm_type)
     norm = float(mod.grad_norm(c["grads"], norm_type=norm_type))
     if h["error_if_nonfinite"] and not math.isfinite(norm):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients is non-finite, "

@@ -77,7 +77,8 @@ class Optimizer(StateDicts):
                                     f"fastopt takes float32 or float64")
                 if id(a) in seen:
                     raise ValueError("some parameters appear in more than one parameter group")
-                if not a.flags.c_contiguous or not a.flags.writeable:
+                # cupy arrays have no writeable flag (device memory is always writeable)
+                if not a.flags.c_contiguous or not getattr(a.flags, "writeable", True):
                     raise ValueError(f"param_groups[{gi}]['params'][{j}] must be C-contiguous and "
                                      f"writeable (fastopt updates parameters in place)")
                 seen.add(id(a))
@@ -131,11 +132,8 @@ class Optimizer(StateDicts):
             return out
         if any(is_cupy(p) for p in ps) or len({p.dtype for p in ps}) != 1:
             for st, p in zip(out, ps):
-                for n in names:
-                    a = np.zeros_like(p)
-                    if fill:
-                        a[...] = fill
-                    st[n] = a
+                for n in names:   # on p's device (cupy allocates on the current one)
+                    st[n] = v.full_like(p, None, fill)
             return out
         slabs = slab_views(ps, names, fill)
         for j, st in enumerate(out):

@@ -18,6 +18,8 @@ This module imports torch; ``import fastopt`` does not import it.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -25,16 +27,32 @@ from fastopt import backends as _backends
 from fastopt.functional import optim as _f
 from fastopt import optim as _np_opt
 from fastopt import _validate as v
+from fastopt._arrays import as_array
 
 __all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "clip_grad_norm_"]
 
 
 def _view(t):
-    """The array the functional API receives: a NumPy view for CPU tensors, else the tensor."""
+    """The array the functional API receives: a NumPy view for CPU tensors, a
+    cupy view (DLPack, zero-copy) for CUDA tensors, else the tensor. Views of
+    parameters and state are made once and cached with the step plan."""
     t = t.detach()
     if t.device.type == "cpu":
         return t.numpy()
+    if t.device.type == "cuda":
+        return as_array(t, "tensor")
     return t
+
+
+def _torch_stream(params):
+    """Context running fastopt's CUDA kernels on torch's current stream (cupy's
+    current stream may be another one), when the parameters are on one GPU."""
+    devices = {p.device for p in params}
+    if len(devices) != 1 or next(iter(devices)).type != "cuda":
+        return contextlib.nullcontext()
+    import cupy
+    dev = next(iter(devices))
+    return cupy.cuda.ExternalStream(torch.cuda.current_stream(dev).cuda_stream, dev.index)
 
 
 class _FastoptOptimizer(torch.optim.Optimizer):
@@ -106,7 +124,13 @@ class _FastoptOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        """One update of every parameter with a ``.grad``; returns ``closure()``'s loss."""
+        """One update of every parameter with a ``.grad``; returns ``closure()``'s loss.
+
+        CUDA parameters are updated on torch's current stream."""
+        with _torch_stream([p for g in self.param_groups for p in g["params"]]):
+            return self._step(closure)
+
+    def _step(self, closure):
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -336,8 +360,14 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if isinstance(parameters, torch.Tensor):
         parameters = [parameters]
     grads = [p.grad for p in parameters if p.grad is not None]
-    norm = clip_grad_norm([_view(g) for g in grads], max_norm, norm_type,
-                          error_if_nonfinite=error_if_nonfinite, backend=backend)
     dtype = grads[0].dtype if grads else torch.get_default_dtype()
     device = grads[0].device if grads else None
+    on_gpu = device is not None and device.type == "cuda"
+    with _torch_stream(grads):
+        # on CUDA, as torch's: the norm stays on the device (no host synchronization)
+        norm = clip_grad_norm([_view(g) for g in grads], max_norm, norm_type,
+                              error_if_nonfinite=error_if_nonfinite, backend=backend,
+                              sync=error_if_nonfinite or not on_gpu)
+    if on_gpu and not isinstance(norm, float):
+        return torch.from_dlpack(norm).to(dtype)
     return torch.tensor(norm, dtype=dtype, device=device)

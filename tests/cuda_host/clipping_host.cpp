@@ -9,6 +9,12 @@
     fastopt_emulate(gx, gy, b,                                                                  \
                     [&] { fastopt_scale_##SUFFIX(tensors, chunks, n_chunks, chunk_size, coef); }); \
   }                                                                                             \
+  FASTOPT_EMU_EXPORT void emu_clip_scale_##SUFFIX(unsigned gx, unsigned gy, unsigned b, TABLE,        \
+                                                 const double* norm, double max_norm) {         \
+    fastopt_emulate(gx, gy, b, [&] {                                                            \
+      fastopt_clip_scale_##SUFFIX(tensors, chunks, n_chunks, chunk_size, norm, max_norm);       \
+    });                                                                                         \
+  }                                                                                             \
   FASTOPT_EMU_EXPORT void emu_norm_partials_##SUFFIX(unsigned gx, unsigned gy, unsigned b, TABLE,       \
                                              double* partial, int kind, double p) {             \
     fastopt_emulate(gx, gy, b, [&] {                                                            \

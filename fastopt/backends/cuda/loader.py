@@ -33,7 +33,8 @@ CHUNK_SIZE = 32768           # elements per chunk of the multi-tensor kernels (m
 TENSOR_ENTRY_WORDS = 8       # int64 words per TensorEntry in multi_tensor.cuh
 ROLES = 5                    # pointer roles per tensor
 BLOCKS_PER_SM = 32           # grid cap, in blocks per multiprocessor (blocks loop over chunks)
-TABLE_CACHE_SIZE = 64
+TABLE_CACHE_SIZE = 4096      # tables kept (a one-tensor table is ~100 bytes of device memory)
+TABLE_CACHE_WORDS = 1 << 24  # and at most 128 MiB of them
 
 _INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.MULTILINE)
 
@@ -274,26 +275,48 @@ def pack_table(ptr_rows, sizes, chunk_size=CHUNK_SIZE):
 
 
 class Table:
-    """A pointer table resident on the device: ``tensors`` and ``chunks`` views."""
+    """A pointer table resident on the device: ``tensors`` and ``chunks`` views.
 
-    __slots__ = ("words", "tensors", "chunks", "n_tensors", "n_chunks")
+    ``upload`` is ``(event, stream)`` while the asynchronous upload may still
+    be in flight, else None.
+    """
 
-    def __init__(self, words, n_tensors, n_chunks):
+    __slots__ = ("words", "tensors", "chunks", "n_tensors", "n_chunks", "upload")
+
+    def __init__(self, words, n_tensors, n_chunks, upload=None):
         self.words, self.n_tensors, self.n_chunks = words, n_tensors, n_chunks
         split = n_tensors * TENSOR_ENTRY_WORDS
         self.tensors, self.chunks = words[:split], words[split:]
+        self.upload = upload
+
+    def ready_for(self, stream):
+        """Orders ``stream`` after the table's upload without blocking the host:
+        nothing on the upload stream itself (stream order), else an event wait,
+        or nothing once the upload is known to be done."""
+        if self.upload is None:
+            return
+        event, upload_stream = self.upload
+        if stream.ptr == upload_stream.ptr:
+            return
+        if event.done:
+            self.upload = None
+        else:
+            stream.wait_event(event)
 
 
 class TableCache:
-    """LRU of device tables keyed by (device, chunk size, pointers, sizes).
+    """LRU of device tables keyed by (device, chunk size, pointers, sizes),
+    holding at most ``maxsize`` tables and ``max_words`` int64 words.
 
     The key is the table's whole content, so a hit is always a correct table,
-    whatever was freed or reallocated in between.
+    whatever was freed or reallocated in between. The bounds are large enough
+    that stepping a few thousand tensors one by one hits every time.
     """
 
-    def __init__(self, maxsize=TABLE_CACHE_SIZE):
-        self.maxsize = maxsize
+    def __init__(self, maxsize=TABLE_CACHE_SIZE, max_words=TABLE_CACHE_WORDS):
+        self.maxsize, self.max_words = maxsize, max_words
         self._items: collections.OrderedDict = collections.OrderedDict()
+        self._words = 0
         self._lock = threading.Lock()
 
     def __len__(self):
@@ -307,37 +330,67 @@ class TableCache:
                 return hit
         value = build()
         with self._lock:
+            old = self._items.pop(key, None)
+            self._words -= _size_words(old)
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+            self._words += _size_words(value)
+            while len(self._items) > 1 and (len(self._items) > self.maxsize
+                                            or self._words > self.max_words):
+                _, gone = self._items.popitem(last=False)
+                self._words -= _size_words(gone)
         return value
 
 
+def _size_words(value):
+    words = getattr(value, "words", None)
+    return 0 if words is None else int(words.size)
+
+
 _tables = TableCache()
+_staging: list = []      # (event, pinned host buffer) of uploads possibly in flight
+
+
+def _stage(words):
+    """``words`` copied into page-locked host memory: a copy from it is truly
+    asynchronous (from pageable memory cudaMemcpyAsync first waits for the
+    stream, i.e. for everything queued on it, such as a whole backward pass)."""
+    import cupy
+    mem = cupy.cuda.alloc_pinned_memory(words.nbytes)
+    pinned = np.frombuffer(mem, np.int64, words.size)
+    pinned[...] = words
+    return pinned
 
 
 def device_table(role_lists, chunk_size=CHUNK_SIZE):
     """The device table for ``role_lists`` (one list of cupy arrays per role,
-    ``None`` for an unused role; all on the current device), cached."""
+    ``None`` for an unused role; all on the current device), cached.
+
+    A new table is uploaded from pinned memory on the current stream with no
+    host synchronization; an event orders any other stream that uses it
+    before the upload completes (:meth:`Table.ready_for`).
+    """
     import cupy
     count = len(role_lists[0])
     ptrs = [[0] * count if arrays is None else [a.data.ptr for a in arrays] for arrays in role_lists]
     rows = tuple(tuple(col) for col in zip(*ptrs))
     sizes = tuple(a.size for a in role_lists[0])
     key = (cupy.cuda.Device().id, chunk_size, rows, sizes)
+    stream = cupy.cuda.get_current_stream()
 
     def build():
         words, n_tensors, n_chunks = pack_table(rows, sizes, chunk_size)
-        stream = cupy.cuda.get_current_stream()
+        pinned = _stage(words)
         dev = cupy.empty(words.size, dtype=np.int64)
-        dev.set(words, stream=stream)
-        # The upload is from pageable memory; finish it before the table is
-        # used from any stream (once per new table, never per step).
-        stream.synchronize()
-        return Table(dev, n_tensors, n_chunks)
+        dev.set(pinned, stream=stream)
+        event = stream.record()
+        # the pinned buffer must outlive the copy: kept until its event is done
+        _staging[:] = [(e, b) for e, b in _staging if not e.done]
+        _staging.append((event, pinned))
+        return Table(dev, n_tensors, n_chunks, (event, stream))
 
-    return _tables.get(key, build)
+    table = _tables.get(key, build)
+    table.ready_for(stream)
+    return table
 
 
 _sm_counts: dict[int, int] = {}
@@ -354,6 +407,27 @@ def grid_size(n_blocks_wanted):
 
 
 _SYNC = os.environ.get("FASTOPT_CUDA_SYNC", "") not in ("", "0")
+
+
+def capturing():
+    """True while the current stream is capturing a CUDA graph."""
+    import cupy
+    return bool(cupy.cuda.get_current_stream().is_capturing())
+
+
+def refuse_capture(what):
+    """RuntimeError when the current stream is capturing a CUDA graph.
+
+    fastopt passes every scalar (lr, bias corrections, step, seed) by value: a
+    graph would freeze the captured values, so replaying a captured optimizer
+    step would repeat that one step forever. Until a ``capturable`` mode keeps
+    step and lr in device memory, such calls refuse capture instead.
+    """
+    if capturing():
+        raise RuntimeError(f"{what} cannot be captured in a CUDA graph: its step-dependent "
+                           f"scalars (lr, bias corrections) are kernel arguments passed by "
+                           f"value, so every replay would repeat the captured step. Call it "
+                           f"outside the capture.")
 
 
 def launch(family, name, grid, block, spec, values, dtype, shared_mem=0):

@@ -29,6 +29,7 @@ def _launch(kernel, roles, scalars, flags):
     params = roles[0]
     if not params:
         return
+    loader.refuse_capture(f"fastopt's {kernel} step")
     dtype = params[0].dtype
     with loader.device_of(params):
         table = loader.device_table(roles)
