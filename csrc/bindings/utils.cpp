@@ -1,5 +1,6 @@
 // pybind11 entry points of the EMA and gradient-clipping kernels. Lists of
 // arrays (a single array is a list of one), validated by fastopt/utils.py.
+#include "gil.h"
 #include "../cpu/utils_kernels.h"
 #include "arrays.h"
 
@@ -17,7 +18,7 @@ void ema(ArrayList<T> avgs, const ArrayList<T> params, double decay, double one_
   fill_role(l.ptrs, avgs, 0);
   fill_role_const(l.ptrs, params, 1);
   EmaScalars<T> s{T(decay), T(one_minus_decay)};
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   ema_cpu(l, s);
 }
 
@@ -36,14 +37,14 @@ GradList<T> grad_list(ArrayList<T>& grads, bool writable) {
 template <typename T>
 double grad_norm(ArrayList<T> grads, int kind, double p) {
   auto l = grad_list(grads, false);
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   return norm_finish(kind, norm_cpu(l, kind, p), p);
 }
 
 template <typename T>
 void scale(ArrayList<T> grads, double coef) {
   auto l = grad_list(grads, true);
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   scale_cpu(l, T(coef));
 }
 

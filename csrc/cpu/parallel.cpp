@@ -1,6 +1,7 @@
 #include "parallel.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -49,10 +51,37 @@ long spin_microseconds() {
 // covers never depends on who runs it, so results do not change.
 std::size_t part_bound(std::size_t total, int parts, int part);
 
+class Pool;
+
+// The pool of this process. Never destroyed: workers outlive static teardown.
+// A forked child has none of the parent's threads, and may have inherited a
+// mutex another thread held at the fork, so it starts a fresh pool (the old
+// one is leaked: nothing in the child can use it).
+std::atomic<Pool*> g_pool{nullptr};
+
+// Set in a forked child: the libgomp team torch made in the parent does not
+// exist there either (GOMP_parallel would wait for it forever), so parallel
+// calls run on fastopt's own pool from then on.
+std::atomic<bool> g_forked{false};
+
+void on_fork_child() {
+  g_pool.store(nullptr, std::memory_order_relaxed);
+  g_forked.store(true, std::memory_order_relaxed);
+}
+
+[[maybe_unused]] const int g_fork_handlers = pthread_atfork(nullptr, nullptr, on_fork_child);
+
 class Pool {
  public:
   static Pool& get() {
-    static Pool* pool = new Pool();  // never destroyed: workers outlive static teardown
+    Pool* pool = g_pool.load(std::memory_order_acquire);
+    if (pool == nullptr) {
+      Pool* fresh = new Pool();
+      if (g_pool.compare_exchange_strong(pool, fresh, std::memory_order_acq_rel))
+        pool = fresh;
+      else
+        delete fresh;  // another thread made it first (no workers yet: safe)
+    }
     return *pool;
   }
 
@@ -123,7 +152,13 @@ class Pool {
       // The worker starts from the generation before this call's, so it
       // joins the call that created it.
       const std::uint32_t seen = generation_.load(std::memory_order_relaxed);
-      workers_.emplace_back([this, seen] { worker(seen); });
+      try {
+        workers_.emplace_back([this, seen] { worker(seen); });
+      } catch (const std::system_error&) {
+        // No thread could be made (a process or memory limit): the parts
+        // are claimed, so the caller and the workers there are run them all.
+        return;
+      }
       workers_.back().detach();
     }
   }
@@ -213,6 +248,7 @@ GompParallelFn loaded_gomp() {
     const char* env = std::getenv("FASTOPT_REUSE_OPENMP");
     return env == nullptr || std::strcmp(env, "0") != 0;
   }();
+  if (g_forked.load(std::memory_order_relaxed)) return nullptr;
   GompParallelFn fn = found.load(std::memory_order_acquire);
   if (fn || !allowed) return fn;
   // Looking costs ~1 us (the loader's lock): every 64th call until found.
