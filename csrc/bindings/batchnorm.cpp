@@ -8,8 +8,8 @@
 #include "gil.h"
 #include "../cpu/batchnorm_kernels.h"
 #include "arrays.h"
-#include "buffers.h"
-#include "fast_path.h"
+#include "../cpu/buffers.h"
+#include "../validate/fast_path.h"
 
 namespace fastopt {
 namespace {

@@ -4,7 +4,7 @@
 #include "gil.h"
 #include "../cpu/optim_kernels.h"
 #include "arrays.h"
-#include "fast_path.h"
+#include "../validate/fast_path.h"
 
 #include <type_traits>
 
