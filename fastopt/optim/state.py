@@ -262,6 +262,13 @@ def _temp_prefix(base, pid=None):
 
 
 def _umask():
+    try:   # Linux: read it, since setting it to read it races with other threads
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -299,8 +306,11 @@ def _remove_stale_temps(directory, base):
     for name in names:
         if not (name.startswith(head) and name.endswith(_TEMP_SUFFIX)):
             continue
-        pid = name[len(head):].split(".", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or _process_alive(int(pid)):
+        parts = name[len(head):-len(_TEMP_SUFFIX)].split(".")   # "<pid>.<random>"
+        if len(parts) != 2 or not parts[0].isdigit():
+            continue   # another file's temp whose name starts like ours
+        pid = int(parts[0])
+        if pid == os.getpid() or _process_alive(pid):
             continue
         try:
             os.unlink(os.path.join(directory, name))
