@@ -14,7 +14,8 @@ each size, alternating blocks with the neighbour paused (SIGSTOP, "quiet")
 and running ("busy"): a process spinning on the last CPU. Medians of the
 per-call times are printed with the busy/quiet ratio.
 
-    python benchmarks/bench_neighbour.py [--sizes 1e5 1e7] [--blocks 3] [--settings 1 0]
+    python benchmarks/bench_neighbour.py [--sizes 1e5 1e7] [--blocks 3] [--reps 50]
+        [--settings always 1 0] [--rounds 2]
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 import fastopt
 
-sizes, blocks = json.loads(sys.argv[1]), int(sys.argv[2])
+sizes, blocks, reps_cap = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 cpus = sorted(os.sched_getaffinity(0))
 spin = subprocess.Popen([sys.executable, "-c", "while True: pass"],
                         preexec_fn=lambda: os.sched_setaffinity(0, {cpus[-1]}))
@@ -62,7 +63,7 @@ def kernels(n):
 out = {}
 for n in sizes:
     ks = kernels(n)
-    reps = max(3, min(200, int(2e7 // n)))
+    reps = max(3, min(reps_cap, int(2e7 // n)))
     samples = {(k, mode): [] for k in ks for mode in ("quiet", "busy")}
     for b in range(blocks):
         for mode in ("quiet", "busy"):
@@ -82,13 +83,15 @@ print(json.dumps({"threading": fastopt._core.build_info()["threading"], "times":
 """
 
 
-def run_setting(setting, sizes, blocks):
+def run_setting(setting, sizes, blocks, reps):
     env = dict(os.environ, FASTOPT_REUSE_OPENMP=setting)
-    r = subprocess.run([sys.executable, "-c", CHILD, json.dumps(sizes), str(blocks)], env=env,
-                       capture_output=True, text=True, timeout=1800)
+    r = subprocess.run([sys.executable, "-c", CHILD, json.dumps(sizes), str(blocks), str(reps)],
+                       env=env, capture_output=True, text=True, timeout=1800)
     if r.returncode != 0:
         raise RuntimeError(r.stderr)
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    print(f"# FASTOPT_REUSE_OPENMP={setting}: {json.dumps(out)}", flush=True)
+    return out
 
 
 def main(argv=None):
@@ -96,15 +99,17 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=float, nargs="+", default=[1e5, 1e7])
     ap.add_argument("--blocks", type=int, default=3)
-    ap.add_argument("--settings", nargs="+", default=["1", "0"],
-                    help="FASTOPT_REUSE_OPENMP values to compare")
+    ap.add_argument("--settings", nargs="+", default=["always", "1", "0"],
+                    help="FASTOPT_REUSE_OPENMP values to compare (always: the team even when "
+                         "late, as before issue 14; 1: the default; 0: fastopt's pool only)")
+    ap.add_argument("--reps", type=int, default=50, help="calls per block at 10^5 (cap)")
     ap.add_argument("--rounds", type=int, default=2, help="children per setting, alternating")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes]
     results = {s: [] for s in args.settings}
     for _ in range(args.rounds):
         for s in args.settings:
-            results[s].append(run_setting(s, sizes, args.blocks))
+            results[s].append(run_setting(s, sizes, args.blocks, args.reps))
     keys = list(results[args.settings[0]][0]["times"])
     print(f"cpus={len(os.sched_getaffinity(0))}; torch imported and used before each sample; "
           f"busy = a spinning process on the last CPU; medians, us per call")

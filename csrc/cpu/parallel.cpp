@@ -215,6 +215,15 @@ class Pool {
 // ITS team (GOMP_parallel from the caller's thread, as torch's own ops do):
 // the spinning threads pick our parts up at once. We never load libgomp
 // ourselves (FASTOPT_REUSE_OPENMP=0 turns the reuse off).
+//
+// But GOMP_parallel ends on a barrier that waits for every thread of the
+// team, and a team thread that shares its core with a busy process (a data
+// loader worker) can be late by a scheduler time slice: a 13 us Adam step
+// took 12 ms. fastopt's pool does not wait for late workers (parts are
+// claimed). So a team call in which nobody worked for over 1 ms (wall time
+// above the sum of the parts' times + 1 ms) sends the following calls to the
+// pool for a while (100 ms, doubling while it recurs, up to 10 s); then the
+// team is tried again. FASTOPT_REUSE_OPENMP=always keeps the team regardless.
 using GompParallelFn = void (*)(void (*)(void*), void*, unsigned, unsigned);
 
 struct GompCall {
@@ -223,7 +232,28 @@ struct GompCall {
   std::size_t total;
   int parts;
   std::atomic<int> next{0};
+  std::atomic<std::int64_t> busy_ns{0};  // summed over the parts
 };
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr std::int64_t kLateNs = 1000000;            // nobody working for 1 ms
+constexpr std::int64_t kFirstBackoffNs = 100000000;  // 100 ms
+constexpr std::int64_t kMaxBackoffNs = 10000000000;  // 10 s
+std::atomic<std::int64_t> g_team_avoided_until{0};
+std::atomic<std::int64_t> g_team_backoff{kFirstBackoffNs};
+
+bool team_always() {
+  static const bool always = [] {
+    const char* env = std::getenv("FASTOPT_REUSE_OPENMP");
+    return env != nullptr && std::strcmp(env, "always") == 0;
+  }();
+  return always;
+}
 
 std::size_t part_bound(std::size_t total, int parts, int part) {
   if (part >= parts) return total;
@@ -237,8 +267,29 @@ void gomp_body(void* p) {
   for (int part; (part = call->next.fetch_add(1, std::memory_order_relaxed)) < call->parts;) {
     const std::size_t b = part_bound(call->total, call->parts, part);
     const std::size_t e = part_bound(call->total, call->parts, part + 1);
-    if (b < e) call->fn(call->ctx, b, e);
+    if (b < e) {
+      const std::int64_t t0 = now_ns();
+      call->fn(call->ctx, b, e);
+      call->busy_ns.fetch_add(now_ns() - t0, std::memory_order_relaxed);
+    }
   }
+}
+
+// Runs the call on the team unless the team was late recently; false: use the pool.
+bool run_on_team(GompParallelFn gomp, std::size_t total, int parts, RangeFn fn, void* ctx) {
+  const std::int64_t t0 = now_ns();
+  if (!team_always() && t0 < g_team_avoided_until.load(std::memory_order_relaxed)) return false;
+  GompCall call{fn, ctx, total, parts};
+  gomp(gomp_body, &call, static_cast<unsigned>(parts), 0);
+  const std::int64_t t1 = now_ns();
+  if (t1 - t0 > call.busy_ns.load(std::memory_order_relaxed) + kLateNs) {
+    const std::int64_t backoff = g_team_backoff.load(std::memory_order_relaxed);
+    g_team_avoided_until.store(t1 + backoff, std::memory_order_relaxed);
+    g_team_backoff.store(std::min(2 * backoff, kMaxBackoffNs), std::memory_order_relaxed);
+  } else {
+    g_team_backoff.store(kFirstBackoffNs, std::memory_order_relaxed);
+  }
+  return true;
 }
 
 GompParallelFn loaded_gomp() {
@@ -263,7 +314,7 @@ GompParallelFn loaded_gomp() {
 }  // namespace
 
 const char* threading_name() {
-  return loaded_gomp() ? "the process's libgomp team (reused, e.g. torch's)"
+  return loaded_gomp() ? "the process's libgomp team (reused, e.g. torch's; fastopt pool while it is late)"
                        : "fastopt pool (briefly polling, then sleeping workers)";
 }
 
@@ -293,9 +344,7 @@ void parallel_for(std::size_t total, std::size_t min_per_thread, RangeFn fn, voi
     return;
   }
   if (GompParallelFn gomp = loaded_gomp()) {
-    GompCall call{fn, ctx, total, parts};
-    gomp(gomp_body, &call, static_cast<unsigned>(parts), 0);
-    return;
+    if (run_on_team(gomp, total, parts, fn, ctx)) return;
   }
   Pool::get().run(parts, total, fn, ctx);
 }
