@@ -15,7 +15,7 @@ and running ("busy"): a process spinning on the last CPU. Medians of the
 per-call times are printed with the busy/quiet ratio.
 
     python benchmarks/bench_neighbour.py [--sizes 1e5 1e7] [--blocks 3] [--reps 50]
-        [--settings always 1 0] [--rounds 2]
+        [--settings always 1 0] [--rounds 2] [--kernels adam bn_fwd ...]
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ import torch
 import fastopt
 
 sizes, blocks, reps_cap = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+only = json.loads(sys.argv[4])
 cpus = sorted(os.sched_getaffinity(0))
 spin = subprocess.Popen([sys.executable, "-c", "while True: pass"],
                         preexec_fn=lambda: os.sched_setaffinity(0, {cpus[-1]}))
@@ -62,7 +63,7 @@ def kernels(n):
 
 out = {}
 for n in sizes:
-    ks = kernels(n)
+    ks = {k: f for k, f in kernels(n).items() if not only or k in only}
     reps = max(3, min(reps_cap, int(2e7 // n)))
     samples = {(k, mode): [] for k in ks for mode in ("quiet", "busy")}
     for b in range(blocks):
@@ -83,9 +84,10 @@ print(json.dumps({"threading": fastopt._core.build_info()["threading"], "times":
 """
 
 
-def run_setting(setting, sizes, blocks, reps):
+def run_setting(setting, sizes, blocks, reps, only=()):
     env = dict(os.environ, FASTOPT_REUSE_OPENMP=setting)
-    r = subprocess.run([sys.executable, "-c", CHILD, json.dumps(sizes), str(blocks), str(reps)],
+    r = subprocess.run([sys.executable, "-c", CHILD, json.dumps(sizes), str(blocks), str(reps),
+                        json.dumps(list(only))],
                        env=env, capture_output=True, text=True, timeout=1800)
     if r.returncode != 0:
         raise RuntimeError(r.stderr)
@@ -103,13 +105,14 @@ def main(argv=None):
                     help="FASTOPT_REUSE_OPENMP values to compare (always: the team even when "
                          "late, as before issue 14; 1: the default; 0: fastopt's pool only)")
     ap.add_argument("--reps", type=int, default=50, help="calls per block at 10^5 (cap)")
+    ap.add_argument("--kernels", nargs="*", default=[], help="only these (default: all)")
     ap.add_argument("--rounds", type=int, default=2, help="children per setting, alternating")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes]
     results = {s: [] for s in args.settings}
     for _ in range(args.rounds):
         for s in args.settings:
-            results[s].append(run_setting(s, sizes, args.blocks, args.reps))
+            results[s].append(run_setting(s, sizes, args.blocks, args.reps, args.kernels))
     keys = list(results[args.settings[0]][0]["times"])
     print(f"cpus={len(os.sched_getaffinity(0))}; torch imported and used before each sample; "
           f"busy = a spinning process on the last CPU; medians, us per call")

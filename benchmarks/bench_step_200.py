@@ -39,7 +39,7 @@ def main(argv=None):
               for i in range(args.groups)]
     opt = fastopt.Adam(groups, lr=1e-9, backend="cpp")
     opt.step(gs)
-    reps = max(1, int(2e7 // args.total))
+    reps = max(1, min(50, int(2e7 // args.total)))
     samples = []
     for _ in range(args.samples):
         t0 = time.perf_counter()
