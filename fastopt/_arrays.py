@@ -34,6 +34,10 @@ def as_array(x, name: str):
     """``x`` as an ndarray sharing its memory, or TypeError naming ``name``."""
     if type(x) is np.ndarray:
         return x
+    if isinstance(x, np.ma.MaskedArray):
+        # the kernels would read the masked-out values as data
+        raise TypeError(f"{name} is a numpy.ma.MaskedArray; fastopt does not honour masks: "
+                        f"pass x.data (or x.filled(...)) explicitly")
     if isinstance(x, np.ndarray) or is_cupy(x):
         return x
     if hasattr(x, "__dlpack__"):

@@ -1,5 +1,6 @@
 // pybind11 entry point of the EMA kernel. Lists of arrays (a single array is
 // a list of one), validated by fastopt/functional/averaging.py.
+#include "gil.h"
 #include "../cpu/averaging_kernels.h"
 #include "arrays.h"
 
@@ -15,7 +16,7 @@ void ema(ArrayList<T> avgs, const ArrayList<T> params, double decay, double one_
   fill_role(l.ptrs, avgs, 0);
   fill_role_const(l.ptrs, params, 1);
   EmaScalars<T> s{T(decay), T(one_minus_decay)};
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   ema_cpu(l, s);
 }
 

@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "gil.h"
 #include "../cpu/batchnorm_kernels.h"
 #include "arrays.h"
 #include "../cpu/buffers.h"
@@ -38,7 +39,7 @@ void forward(const Array<T>& x, Array<T> y, const Array<T>& gamma, const Array<T
   T* yp = data_of(y);
   T* sm = data_of(save_mean);
   T* si = data_of(save_invstd);
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   batch_norm_forward_cpu(xp, yp, gamma.data(), beta.data(), rm, rv, sm, si, s, training, momentum,
                          eps);
 }
@@ -51,7 +52,7 @@ void backward(const Array<T>& dy, const Array<T>& x, const Array<T>& gamma,
   T* dxp = data_of(dx);
   T* dg = data_of(dgamma);
   T* db = data_of(dbeta);
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   batch_norm_backward_cpu(dy.data(), x.data(), gamma.data(), save_mean.data(), save_invstd.data(),
                           dxp, dg, db, s, training);
 }
@@ -96,7 +97,7 @@ py::object forward_fast_typed(PyObject* x, PyObject* gamma, PyObject* beta, PyOb
   T* sm = save_mean.mutable_data();
   T* si = save_invstd.mutable_data();
   {
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     batch_norm_forward_cpu(xp, yp, g, b, rmp, rvp, sm, si, s, training, momentum, eps);
   }
   return py::make_tuple(y, save_mean, save_invstd);
@@ -135,7 +136,7 @@ py::object backward_fast_typed(PyObject* dy, PyObject* x, PyObject* gamma, PyObj
   T* dg = dgamma.mutable_data();
   T* db = dbeta.mutable_data();
   {
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     batch_norm_backward_cpu(dyp, xp, g, smp, sip, dxp, dg, db, s, training);
   }
   return py::make_tuple(dx, dgamma, dbeta);

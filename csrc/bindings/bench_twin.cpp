@@ -18,6 +18,7 @@
 #include <optional>
 #include <vector>
 
+#include "gil.h"
 #include "../cpu/isa.h"
 #include "../cpu/parallel.h"
 #include "arrays.h"
@@ -159,7 +160,7 @@ double twin(const std::vector<py::array>& ro, const std::vector<py::array>& rw,
     rv.push_back(nullptr);  // never empty: data() of an empty vector may be null
     wv.push_back(nullptr);
     ov.push_back(nullptr);
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     parallel_for(n, kElementwiseGrain, [&](std::size_t b, std::size_t e) {
       f(rv.data(), wv.data(), ov.data(), mi, mo, b, e, scale);
     });
@@ -168,7 +169,7 @@ double twin(const std::vector<py::array>& ro, const std::vector<py::array>& rw,
   double acc = 0.0;
   std::mutex acc_lock;
   {
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     parallel_for(n, kElementwiseGrain, [&](std::size_t b, std::size_t e) {
       alignas(64) T s[kBlock];
       double total = 0.0;

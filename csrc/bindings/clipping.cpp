@@ -1,6 +1,7 @@
 // pybind11 entry points of the gradient-clipping kernels (norm, scale). Lists
 // of arrays (a single array is a list of one), validated by
 // fastopt/functional/clipping.py.
+#include "gil.h"
 #include "../cpu/clipping_kernels.h"
 #include "arrays.h"
 
@@ -24,14 +25,14 @@ GradList<T> grad_list(ArrayList<T>& grads, bool writable) {
 template <typename T>
 double grad_norm(ArrayList<T> grads, int kind, double p) {
   auto l = grad_list(grads, false);
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   return norm_finish(kind, norm_cpu(l, kind, p), p);
 }
 
 template <typename T>
 void scale(ArrayList<T> grads, double coef) {
   auto l = grad_list(grads, true);
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   scale_cpu(l, T(coef));
 }
 

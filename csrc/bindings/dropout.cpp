@@ -3,6 +3,7 @@
 // fastopt/_scalars.py (dropout()).
 #include <cstdint>
 
+#include "gil.h"
 #include "../cpu/dropout_kernels.h"
 #include "arrays.h"
 
@@ -18,7 +19,7 @@ void forward(const Array<T>& x, Array<T>& y, Mask& mask, std::uint64_t seed,
   T* yp = data_of(y);
   std::uint8_t* mp = mask.mutable_data();
   const auto n = static_cast<std::size_t>(x.size());
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   dropout_forward_cpu<T>(xp, yp, mp, n, seed, threshold, static_cast<T>(scale));
 }
 
@@ -28,7 +29,7 @@ void backward(const Array<T>& dy, const Mask& mask, Array<T>& dx, double scale) 
   const std::uint8_t* mp = mask.data();
   T* dp = data_of(dx);
   const auto n = static_cast<std::size_t>(dy.size());
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   dropout_backward_cpu<T>(gp, mp, dp, n, static_cast<T>(scale));
 }
 
@@ -38,7 +39,7 @@ void twin_forward(const Array<T>& x, Array<T>& y, Mask& mask) {
   T* yp = data_of(y);
   std::uint8_t* mp = mask.mutable_data();
   const auto n = static_cast<std::size_t>(x.size());
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   dropout_twin_forward_cpu<T>(xp, yp, mp, n);
 }
 
@@ -48,7 +49,7 @@ void twin_backward(const Array<T>& dy, const Mask& mask, Array<T>& dx) {
   const std::uint8_t* mp = mask.data();
   T* dp = data_of(dx);
   const auto n = static_cast<std::size_t>(dy.size());
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   dropout_twin_backward_cpu<T>(gp, mp, dp, n);
 }
 
@@ -75,7 +76,7 @@ void register_dropout(py::module_& m) {
       "dropout_mask",
       [](Mask& mask, std::size_t n, std::uint64_t seed, std::uint64_t threshold) {
         std::uint8_t* mp = mask.mutable_data();
-        py::gil_scoped_release nogil;
+        ReleaseGil nogil;
         dropout_mask_cpu(mp, n, seed, threshold);
       },
       py::arg("mask").noconvert(), py::arg("n"), py::arg("seed"), py::arg("threshold"));

@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 
 #include "../cpu/isa.h"
+#include "gil.h"
 #include "../cpu/parallel.h"
 
 namespace py = pybind11;
@@ -15,10 +16,13 @@ void register_bench_twin(py::module_& m);
 void register_averaging(py::module_& m);
 void register_clipping(py::module_& m);
 void register_buffers(py::module_& m);
+void register_fast_path(py::module_& m);
 }  // namespace fastopt
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastopt's C++ CPU kernels (use the functions in fastopt, not these).";
+  fastopt::main_thread_ident() =
+      py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
   fastopt::register_validate(m);
   fastopt::register_optim(m);
   fastopt::register_bench_twin(m);
@@ -27,6 +31,7 @@ PYBIND11_MODULE(_core, m) {
   fastopt::register_clipping(m);
   fastopt::register_batchnorm(m);
   fastopt::register_buffers(m);
+  fastopt::register_fast_path(m);
 
   m.def("build_info", [] {
     py::dict d;

@@ -1,6 +1,7 @@
 // pybind11 entry points of the optimizer steps. Each takes lists of arrays
 // (a single array is a list of one) and the host-side scalars computed by
 // fastopt/_scalars.py, in the field order of the structs in fastopt/optim.h.
+#include "gil.h"
 #include "../cpu/optim_kernels.h"
 #include "arrays.h"
 #include "../validate/fast_path.h"
@@ -32,7 +33,7 @@ void sgd(ArrayList<T> params, ArrayList<T> grads, OptionalArrayList<T> bufs, dou
     mode = nesterov ? 2 : 1;
   }
   SgdScalars<T> s{T(lr), T(momentum), T(one_minus_dampening), T(weight_decay), T(grad_sign)};
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   sgd_cpu(l, s, weight_decay != 0.0, mode, first_step);
 }
 
@@ -47,7 +48,7 @@ void rmsprop(ArrayList<T> params, ArrayList<T> grads, ArrayList<T> square_avgs,
   if (bufs) fill_role(l.ptrs, *bufs, 4);
   RmspropScalars<T> s{T(lr), T(alpha), T(one_minus_alpha), T(eps), T(weight_decay), T(momentum),
                       T(grad_sign)};
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   rmsprop_cpu(l, s, weight_decay != 0.0, grad_avgs.has_value(), bufs.has_value());
 }
 
@@ -62,7 +63,7 @@ void adam(ArrayList<T> params, ArrayList<T> grads, ArrayList<T> exp_avgs, ArrayL
   if (max_exp_avg_sqs) fill_role(l.ptrs, *max_exp_avg_sqs, 4);
   AdamScalars<T> s{T(beta1), T(one_minus_beta1), T(beta2), T(one_minus_beta2), T(eps),
                    T(weight_decay), T(grad_sign), T(step_size), T(bc2_sqrt), T(decay_factor)};
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   adam_cpu(l, s, weight_decay_mode, max_exp_avg_sqs.has_value());
 }
 
@@ -72,7 +73,7 @@ void adagrad(ArrayList<T> params, ArrayList<T> grads, ArrayList<T> sums, double 
   auto l = make_list(params, grads);
   fill_role(l.ptrs, sums, 2);
   AdagradScalars<T> s{T(clr), T(eps), T(weight_decay), T(grad_sign)};
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   adagrad_cpu(l, s, weight_decay != 0.0);
 }
 
@@ -98,11 +99,11 @@ bool fast_run(const FastRole (&roles)[5], const char* backend, unsigned used, co
   if (!fast_collect(roles, c)) return false;
   if (c.dtype == 0) {
     auto l = to_list<float>(c, used);
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     run(l);
   } else {
     auto l = to_list<double>(c, used);
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     run(l);
   }
   return true;

@@ -1,6 +1,7 @@
 #include "buffers.h"
 
 #include <pybind11/stl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 
 #include <cstdlib>
@@ -67,6 +68,10 @@ class BufferCache {
     const char* env = std::getenv("FASTOPT_BUFFER_CACHE_MB");
     const long mb = env ? std::atol(env) : 256;
     cap_ = mb > 0 ? std::size_t(mb) << 20 : 0;
+    // A fork while another thread holds mu_ would leave the child's copy
+    // locked forever: hold it across the fork, release it on both sides.
+    pthread_atfork([] { get().mu_.lock(); }, [] { get().mu_.unlock(); },
+                   [] { get().mu_.unlock(); });
   }
 
   std::mutex mu_;

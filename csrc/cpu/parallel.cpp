@@ -1,6 +1,7 @@
 #include "parallel.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -49,10 +51,37 @@ long spin_microseconds() {
 // covers never depends on who runs it, so results do not change.
 std::size_t part_bound(std::size_t total, int parts, int part);
 
+class Pool;
+
+// The pool of this process. Never destroyed: workers outlive static teardown.
+// A forked child has none of the parent's threads, and may have inherited a
+// mutex another thread held at the fork, so it starts a fresh pool (the old
+// one is leaked: nothing in the child can use it).
+std::atomic<Pool*> g_pool{nullptr};
+
+// Set in a forked child: the libgomp team torch made in the parent does not
+// exist there either (GOMP_parallel would wait for it forever), so parallel
+// calls run on fastopt's own pool from then on.
+std::atomic<bool> g_forked{false};
+
+void on_fork_child() {
+  g_pool.store(nullptr, std::memory_order_relaxed);
+  g_forked.store(true, std::memory_order_relaxed);
+}
+
+[[maybe_unused]] const int g_fork_handlers = pthread_atfork(nullptr, nullptr, on_fork_child);
+
 class Pool {
  public:
   static Pool& get() {
-    static Pool* pool = new Pool();  // never destroyed: workers outlive static teardown
+    Pool* pool = g_pool.load(std::memory_order_acquire);
+    if (pool == nullptr) {
+      Pool* fresh = new Pool();
+      if (g_pool.compare_exchange_strong(pool, fresh, std::memory_order_acq_rel))
+        pool = fresh;
+      else
+        delete fresh;  // another thread made it first (no workers yet: safe)
+    }
     return *pool;
   }
 
@@ -123,7 +152,13 @@ class Pool {
       // The worker starts from the generation before this call's, so it
       // joins the call that created it.
       const std::uint32_t seen = generation_.load(std::memory_order_relaxed);
-      workers_.emplace_back([this, seen] { worker(seen); });
+      try {
+        workers_.emplace_back([this, seen] { worker(seen); });
+      } catch (const std::system_error&) {
+        // No thread could be made (a process or memory limit): the parts
+        // are claimed, so the caller and the workers there are run them all.
+        return;
+      }
       workers_.back().detach();
     }
   }
@@ -180,6 +215,15 @@ class Pool {
 // ITS team (GOMP_parallel from the caller's thread, as torch's own ops do):
 // the spinning threads pick our parts up at once. We never load libgomp
 // ourselves (FASTOPT_REUSE_OPENMP=0 turns the reuse off).
+//
+// But GOMP_parallel ends on a barrier that waits for every thread of the
+// team, and a team thread that shares its core with a busy process (a data
+// loader worker) can be late by a scheduler time slice: a 13 us Adam step
+// took 12 ms. fastopt's pool does not wait for late workers (parts are
+// claimed). So a team call in which nobody worked for over 1 ms (wall time
+// above the sum of the parts' times + 1 ms) sends the following calls to the
+// pool for a while (100 ms, doubling while it recurs, up to 10 s); then the
+// team is tried again. FASTOPT_REUSE_OPENMP=always keeps the team regardless.
 using GompParallelFn = void (*)(void (*)(void*), void*, unsigned, unsigned);
 
 struct GompCall {
@@ -188,7 +232,28 @@ struct GompCall {
   std::size_t total;
   int parts;
   std::atomic<int> next{0};
+  std::atomic<std::int64_t> busy_ns{0};  // summed over the parts
 };
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr std::int64_t kLateNs = 1000000;            // nobody working for 1 ms
+constexpr std::int64_t kFirstBackoffNs = 100000000;  // 100 ms
+constexpr std::int64_t kMaxBackoffNs = 10000000000;  // 10 s
+std::atomic<std::int64_t> g_team_avoided_until{0};
+std::atomic<std::int64_t> g_team_backoff{kFirstBackoffNs};
+
+bool team_always() {
+  static const bool always = [] {
+    const char* env = std::getenv("FASTOPT_REUSE_OPENMP");
+    return env != nullptr && std::strcmp(env, "always") == 0;
+  }();
+  return always;
+}
 
 std::size_t part_bound(std::size_t total, int parts, int part) {
   if (part >= parts) return total;
@@ -202,8 +267,29 @@ void gomp_body(void* p) {
   for (int part; (part = call->next.fetch_add(1, std::memory_order_relaxed)) < call->parts;) {
     const std::size_t b = part_bound(call->total, call->parts, part);
     const std::size_t e = part_bound(call->total, call->parts, part + 1);
-    if (b < e) call->fn(call->ctx, b, e);
+    if (b < e) {
+      const std::int64_t t0 = now_ns();
+      call->fn(call->ctx, b, e);
+      call->busy_ns.fetch_add(now_ns() - t0, std::memory_order_relaxed);
+    }
   }
+}
+
+// Runs the call on the team unless the team was late recently; false: use the pool.
+bool run_on_team(GompParallelFn gomp, std::size_t total, int parts, RangeFn fn, void* ctx) {
+  const std::int64_t t0 = now_ns();
+  if (!team_always() && t0 < g_team_avoided_until.load(std::memory_order_relaxed)) return false;
+  GompCall call{fn, ctx, total, parts};
+  gomp(gomp_body, &call, static_cast<unsigned>(parts), 0);
+  const std::int64_t t1 = now_ns();
+  if (t1 - t0 > call.busy_ns.load(std::memory_order_relaxed) + kLateNs) {
+    const std::int64_t backoff = g_team_backoff.load(std::memory_order_relaxed);
+    g_team_avoided_until.store(t1 + backoff, std::memory_order_relaxed);
+    g_team_backoff.store(std::min(2 * backoff, kMaxBackoffNs), std::memory_order_relaxed);
+  } else {
+    g_team_backoff.store(kFirstBackoffNs, std::memory_order_relaxed);
+  }
+  return true;
 }
 
 GompParallelFn loaded_gomp() {
@@ -213,6 +299,7 @@ GompParallelFn loaded_gomp() {
     const char* env = std::getenv("FASTOPT_REUSE_OPENMP");
     return env == nullptr || std::strcmp(env, "0") != 0;
   }();
+  if (g_forked.load(std::memory_order_relaxed)) return nullptr;
   GompParallelFn fn = found.load(std::memory_order_acquire);
   if (fn || !allowed) return fn;
   // Looking costs ~1 us (the loader's lock): every 64th call until found.
@@ -227,7 +314,7 @@ GompParallelFn loaded_gomp() {
 }  // namespace
 
 const char* threading_name() {
-  return loaded_gomp() ? "the process's libgomp team (reused, e.g. torch's)"
+  return loaded_gomp() ? "the process's libgomp team (reused, e.g. torch's; fastopt pool while it is late)"
                        : "fastopt pool (briefly polling, then sleeping workers)";
 }
 
@@ -257,9 +344,7 @@ void parallel_for(std::size_t total, std::size_t min_per_thread, RangeFn fn, voi
     return;
   }
   if (GompParallelFn gomp = loaded_gomp()) {
-    GompCall call{fn, ctx, total, parts};
-    gomp(gomp_body, &call, static_cast<unsigned>(parts), 0);
-    return;
+    if (run_on_team(gomp, total, parts, fn, ctx)) return;
   }
   Pool::get().run(parts, total, fn, ctx);
 }

@@ -83,6 +83,8 @@ bool fast_collect(const FastRole (&roles)[K], FastCall<K>& call) {
   call.sizes.assign(static_cast<std::size_t>(count), 0);
   std::vector<std::pair<std::uintptr_t, std::uintptr_t>> spans;
   spans.reserve(static_cast<std::size_t>(count) * K);
+  call.members.clear();
+  if (is_list) call.members.reserve(static_cast<std::size_t>(count) * K);
   int dtype = -1;
   for (int r = 0; r < K; ++r) {
     PyObject* obj = roles[r].obj;
@@ -101,6 +103,7 @@ bool fast_collect(const FastRole (&roles)[K], FastCall<K>& call) {
       if (r > 0 && !same_shape(a, a_ref)) return false;
       auto* proxy = py::detail::array_proxy(a);
       const std::size_t n = element_count(a);
+      if (is_list) call.members.push_back(py::reinterpret_borrow<py::object>(a));
       call.ptrs[t][r] = proxy->data;
       if (r == 0) call.sizes[t] = n;
       if (n) {
@@ -117,5 +120,25 @@ bool fast_collect(const FastRole (&roles)[K], FastCall<K>& call) {
 }
 
 template bool fast_collect<5>(const FastRole (&)[5], FastCall<5>&);
+
+}  // namespace fastopt
+
+namespace fastopt {
+
+void register_fast_path(py::module_& m) {
+  // The fast path's check alone, for callers that must check several calls
+  // before running any (fastopt/optim/optimizer.py: every group of a step).
+  m.def("plainly_valid", [](py::object param, py::object grad, py::object s0, py::object s1,
+                            py::object s2) {
+    const FastRole roles[5] = {{param.ptr(), true}, {grad.ptr(), false}, {s0.ptr(), true},
+                               {s1.ptr(), true}, {s2.ptr(), true}};
+    FastCall<5> call;
+    return fast_collect(roles, call);
+  }, py::arg("param"), py::arg("grad"), py::arg("state0") = py::none(),
+     py::arg("state1") = py::none(), py::arg("state2") = py::none(),
+     "True when the arrays (or equal-length lists) are exact ndarrays of one float dtype, equal "
+     "shapes, C-contiguous, aligned, writeable where written and disjoint; False says 'ask "
+     "fastopt._validate'.");
+}
 
 }  // namespace fastopt

@@ -30,6 +30,11 @@ struct FastCall {
   int dtype = -1;  // 0 float32, 1 float64
   std::vector<std::array<void*, K>> ptrs;
   std::vector<std::size_t> sizes;
+  // A reference to every list member whose pointer is in ptrs: while the GIL
+  // is released another thread may replace a list item (P[0] = ...), which
+  // would otherwise free the array the kernel is writing. Destroyed (the
+  // references dropped) only after the GIL is back.
+  std::vector<py::object> members;
 };
 
 // Exact ndarray, float32 (0) or float64 (1), C-contiguous, aligned, writeable

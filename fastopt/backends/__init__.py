@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 
 BACKENDS = ("cpp", "numba", "numpy", "cuda")
 _PACKAGES = {name: f"fastopt.backends.{name}" for name in ("numpy", "numba", "cpp", "cuda")}
 
 _status: dict[str, str | None] = {}   # backend -> None (works) or why it does not
+_failed_at: dict[str, float] = {}      # backend -> when a probe last failed
+# A failed probe is tried again this many seconds later: an import can fail
+# for a passing reason (a signal, a full disk, a half-finished install).
+RETRY_SECONDS = 1.0
 _modules: dict[tuple[str, str], object] = {}
 
 
@@ -36,9 +41,19 @@ def _probe(name: str) -> str | None:
 
 
 def unavailable_reason(name: str) -> str | None:
-    if name not in _status:
-        _status[name] = _probe(name)
-    return _status[name]
+    why = _status.get(name, "")
+    if why is None:
+        return None
+    if why == "" or time.monotonic() - _failed_at.get(name, 0.0) >= RETRY_SECONDS:
+        try:
+            why = _probe(name)
+        except BaseException:   # interrupted: nothing learnt, probe again next time
+            _status.pop(name, None)
+            raise
+        _status[name] = why
+        if why is not None:
+            _failed_at[name] = time.monotonic()
+    return why
 
 
 def available_backends() -> list[str]:

@@ -34,6 +34,14 @@ def _module(backend, on_gpu):
     return _backends.module("dropout", _backends.choose(v.backend(backend), on_gpu))
 
 
+def _refuse_list(name, x):
+    # One array per call: each needs its own mask (and seed); a list used to
+    # be accepted and all but its first array silently ignored.
+    if isinstance(x, (list, tuple)):
+        raise TypeError(f"{name} must be one array, got a {type(x).__name__}: call dropout "
+                        f"once per array (each with its own seed)")
+
+
 @entry("dropout_forward")
 def dropout_forward(x, p, *, seed, training=True, backend="auto"):
     """Inverted dropout: returns ``(y, mask)``; ``x`` is not modified.
@@ -56,6 +64,7 @@ def dropout_forward(x, p, *, seed, training=True, backend="auto"):
     >>> y, mask = fastopt.dropout_forward(x, 0.5, seed=1234)
     >>> dx = fastopt.dropout_backward(dy, mask, 0.5)
     """
+    _refuse_list("x", x)
     c, h = v.call(KERNELS["dropout_forward"], locals())
     mod = _module(h["backend"], c.on_gpu)
     if not h["training"]:
@@ -71,6 +80,7 @@ def dropout_backward(dy, mask, p, backend="auto"):
     ``mask=None`` (the eval forward's mask) returns ``dy`` itself. Equals the
     autograd backward of ``torch.nn.functional.dropout``.
     """
+    _refuse_list("dy", dy)
     c, h = v.call(KERNELS["dropout_backward"], locals())
     mod = _module(h["backend"], c.on_gpu)
     if mask is None:

@@ -25,7 +25,6 @@ class Adagrad(Optimizer):
             for i, st in zip(range(lo, hi), self._init_states(g, self._params[lo:hi])):
                 self.state[i] = st
             self._replan(gi)
-        self._owned_cache = None
 
     def _requires_state(self):
         return True

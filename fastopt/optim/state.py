@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import stat
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -135,7 +138,6 @@ class StateDicts:
             g.clear()
             g.update(ng)
         self.state, self._steps, self._step_count = new_state, new_steps, step_count
-        self._owned_cache = None
         for gi in range(len(self.param_groups)):
             self._replan(gi)
 
@@ -144,8 +146,10 @@ class StateDicts:
         save_state(self.state_dict(), path)
 
     def load(self, path):
-        """Reads a file written by :meth:`save` and loads it (:meth:`load_state_dict`)."""
-        self.load_state_dict(load_state(path))
+        """Reads a file written by :meth:`save` and loads it (:meth:`load_state_dict`).
+        State arrays whose ``.npy`` header does not fit this optimizer's parameters
+        are refused before any data is read."""
+        self.load_state_dict(load_state(path, [(p.shape, p.dtype) for p in self._params]))
 
 
 def _plain_key(k):
@@ -161,13 +165,18 @@ def _to_numpy(a):
     return np.array(a, copy=True)
 
 
+# Steps beyond 2**53 cannot be counted in a double (the bias corrections'
+# beta ** step): such a count comes from a corrupt or crafted file.
+MAX_STEP = 2 ** 53
+
+
 def _step_value(s, label):
     if hasattr(s, "item"):
         s = s.item()
     if isinstance(s, bool) or not isinstance(s, (int, float, np.integer, np.floating)):
         raise TypeError(f"{label} must be a number, got {type(s).__name__}")
-    if s != s or s < 0 or int(s) != s:
-        raise ValueError(f"{label} must be a non-negative integer, got {s}")
+    if s != s or not 0 <= s <= MAX_STEP or int(s) != s:
+        raise ValueError(f"{label} must be an integer in [0, 2**53], got {s}")
     return int(s)
 
 
@@ -192,10 +201,13 @@ def _write_npz(f, arrays):
 def save_state(state_dict, path):
     """Writes an optimizer state dict to ``path`` as ``.npz``: arrays as
     ``state/<index>/<name>``, everything else (steps, hyper-parameters) as JSON
-    in ``__meta__``. Nothing is lost (floats are written exactly). The file is
-    written to a temporary file in the same directory, fsync'ed, then moved
-    over ``path`` with ``os.replace``: a crash mid-write leaves the old file
-    intact."""
+    in ``__meta__``. Nothing is lost (floats are written exactly).
+
+    Atomic: the file is written to a temporary file in the same directory,
+    fsync'ed, then moved over ``path`` with ``os.replace``; a crash mid-write
+    leaves the old file intact. An existing file keeps its permission bits, a
+    symlink keeps pointing where it did (its target is replaced), and the
+    temporary files that killed saves left behind are removed."""
     arrays = {}
     meta_state = {}
     for k, entry in state_dict["state"].items():
@@ -214,22 +226,96 @@ def save_state(state_dict, path):
             "param_groups": state_dict["param_groups"],
             "extra": {k: val for k, val in state_dict.items() if k not in ("state", "param_groups")}}
     arrays["__meta__"] = np.array(json.dumps(meta, default=_json_default))
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
+    target = os.path.realpath(os.fspath(path))   # through symlinks: the link stays a link
+    directory, base = os.path.split(target)
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()   # what open(path, "w") would give
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temp_prefix(base), suffix=_TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
             _write_npz(f, arrays)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
+    _fsync_directory(directory)
+    _remove_stale_temps(directory, base)
+
+
+# Temporary files are named ".<name>.<host>.<pid>.<random>.fastopt-tmp": a later save
+# removes those of a process of this host that no longer runs (killed mid-save),
+# never one that another live process is still writing.
+_TEMP_SUFFIX = ".fastopt-tmp"
+
+
+def _temp_prefix(base, pid=None):
+    host = socket.gethostname().replace(".", "_") or "host"
+    return f".{base}.{host}.{os.getpid() if pid is None else pid}."
+
+
+def _umask():
+    try:   # Linux: read it, since setting it to read it races with other threads
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_directory(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_temps(directory, base):
+    head = _temp_prefix(base, pid=0)[:-2]   # ".<name>.<host>."
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(head) and name.endswith(_TEMP_SUFFIX)):
+            continue
+        parts = name[len(head):-len(_TEMP_SUFFIX)].split(".")   # "<pid>.<random>"
+        if len(parts) != 2 or not parts[0].isdigit():
+            continue   # another file's temp whose name starts like ours
+        pid = int(parts[0])
+        if pid == os.getpid() or _process_alive(pid):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
 
 
 def _json_default(o):
@@ -242,19 +328,37 @@ def _json_default(o):
     raise TypeError(f"cannot store {type(o).__name__} in an optimizer state file")
 
 
-def load_state(path):
-    """Reads a state dict written by :func:`save_state` (arrays as NumPy)."""
-    with np.load(os.fspath(path), allow_pickle=False) as z:
-        meta = json.loads(str(z["__meta__"]))
-        if meta.get("format") != "fastopt-optimizer-state-1":
+def load_state(path, params=None):
+    """Reads a state dict written by :func:`save_state` (arrays as NumPy).
+
+    Every member's ``.npy`` header is read first and must be consistent with
+    the member's size in the archive; with ``params`` (one ``(shape, dtype)``
+    per parameter, in parameter order, as :meth:`StateDicts.load` passes) each
+    state array must also have its parameter's shape and dtype. So a crafted
+    file can make ``load`` allocate no more than the optimizer's own state
+    before it is refused."""
+    path = os.fspath(path)
+    size = os.path.getsize(path)
+    with zipfile.ZipFile(path) as zf:
+        names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+        if "__meta__" not in names:
             raise ValueError(f"{path} is not a fastopt optimizer state file")
+        meta_text = _read_member(zf, "__meta__", size, _meta_header)
+        try:
+            meta = json.loads(str(meta_text))
+        except ValueError:
+            raise ValueError(f"{path} is not a fastopt optimizer state file") from None
+        if not isinstance(meta, dict) or meta.get("format") != "fastopt-optimizer-state-1":
+            raise ValueError(f"{path} is not a fastopt optimizer state file")
+        expected = _expected_shapes(meta, params, path)
         state = {}
         for k, scalars in meta["state"].items():
             state[int(k)] = dict(scalars)
-        for name in z.files:
+        for name in names:
             if name.startswith("state/"):
                 _, k, field = name.split("/", 2)
-                state.setdefault(int(k), {})[field] = z[name]
+                check = _state_header(expected, _plain_key(k), name)
+                state.setdefault(int(k), {})[field] = _read_member(zf, name, size, check)
     groups = []
     for g in meta["param_groups"]:
         groups.append({k: tuple(val) if isinstance(val, list) and k != "params" else val
@@ -262,3 +366,68 @@ def load_state(path):
     out = {"state": state, "param_groups": groups}
     out.update(meta.get("extra", {}))
     return out
+
+
+def _expected_shapes(meta, params, path):
+    """{saved parameter id: (shape, dtype)}, or None when nothing is expected."""
+    if params is None:
+        return None
+    try:
+        ids = [_plain_key(i) for g in meta["param_groups"] for i in g["params"]]
+    except (KeyError, TypeError):
+        raise ValueError(f"{path}: malformed parameter groups") from None
+    if len(ids) != len(params):
+        raise ValueError(f"{path} holds state for {len(ids)} parameters, this optimizer has "
+                         f"{len(params)}")
+    return {i: (tuple(shape), np.dtype(dtype)) for i, (shape, dtype) in zip(ids, params)}
+
+
+def _meta_header(shape, dtype):
+    if shape != () or dtype.kind != "U":
+        raise ValueError("__meta__ must be a string")
+
+
+def _state_header(expected, k, name):
+    def check(shape, dtype):
+        if expected is None:
+            return
+        if k not in expected:
+            raise ValueError(f"{name}: the file's parameter groups list no parameter {k!r}")
+        want_shape, want_dtype = expected[k]
+        if dtype != want_dtype:
+            raise TypeError(f"{name} has dtype {dtype} but the parameter has dtype {want_dtype}")
+        if shape != want_shape:
+            raise ValueError(f"{name} has shape {shape} but the parameter has shape {want_shape}")
+    return check
+
+
+# deflate expands at most ~1032x: a member claiming more is not deflate output
+_MAX_DEFLATE_RATIO = 1032
+
+
+def _read_member(zf, name, archive_size, check):
+    """Member ``name`` (.npy) of ``zf``, after its header passed ``check(shape, dtype)``
+    and declared no more data than the member holds."""
+    info = zf.getinfo(name + ".npy")
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"{name}: unsupported .npy format version {version}")
+        if dtype.hasobject:
+            raise ValueError(f"{name}: object arrays are not state")
+        check(shape, dtype)
+        count = 1
+        for d in shape:
+            count *= int(d)
+        nbytes = count * dtype.itemsize
+        limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED
+                                      else _MAX_DEFLATE_RATIO)
+        if nbytes > info.file_size or info.file_size > limit or info.compress_size > archive_size:
+            raise ValueError(f"{name}: its header declares {nbytes} bytes, more than the "
+                             f"file holds")
+    with zf.open(info) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)

@@ -18,3 +18,39 @@ THREADING_LAYER_CHOSEN_BY_USER = bool(
     os.environ.get("NUMBA_THREADING_LAYER") or os.environ.get("NUMBA_THREADING_LAYER_PRIORITY"))
 if not THREADING_LAYER_CHOSEN_BY_USER:
     numba.config.THREADING_LAYER = "workqueue"
+
+# ---- one parallel region at a time
+# The workqueue layer is not thread-safe: two Python threads inside parallel
+# kernels at once abort the process ("Concurrent access has been detected").
+# So every parallel kernel goes through ParallelKernel: one runs at a time,
+# and a call that finds the layer busy runs its serial build (same maths, same
+# bits: results never depend on the threads) or waits when it has none.
+import threading  # noqa: E402
+
+from numba import njit  # noqa: E402
+
+_layer = threading.Lock()
+
+
+class ParallelKernel:
+    """``parallel`` (an ``njit(parallel=True)`` dispatcher) callable from any thread."""
+
+    __slots__ = ("parallel", "serial", "__wrapped__")
+
+    def __init__(self, parallel, serial=None):
+        self.parallel, self.serial, self.__wrapped__ = parallel, serial, parallel
+
+    def __call__(self, *args):
+        if _layer.acquire(blocking=self.serial is None):
+            try:
+                return self.parallel(*args)
+            finally:
+                _layer.release()
+        return self.serial(*args)
+
+
+def parallel_njit(fn=None, **options):
+    """``@njit(parallel=True, cache=True, **options)`` made safe for concurrent calls."""
+    def wrap(f):
+        return ParallelKernel(njit(parallel=True, cache=True, **options)(f))
+    return wrap(fn) if fn is not None else wrap

@@ -2,8 +2,10 @@
 Scalars go in the array's dtype."""
 from numba import njit, prange
 
+from fastopt.backends.numba import parallel_njit
 
-@njit(parallel=True, cache=True)
+
+@parallel_njit
 def _ema(avg, param, decay, one_minus_decay):
     for i in prange(avg.size):
         avg[i] = decay * avg[i] + one_minus_decay * param[i]

@@ -8,12 +8,14 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from fastopt.backends.numba import parallel_njit
+
 
 def _ncs(a):
     return a.reshape(a.shape[0], a.shape[1], math.prod(a.shape[2:]))
 
 
-@njit(parallel=True, cache=True)
+@parallel_njit
 def _forward_train(x, y, gamma, beta, running_mean, running_var, save_mean, save_invstd, update,
                    momentum, eps):
     n_, c_, s_ = x.shape
@@ -40,7 +42,7 @@ def _forward_train(x, y, gamma, beta, running_mean, running_var, save_mean, save
 
 # Eval never writes the running statistics (they may be read-only arrays,
 # which numba types differently), so it is a separate function.
-@njit(parallel=True, cache=True)
+@parallel_njit
 def _forward_eval(x, y, gamma, beta, running_mean, running_var, save_mean, save_invstd, eps):
     for c in prange(x.shape[1]):
         mean = np.float64(running_mean[c])
@@ -57,7 +59,7 @@ def _normalize(x, y, c, mean, invstd, g, b):
             y[n, c, k] = g * ((x[n, c, k] - mean) * invstd) + b
 
 
-@njit(parallel=True, cache=True)
+@parallel_njit
 def _backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, training):
     n_, c_, s_ = x.shape
     count = n_ * s_
@@ -87,7 +89,7 @@ def _backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, training)
 _ROW_BLOCKS = 16
 
 
-@njit(parallel=True, cache=True)
+@parallel_njit
 def _column_moments(x, nblocks):
     """Per-column mean and M2 of a 2-D array: two passes, row blocks in parallel."""
     n_, c_ = x.shape
@@ -114,7 +116,7 @@ def _column_moments(x, nblocks):
     return mean, m2
 
 
-@njit(parallel=True, cache=True)
+@parallel_njit
 def _rows_normalize(x, y, scale, shift, nblocks):
     n_, c_ = x.shape
     for b in prange(nblocks):
@@ -123,7 +125,7 @@ def _rows_normalize(x, y, scale, shift, nblocks):
                 y[n, c] = x[n, c] * scale[c] + shift[c]
 
 
-@njit(parallel=True, cache=True)
+@parallel_njit
 def _column_grad_sums(dy, x, mean, invstd, nblocks):
     n_, c_ = x.shape
     pa = np.zeros((nblocks, c_))
@@ -143,7 +145,7 @@ def _column_grad_sums(dy, x, mean, invstd, nblocks):
     return sum_dy, sum_dy_xhat
 
 
-@njit(parallel=True, cache=True)
+@parallel_njit
 def _rows_dx(dy, x, dx, mean, invstd, gamma, sum_dy, sum_dy_xhat, training, nblocks):
     n_, c_ = x.shape
     for b in prange(nblocks):

@@ -10,11 +10,13 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from fastopt.backends.numba import parallel_njit
+
 BLOCK = 1 << 14
 L2, L1, INF, P = 0, 1, 2, 3
 
 
-@njit(parallel=True, cache=True)
+@parallel_njit
 def _block_partials(g, kind, p):
     nblocks = (g.size + BLOCK - 1) // BLOCK
     out = np.zeros(nblocks, dtype=np.float64)
@@ -37,7 +39,7 @@ def _block_partials(g, kind, p):
     return out
 
 
-@njit(parallel=True, cache=True)
+@parallel_njit
 def _scale(g, coef):
     for i in prange(g.size):
         g[i] = g[i] * coef

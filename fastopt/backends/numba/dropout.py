@@ -5,6 +5,8 @@ fastopt._scalars.dropout and are passed in the array's dtype."""
 import numpy as np
 from numba import njit, prange
 
+from fastopt.backends.numba import ParallelKernel
+
 from fastopt import _scalars
 
 _MASK32 = np.uint64(0xFFFFFFFF)
@@ -112,6 +114,11 @@ def _mask_par(mask, n, k0, k1, t):
 def _mask_ser(mask, n, k0, k1, t):
     for b in range(mask.size):
         mask[b] = np.uint8(_mask_byte(np.uint64(b), min(8, n - 8 * b), k0, k1, t))
+
+
+_forward_par = ParallelKernel(_forward_par, _forward_ser)
+_backward_par = ParallelKernel(_backward_par, _backward_ser)
+_mask_par = ParallelKernel(_mask_par, _mask_ser)
 
 
 def _key(seed):

@@ -13,6 +13,7 @@ import numpy as np
 from numba import carray, njit, prange
 
 from fastopt import _scalars
+from fastopt.backends.numba import ParallelKernel
 from fastopt.backends.numba._lists import CHUNK, pointer_like, table
 
 
@@ -158,8 +159,9 @@ def _compile(body):  # error_model="numpy": x/0 gives inf/nan as in C++, never r
     more than the work."""
     serial = types.FunctionType(body.__code__, body.__globals__, body.__name__ + "_serial")
     serial.__qualname__ = serial.__name__  # its own on-disk cache entry
-    return (njit(parallel=True, cache=True, error_model="numpy")(body),
-            njit(cache=True, error_model="numpy")(serial))
+    serial = njit(cache=True, error_model="numpy")(serial)
+    return (ParallelKernel(njit(parallel=True, cache=True, error_model="numpy")(body), serial),
+            serial)
 
 
 SERIAL_BELOW = 1 << 16
