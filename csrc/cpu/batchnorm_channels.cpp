@@ -15,11 +15,13 @@ FASTOPT_LOOP void finish_forward_columns_loop(size_t c0, size_t c1, double n,
                                               const double* mean, const double* m2,
                                               const T* gamma, const T* beta, T* running_mean,
                                               T* running_var, T* save_mean, T* save_invstd,
-                                              T* scale, double momentum, double eps) {
+                                              T* mean_lo, T* scale, double momentum, double eps) {
   for (size_t c = c0; c < c1; ++c) {
     const BnChannel ch = bn_channel_train(BnMoments{n, mean[c], m2[c]}, double(gamma[c]),
                                           double(beta[c]), eps);
-    save_mean[c] = T(ch.mean);
+    const BnSplitMean<T> m = bn_split_mean<T>(ch.mean);
+    save_mean[c] = m.hi;
+    mean_lo[c] = m.lo;
     save_invstd[c] = T(ch.invstd);
     scale[c] = T(ch.scale);
   }
@@ -51,8 +53,9 @@ FASTOPT_LOOP void finish_backward_columns_loop(size_t c0, size_t c1, double coun
 #define FASTOPT_BN_FINISH_FUNCTIONS(T)                                                           \
   FASTOPT_CLONES void finish_forward_columns(                                                    \
       size_t c0, size_t c1, double n, const double* mean, const double* m2, const T* gamma,      \
-      const T* beta, T* rm, T* rv, T* sm, T* si, T* scale, double momentum, double eps) {        \
-    finish_forward_columns_loop(c0, c1, n, mean, m2, gamma, beta, rm, rv, sm, si, scale,         \
+      const T* beta, T* rm, T* rv, T* sm, T* si, T* mean_lo, T* scale, double momentum,          \
+      double eps) {                                                                              \
+    finish_forward_columns_loop(c0, c1, n, mean, m2, gamma, beta, rm, rv, sm, si, mean_lo, scale, \
                                 momentum, eps);                                                  \
   }                                                                                              \
   FASTOPT_CLONES void finish_backward_columns(                                                   \

@@ -43,7 +43,9 @@ void forward_by_groups(const T* x, T* y, const T* gamma, const T* beta, T* runni
         for (size_t n = 0; n < s.N; ++n)
           for (size_t j = 0; j < L.J; ++j) {
             const size_t off = (n * C + c) * S + j * kPlaneBlock;
-            block_affine(x + off, y + off, L.block_len(s, j), T(ch.mean), T(ch.scale), T(ch.beta));
+            const BnSplitMean<T> mean = bn_split_mean<T>(ch.mean);
+            block_affine(x + off, y + off, L.block_len(s, j), mean.hi, mean.lo, T(ch.scale),
+                         T(ch.beta));
           }
       }
     });
@@ -56,18 +58,19 @@ void forward_by_groups(const T* x, T* y, const T* gamma, const T* beta, T* runni
   double* m2 = mean + W;
   double* tmp_s = m2 + W;
   double* tmp_q = tmp_s + W;
-  std::vector<T>& ts = scratch<T>(4 * W, 2);
+  std::vector<T>& ts = scratch<T>(5 * W, 2);
   T* approx = ts.data();
   T* scale = approx + W;
-  T* mean_col = scale + W;  // S > 1 only: per-column copies of save_mean, beta
+  T* lo_col = scale + W;     // the mean's low part (bn_split_mean)
+  T* mean_col = lo_col + W;  // S > 1 only: per-column copies of save_mean, beta
   T* beta_col = mean_col + W;
   for_units(G.units, numel, [&](size_t u) {
     const size_t c0 = G.first(u), c1 = G.last(s, u), a = c0 * S, w = (c1 - c0) * S;
     rows_moments(x + a, s.N, W, w, mean + a, m2 + a, tmp_s + a, tmp_q + a, approx + a);
     if (S == 1) {
       finish_forward_columns(c0, c1, double(s.N), mean, m2, gamma, beta, running_mean,
-                             running_var, save_mean, save_invstd, scale, momentum, eps);
-      rows_affine(x + a, y + a, s.N, W, w, save_mean + a, scale + a, beta + a);
+                             running_var, save_mean, save_invstd, lo_col, scale, momentum, eps);
+      rows_affine(x + a, y + a, s.N, W, w, save_mean + a, lo_col + a, scale + a, beta + a);
       return;
     }
     for (size_t c = c0; c < c1; ++c) {
@@ -75,13 +78,15 @@ void forward_by_groups(const T* x, T* y, const T* gamma, const T* beta, T* runni
       for (size_t k = 1; k < S; ++k) bn_merge(m, BnMoments{double(s.N), mean[c * S + k], m2[c * S + k]});
       const BnChannel ch = finish_channel(m, c, gamma, beta, running_mean, running_var, save_mean,
                                           save_invstd, momentum, eps);
+      const BnSplitMean<T> split = bn_split_mean<T>(ch.mean);
       for (size_t k = 0; k < S; ++k) {
-        mean_col[c * S + k] = T(ch.mean);
+        mean_col[c * S + k] = split.hi;
+        lo_col[c * S + k] = split.lo;
         scale[c * S + k] = T(ch.scale);
         beta_col[c * S + k] = beta[c];
       }
     }
-    rows_affine(x + a, y + a, s.N, W, w, mean_col + a, scale + a, beta_col + a);
+    rows_affine(x + a, y + a, s.N, W, w, mean_col + a, lo_col + a, scale + a, beta_col + a);
   });
 }
 
@@ -100,11 +105,12 @@ void batch_norm_forward_cpu(const T* x, T* y, const T* gamma, const T* beta, T* 
       return;
     }
   }
-  // Double scratch: [scale C] then the partials. The normalize pass reads
-  // save_mean and beta (y = (x - mean) * scale + beta).
+  // Double scratch: [mean C][scale C] then the partials; the normalize pass
+  // also reads beta (y = (x - mean) * scale + beta).
   const size_t partials = L.planes ? 2 * L.units : 4 * L.RU * L.W;
-  std::vector<double>& ws = scratch<double>(C + partials, 0);
-  double* scale = ws.data();
+  std::vector<double>& ws = scratch<double>(2 * C + partials, 0);
+  double* mean = ws.data();
+  double* scale = mean + C;
   double* part = scale + C;
 
   if (training) {
@@ -125,6 +131,7 @@ void batch_norm_forward_cpu(const T* x, T* y, const T* gamma, const T* beta, T* 
         const BnChannel ch = bn_channel_train(m, double(gamma[c]), double(beta[c]), eps);
         save_mean[c] = T(ch.mean);
         save_invstd[c] = T(ch.invstd);
+        mean[c] = ch.mean;
         scale[c] = ch.scale;
         if (running_mean) bn_update_running(running_mean[c], running_var[c], m, momentum);
       }
@@ -157,6 +164,7 @@ void batch_norm_forward_cpu(const T* x, T* y, const T* gamma, const T* beta, T* 
         const BnChannel ch = bn_channel_train(m, double(gamma[c]), double(beta[c]), eps);
         save_mean[c] = T(ch.mean);
         save_invstd[c] = T(ch.invstd);
+        mean[c] = ch.mean;
         scale[c] = ch.scale;
         if (running_mean) bn_update_running(running_mean[c], running_var[c], m, momentum);
       }
@@ -167,6 +175,7 @@ void batch_norm_forward_cpu(const T* x, T* y, const T* gamma, const T* beta, T* 
       const BnChannel ch = bn_channel(double(running_mean[c]), invstd, double(gamma[c]), double(beta[c]));
       save_mean[c] = running_mean[c];
       save_invstd[c] = T(invstd);
+      mean[c] = ch.mean;
       scale[c] = ch.scale;
     }
   }
@@ -175,22 +184,30 @@ void batch_norm_forward_cpu(const T* x, T* y, const T* gamma, const T* beta, T* 
   if (L.planes) {
     for_units(L.units, numel, [&](size_t u) {
       const size_t p = u / L.J, j = u % L.J, c = p % C, off = p * S + j * kPlaneBlock;
-      block_affine(x + off, y + off, L.block_len(s, j), save_mean[c], T(scale[c]), beta[c]);
+      const BnSplitMean<T> m = bn_split_mean<T>(mean[c]);
+      block_affine(x + off, y + off, L.block_len(s, j), m.hi, m.lo, T(scale[c]), beta[c]);
     });
   } else if (L.units) {
     const size_t W = L.W;
-    std::vector<T>& cols = scratch<T>(3 * W, 2);
-    T* mean_col = cols.data();
-    T* scale_col = mean_col + W;
+    std::vector<T>& cols = scratch<T>(4 * W, 2);
+    T* hi_col = cols.data();
+    T* lo_col = hi_col + W;
+    T* scale_col = lo_col + W;
     T* beta_col = scale_col + W;
-    expand(mean_col, save_mean, s);
+    for (size_t c = 0; c < C; ++c) {
+      const BnSplitMean<T> m = bn_split_mean<T>(mean[c]);
+      for (size_t k = 0; k < S; ++k) {
+        hi_col[c * S + k] = m.hi;
+        lo_col[c * S + k] = m.lo;
+      }
+    }
     expand(scale_col, scale, s);
     expand(beta_col, beta, s);
     for_units(L.units, numel, [&](size_t u) {
       const size_t ru = u / L.CT, ct = u % L.CT;
       const size_t r0 = L.row_begin(s, ru), r1 = L.row_begin(s, ru + 1), c0 = L.col_begin(ct);
-      rows_affine(x + r0 * W + c0, y + r0 * W + c0, r1 - r0, W, L.col_width(ct), mean_col + c0,
-                  scale_col + c0, beta_col + c0);
+      rows_affine(x + r0 * W + c0, y + r0 * W + c0, r1 - r0, W, L.col_width(ct), hi_col + c0,
+                  lo_col + c0, scale_col + c0, beta_col + c0);
     });
   }
 }

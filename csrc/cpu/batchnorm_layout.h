@@ -48,21 +48,21 @@ constexpr size_t kScratchCols = 1 << 18;  // row ranges x W, bounds the partials
   void block_moments(const T* x, size_t len, double* mean, double* m2);                         \
   void block_sums(const T* dy, const T* x, T* dx, size_t len, T mean, T k, bool eval,           \
                   double* s_dy, double* s_dyxmu);                                               \
-  void block_affine(const T* x, T* y, size_t len, T mean, T scale, T beta);                     \
+  void block_affine(const T* x, T* y, size_t len, T mean_hi, T mean_lo, T scale, T beta);      \
   void block_dx(const T* dy, const T* x, T* dx, size_t len, T mean, T k, T proj, T mean_dy);    \
   /* rows (batchnorm_rows.cpp): R rows of w columns at stride W, per-column arrays */          \
   void rows_moments(const T* x, size_t R, size_t W, size_t w, double* mean, double* m2,         \
                     double* tmp_s, double* tmp_q, T* approx);                                   \
   void rows_sums(const T* dy, const T* x, T* dx, size_t R, size_t W, size_t w, const T* mean,   \
                  const T* k, bool eval, double* s_dy, double* s_dyxmu);                         \
-  void rows_affine(const T* x, T* y, size_t R, size_t W, size_t w, const T* mean,              \
-                   const T* scale, const T* beta);                                              \
+  void rows_affine(const T* x, T* y, size_t R, size_t W, size_t w, const T* mean_hi,           \
+                   const T* mean_lo, const T* scale, const T* beta);                            \
   void rows_dx(const T* dy, const T* x, T* dx, size_t R, size_t W, size_t w, const T* mean,     \
                const T* k, const T* proj, const T* mean_dy);                                    \
   /* per-channel finalization of (N, C) input, columns c0..c1 (batchnorm_channels.cpp) */       \
   void finish_forward_columns(size_t c0, size_t c1, double n, const double* mean,               \
                               const double* m2, const T* gamma, const T* beta, T* rm, T* rv,    \
-                              T* sm, T* si, T* scale, double momentum, double eps);             \
+                              T* sm, T* si, T* mean_lo, T* scale, double momentum, double eps); \
   void finish_backward_columns(size_t c0, size_t c1, double count, const double* s_dy,          \
                                const double* s_dyxmu, const T* gamma, const T* sm,              \
                                const T* si, T* dgamma, T* dbeta, T* k, T* proj, T* mdy);

@@ -98,9 +98,9 @@ FASTOPT_LOOP void block_sums_loop(const T* __restrict dy, const T* __restrict x,
 }
 
 template <typename T>
-FASTOPT_LOOP void block_affine_loop(const T* __restrict x, T* __restrict y, size_t len, T mean,
-                                    T scale, T beta) {
-  for (size_t i = 0; i < len; ++i) y[i] = bn_normalize(x[i], mean, scale, beta);
+FASTOPT_LOOP void block_affine_loop(const T* __restrict x, T* __restrict y, size_t len, T mean_hi,
+                                    T mean_lo, T scale, T beta) {
+  for (size_t i = 0; i < len; ++i) y[i] = bn_normalize(x[i], mean_hi, mean_lo, scale, beta);
 }
 
 template <typename T>
@@ -120,8 +120,9 @@ FASTOPT_LOOP void block_dx_loop(const T* __restrict dy, const T* __restrict x, T
     eval ? block_sums_loop<true>(dy, x, dx, len, mean, k, s_dy, s_dyxmu)                        \
          : block_sums_loop<false>(dy, x, dx, len, mean, k, s_dy, s_dyxmu);                      \
   }                                                                                             \
-  FASTOPT_CLONES void block_affine(const T* x, T* y, size_t len, T mean, T scale, T beta) {      \
-    block_affine_loop(x, y, len, mean, scale, beta);                                            \
+  FASTOPT_CLONES void block_affine(const T* x, T* y, size_t len, T mean_hi, T mean_lo, T scale,  \
+                                   T beta) {                                                    \
+    block_affine_loop(x, y, len, mean_hi, mean_lo, scale, beta);                                \
   }                                                                                             \
   FASTOPT_CLONES void block_dx(const T* dy, const T* x, T* dx, size_t len, T mean, T k, T proj,  \
                                T mean_dy) {                                                     \

@@ -137,12 +137,14 @@ FASTOPT_LOOP void rows_sums_loop(const T* __restrict dy, const T* __restrict x, 
 
 template <typename T>
 FASTOPT_LOOP void rows_affine_loop(const T* __restrict x, T* __restrict y, size_t R, size_t W,
-                                   size_t w, const T* __restrict mean, const T* __restrict scale,
+                                   size_t w, const T* __restrict mean_hi,
+                                   const T* __restrict mean_lo, const T* __restrict scale,
                                    const T* __restrict beta) {
   for (size_t r = 0; r < R; ++r) {
     const T* __restrict xr = x + r * W;
     T* __restrict yr = y + r * W;
-    for (size_t c = 0; c < w; ++c) yr[c] = bn_normalize(xr[c], mean[c], scale[c], beta[c]);
+    for (size_t c = 0; c < w; ++c)
+      yr[c] = bn_normalize(xr[c], mean_hi[c], mean_lo[c], scale[c], beta[c]);
   }
 }
 
@@ -177,9 +179,10 @@ FASTOPT_LOOP void merge_columns_loop(double* __restrict mean, double* __restrict
     eval ? rows_sums_loop<true>(dy, x, dx, R, W, w, mean, k, s_dy, s_dyxmu)                     \
          : rows_sums_loop<false>(dy, x, dx, R, W, w, mean, k, s_dy, s_dyxmu);                   \
   }                                                                                             \
-  FASTOPT_CLONES void rows_affine(const T* x, T* y, size_t R, size_t W, size_t w, const T* mean, \
-                                  const T* scale, const T* beta) {                              \
-    rows_affine_loop(x, y, R, W, w, mean, scale, beta);                                         \
+  FASTOPT_CLONES void rows_affine(const T* x, T* y, size_t R, size_t W, size_t w,               \
+                                  const T* mean_hi, const T* mean_lo, const T* scale,           \
+                                  const T* beta) {                                              \
+    rows_affine_loop(x, y, R, W, w, mean_hi, mean_lo, scale, beta);                             \
   }                                                                                             \
   FASTOPT_CLONES void rows_dx(const T* dy, const T* x, T* dx, size_t R, size_t W, size_t w,      \
                               const T* mean, const T* k, const T* proj, const T* mean_dy) {     \

@@ -15,7 +15,7 @@
 // in a fixed order) -> per-piece partials; finalize (one block per channel
 // merges its pieces in a fixed order; writes save_mean/save_invstd, updates
 // the running statistics, keeps mean/scale/beta in double); normalize (y =
-// (x - T(mean)) * T(scale) + T(beta)). Backward: sums of dy and dy*(x-mean) per piece in
+// (x - mean) * T(scale) + T(beta), the mean split in two T values). Backward: sums of dy and dy*(x-mean) per piece in
 // double; finalize (dgamma, dbeta, the per-channel constants); dx.
 //
 // One extern "C" entry point per kernel and dtype: fastopt_bn_<kernel>_<f32|f64>.
@@ -169,10 +169,11 @@ __device__ __forceinline__ void normalize(const T* __restrict__ x, T* __restrict
                                           long long C, long long S, long long piece_len,
                                           long long P) {
   for (long long c = blockIdx.y; c < C; c += gridDim.y) {
-    const T mean = T(consts[3 * c]), scale = T(consts[3 * c + 1]), beta = T(consts[3 * c + 2]);
+    const BnSplitMean<T> mean = bn_split_mean<T>(consts[3 * c]);
+    const T scale = T(consts[3 * c + 1]), beta = T(consts[3 * c + 2]);
     for (long long p = blockIdx.x; p < P; p += gridDim.x)
       for_piece(c, p, piece_len, M, C, S,
-                [&](long long i) { y[i] = bn_normalize(x[i], mean, scale, beta); });
+                [&](long long i) { y[i] = bn_normalize(x[i], mean.hi, mean.lo, scale, beta); });
   }
 }
 
