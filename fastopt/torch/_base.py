@@ -27,6 +27,7 @@ a load) rebuilds from ``opt.state``.
 from __future__ import annotations
 
 import warnings
+import weakref
 from operator import is_
 
 import torch
@@ -101,6 +102,7 @@ class DropinOptimizer:
     def _fo_setup(self, backend):
         self._fo_backend = v.backend(backend)
         self._fo_plans = {}
+        self._fo_counts = weakref.WeakValueDictionary()   # step-count arrays fastopt made
         # GradScaler then unscales .grad itself: this step reads no grad_scale / found_inf
         self._step_supports_amp_scaling = False
 
@@ -113,6 +115,7 @@ class DropinOptimizer:
         super().__setstate__(state)   # torch's: defaults, plain-number steps to tensors
         self.__dict__.setdefault("_fo_backend", "auto")
         self._fo_plans = {}
+        self._fo_counts = weakref.WeakValueDictionary()
 
     # -- per-family rules ----------------------------------------------------
     def _hyper(self, g):
@@ -246,8 +249,11 @@ class DropinOptimizer:
             plain = []
         slabs = slab_views([e.p.detach().numpy() for e in plain], names,
                            self._fill(hp)) if plain and names else {}
-        steps = (torch.zeros(len(entries), dtype=_get_scalar_dtype(is_fused=g.get("fused")))
-                 .unbind(0) if self._has_step else ())
+        if self._has_step:   # one array, but tensors of their own (own version counters)
+            counts = torch.zeros(len(entries), dtype=_get_scalar_dtype(is_fused=g.get("fused")))
+            counts = counts.numpy()
+            self._fo_counts[counts.ctypes.data] = counts
+            steps = [torch.from_numpy(counts[i:i + 1].reshape(())) for i in range(len(entries))]
         j = 0
         for i, e in enumerate(entries):
             st = self.state[e.p]
@@ -311,7 +317,7 @@ class DropinOptimizer:
             if not isinstance(st["step"], torch.Tensor):   # a number put there by hand
                 st["step"] = torch.tensor(float(st["step"]), dtype=_get_scalar_dtype())
             steps.append(st["step"])
-        slab = step_slab(steps)
+        slab = step_slab(steps, self._fo_counts)
         if slab is not None:
             slab += 1
             torch.autograd.graph.increment_version(steps)

@@ -55,9 +55,10 @@ def scatter(backs):
         view.copy_(torch.from_numpy(array))
 
 
-def step_slab(steps):
-    """A NumPy view over all of ``steps`` (0-d tensors) when they are consecutive
-    elements of one storage, so that one ``+= 1`` counts them all; else None."""
+def step_slab(steps, counts):
+    """A NumPy view over all of ``steps`` (0-d CPU tensors) when they are consecutive
+    elements of one of the arrays ``counts`` holds (``{data pointer: array}``), so
+    that one ``+= 1`` counts them all; else None."""
     if not steps:
         return None
     first = steps[0]
@@ -67,6 +68,9 @@ def step_slab(steps):
         if s.dim() != 0 or s.dtype != first.dtype or s.device.type != "cpu" \
                 or s.data_ptr() != base + j * size:
             return None
-    if first.untyped_storage().nbytes() < (first.storage_offset() + len(steps)) * size:
-        return None
-    return first.as_strided((len(steps),), (1,)).numpy()
+    for start, array in list(counts.items()):
+        if array.itemsize == size and start <= base \
+                and base + len(steps) * size <= start + array.nbytes:
+            lo = (base - start) // size
+            return array[lo:lo + len(steps)]
+    return None
