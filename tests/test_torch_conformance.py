@@ -72,12 +72,14 @@ def _make(dtype, seed, kwargs):
 
 
 def _loss(ps, k):
+    """Smooth and well conditioned (phases shift with k, frequencies do not), so
+    that rounding differences are not amplified from step to step."""
     total = 0
     for i, p in enumerate(ps):
         if p.is_complex():
-            total = total + (p.abs() ** 2).sum() * 0.3 + (p.real * (k + 1)).sin().sum()
+            total = total + (p.abs() ** 2).sum() * 0.3 + (p.real + 0.1 * k).sin().sum()
         else:
-            total = total + (p * (i + 1 + 0.1 * k)).sin().sum() + 0.05 * (p ** 2).sum()
+            total = total + (p * (1 + 0.1 * i) + 0.1 * k).sin().sum() + 0.05 * (p ** 2).sum()
     return total
 
 
@@ -116,7 +118,7 @@ def _compare(o1, ps1, o2, ps2, tol):
             if isinstance(s1[k], torch.Tensor):
                 assert s2[k].dtype == s1[k].dtype, k
                 torch.testing.assert_close(s2[k], s1[k], **tol)
-                if k != "step" and not (k == "momentum_buffer" and not o1.defaults["fused"]):
+                if k != "step" and not (isinstance(o1, torch.optim.SGD) and not o1.defaults["fused"]):
                     # (torch's SGD clones its first gradient: the grad's layout)
                     assert s2[k].stride() == s1[k].stride() or s1[k].numel() <= 1, k
             else:
