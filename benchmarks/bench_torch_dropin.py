@@ -29,16 +29,7 @@ import numpy as np
 import torch
 
 import fastopt.torch as ft
-
-
-def sizes_200(total, rng):
-    """200 mixed sizes (many biases and small layers, a few matrices) summing to total."""
-    raw = np.concatenate([rng.integers(10, 1000, 120), rng.integers(1000, 100_000, 60),
-                          rng.integers(100_000, 1_000_000, 20)]).astype(np.float64)
-    sizes = np.maximum(1, (raw / raw.sum() * total).astype(np.int64))
-    sizes[-1] += total - sizes.sum()
-    rng.shuffle(sizes)
-    return [int(s) for s in sizes]
+from bench_optimizers import sizes_200   # the same 200 sizes as the class benchmark
 
 
 def make(sizes, seed):
