@@ -1,0 +1,403 @@
+"""``step()`` of every ``fastopt.torch`` optimizer (a mixin before the torch class).
+
+Each step has three phases, so that a step that raises writes nothing:
+
+1. **Check** every group: hyper-parameters (tensors as floats, through
+   ``fastopt.optim``'s ``_check_group``), every parameter with a gradient
+   (dtype, shape, state entries), memory overlap. Parameters fastopt does not
+   run (sparse gradients, devices other than the CPU, ``differentiable`` or
+   ``capturable`` groups, memory shared between parameters) are set aside for
+   torch's own implementation, with a one-time warning.
+2. **Torch's step** for the set-aside parameters (the torch class's ``step``
+   on groups holding only them).
+3. **fastopt's kernels** for the rest: missing state is created as torch
+   creates it (``zeros_like`` with the parameter's layout), parameters of a
+   group sharing a step count go in one list-form call on NumPy views
+   (:mod:`fastopt.torch._layout`), step counts advance, and the autograd
+   version counters of parameters and state are bumped, as torch's in-place
+   ops do.
+
+A group whose parameters all ran zero-copy keeps a ``_Plan`` of its arrays. The
+next step reuses it only after checking, per parameter, that the gradient is
+there, the parameter's memory is the same, every state entry is the same
+tensor object and the step tensor was not modified since; anything else
+(``opt.state[p]["exp_avg"] = ...``, ``opt.state.clear()``, ``p.data = ...``,
+a load) rebuilds from ``opt.state``.
+"""
+from __future__ import annotations
+
+import warnings
+import weakref
+from operator import is_
+
+import torch
+from torch.optim.optimizer import _get_scalar_dtype
+
+from fastopt import backends as _backends, _validate as v
+from fastopt.optim import slab_views
+from fastopt.torch._layout import arranged, memory_order, real, scatter, step_slab
+
+try:
+    from torch.distributed.tensor import DTensor
+except ImportError:  # pragma: no cover - torch built without distributed
+    DTensor = ()
+
+_KERNEL_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+_warned = set()
+
+
+def _warn_once(cls, reason):
+    if (cls, reason) not in _warned:
+        _warned.add((cls, reason))
+        warnings.warn(f"fastopt.torch.{cls}: {reason}: these parameters use "
+                      f"torch.optim.{cls}'s own implementation", stacklevel=4)
+
+
+def _local(t):
+    """The local shard of a DTensor (elementwise updates run per shard)."""
+    return t.to_local() if isinstance(t, DTensor) else t
+
+
+def _span(t):
+    """A NumPy view of all the memory ``t`` touches (for overlap checks)."""
+    t = real(_local(t).detach())
+    if t.is_contiguous() or t.numel() == 0:
+        return t.numpy()
+    n = 1 + sum((s - 1) * st for s, st in zip(t.shape, t.stride()))
+    return t.as_strided((n,), (1,)).numpy()
+
+
+class _Shim:
+    """What ``fastopt.optim``'s ``_update`` / ``_fast_update`` read from ``self``."""
+
+    __slots__ = ("backend", "_decoupled")
+
+    def __init__(self, backend, decoupled):
+        self.backend, self._decoupled = backend, decoupled
+
+
+class _Entry:
+    """One parameter of a checked group."""
+
+    __slots__ = ("p", "order", "grad", "fresh", "key")
+
+    def __init__(self, p, order, grad, fresh, key):
+        self.p, self.order, self.grad, self.fresh, self.key = p, order, grad, fresh, key
+
+
+class _Plan:
+    """A group's validated zero-copy arrays, reused while nothing changed."""
+
+    __slots__ = ("plist", "n", "params", "ptrs", "others", "states", "versions", "count",
+                 "arrays", "names", "owned", "key", "slab", "steps", "bumped", "orders")
+
+
+class DropinOptimizer:
+    """The fastopt ``step()``; subclasses also derive from the torch optimizer class."""
+
+    _checker: type = None    # fastopt.optim class: hyper-parameter rules and kernel calls
+    _has_step = True         # torch keeps a "step" tensor per parameter (not SGD)
+    _sparse_ok = False       # torch's class takes sparse gradients (SGD, Adagrad)
+
+    def _fo_setup(self, backend):
+        self._fo_backend = v.backend(backend)
+        self._fo_plans = {}
+        self._fo_counts = weakref.WeakValueDictionary()   # step-count arrays fastopt made
+        # GradScaler then unscales .grad itself: this step reads no grad_scale / found_inf
+        self._step_supports_amp_scaling = False
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_fo_backend"] = self._fo_backend
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)   # torch's: defaults, plain-number steps to tensors
+        self.__dict__.setdefault("_fo_backend", "auto")
+        self._fo_plans = {}
+        self._fo_counts = weakref.WeakValueDictionary()
+
+    # -- per-family rules ----------------------------------------------------
+    def _hyper(self, g):
+        """The group's hyper-parameters with tensors as floats, checked by fastopt.optim."""
+        hp = {k: (float(x) if isinstance(x, torch.Tensor) else x) for k, x in g.items()
+              if k != "params"}
+        if "betas" in hp:
+            hp["betas"] = tuple(float(b) for b in hp["betas"])
+        self._checker._check_group(None, hp)
+        hp["lr"] = float(hp["lr"])
+        return hp
+
+    def _names(self, hp):
+        names = list(self._checker._state_names(None, hp))
+        return ["step"] + names if self._has_step else names
+
+    def _key(self, st):
+        """Parameters with equal keys update together: the completed step count."""
+        return int(st["step"]) if st else 0
+
+    def _fill(self, hp):
+        return 0.0
+
+    # -- step ------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One update of every parameter with a ``.grad``; returns ``closure()``'s loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        fast, jobs, aside = [], [], []
+        for gi, g in enumerate(self.param_groups):
+            if g.get("differentiable") or g.get("capturable"):
+                flag = "differentiable" if g.get("differentiable") else "capturable"
+                _warn_once(self._torch_cls.__name__, f"{flag}=True")
+                aside.append(g)
+                continue
+            hp = self._hyper(g)
+            plan = self._fo_plans.get(gi)
+            grads = (self._plan_grads(plan, g)
+                     if plan is not None and plan.names == self._names(hp) else None)
+            if grads is not None:
+                fast.append((plan, hp, grads))
+                continue
+            self._fo_plans.pop(gi, None)
+            job, torch_params = self._check(g, hp)
+            jobs.append((gi, g, hp, job))
+            if torch_params:
+                aside.append(dict(g, params=torch_params))
+        if aside:
+            self._torch_step(aside)
+        for plan, hp, grads in fast:
+            self._run_plan(plan, hp, grads)
+        for gi, g, hp, job in jobs:
+            self._run(gi, g, hp, job)
+        return loss
+
+    def _torch_step(self, groups):
+        """The torch class's own step on ``groups`` (closure already evaluated)."""
+        step = self._torch_cls.step
+        if getattr(step, "hooked", False):   # hooks already ran around this step()
+            step = step.__wrapped__
+        saved = self.param_groups
+        self.param_groups = groups
+        try:
+            step(self)
+        finally:
+            self.param_groups = saved
+
+    def _check(self, g, hp):
+        """Phase 1 for a group without a valid plan: raises before anything is written."""
+        cls = self._torch_cls.__name__
+        names = self._names(hp)
+        entries, aside, spans, grads = [], [], [], []
+        for p in g["params"]:
+            gr = p.grad
+            if gr is None:
+                continue
+            lp, lg = _local(p), _local(gr)
+            if gr.layout != torch.strided:
+                if not self._sparse_ok:
+                    raise RuntimeError(f"{cls} does not support sparse gradients")
+                _warn_once(cls, "sparse gradients")
+                aside.append(p)
+                continue
+            if lp.device.type != "cpu":
+                _warn_once(cls, f"parameters on the {lp.device.type!r} device")
+                aside.append(p)
+                continue
+            if p.dtype not in _KERNEL_DTYPES:
+                raise TypeError(f"fastopt.torch.{cls}: a parameter has dtype {p.dtype}; fastopt "
+                                f"steps float32 and float64 (and complex64/128) parameters; "
+                                f"16-bit and mixed precision are not supported yet")
+            if gr.dtype != p.dtype or lg.shape != lp.shape:
+                raise TypeError(f"fastopt.torch.{cls}: a gradient of dtype {gr.dtype}, shape "
+                                f"{tuple(lg.shape)} for a parameter of dtype {p.dtype}, shape "
+                                f"{tuple(lp.shape)}")
+            st = self.state.get(p)
+            fresh = self._fresh(st, hp)
+            if not fresh:
+                for n in names:
+                    t = st[n]   # KeyError, as torch's step gives, for a missing entry
+                    if n != "step" and (not isinstance(t, torch.Tensor) or t.dtype != p.dtype
+                                        or _local(t).shape != lp.shape):
+                        raise ValueError(f"fastopt.torch.{cls}: state {n!r} of a parameter of "
+                                         f"shape {tuple(p.shape)}, {p.dtype} is not a tensor "
+                                         f"of that shape and dtype")
+                    if n != "step":
+                        spans.append(_span(t))
+            order = memory_order(real(lp))
+            ga, _ = arranged(lg, order)
+            spans.append(_span(lp))
+            grads.append(ga)
+            entries.append(_Entry(p, order, ga, fresh, 0 if fresh else self._key(st)))
+        if entries and v.first_overlap(spans + grads) is not None:
+            _warn_once(cls, "parameters, gradients or state share memory")
+            return [], aside + [e.p for e in entries]
+        return entries, aside
+
+    def _fresh(self, st, hp):
+        return not st
+
+    def _create(self, g, hp, entries):
+        """torch's initial state for ``entries``: contiguous real CPU parameters of one
+        dtype get views of one aligned slab per state name (and their steps one slab)."""
+        names = [n for n in self._names(hp) if n != "step"]
+        plain = [e for e in entries if e.p.is_contiguous() and not e.p.is_complex()
+                 and not isinstance(e.p, DTensor)]
+        if len({e.p.dtype for e in plain}) != 1:
+            plain = []
+        slabs = slab_views([e.p.detach().numpy() for e in plain], names,
+                           self._fill(hp)) if plain and names else {}
+        if self._has_step:   # one array, but tensors of their own (own version counters)
+            counts = torch.zeros(len(entries), dtype=_get_scalar_dtype(is_fused=g.get("fused")))
+            counts = counts.numpy()
+            self._fo_counts[counts.ctypes.data] = counts
+            steps = [torch.from_numpy(counts[i:i + 1].reshape(())) for i in range(len(entries))]
+        j = 0
+        for i, e in enumerate(entries):
+            st = self.state[e.p]
+            if self._has_step:
+                st["step"] = steps[i]
+            for n in names:
+                if j < len(plain) and plain[j] is e:
+                    st[n] = torch.from_numpy(slabs[n][j])
+                else:
+                    st[n] = torch.full_like(e.p, self._fill(hp) * (1 + 1j if e.p.is_complex()
+                                                                   else 1),
+                                            memory_format=torch.preserve_format)
+            if j < len(plain) and plain[j] is e:
+                j += 1
+
+    def _run(self, gi, g, hp, entries):
+        """Phase 3 for a checked group."""
+        if not entries:
+            return
+        fresh = [e for e in entries if e.fresh]
+        try:
+            self._create(g, hp, fresh)
+            names = [n for n in self._names(hp) if n != "step"]
+            backs, buckets, bumped = [], {}, []
+            for e in entries:
+                st = self.state.get(e.p, {})
+                arrays = {}
+                for n in names:
+                    arrays[n], back = arranged(_local(st[n]), e.order)
+                    if back is not None:
+                        backs.append((arrays[n], back))
+                    bumped.append(st[n])
+                pa, back = arranged(_local(e.p), e.order)
+                if back is not None:
+                    backs.append((pa, back))
+                bumped.append(e.p)
+                buckets.setdefault((e.key, e.p.dtype), []).append((e, pa, arrays))
+        except BaseException:
+            for e in fresh:   # a rejected call leaves no half-made state behind
+                self.state.pop(e.p, None)
+            raise
+        shim = _Shim(self._fo_backend, bool(hp.get("decoupled_weight_decay", False)))
+        for (key, _), rows in buckets.items():
+            self._checker._update(shim, hp, hp["lr"], key, [r[1] for r in rows],
+                                  [r[0].grad for r in rows],
+                                  {n: [r[2][n] for r in rows] for n in names})
+        scatter(backs)
+        steps = self._advance([e.p for e in entries])
+        torch.autograd.graph.increment_version(bumped)
+        if not backs and len(buckets) == 1:
+            self._make_plan(gi, g, hp, entries, names, buckets, steps)
+
+    def _advance(self, ps):
+        """Counts one more step for ``ps``: one NumPy add when the step tensors are
+        consecutive in one storage (fastopt's own), else torch's ``_foreach_add_``."""
+        if not self._has_step:
+            return [], None
+        steps = []
+        for p in ps:
+            st = self.state[p]
+            if not isinstance(st["step"], torch.Tensor):   # a number put there by hand
+                st["step"] = torch.tensor(float(st["step"]), dtype=_get_scalar_dtype())
+            steps.append(st["step"])
+        slab = step_slab(steps, self._fo_counts)
+        if slab is not None:
+            slab += 1
+            torch.autograd.graph.increment_version(steps)
+        else:
+            torch._foreach_add_(steps, 1.0)
+        return steps, slab
+
+    # -- plans ---------------------------------------------------------------
+    def _make_plan(self, gi, g, hp, entries, names, buckets, steps):
+        (key, _), rows = next(iter(buckets.items()))
+        if any(isinstance(e.p, DTensor) for e in entries):
+            return
+        plan = _Plan()
+        plan.plist, plan.n = g["params"], len(g["params"])
+        chosen = {id(e.p) for e in entries}
+        plan.others = [q for q in g["params"] if id(q) not in chosen]
+        plan.params = [e.p for e in entries]
+        plan.ptrs = [p.data_ptr() for p in plan.params]
+        tnames = self._names(hp)
+        plan.names = tnames
+        plan.states = [tuple(self.state[p][n] for n in tnames) if tnames else ()
+                       for p in plan.params]
+        plan.steps, plan.slab = steps
+        plan.versions = [s._version for s in plan.steps] if self._has_step else None
+        plan.count = 0
+        plan.orders = [e.order if (e.order or e.p.is_complex()) else None for e in entries]
+        plan.arrays = ([r[1] for r in rows], {n: [r[2][n] for r in rows] for n in names})
+        owned = list(plan.arrays[0])
+        for n in names:
+            owned.extend(plan.arrays[1][n])
+        plan.owned = owned
+        plan.key = key + 1 if self._has_step else 1   # what the next update passes
+        plan.bumped = plan.params + [t for sts in plan.states for n, t in zip(tnames, sts)
+                                     if n != "step" or plan.slab is not None]
+        self._fo_plans[gi] = plan
+
+    def _plan_grads(self, plan, g):
+        """The gradients as arrays when ``plan`` still describes the group, else None."""
+        if g["params"] is not plan.plist or len(plan.plist) != plan.n:
+            return None
+        for q in plan.others:
+            if q.grad is not None:
+                return None
+        state = self.state
+        names = plan.names
+        count = plan.count
+        grads = []
+        versions = plan.versions or [0] * len(plan.params)
+        for p, ptr, sts, ver, order, pa in zip(plan.params, plan.ptrs, plan.states, versions,
+                                               plan.orders, plan.arrays[0]):
+            gr = p.grad
+            if gr is None or p.data_ptr() != ptr:
+                return None
+            if sts:
+                st = state.get(p)
+                if st is None or not all(map(is_, map(st.get, names), sts)):
+                    return None
+                if plan.versions is not None and sts[0]._version != ver + count:
+                    return None
+            try:
+                a = gr.numpy() if order is None else arranged(gr, order)[0]
+            except (RuntimeError, TypeError):   # requires grad (create_graph=True), sparse
+                return None
+            if a.shape != pa.shape or a.dtype != pa.dtype or not a.flags.c_contiguous:
+                return None
+            grads.append(a)
+        if v.first_overlap(plan.owned + grads) is not None:
+            return None
+        return grads
+
+    def _run_plan(self, plan, hp, grads):
+        mod = _backends.module("optim", _backends.choose(self._fo_backend, False))
+        shim = _Shim(self._fo_backend, bool(hp.get("decoupled_weight_decay", False)))
+        params, states = plan.arrays
+        self._checker._fast_update(shim, mod, hp, hp["lr"], plan.key, params, grads, states)
+        if plan.slab is not None:
+            plan.slab += 1
+        elif plan.steps:
+            torch._foreach_add_(plan.steps, 1.0)
+        torch.autograd.graph.increment_version(plan.bumped)
+        plan.count += 1
+        if self._has_step:
+            plan.key += 1
