@@ -519,3 +519,28 @@ def test_cuda_tensors_run_on_the_cuda_backend(rng):
     torch.manual_seed(0)
     d = ft.dropout(x, 0.5)
     assert d.is_cuda and abs((d != 0).float().mean().item() - 0.5) < 0.2
+
+
+# ---------------------------------------------------------------- the demo's torch variant
+
+def test_demo_torch_variant_prints_the_table():
+    pytest.importorskip("sklearn")
+    from fastopt.demo.torch_mlp import build_model, run_torch
+    lines = []
+    result = run_torch(epochs=1, optimizers=["adam"], seed=3, echo=lines.append)
+    assert result.table in "\n".join(lines)
+    header, _, *rows = result.table.splitlines()
+    assert "test acc" in header and "ms/step" in header
+    assert [r.split("|")[1].strip() for r in rows] == ["Adam", "Adam (torch)"]
+    for h in result.histories:   # one epoch of Adam already learns the digits
+        assert h.val_accuracy > 0.6 and np.isfinite(h.final_train_loss)
+    model = ft.convert(build_model((64, 16, 10), 0.2, 3))
+    assert [type(m) for m in model][1:4] == [ft.BatchNorm1d, torch.nn.ReLU, ft.Dropout]
+
+
+def test_demo_cli_framework_torch(capsys):
+    pytest.importorskip("sklearn")
+    from fastopt.__main__ import main
+    assert main(["demo", "--framework", "torch", "--epochs", "1", "--optimizers", "sgd"]) == 0
+    out = capsys.readouterr().out
+    assert "| SGD (torch)" in out and "| SGD " in out
