@@ -164,6 +164,16 @@ def test_batch_norm_gradcheck_float64(path, rng):
         lambda x, w: ft.batch_norm(x, None, None, w, None, training=True), (x2, w2))
 
 
+def test_double_backward_raises_clearly(path, rng):
+    """No second-order formula: differentiating the gradient raises instead of returning
+    a gradient silently detached from the graph."""
+    x = _t(rng, (5, 3)).requires_grad_()
+    for y in (ft.batch_norm(x, None, None, training=True), ft.dropout(x, 0.5)):
+        (g,) = torch.autograd.grad(y.pow(3).sum(), x, create_graph=True)
+        with pytest.raises(RuntimeError, match="differentiate twice|no autograd formula"):
+            g.sum().backward()
+
+
 def test_batch_norm_errors_as_torch(path):
     for tcls, fcls, bad in ((torch.nn.BatchNorm1d, ft.BatchNorm1d, (2, 3, 4, 5)),
                             (torch.nn.BatchNorm2d, ft.BatchNorm2d, (2, 3, 4)),

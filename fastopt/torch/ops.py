@@ -301,8 +301,10 @@ def _function(name, impl, setup, grads):
         out = impl(*args)
         setup(ctx, args, out)
         return out
+    # once_differentiable: a double backward raises, as the ops' does (no formula for it)
     return type(name, (torch.autograd.Function,), {
-        "forward": staticmethod(forward), "backward": staticmethod(grads)})
+        "forward": staticmethod(forward),
+        "backward": staticmethod(torch.autograd.function.once_differentiable(grads))})
 
 
 _CASES = {"batch_norm_train": (batch_norm_train, _bn_train, _bn_train_setup, _bn_train_grads),
