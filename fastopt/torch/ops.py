@@ -1,8 +1,9 @@
 """fastopt's batch norm and dropout kernels as ``torch.library`` custom ops (``torch.ops.fastopt``).
 
 Five ops, each with a fake (meta) kernel, so ``torch.compile`` traces them
-without a graph break, and registered autograd whose backward is itself one of
-the ops (so the compiled backward graph holds it too)::
+without a graph break; the three forward ops have registered autograd whose
+backward is one of the two backward ops (so the compiled backward graph holds
+fastopt's backward kernels too)::
 
     fastopt::batch_norm_train(x, weight?, bias?, running_mean?, running_var?, count?,
                               momentum, eps) -> (y, save_mean, save_invstd,
@@ -29,6 +30,11 @@ the cuda backend through DLPack (cupy). ``x`` and ``dy`` that are not
 contiguous are copied to contiguous tensors first (they are only read);
 float32 and float64 only, all float arguments of one call in one dtype on one
 device, else ``TypeError`` naming the argument.
+
+Eager calls on plain tensors skip the dispatcher (:func:`call`, :func:`direct`):
+the same kernel functions run inside a ``torch.autograd.Function`` with the
+same setup and backward, since a custom op's Python dispatch costs tens of
+microseconds per call.
 """
 from __future__ import annotations
 
