@@ -16,12 +16,18 @@ TORCH_DTYPES = [torch.float32, torch.float64]
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: one torch thread is faster on a shared 2-core machine."""
-    saved = torch.get_num_threads()
+def _one_thread_each():
+    """Small tensors on a shared 2-core machine: one torch thread and one fastopt thread
+    (fastopt's count is its own, not torch.set_num_threads')."""
+    core = getattr(fastopt, "_core", None)
+    saved = torch.get_num_threads(), core.get_num_threads() if core else None
     torch.set_num_threads(1)
+    if core:
+        core.set_num_threads(1)
     yield
-    torch.set_num_threads(saved)
+    torch.set_num_threads(saved[0])
+    if core:
+        core.set_num_threads(saved[1])
 
 
 @pytest.fixture(params=["direct", "ops"])
