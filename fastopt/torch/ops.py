@@ -1,0 +1,335 @@
+"""fastopt's batch norm and dropout kernels as ``torch.library`` custom ops (``torch.ops.fastopt``).
+
+Five ops, each with a fake (meta) kernel, so ``torch.compile`` traces them
+without a graph break; the three forward ops have registered autograd whose
+backward is one of the two backward ops (so the compiled backward graph holds
+fastopt's backward kernels too)::
+
+    fastopt::batch_norm_train(x, weight?, bias?, running_mean?, running_var?, count?,
+                              momentum, eps) -> (y, save_mean, save_invstd,
+                                                 new_running_mean, new_running_var)
+    fastopt::batch_norm_eval(x, weight?, bias?, running_mean, running_var, eps)
+                              -> (y, save_mean, save_invstd)
+    fastopt::batch_norm_backward(dy, x, weight?, save_mean, save_invstd, training)
+                              -> (dx, dweight, dbias)
+    fastopt::dropout(x, p, seed) -> (y, mask)          # mask: uint8, one bit per element
+    fastopt::dropout_backward(dy, mask, p) -> dx
+
+The ops are functional: nothing they receive is written. torch refuses
+registered autograd on an op that mutates an argument, so the training op
+returns the updated running statistics (``(0,)``-shaped when none are
+tracked) and the caller copies them into its buffers (``layers.py`` does).
+``count`` (the module's ``num_batches_tracked``, already incremented) selects
+the cumulative average, ``momentum = 1 / count``, read inside the op so that a
+compiled graph never calls ``.item()``. ``seed`` is a 0-d int64 tensor drawn
+from torch's generator by the caller; the op is a pure function of its inputs.
+
+CPU tensors reach the cpp backend zero-copy (``tensor.detach().numpy()``
+views in, ``torch.from_numpy`` of fastopt's outputs out); CUDA tensors go to
+the cuda backend through DLPack (cupy). ``x`` and ``dy`` that are not
+contiguous are copied to contiguous tensors first (they are only read);
+float32 and float64 only, all float arguments of one call in one dtype on one
+device, else ``TypeError`` naming the argument.
+
+Eager calls on plain tensors skip the dispatcher (:func:`call`, :func:`direct`):
+the same kernel functions run inside a ``torch.autograd.Function`` with the
+same setup and backward, since a custom op's Python dispatch costs tens of
+microseconds per call.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fastopt.functional.batchnorm import batch_norm_backward, batch_norm_forward
+from fastopt.functional.dropout import dropout_backward, dropout_forward
+
+__all__ = ["call", "direct"]
+
+_DTYPES = (torch.float32, torch.float64)
+
+
+def _check(op, x, **others):
+    """torch-named checks shared by the real and the fake kernels."""
+    if x.dtype not in _DTYPES:
+        raise TypeError(f"fastopt.{op}: input has dtype {x.dtype}; fastopt's torch layers take "
+                        f"torch.float32 or torch.float64 for now")
+    for name, t in others.items():
+        if t is None:
+            continue
+        if t.dtype != x.dtype:
+            raise TypeError(f"fastopt.{op}: {name} has dtype {t.dtype} but input has dtype "
+                            f"{x.dtype}")
+        if t.device != x.device:
+            raise TypeError(f"fastopt.{op}: {name} is on {t.device} but input is on {x.device}")
+
+
+def _check_channels(op, x, **vectors):
+    if x.dim() < 2:
+        raise ValueError(f"fastopt.{op}: input must have at least 2 dimensions (N, C, *spatial), "
+                         f"got shape {tuple(x.shape)}")
+    c = x.shape[1]
+    for name, t in vectors.items():
+        if t is not None and tuple(t.shape) != (c,):
+            raise ValueError(f"fastopt.{op}: {name} has shape {tuple(t.shape)} but input has "
+                             f"{c} channels")
+
+
+def _arr(t):
+    """What fastopt's functions receive for a contiguous tensor: a NumPy view of a CPU
+    tensor (zero-copy), the tensor itself otherwise (fastopt takes it by DLPack)."""
+    t = t.detach()
+    if t.device.type == "cpu":
+        return t.numpy()
+    return t
+
+
+def _tensor(a):
+    """fastopt's output as a tensor sharing its memory."""
+    if isinstance(a, np.ndarray):
+        return torch.from_numpy(a)
+    return torch.from_dlpack(a)
+
+
+def _dense(t):
+    return None if t is None else t.contiguous()
+
+
+_CONST = {}
+
+
+def _const(value, c, like):
+    """Cached ``(C,)`` ones/zeros for an absent weight/bias (affine=False): fastopt's
+    kernels take gamma and beta arrays. Never written, so one per (value, C, dtype, device)."""
+    key = (value, c, like.dtype, like.device)
+    t = _CONST.get(key)
+    if t is None:
+        t = _CONST[key] = torch.full((c,), value, dtype=like.dtype, device=like.device)
+    return t
+
+
+def _affine(x, weight, bias):
+    c = x.shape[1]
+    weight = _const(1.0, c, x) if weight is None else weight.contiguous()
+    bias = _const(0.0, c, x) if bias is None else bias.contiguous()
+    return weight, bias
+
+
+# ---------------------------------------------------------------- the kernels
+# Plain functions: the custom ops' CPU/CUDA kernels, and what the eager direct path runs.
+
+def _bn_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
+              running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
+              count: torch.Tensor | None, momentum: float, eps: float
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Training-mode batch norm (batch statistics); returns the new running statistics
+    instead of updating ``running_mean``/``running_var``."""
+    _bn_checks(x, weight, bias, running_mean, running_var)
+    x = x.contiguous()
+    weight, bias = _affine(x, weight, bias)
+    if running_mean is None:
+        rm = rv = None
+        new_rm, new_rv = x.new_empty((0,)), x.new_empty((0,))
+    else:
+        new_rm = running_mean.detach().clone(memory_format=torch.contiguous_format)
+        new_rv = running_var.detach().clone(memory_format=torch.contiguous_format)
+        rm, rv = _arr(new_rm), _arr(new_rv)
+    if count is not None:   # momentum=None: the cumulative average
+        momentum = 1.0 / float(count)
+    y, mean, invstd = batch_norm_forward(_arr(x), _arr(weight), _arr(bias), rm, rv,
+                                         training=True, momentum=float(momentum),
+                                         eps=float(eps))
+    return _tensor(y), _tensor(mean), _tensor(invstd), new_rm, new_rv
+
+
+def _bn_eval(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
+             running_mean: torch.Tensor, running_var: torch.Tensor, eps: float
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eval-mode batch norm: normalizes with the running statistics."""
+    _bn_checks(x, weight, bias, running_mean, running_var)
+    x = x.contiguous()
+    weight, bias = _affine(x, weight, bias)
+    y, mean, invstd = batch_norm_forward(_arr(x), _arr(weight), _arr(bias),
+                                         _arr(running_mean.contiguous()),
+                                         _arr(running_var.contiguous()), training=False,
+                                         eps=float(eps))
+    return _tensor(y), _tensor(mean), _tensor(invstd)
+
+
+def _bn_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
+                 save_mean: torch.Tensor, save_invstd: torch.Tensor, training: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(dx, dweight, dbias)`` from the forward's saved statistics."""
+    _check("batch_norm_backward", x, grad_output=dy, weight=weight)
+    dy, x = dy.contiguous(), x.contiguous()
+    weight, _ = _affine(x, weight, None)
+    dx, dw, db = batch_norm_backward(_arr(dy), _arr(x), _arr(weight), _arr(save_mean),
+                                     _arr(save_invstd), training=training)
+    return _tensor(dx), _tensor(dw), _tensor(db)
+
+
+def _dropout(x: torch.Tensor, p: float, seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverted dropout with fastopt's Philox mask of ``seed`` (a 0-d int64 tensor):
+    ``(y, mask)``, ``mask`` bit-packed (``uint8``, ``ceil(numel / 8)`` bytes)."""
+    _check("dropout", x)
+    y, mask = dropout_forward(_arr(x.contiguous()), float(p), seed=int(seed), training=True)
+    return _tensor(y), _tensor(mask)
+
+
+def _dropout_backward(dy: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tensor:
+    """``dx = dy / (1 - p)`` where the mask bit is set, else 0."""
+    _check("dropout_backward", dy)
+    return _tensor(dropout_backward(_arr(dy.contiguous()), _arr(mask), float(p)))
+
+
+def _bn_checks(x, weight, bias, running_mean, running_var):
+    _check("batch_norm", x, weight=weight, bias=bias, running_mean=running_mean,
+           running_var=running_var)
+    _check_channels("batch_norm", x, weight=weight, bias=bias, running_mean=running_mean,
+                    running_var=running_var)
+
+
+# ---------------------------------------------------------------- the custom ops
+
+batch_norm_train = torch.library.custom_op("fastopt::batch_norm_train", _bn_train, mutates_args=())
+batch_norm_eval = torch.library.custom_op("fastopt::batch_norm_eval", _bn_eval, mutates_args=())
+batch_norm_backward_op = torch.library.custom_op("fastopt::batch_norm_backward", _bn_backward,
+                                                 mutates_args=())
+dropout_op = torch.library.custom_op("fastopt::dropout", _dropout, mutates_args=())
+dropout_backward_op = torch.library.custom_op("fastopt::dropout_backward", _dropout_backward,
+                                              mutates_args=())
+
+
+def _bn_outputs(x, n_stats):
+    c = x.shape[1]
+    return (x.new_empty(x.shape),) + tuple(x.new_empty((c,)) for _ in range(n_stats))
+
+
+@batch_norm_train.register_fake
+def _(x, weight, bias, running_mean, running_var, count, momentum, eps):
+    _bn_checks(x, weight, bias, running_mean, running_var)
+    runs = 0 if running_mean is None else x.shape[1]
+    return _bn_outputs(x, 2) + (x.new_empty((runs,)), x.new_empty((runs,)))
+
+
+@batch_norm_eval.register_fake
+def _(x, weight, bias, running_mean, running_var, eps):
+    _bn_checks(x, weight, bias, running_mean, running_var)
+    return _bn_outputs(x, 2)
+
+
+@batch_norm_backward_op.register_fake
+def _(dy, x, weight, save_mean, save_invstd, training):
+    _check("batch_norm_backward", x, grad_output=dy, weight=weight)
+    return _bn_outputs(x, 2)
+
+
+@dropout_op.register_fake
+def _(x, p, seed):
+    _check("dropout", x)
+    return x.new_empty(x.shape), x.new_empty(((x.numel() + 7) // 8,), dtype=torch.uint8)
+
+
+@dropout_backward_op.register_fake
+def _(dy, mask, p):
+    _check("dropout_backward", dy)
+    return dy.new_empty(dy.shape)
+
+
+# ---------------------------------------------------------------- autograd
+# The same setup/backward functions serve the custom ops (register_autograd) and the
+# direct path's autograd.Functions; the backward runs the backward op when traced.
+
+def direct(*tensors):
+    """True when a call may skip torch's dispatcher and run the kernels directly: eager
+    mode on plain tensors (no torch.compile / export / jit tracing, no dispatch or
+    functorch mode, no tensor subclass). The custom ops' Python dispatch costs tens of
+    microseconds per call; everything else must see the ops."""
+    return (DIRECT and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+            and torch._C._len_torch_dispatch_stack() == 0
+            and not torch._C._are_functorch_transforms_active()
+            and all(t is None or type(t) in _PLAIN for t in tensors))
+
+
+DIRECT = True   # tests turn it off to run the eager calls through the ops
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+def _bn_setup(ctx, inputs, output, training):
+    x, weight, bias = inputs[:3]
+    y, mean, invstd = output[:3]
+    ctx.save_for_backward(x, weight, mean, invstd)
+    ctx.training, ctx.has_bias = training, bias is not None
+    ctx.mark_non_differentiable(*output[1:])
+
+
+def _bn_grads(ctx, dy, n_inputs):
+    x, weight, mean, invstd = ctx.saved_tensors
+    args = (dy, x, weight, mean, invstd, ctx.training)
+    dx, dw, db = _bn_backward(*args) if direct(dy, x) else batch_norm_backward_op(*args)
+    return (dx, dw if weight is not None else None,
+            db if ctx.has_bias else None) + (None,) * (n_inputs - 3)
+
+
+def _bn_train_setup(ctx, inputs, output):
+    _bn_setup(ctx, inputs, output, True)
+
+
+def _bn_eval_setup(ctx, inputs, output):
+    _bn_setup(ctx, inputs, output, False)
+
+
+def _bn_train_grads(ctx, dy, *_):
+    return _bn_grads(ctx, dy, 8)
+
+
+def _bn_eval_grads(ctx, dy, *_):
+    return _bn_grads(ctx, dy, 6)
+
+
+def _dropout_setup(ctx, inputs, output):
+    ctx.p = inputs[1]
+    ctx.save_for_backward(output[1])   # the 1-bit mask is all the backward needs
+    ctx.mark_non_differentiable(output[1])
+
+
+def _dropout_grads(ctx, dy, _dmask):
+    (mask,) = ctx.saved_tensors
+    dx = _dropout_backward(dy, mask, ctx.p) if direct(dy) else dropout_backward_op(dy, mask, ctx.p)
+    return dx, None, None
+
+
+def _function(name, impl, setup, grads):
+    """An autograd.Function running ``impl`` with the ops' setup and backward (the
+    classic ``forward(ctx, ...)`` form: a ``setup_context`` Function binds its arguments
+    with ``inspect`` on every call)."""
+    def forward(ctx, *args):
+        out = impl(*args)
+        setup(ctx, args, out)
+        return out
+    # once_differentiable: a double backward raises, as the ops' does (no formula for it)
+    return type(name, (torch.autograd.Function,), {
+        "forward": staticmethod(forward),
+        "backward": staticmethod(torch.autograd.function.once_differentiable(grads))})
+
+
+_CASES = {"batch_norm_train": (batch_norm_train, _bn_train, _bn_train_setup, _bn_train_grads),
+          "batch_norm_eval": (batch_norm_eval, _bn_eval, _bn_eval_setup, _bn_eval_grads),
+          "dropout": (dropout_op, _dropout, _dropout_setup, _dropout_grads)}
+_FUNCTIONS = {}
+for _name, (_op, _impl, _setup, _grads) in _CASES.items():
+    torch.library.register_autograd(f"fastopt::{_name}", _grads, setup_context=_setup)
+    _FUNCTIONS[_name] = (_op, _impl, _function(f"_{_name}", _impl, _setup, _grads))
+
+
+def call(name, *args):
+    """Runs forward op ``name`` (``batch_norm_train``, ``batch_norm_eval``, ``dropout``):
+    through ``torch.ops.fastopt`` when traced, else directly (an autograd.Function
+    when a gradient is wanted, the bare kernel when not)."""
+    op, impl, fn = _FUNCTIONS[name]
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    if not direct(*tensors):
+        return op(*args)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return fn.apply(*args)
+    return impl(*args)
