@@ -9,6 +9,14 @@ libjs-bootstrap node-blueimp-md5``) and, for flot-orderbars (not packaged),
 a stand-in in benchmarks/vendor/. A library not found locally keeps its CDN
 tag. Usage: ``python offline_dashboard.py [html_dir]`` (default: html beside
 this file). Prints what it replaced; idempotent.
+
+Debian's flot is a 3.x bundle, not the 0.8.3 asv was written for, and two of
+its changes break asv's graph page: its legend is an SVG whose background
+rect is filled by a stylesheet flot ships separately (without it the fill
+is SVG's default, black, over black labels: a black box), and it has the
+axis-labels plugin built in, so asv's own copy draws every axis label twice.
+When the local flot is such a bundle, the page gets the legend's stylesheet
+and loses asv's axis-labels script.
 """
 from __future__ import annotations
 
@@ -39,6 +47,10 @@ LOCAL = {
     "bootstrap.min.js": [f"{DEBIAN}/bootstrap/js/bootstrap.min.js"],
     "bootstrap.min.css": [f"{DEBIAN}/bootstrap/css/bootstrap.min.css"],
 }
+AXISLABELS = re.compile(r'\s*<script[^>]*src="jquery\.flot\.axislabels\.js"[^>]*></script>')
+# flot 3's legend stylesheet (its source tree's jquery.flot.legend.css, in part)
+LEGEND_CSS = ("<style>.legendLayer .background { fill: rgba(255, 255, 255, 0.85); "
+              "stroke: rgba(0, 0, 0, 0.85); stroke-width: 1; }</style>")
 TAG = re.compile(r'<(script|link)\b[^>]*?(?:src|href)="(https?://[^"]+)"[^>]*>', re.S)
 
 
@@ -66,6 +78,12 @@ def localize(html_dir: str) -> dict:
         return f'<link rel="stylesheet" href="vendor/{name}">'
 
     text = TAG.sub(replace, text)
+    flot = os.path.join(vendor, "jquery.flot.min.js")
+    if os.path.isfile(flot) and "legendLayer" in open(flot, encoding="utf-8").read():
+        text = AXISLABELS.sub("", text)
+        if LEGEND_CSS not in text:
+            text = text.replace("</head>", LEGEND_CSS + "\n  </head>", 1)
+        done["flot 3 legend and axis labels"] = flot
     with open(index, "w", encoding="utf-8") as f:
         f.write(text)
     return done

@@ -11,18 +11,17 @@ from fastopt.__main__ import main
 from fastopt.bench import kernels as K
 from fastopt.bench import suite
 
-# BENCHMARKING.md rule 4, float32 bytes per element; EMA and clipping are not in
-# that table: EMA reads param and avg and writes avg (12), clipping reads the
-# gradients for the norm, then reads and writes them to scale (4 + 8).
+# BENCHMARKING.md rule 4, float32 bytes per element, except batch norm, which
+# out of cache must make two passes (statistics, then the output): forward
+# reads x twice and writes y (12), backward reads dy and x twice and writes dx
+# (20). EMA and clipping are not in that table: EMA reads param and avg and
+# writes avg (12), clipping reads the gradients for the norm, then reads and
+# writes them to scale (4 + 8).
 BENCHMARKING_MD_F32 = {
     "sgd": 12, "sgd-momentum": 20, "nesterov": 20, "rmsprop": 20, "adagrad": 20,
-    "adam": 28, "adamw": 28, "amsgrad": 36, "bn-forward": 8, "bn-backward": 12,
+    "adam": 28, "adamw": 28, "amsgrad": 36, "bn-forward": 12, "bn-backward": 20,
     "drop-forward": 8 + 1 / 8, "drop-backward": 8 + 1 / 8, "ema": 12, "clip-norm": 12,
 }
-
-
-def present_kernels():
-    return [k for k in bench.KERNELS.values() if k.missing() is None]
 
 
 def test_bytes_per_element_match_benchmarking_md():
@@ -38,7 +37,7 @@ def test_bytes_per_element_match_benchmarking_md():
 def test_optimizers_are_registered():
     for name in ("sgd", "sgd-momentum", "nesterov", "rmsprop", "adam", "adamw", "amsgrad",
                  "adagrad"):
-        assert bench.get(name).missing() is None
+        assert bench.get(name).family == "optim"
     with pytest.raises(KeyError, match="unknown kernel"):
         bench.get("nope")
 
@@ -102,15 +101,16 @@ def test_setup_gives_fresh_random_inputs(dtype):
 
 def test_every_available_runner_runs():
     """One call of each runner of each present kernel (a smoke test, not a timing)."""
-    for k in present_kernels():
+    for k in bench.KERNELS.values():
         for r in k.runner_names():
             if k.unavailable(r) is not None:
                 continue
-            arrays = k.setup(3000, np.dtype(np.float32), np.random.default_rng(0))
-            k.make(r, arrays)()
-            for name, arr in arrays.items():
-                if arr.dtype.kind == "f" and not name.startswith("_twin"):
-                    assert np.all(np.isfinite(arr)), (k.name, r, name)
+            for outputs in bench.OUTPUT_POLICIES:
+                arrays = k.setup(3000, np.dtype(np.float32), np.random.default_rng(0))
+                k.make(r, arrays, outputs)()
+                for name, arr in arrays.items():
+                    if arr.dtype.kind == "f" and not name.startswith("_twin"):
+                        assert np.all(np.isfinite(arr)), (k.name, r, name)
 
 
 def test_unavailable_runner_raises_not_implemented():
@@ -119,7 +119,11 @@ def test_unavailable_runner_raises_not_implemented():
         k.make("torch-raw", k.setup(100, np.dtype(np.float32), np.random.default_rng(0)))
 
 
-@pytest.mark.skipif(not bench.kernels.twin_is_fused(), reason="C++ extension not built")
+needs_twin = pytest.mark.skipif(not bench.kernels.twin_is_fused(),
+                                reason="C++ extension not built")
+
+
+@needs_twin
 def test_twin_moves_the_same_arrays_without_changing_state():
     k = bench.get("amsgrad")
     a = k.setup(10_001, np.dtype(np.float32), np.random.default_rng(0))
@@ -127,25 +131,122 @@ def test_twin_moves_the_same_arrays_without_changing_state():
     bench.make_twin(k.passes, a)()
     for n in a:  # the twin reads and writes every state array but leaves its values
         np.testing.assert_array_equal(a[n], before[n])
+
+
+@needs_twin
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 31, 32, 33, 64, 1023, 4097, 200_003])
+def test_twin_streams_compute_what_they_say(n, dtype):
+    """s = sum(ro) + bit(mask_in); wo = s; bit(mask_out) = s > 0; no outputs: sum(s)."""
     from fastopt import _core
-    x = np.random.default_rng(1).standard_normal(1000).astype(np.float32)
+    rng = np.random.default_rng(n)
+    x, z = (rng.standard_normal(n).astype(dtype) for _ in range(2))
+    bits = rng.random(n) < 0.5
+    mask = np.packbits(bits, bitorder="little")
     y = np.empty_like(x)
-    _core.bench_twin([x], [], [y])
-    np.testing.assert_array_equal(x, y)
-    assert _core.bench_twin([x], [], []) == pytest.approx(float(x.sum()), rel=1e-4, abs=1e-3)
+    mo = np.full((n + 7) // 8, 0xA5, np.uint8)  # garbage: every bit must be written
+    _core.bench_twin([x], [], [y], None, mo)
+    np.testing.assert_array_equal(y, x)
+    np.testing.assert_array_equal(np.unpackbits(mo, bitorder="little")[:n], x > 0)
+    _core.bench_twin([x], [], [y], mask, None)
+    np.testing.assert_array_equal(y, x + bits.astype(dtype))
+    _core.bench_twin([x, z], [], [y])
+    np.testing.assert_array_equal(y, x + z)
+    total = float(x.astype(np.float64).sum())
+    assert _core.bench_twin([x], [], []) == pytest.approx(total, rel=1e-4, abs=1e-3 * n ** 0.5)
+    w = x.copy()
+    _core.bench_twin([], [w], [], scale=0.0)  # the in-place pass: values kept
+    np.testing.assert_array_equal(w, x)
+    _core.bench_twin([z], [w], [], scale=2.0)
+    np.testing.assert_array_equal(w, x + dtype(2) * z)
 
 
-def test_absent_kernel_is_skipped_with_a_note(monkeypatch):
-    ghost = K.Kernel("ghost", "optim", "no_such_function", "absent", (K.Traffic(("grad",)),),
-                     lambda n, d, r: {"grad": np.ones(n, d)}, lambda a, b: (lambda: None))
-    assert "no_such_function" in ghost.missing()
-    assert ghost.unavailable("numpy-plain") is not None  # baselines of it skip too
-    monkeypatch.setitem(K.KERNELS, "ghost", ghost)
-    report = bench.run_suite(["ghost", "sgd"], [1000], runners=["numpy"], repeat=1,
-                             min_time=1e-4, copy_n=10_000, progress=False)
-    assert report["skipped"] == [{"kernel": "ghost", "reason": ghost.missing()}]
-    assert {r["runner"] for r in report["results"]} == {"numpy", "twin"}
-    assert "skipped ghost" in bench.format_table(report)
+@needs_twin
+def test_twin_rejects_what_it_has_no_body_for():
+    from fastopt import _core
+    x = np.ones(10, np.float32)
+    with pytest.raises(ValueError, match="no twin"):
+        _core.bench_twin([x, x, x], [], [x])
+    with pytest.raises(ValueError, match="share dtype and size"):
+        _core.bench_twin([x], [], [np.ones(9, np.float32)])
+
+
+@needs_twin
+@pytest.mark.parametrize("outputs", ["cached", "fresh"])
+def test_twin_follows_the_output_policy(outputs):
+    k = bench.get("drop-forward")
+    a = k.setup(4096, np.dtype(np.float32), np.random.default_rng(0))
+    run = bench.make_twin(k.passes, a, fresh=outputs == "fresh")
+    run()
+    if outputs == "cached":  # into the preallocated buffers
+        np.testing.assert_array_equal(a["_twin_y"], a["x"])
+    else:  # new arrays each call, the preallocated ones untouched
+        (y1,), m1 = run()
+        (y2,), _ = run()
+        assert y1 is not y2 and not np.shares_memory(y1, a["_twin_y"])
+        np.testing.assert_array_equal(y1, a["x"])
+        np.testing.assert_array_equal(np.unpackbits(m1, bitorder="little"), a["x"] > 0)
+
+
+# The twin is the floor every kernel is measured against, so it must be at
+# least as fast as NumPy moving the same streams: at 10^7 float32 (40 MB per
+# array, out of cache) the twin of each stream kind must reach the GB/s of the
+# best of NumPy's ops on the same kind of streams (in place with out=: a sum
+# for a read-only pass, w += g for read-write, copyto for written arrays and
+# masks), each counted by the bytes it moves (a write to a separate array also
+# reads it for ownership; the count ignores that for NumPy and the twin alike). On one thread, the pool's and
+# NumPy's: this is a property of the loop bodies (vectorized streams), not of
+# thread scaling, and it stays measurable on a shared machine. Medians of 7
+# interleaved samples of >= 30 ms; 20% slack for a shared machine (a scalar
+# body is 2x off). The scalar mask-reading body the twin had before fails it
+# (3.4 GB/s against NumPy's 6.6 here, one thread, under load).
+TWIN_SHAPES = {  # name: (ro, rw, wo, mask_in, mask_out)
+    "read (norm)": (1, 0, 0, False, False), "read-write (sgd)": (1, 1, 0, False, False),
+    "read-write (adam)": (1, 3, 0, False, False), "write (copy)": (1, 0, 1, False, False),
+    "mask read (dropout backward)": (1, 0, 1, True, False),
+    "mask write (dropout forward)": (1, 0, 1, False, True),
+}
+
+
+def twin_against_numpy(shape, n=10_000_000, repeat=7, min_time=0.03):
+    """GB/s of the twin of ``shape`` and of NumPy's ops on the same kind of streams."""
+    from fastopt import _core
+    r, w, o, mi, mo = shape
+    rng = np.random.default_rng(0)
+    ro, rw, wo = ([rng.standard_normal(n, dtype=np.float32) for _ in range(k)] for k in (r, w, o))
+    mask = np.packbits(rng.random(n) < 0.5, bitorder="little")
+    mask_in = mask if mi else None
+    mask_out = np.empty_like(mask) if mo else None
+    variants = {"twin": lambda: _core.bench_twin(ro, rw, wo, mask_in, mask_out)}
+    moved = {"twin": 4 * (r + 2 * w + o) + (mi + mo) / 8}
+    g = ro[0]
+    if not (w or o or mo):
+        variants["sum"], moved["sum"] = (lambda: np.sum(g)), 4
+        variants["add.reduce"], moved["add.reduce"] = (lambda: np.add.reduce(g)), 4
+    if w:
+        def add():
+            for a in rw:
+                np.add(a, g, out=a)
+        variants["add"], moved["add"] = add, 12 * w
+    if o or mo:
+        y = wo[0] if o else np.empty_like(g)
+        variants["copyto"], moved["copyto"] = (lambda: np.copyto(y, g)), 8
+        variants["add"], moved["add"] = (lambda: np.add(g, 1.0, out=y)), 8
+    threads = _core.get_num_threads()
+    _core.set_num_threads(1)
+    try:
+        t = bench.interleaved(variants, repeat=repeat, min_time=min_time)
+    finally:
+        _core.set_num_threads(threads)
+    return {k: moved[k] * n / t[k].median / 1e9 for k in variants}
+
+
+@needs_twin
+@pytest.mark.parametrize("shape", list(TWIN_SHAPES))
+def test_twin_is_at_least_as_fast_as_numpy(shape):
+    gbps = twin_against_numpy(TWIN_SHAPES[shape])
+    best = max(v for k, v in gbps.items() if k != "twin")
+    assert gbps["twin"] >= 0.8 * best, gbps
 
 
 def _fake_report():
@@ -220,6 +321,30 @@ def test_cli_plot_without_matplotlib_is_a_clear_error(monkeypatch, capsys, tmp_p
         main(["bench", "--kernels", "sgd", "--plot", str(tmp_path / "x.png")])
     assert e.value.code == 2
     assert "matplotlib" in capsys.readouterr().err
+
+
+def test_cli_subcommands(capsys, tmp_path):
+    """Family tables, the 200-tensor step and coexistence (tiny sizes: structure only)."""
+    assert main(["bench", "optim", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert "adam " in listed and "bn-forward" not in listed
+    out = tmp_path / "d.json"
+    rc = main(["bench", "dropout", "--sizes", "3000", "--repeat", "1", "--min-time", "0",
+               "--backends", "numpy-out", "--no-progress", "--json", str(out)])
+    assert rc == 0
+    assert "outputs cached" in capsys.readouterr().out
+    cached = json.loads(out.read_text())
+    fresh = json.loads((tmp_path / "d-fresh.json").read_text())
+    assert cached["config"]["outputs"] == "cached" and fresh["config"]["outputs"] == "fresh"
+    assert not any("cache is on" in note for note in fresh["notes"])
+    assert {r["outputs"] for r in fresh["results"]} == {"fresh"}
+    assert main(["bench", "multi-tensor", "--total", "20000", "--repeat", "1",
+                 "--min-time", "0"]) == 0
+    text = capsys.readouterr().out
+    for name in ("single", "fastopt", "functional", "twin"):
+        assert any(line.startswith(name + " ") for line in text.splitlines()), name
+    assert main(["bench", "coexistence", "--sizes", "1000", "--rounds", "1"]) == 0
+    assert "alone" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args", [["--kernels", "nope"], ["--backends", "gpu9000"],

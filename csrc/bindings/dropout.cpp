@@ -34,33 +34,8 @@ void backward(const Array<T>& dy, const Mask& mask, Array<T>& dx, double scale) 
 }
 
 template <typename T>
-void twin_forward(const Array<T>& x, Array<T>& y, Mask& mask) {
-  const T* xp = x.data();
-  T* yp = data_of(y);
-  std::uint8_t* mp = mask.mutable_data();
-  const auto n = static_cast<std::size_t>(x.size());
-  ReleaseGil nogil;
-  dropout_twin_forward_cpu<T>(xp, yp, mp, n);
-}
-
-template <typename T>
-void twin_backward(const Array<T>& dy, const Mask& mask, Array<T>& dx) {
-  const T* gp = dy.data();
-  const std::uint8_t* mp = mask.data();
-  T* dp = data_of(dx);
-  const auto n = static_cast<std::size_t>(dy.size());
-  ReleaseGil nogil;
-  dropout_twin_backward_cpu<T>(gp, mp, dp, n);
-}
-
-template <typename T>
 void define(py::module_& m) {
   using py::arg;
-  m.def("dropout_twin_forward", &twin_forward<T>, arg("x").noconvert(), arg("y").noconvert(),
-        arg("mask").noconvert(), "Benchmark helper: the forward's traffic, trivial work.");
-  m.def("dropout_twin_backward", &twin_backward<T>, arg("dy").noconvert(),
-        arg("mask").noconvert(), arg("dx").noconvert(),
-        "Benchmark helper: the backward's traffic, trivial work.");
   m.def("dropout_forward", &forward<T>, arg("x").noconvert(), arg("y").noconvert(),
         arg("mask").noconvert(), arg("seed"), arg("threshold"), arg("scale"));
   m.def("dropout_backward", &backward<T>, arg("dy").noconvert(), arg("mask").noconvert(),

@@ -304,57 +304,6 @@ void dropout_mask_cpu(uint8_t* mask, size_t n, uint64_t seed, uint64_t threshold
   });
 }
 
-namespace {
-// y = x; mask[b] = the low byte of b. dx = dy with the mask's byte ORed into
-// a value that decides nothing (so the compiler must read it).
-template <typename T>
-FASTOPT_LOOP void twin_forward_bytes(const T* __restrict x, T* __restrict y,
-                                     uint8_t* __restrict mask, size_t b0, size_t b1, size_t n) {
-  const size_t e = 8 * b1 < n ? 8 * b1 : n;
-  for (size_t i = 8 * b0; i < e; ++i) y[i] = x[i];
-  for (size_t b = b0; b < b1; ++b) mask[b] = static_cast<uint8_t>(b);
-}
-template <typename T>
-FASTOPT_LOOP uint32_t twin_backward_bytes(const T* __restrict dy, const uint8_t* __restrict mask,
-                                          T* __restrict dx, size_t b0, size_t b1, size_t n) {
-  const size_t e = 8 * b1 < n ? 8 * b1 : n;
-  for (size_t i = 8 * b0; i < e; ++i) dx[i] = dy[i];
-  uint32_t acc = 0;
-  for (size_t b = b0; b < b1; ++b) acc |= mask[b];
-  return acc;
-}
-#define FASTOPT_DROPOUT_TWINS(T)                                                               \
-  FASTOPT_CLONES void twin_forward_range(const T* x, T* y, uint8_t* m, size_t b0, size_t b1,    \
-                                         size_t n) {                                           \
-    twin_forward_bytes<T>(x, y, m, b0, b1, n);                                                 \
-  }                                                                                            \
-  FASTOPT_CLONES uint32_t twin_backward_range(const T* dy, const uint8_t* m, T* dx, size_t b0,  \
-                                              size_t b1, size_t n) {                           \
-    return twin_backward_bytes<T>(dy, m, dx, b0, b1, n);                                       \
-  }
-FASTOPT_DROPOUT_TWINS(float)
-FASTOPT_DROPOUT_TWINS(double)
-volatile uint32_t g_twin_sink;
-}  // namespace
-
-template <typename T>
-void dropout_twin_forward_cpu(const T* x, T* y, uint8_t* mask, size_t n) {
-  parallel_for(mask_bytes_of(n), kBackwardGrainBytes,
-               [&](size_t b0, size_t b1) { twin_forward_range(x, y, mask, b0, b1, n); });
-}
-
-template <typename T>
-void dropout_twin_backward_cpu(const T* dy, const uint8_t* mask, T* dx, size_t n) {
-  parallel_for(mask_bytes_of(n), kBackwardGrainBytes, [&](size_t b0, size_t b1) {
-    g_twin_sink = twin_backward_range(dy, mask, dx, b0, b1, n);
-  });
-}
-
-template void dropout_twin_forward_cpu<float>(const float*, float*, uint8_t*, size_t);
-template void dropout_twin_forward_cpu<double>(const double*, double*, uint8_t*, size_t);
-template void dropout_twin_backward_cpu<float>(const float*, const uint8_t*, float*, size_t);
-template void dropout_twin_backward_cpu<double>(const double*, const uint8_t*, double*, size_t);
-
 template void dropout_forward_cpu<float>(const float*, float*, uint8_t*, size_t, uint64_t, uint64_t, float);
 template void dropout_forward_cpu<double>(const double*, double*, uint8_t*, size_t, uint64_t, uint64_t, double);
 template void dropout_backward_cpu<float>(const float*, const uint8_t*, float*, size_t, float);

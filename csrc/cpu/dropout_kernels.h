@@ -22,12 +22,4 @@ void dropout_backward_cpu(const T* dy, const std::uint8_t* mask, T* dx, std::siz
 // The mask alone (ceil(n/8) bytes).
 void dropout_mask_cpu(std::uint8_t* mask, std::size_t n, std::uint64_t seed, std::uint64_t threshold);
 
-// Same-traffic twins for the benchmark (BENCHMARKING.md): the forward's
-// arrays (read x; write y and the mask) and the backward's (read dy and the
-// mask; write dx) with trivial work, split over threads like the kernels.
-template <typename T>
-void dropout_twin_forward_cpu(const T* x, T* y, std::uint8_t* mask, std::size_t n);
-template <typename T>
-void dropout_twin_backward_cpu(const T* dy, const std::uint8_t* mask, T* dx, std::size_t n);
-
 }  // namespace fastopt

@@ -13,7 +13,9 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
+from fastopt import backends as _backends
 from fastopt.bench import kernels as K
+from fastopt.bench import registry
 from fastopt.bench.timer import interleaved
 
 DEFAULT_SIZES = (1_000, 100_000, 1_000_000, 10_000_000, 30_000_000)
@@ -61,8 +63,10 @@ def _share(a, b):
 
 
 def run_cell(kernel: K.Kernel, n: int, dtype, runners: Sequence[str], *, repeat: int,
-             min_time: float, seed: int = 0, notes: Optional[list] = None) -> List[dict]:
-    """Times every available runner on one (kernel, size, dtype) cell, interleaved."""
+             min_time: float, seed: int = 0, notes: Optional[list] = None,
+             outputs: str = "cached") -> List[dict]:
+    """Times every available runner on one (kernel, size, dtype) cell, interleaved,
+    every runner under the output policy ``outputs`` (registry.py)."""
     dtype = np.dtype(dtype)
     rng = np.random.default_rng([seed, n, dtype.itemsize])
     arrays = kernel.setup(n, dtype, rng)
@@ -73,7 +77,7 @@ def run_cell(kernel: K.Kernel, n: int, dtype, runners: Sequence[str], *, repeat:
             continue  # this kernel has no such baseline (torch-raw exists for Adam only)
         if why is None:
             try:
-                fn = kernel.make(r, arrays)
+                fn = kernel.make(r, arrays, outputs)
                 fn()  # a first call: a runner that fails here is dropped with a note
                 variants[r] = fn
             except Exception as exc:  # e.g. a baseline this torch/NumPy lacks: say so, go on
@@ -92,6 +96,7 @@ def run_cell(kernel: K.Kernel, n: int, dtype, runners: Sequence[str], *, repeat:
     for r, t in timings.items():
         rows.append({"kernel": kernel.name, "family": kernel.family, "dtype": dtype.name,
                      "size": n, "n": elements, "runner": r, "bytes_per_element": bpe,
+                     "outputs": outputs if kernel.allocates else None,
                      **t.as_dict(), "gbps": bpe * elements / t.median / 1e9})
     del arrays, variants
     gc.collect()
@@ -149,14 +154,19 @@ def default_runners() -> List[str]:
 def run_suite(kernel_names: Optional[Iterable[str]] = None, sizes: Sequence[int] = DEFAULT_SIZES,
               dtypes: Sequence = ("float32",), runners: Optional[Sequence[str]] = None, *,
               repeat: int = 7, min_time: float = 0.01, copy_n: int = COPY_SIZE,
-              progress: bool = True, seed: int = 0) -> dict:
+              progress: bool = True, seed: int = 0, outputs: str = "cached") -> dict:
     """Measures copy bandwidth, then every kernel x size x dtype cell; returns the report.
 
     ``runners`` are fastopt backends and baselines (``kernels.RUNNERS``); the
     twin is always timed, since every share is taken against it. torch, when
     installed, is imported before anything is timed (BENCHMARKING.md: measure
-    fastopt with torch in the same process).
+    fastopt with torch in the same process). ``outputs``: the output policy
+    of kernels that return new arrays; ``"fresh"`` needs fastopt's buffer
+    cache off in this process (``FASTOPT_BUFFER_CACHE_MB=0`` before the first
+    kernel call), else a note says that fastopt's outputs were cached.
     """
+    if outputs not in K.OUTPUT_POLICIES:
+        raise ValueError(f"outputs is one of {K.OUTPUT_POLICIES}, got {outputs!r}")
     names = list(kernel_names) if kernel_names else list(K.KERNELS)
     runners = list(runners) if runners else default_runners()
     unknown = [r for r in runners if r not in K.RUNNERS]
@@ -170,20 +180,19 @@ def run_suite(kernel_names: Optional[Iterable[str]] = None, sizes: Sequence[int]
     if not K.twin_is_fused():
         notes.append("twin: fastopt._core.bench_twin unavailable (C++ extension not built): "
                      "NumPy twin, one pass per array, more traffic than counted")
-    skipped = []
+    if outputs == "fresh" and not registry.fastopt_fresh_outputs():
+        notes.append("outputs fresh, but fastopt's buffer cache is on in this process "
+                     "(set FASTOPT_BUFFER_CACHE_MB=0): fastopt's outputs were cached")
+    skipped: List[dict] = []
     todo = []
     for name in names:
         k = K.get(name)
-        why = k.missing()
-        if why:
-            skipped.append({"kernel": name, "reason": why})
-            continue
         for dt in dtypes:
             for n in sizes:
                 todo.append((k, n, np.dtype(dt)))
     for r in runners:
-        if r in K.BACKENDS and K._backends.unavailable_reason(r):
-            notes.append(f"{r}: unavailable: {K._backends.unavailable_reason(r)}")
+        if r in K.BACKENDS and _backends.unavailable_reason(r):
+            notes.append(f"{r}: unavailable: {_backends.unavailable_reason(r)}")
         if r in TORCH_RUNNERS and K.torch_unavailable():
             notes.append(f"{r}: {K.torch_unavailable()}")
     notes = list(dict.fromkeys(notes))
@@ -193,10 +202,10 @@ def run_suite(kernel_names: Optional[Iterable[str]] = None, sizes: Sequence[int]
     for k, n, dt in todo:
         if bar is not None:
             bar.set_description(f"{k.name} {dt.name} {_fmt_size(n)}")
-        active = [r for r in runners if not (r in K.BACKENDS and K._backends.unavailable_reason(r))
+        active = [r for r in runners if not (r in K.BACKENDS and _backends.unavailable_reason(r))
                   and not (r in TORCH_RUNNERS and K.torch_unavailable())]
         rows.extend(run_cell(k, n, dt, active, repeat=repeat, min_time=min_time, seed=seed,
-                             notes=notes))
+                             notes=notes, outputs=outputs))
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -205,7 +214,7 @@ def run_suite(kernel_names: Optional[Iterable[str]] = None, sizes: Sequence[int]
     return {"environment": environment(), "copy_bandwidth": copy,
             "config": {"kernels": names, "sizes": list(sizes), "torch_gap_s": TORCH_GAP,
                        "dtypes": [np.dtype(d).name for d in dtypes], "runners": runners,
-                       "repeat": repeat, "min_time_s": min_time},
+                       "repeat": repeat, "min_time_s": min_time, "outputs": outputs},
             "results": rows, "skipped": skipped, "notes": notes}
 
 
@@ -296,7 +305,8 @@ def format_table(report: dict) -> str:
     cfg = report["config"]
     out += wrap(f"median of {cfg['repeat']} interleaved samples of >= "
                 f"{cfg['min_time_s'] * 1e3:g} ms each (a {TORCH_GAP * 1e3:g} ms pause before each "
-                f"where torch runs); GB/s = bytes the kernel must move / time")
+                f"where torch runs); GB/s = bytes the kernel must move / time; outputs "
+                f"{cfg.get('outputs', 'cached')} (batch norm, dropout)")
     out.append("")
     out.append(_line([c[0] for c in _COLS]))
     out.append("-" * len(_line([c[0] for c in _COLS])))

@@ -56,7 +56,8 @@ def calibrate(fn: Callable[[], object], min_time: float, max_calls: int = 1 << 2
 
 def interleaved(variants: Dict[str, Callable[[], object]], *, repeat: int = 7,
                 min_time: float = 0.01, warmup: int = 1, clock=time.perf_counter,
-                log: Optional[list] = None, gap: float = 0.0) -> Dict[str, Timing]:
+                log: Optional[list] = None, gap: float = 0.0,
+                before: Optional[Callable[[], object]] = None) -> Dict[str, Timing]:
     """Times ``variants`` (name -> zero-argument callable) round-robin.
 
     Each variant is first called ``warmup`` times (compilation, page faults),
@@ -67,7 +68,9 @@ def interleaved(variants: Dict[str, Callable[[], object]], *, repeat: int = 7,
     each sample, untimed: an OpenMP runtime (torch's) keeps its threads
     spinning for a while after a parallel region, and without a pause the
     variant that follows torch in the round pays for it (measured here: Adam
-    10^7 float32 20-30% slower right after torch's fused Adam).
+    10^7 float32 20-30% slower right after torch's fused Adam). ``before``,
+    when given, runs untimed before each sample, after the gap (to time a
+    variant right after something else ran).
     Returns name -> :class:`Timing`.
     """
     if repeat < 1:
@@ -82,6 +85,8 @@ def interleaved(variants: Dict[str, Callable[[], object]], *, repeat: int = 7,
             calls = out[name].calls_per_sample
             if gap > 0:
                 time.sleep(gap)
+            if before is not None:
+                before()
             t0 = clock()
             for _ in range(calls):
                 fn()
