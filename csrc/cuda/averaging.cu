@@ -18,11 +18,8 @@ struct EmaOp {
 }  // namespace cuda
 }  // namespace fastopt
 
-// Argument lists are mirrored in fastopt/backends/cuda/averaging.py (KERNELS).
-#define FASTOPT_TABLE_ARGS                                                                   \
-  const fastopt::cuda::TensorEntry *tensors, const fastopt::cuda::ChunkEntry *chunks,        \
-      int n_chunks, long long chunk_size
-
+// Argument lists (after FASTOPT_TABLE_ARGS, multi_tensor.cuh) are mirrored in
+// fastopt/backends/cuda/averaging.py (KERNELS).
 #define FASTOPT_AVERAGING_ENTRY_POINTS(T, SUFFIX)                                              \
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBlockThreads)                   \
       fastopt_ema_##SUFFIX(FASTOPT_TABLE_ARGS, T decay, T one_minus_decay) {                   \

@@ -1,7 +1,7 @@
 // CUDA kernels of batch normalization (DESIGN.md s.4). The maths is
 // fastopt/batchnorm.h, the header the CPU loops include; this file only says
 // how to loop and reduce. Compiled at first use by cupy.RawModule
-// (fastopt/_cuda/loader.py) and by nvcc/NVRTC in tests/test_cuda_compile.py.
+// (fastopt/backends/cuda/loader.py) and by nvcc/NVRTC in tests/test_cuda_compile.py.
 //
 // x is (N, C, S) in memory (S = prod(spatial), 1 for (N, C) input). Channel c's
 // M = N * S values are numbered j = n * S + s and cut into pieces of
@@ -257,7 +257,7 @@ __device__ __forceinline__ void dx_pass(const T* __restrict__ dy, const T* __res
 }  // namespace fastopt
 
 // ------------------------------------------------------- entry points
-// Argument lists are mirrored in fastopt/_cuda/batchnorm.py (KERNELS).
+// Argument lists are mirrored in fastopt/backends/cuda/batchnorm.py (KERNELS).
 #define FASTOPT_BN_SHAPE long long M, long long C, long long S, long long piece_len, long long P
 
 #define FASTOPT_BN_ENTRY_POINTS(T, SUFFIX)                                                      \

@@ -67,11 +67,8 @@ __device__ __forceinline__ void norm_finish_block(const double* __restrict__ par
 }  // namespace cuda
 }  // namespace fastopt
 
-// Argument lists are mirrored in fastopt/backends/cuda/clipping.py (KERNELS).
-#define FASTOPT_TABLE_ARGS                                                                   \
-  const fastopt::cuda::TensorEntry *tensors, const fastopt::cuda::ChunkEntry *chunks,        \
-      int n_chunks, long long chunk_size
-
+// Argument lists (after FASTOPT_TABLE_ARGS, multi_tensor.cuh) are mirrored in
+// fastopt/backends/cuda/clipping.py (KERNELS).
 #define FASTOPT_CLIPPING_ENTRY_POINTS(T, SUFFIX)                                               \
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBlockThreads)                   \
       fastopt_scale_##SUFFIX(FASTOPT_TABLE_ARGS, T coef) {                                     \

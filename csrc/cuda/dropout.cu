@@ -2,7 +2,7 @@
 // (DESIGN.md s.5). The generator and the keep test are fastopt/philox.h and
 // fastopt/dropout.h, the headers the CPU loops include, so a seed gives the
 // CPU's mask bit for bit. Compiled at first use by cupy.RawModule
-// (fastopt/_cuda/loader.py) and by nvcc/NVRTC in tests/test_cuda_compile.py.
+// (fastopt/backends/cuda/loader.py) and by nvcc/NVRTC in tests/test_cuda_compile.py.
 //
 // One thread per mask byte (8 elements, two Philox calls) in a grid-stride
 // loop: it writes the byte and, where the byte is whole, moves its 8 values
@@ -110,7 +110,7 @@ __device__ __forceinline__ void backward(const T* __restrict__ dy,
 }  // namespace cuda
 }  // namespace fastopt
 
-// Argument lists are mirrored in fastopt/_cuda/dropout.py (KERNELS).
+// Argument lists are mirrored in fastopt/backends/cuda/dropout.py (KERNELS).
 #define FASTOPT_DROPOUT_ENTRY_POINTS(T, SUFFIX)                                                  \
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kDropoutThreads)                   \
       fastopt_dropout_forward_##SUFFIX(const T* x, T* y, unsigned char* mask, long long n,        \

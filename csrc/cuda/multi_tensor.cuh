@@ -1,6 +1,6 @@
 // The list ("multi-tensor") form on the GPU: ONE launch updates every tensor
 // of a list, in the manner of apex's multi_tensor_apply. The host
-// (fastopt/_cuda/loader.py: pack_table / plan_chunks) uploads, once per list
+// (fastopt/backends/cuda/loader.py: pack_table / plan_chunks) uploads, once per list
 // of data pointers, a table of
 //   TensorEntry: the role pointers (param, grad, state...) of one tensor, its
 //                element count, and whether all its used pointers are 16-byte
@@ -26,7 +26,7 @@ namespace cuda {
 constexpr int kRoles = 5;        // pointer roles per tensor
 constexpr int kBlockThreads = 256;
 
-// Layout shared with fastopt/_cuda/loader.py (TENSOR_ENTRY_WORDS = 8 int64).
+// Layout shared with fastopt/backends/cuda/loader.py (TENSOR_ENTRY_WORDS = 8 int64).
 struct TensorEntry {
   unsigned long long ptr[kRoles];
   long long size;
@@ -105,3 +105,9 @@ __device__ __forceinline__ void apply_chunks(const TensorEntry* __restrict__ ten
 
 }  // namespace cuda
 }  // namespace fastopt
+
+// The leading parameters of every multi-tensor entry point (the table from
+// loader.pack_table), spelled "ppiq" in the backends' KERNELS specs.
+#define FASTOPT_TABLE_ARGS                                                                   \
+  const fastopt::cuda::TensorEntry *tensors, const fastopt::cuda::ChunkEntry *chunks,        \
+      int n_chunks, long long chunk_size

@@ -2,7 +2,7 @@
 // fastopt/optim.h, the same header the CPU loops include; this file only
 // says how to loop: one launch per step over a list of tensors
 // (multi_tensor.cuh). Compiled at first use by cupy.RawModule (NVRTC, options
-// -std=c++17 --fmad=false; fastopt/_cuda/loader.py) and by nvcc in
+// -std=c++17 --fmad=false; fastopt/backends/cuda/loader.py) and by nvcc in
 // tests/test_cuda_compile.py.
 //
 // One extern "C" entry point per kernel and dtype: fastopt_<kernel>_<f32|f64>.
@@ -10,7 +10,7 @@
 // pick a template instantiation once, at the top of the kernel, so the
 // per-element loop is branch-free. Scalars are the fields of the structs in
 // optim.h, in order, in the element type (fastopt/_scalars.py computes them
-// in double; fastopt/_cuda/optim.py casts them to the dtype).
+// in double; fastopt/backends/cuda/optim.py casts them to the dtype).
 #include "fastopt/optim.h"
 #include "multi_tensor.cuh"
 
@@ -112,12 +112,8 @@ __device__ __forceinline__ void adagrad_run(const TensorEntry* t, const ChunkEnt
 }  // namespace fastopt
 
 // ------------------------------------------------------- entry points
-// Argument lists are mirrored in fastopt/_cuda/optim.py (KERNELS); keep the
-// two in step. `tensors`/`chunks` are the table from loader.pack_table.
-#define FASTOPT_TABLE_ARGS                                                                   \
-  const fastopt::cuda::TensorEntry *tensors, const fastopt::cuda::ChunkEntry *chunks,        \
-      int n_chunks, long long chunk_size
-
+// Argument lists (after FASTOPT_TABLE_ARGS, multi_tensor.cuh) are mirrored in
+// fastopt/backends/cuda/optim.py (KERNELS); keep the two in step.
 #define FASTOPT_OPTIM_ENTRY_POINTS(T, SUFFIX)                                                 \
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBlockThreads)                  \
       fastopt_sgd_##SUFFIX(FASTOPT_TABLE_ARGS, T lr, T momentum, T one_minus_dampening,        \

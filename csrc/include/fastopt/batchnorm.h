@@ -11,7 +11,7 @@
 // formula. That is as stable as a global two-pass algorithm (no E[x^2]-E[x]^2)
 // and reads x once from memory.
 //
-// The NumPy reference in fastopt/_ref/batchnorm.py is the independent
+// The NumPy reference in fastopt/backends/numpy/batchnorm.py is the independent
 // statement these are tested against.
 #pragma once
 #include "fastopt/common.h"

@@ -1,7 +1,7 @@
 // Per-element maths of inverted dropout with counter-based bit-packed masks
 // (DESIGN.md s.5), shared by the CPU loops (csrc/cpu/dropout_kernels.cpp) and
 // the CUDA kernels (csrc/cuda/dropout.cu). The NumPy reference in
-// fastopt/_ref/dropout.py is the independent statement they are tested against.
+// fastopt/backends/numpy/dropout.py is the independent statement they are tested against.
 //
 // Element i (C order) is kept iff w_i >= t, where
 //   t   = round(p * 2^32), ties to even, from the float64 p (0 keeps all,
