@@ -6,6 +6,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastopt import _scalars
+from fastopt.backends.numba._serial import SERIAL_BELOW
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 
@@ -74,8 +75,8 @@ def _backward_byte(dy, mask, dx, b, n, scale, zero):
 
 
 # Parallel loops for large arrays; serial ones below PARALLEL_MIN elements,
-# where waking numba's threads costs more than the work.
-PARALLEL_MIN = 1 << 16
+# where waking numba's threads costs more than the work (fastopt/backends/numba/_serial.py).
+PARALLEL_MIN = SERIAL_BELOW
 
 
 @njit(parallel=True, cache=True)

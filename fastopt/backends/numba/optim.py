@@ -14,6 +14,7 @@ from numba import carray, njit, prange
 
 from fastopt import _scalars
 from fastopt.backends.numba._lists import CHUNK, pointer_like, table
+from fastopt.backends.numba._serial import SERIAL_BELOW
 
 
 
@@ -162,7 +163,6 @@ def _compile(body):  # error_model="numpy": x/0 gives inf/nan as in C++, never r
             njit(cache=True, error_model="numpy")(serial))
 
 
-SERIAL_BELOW = 1 << 16
 _sgd = _compile(_sgd_body)
 _rmsprop = _compile(_rmsprop_body)
 _adam = _compile(_adam_body)

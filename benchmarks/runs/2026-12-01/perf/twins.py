@@ -45,7 +45,8 @@ for n in a.sizes:
                 "kernel": lambda: _core.dropout_forward(x, y, m, seed, t, scale),
                 "twin": lambda: _core.bench_twin([x], [], [y], mask_out=m),
                 "twin_dropout": lambda: _core.dropout_twin_forward(x, y, m),
-                "copy": lambda: _core.bench_twin([x], [], [y])}
+                "copy": lambda: _core.bench_twin([x], [], [y]),
+                "mask_only": lambda: _core.dropout_mask(m, n, seed, t)}
         if "ema" in a.kernels:
             avg = rng.standard_normal(n).astype(dt)
             d = 0.999
