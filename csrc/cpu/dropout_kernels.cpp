@@ -2,9 +2,10 @@
 // 32 Philox counters): Philox runs on 32 lanes at once (philox4x32_10_lanes
 // in fastopt/philox.h), the 128 keep bits are packed into four 32-bit words
 // that are stored as the 16 mask bytes, and the same words drive a
-// branch-free select-and-scale loop over the 128 values (masked vmulps with
-// AVX-512), while the lines of a block a few blocks ahead are prefetched. The backward reuses that loop on
-// 32 bits of mask at a time. Bytes outside whole blocks go through the
+// branch-free select-and-scale over the 128 values (Apply*: zero-masking
+// vmulps/vmulpd with AVX-512, AND with compare-built lane masks with AVX2 and
+// SSE2), while the lines of a block a few blocks ahead are prefetched. The
+// backward reuses that select-and-scale on 32 bits of mask at a time. Bytes outside whole blocks go through the
 // per-byte functions of fastopt/dropout.h; both paths use the same integer
 // maths and the same single multiply, so they agree bit for bit.
 //
