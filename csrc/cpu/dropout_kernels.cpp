@@ -2,9 +2,10 @@
 // 32 Philox counters): Philox runs on 32 lanes at once (philox4x32_10_lanes
 // in fastopt/philox.h), the 128 keep bits are packed into four 32-bit words
 // that are stored as the 16 mask bytes, and the same words drive a
-// branch-free select-and-scale loop over the 128 values (masked vmulps with
-// AVX-512), while the lines of a block a few blocks ahead are prefetched. The backward reuses that loop on
-// 32 bits of mask at a time. Bytes outside whole blocks go through the
+// branch-free select-and-scale over the 128 values (Apply*: zero-masking
+// vmulps/vmulpd with AVX-512, AND with compare-built lane masks with AVX2 and
+// SSE2), while the lines of a block a few blocks ahead are prefetched. The
+// backward reuses that select-and-scale on 32 bits of mask at a time. Bytes outside whole blocks go through the
 // per-byte functions of fastopt/dropout.h; both paths use the same integer
 // maths and the same single multiply, so they agree bit for bit.
 //
@@ -141,11 +142,104 @@ FASTOPT_LOOP uint32_t load_bits(const uint8_t* m) {
          static_cast<uint32_t>(m[2]) << 16 | static_cast<uint32_t>(m[3]) << 24;
 }
 
-// out[e] = in[e] * scale where bit e of bits is set, else 0 (32 elements).
-template <typename T>
-FASTOPT_LOOP void apply_bits(const T* __restrict in, T* __restrict out, uint32_t bits, T scale) {
-  for (int e = 0; e < 32; ++e) out[e] = dropout_value(in[e], ((bits >> e) & 1u) != 0u, scale);
-}
+// out[e] = in[e] * scale where bit e of bits is set, else +0 (32 elements):
+// Apply::bits(in, out, bits, scale). Written per instruction set because GCC
+// compiles the plain loop (dropout_value per element) to a branch per element,
+// mispredicted on a random mask (10x slower than a copy). Each version does
+// the same single multiply and then selects: the kept lanes hold in * scale,
+// the dropped ones +0 (a mask register zeroing the lane, or an AND with an
+// all-zero lane mask), so every version gives the bits of dropout_value.
+struct ApplyPortable {
+  template <typename T>
+  static FASTOPT_LOOP void bits(const T* __restrict in, T* __restrict out, uint32_t bits,
+                                T scale) {
+    for (int e = 0; e < 32; ++e) out[e] = dropout_value(in[e], ((bits >> e) & 1u) != 0u, scale);
+  }
+};
+
+#if FASTOPT_DROPOUT_FMV
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v4")
+// A 16-bit (float) or 8-bit (double) slice of the bits is the lane mask of a
+// zero-masking multiply.
+struct ApplyAvx512 {
+  static inline void bits(const float* __restrict in, float* __restrict out, uint32_t bits,
+                                float scale) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (int h = 0; h < 2; ++h)
+      _mm512_storeu_ps(out + 16 * h,
+                       _mm512_maskz_mul_ps(static_cast<__mmask16>(bits >> (16 * h)),
+                                           _mm512_loadu_ps(in + 16 * h), vs));
+  }
+  static inline void bits(const double* __restrict in, double* __restrict out,
+                                uint32_t bits, double scale) {
+    const __m512d vs = _mm512_set1_pd(scale);
+    for (int q = 0; q < 4; ++q)
+      _mm512_storeu_pd(out + 8 * q,
+                       _mm512_maskz_mul_pd(static_cast<__mmask8>(bits >> (8 * q)),
+                                           _mm512_loadu_pd(in + 8 * q), vs));
+  }
+};
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v3")
+// Lane l of a group gets all ones iff (slice & (1 << l)) != 0: broadcast the
+// slice, AND with the lane's bit, compare with it; the product is ANDed with
+// that lane mask.
+struct ApplyAvx2 {
+  static inline void bits(const float* __restrict in, float* __restrict out, uint32_t bits,
+                                float scale) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (int q = 0; q < 4; ++q) {
+      const __m256i b = _mm256_set1_epi32(static_cast<int>(bits >> (8 * q)));
+      const __m256i keep = _mm256_cmpeq_epi32(_mm256_and_si256(b, sel), sel);
+      _mm256_storeu_ps(out + 8 * q, _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(in + 8 * q), vs),
+                                                  _mm256_castsi256_ps(keep)));
+    }
+  }
+  static inline void bits(const double* __restrict in, double* __restrict out,
+                                uint32_t bits, double scale) {
+    const __m256d vs = _mm256_set1_pd(scale);
+    const __m256i sel = _mm256_setr_epi64x(1, 2, 4, 8);
+    for (int q = 0; q < 8; ++q) {
+      const __m256i b = _mm256_set1_epi64x(static_cast<long long>(bits >> (4 * q)));
+      const __m256i keep = _mm256_cmpeq_epi64(_mm256_and_si256(b, sel), sel);
+      _mm256_storeu_pd(out + 4 * q, _mm256_and_pd(_mm256_mul_pd(_mm256_loadu_pd(in + 4 * q), vs),
+                                                  _mm256_castsi256_pd(keep)));
+    }
+  }
+};
+#pragma GCC pop_options
+
+// The baseline (SSE2) version of ApplyAvx2. For doubles both 32-bit halves of
+// a lane test the lane's bit (SSE2 has no 64-bit compare).
+struct ApplySse2 {
+  static inline void bits(const float* __restrict in, float* __restrict out, uint32_t bits,
+                                float scale) {
+    const __m128 vs = _mm_set1_ps(scale);
+    const __m128i sel = _mm_setr_epi32(1, 2, 4, 8);
+    for (int q = 0; q < 8; ++q) {
+      const __m128i b = _mm_set1_epi32(static_cast<int>(bits >> (4 * q)));
+      const __m128i keep = _mm_cmpeq_epi32(_mm_and_si128(b, sel), sel);
+      _mm_storeu_ps(out + 4 * q,
+                    _mm_and_ps(_mm_mul_ps(_mm_loadu_ps(in + 4 * q), vs), _mm_castsi128_ps(keep)));
+    }
+  }
+  static inline void bits(const double* __restrict in, double* __restrict out,
+                                uint32_t bits, double scale) {
+    const __m128d vs = _mm_set1_pd(scale);
+    const __m128i sel = _mm_setr_epi32(1, 1, 2, 2);
+    for (int q = 0; q < 16; ++q) {
+      const __m128i b = _mm_set1_epi32(static_cast<int>(bits >> (2 * q)));
+      const __m128i keep = _mm_cmpeq_epi32(_mm_and_si128(b, sel), sel);
+      _mm_storeu_pd(out + 2 * q,
+                    _mm_and_pd(_mm_mul_pd(_mm_loadu_pd(in + 2 * q), vs), _mm_castsi128_pd(keep)));
+    }
+  }
+};
+#endif
 
 // Elements ahead of the current block whose lines are prefetched (a hint:
 // prefetching past the end of an array is harmless).
@@ -160,7 +254,7 @@ FASTOPT_LOOP void prefetch_block(const T* x, T* y) {
   }
 }
 
-template <typename T, typename Mul>
+template <typename T, typename Mul, typename Apply>
 FASTOPT_LOOP void forward_bytes(const T* __restrict x, T* __restrict y, uint8_t* __restrict mask,
                                 size_t b0, size_t b1, size_t n, uint32_t k0, uint32_t k1,
                                 uint64_t t, T scale) {
@@ -181,7 +275,7 @@ FASTOPT_LOOP void forward_bytes(const T* __restrict x, T* __restrict y, uint8_t*
     block_bits<Mul>(2 * static_cast<uint64_t>(b), k0, k1, t32, bits);
     store_bits(mask + b, bits);
     for (int w = 0; w < kBlockWords; ++w)
-      apply_bits(x + 8 * b + 32 * w, y + 8 * b + 32 * w, bits[w], scale);
+      Apply::bits(x + 8 * b + 32 * w, y + 8 * b + 32 * w, bits[w], scale);
   }
   // Remaining bytes (the end of a part, or the array's last partial byte).
   for (; b < b1; ++b) {
@@ -213,12 +307,12 @@ FASTOPT_LOOP void mask_bytes(uint8_t* __restrict mask, size_t b0, size_t b1, siz
   }
 }
 
-template <typename T>
+template <typename T, typename Apply>
 FASTOPT_LOOP void backward_bytes(const T* __restrict dy, const uint8_t* __restrict mask,
                                  T* __restrict dx, size_t b0, size_t b1, size_t n, T scale) {
   size_t b = b0;
   for (; b + 4 <= b1 && (b + 4) * 8 <= n; b += 4)
-    apply_bits(dy + 8 * b, dx + 8 * b, load_bits(mask + b), scale);
+    Apply::bits(dy + 8 * b, dx + 8 * b, load_bits(mask + b), scale);
   for (; b < b1; ++b) {
     const size_t first = 8 * b;
     const int count = static_cast<int>(n - first < 8 ? n - first : 8);
@@ -232,16 +326,16 @@ FASTOPT_LOOP void backward_bytes(const T* __restrict dy, const uint8_t* __restri
 // GCC's multiversioning dispatcher is an ifunc).
 namespace dropout_isa {
 
-#define FASTOPT_DROPOUT_RANGES(TARGET, MUL)                                                      \
+#define FASTOPT_DROPOUT_RANGES(TARGET, MUL, APPLY)                                                    \
   FASTOPT_DROPOUT_TARGET(TARGET) __attribute__((flatten)) void forward_range(                                   \
       const float* x, float* y, uint8_t* mask, size_t b0, size_t b1, size_t n, uint32_t k0,      \
       uint32_t k1, uint64_t t, float scale) {                                                    \
-    forward_bytes<float, MUL>(x, y, mask, b0, b1, n, k0, k1, t, scale);                          \
+    forward_bytes<float, MUL, APPLY>(x, y, mask, b0, b1, n, k0, k1, t, scale);                          \
   }                                                                                              \
   FASTOPT_DROPOUT_TARGET(TARGET) __attribute__((flatten)) void forward_range(                                   \
       const double* x, double* y, uint8_t* mask, size_t b0, size_t b1, size_t n, uint32_t k0,    \
       uint32_t k1, uint64_t t, double scale) {                                                   \
-    forward_bytes<double, MUL>(x, y, mask, b0, b1, n, k0, k1, t, scale);                         \
+    forward_bytes<double, MUL, APPLY>(x, y, mask, b0, b1, n, k0, k1, t, scale);                         \
   }                                                                                              \
   FASTOPT_DROPOUT_TARGET(TARGET) __attribute__((flatten)) void mask_range(uint8_t* mask, size_t b0, size_t b1,  \
                                                            size_t n, uint32_t k0, uint32_t k1,   \
@@ -251,20 +345,20 @@ namespace dropout_isa {
   FASTOPT_DROPOUT_TARGET(TARGET) __attribute__((flatten)) void backward_range(                                  \
       const float* dy, const uint8_t* mask, float* dx, size_t b0, size_t b1, size_t n,           \
       float scale) {                                                                             \
-    backward_bytes<float>(dy, mask, dx, b0, b1, n, scale);                                       \
+    backward_bytes<float, APPLY>(dy, mask, dx, b0, b1, n, scale);                                       \
   }                                                                                              \
   FASTOPT_DROPOUT_TARGET(TARGET) __attribute__((flatten)) void backward_range(                                  \
       const double* dy, const uint8_t* mask, double* dx, size_t b0, size_t b1, size_t n,         \
       double scale) {                                                                            \
-    backward_bytes<double>(dy, mask, dx, b0, b1, n, scale);                                      \
+    backward_bytes<double, APPLY>(dy, mask, dx, b0, b1, n, scale);                                      \
   }
 
 #if FASTOPT_DROPOUT_FMV
-FASTOPT_DROPOUT_RANGES("arch=x86-64-v4", MulAvx512)
-FASTOPT_DROPOUT_RANGES("arch=x86-64-v3", MulAvx2)
-FASTOPT_DROPOUT_RANGES("default", PhiloxMulPortable)
+FASTOPT_DROPOUT_RANGES("arch=x86-64-v4", MulAvx512, ApplyAvx512)
+FASTOPT_DROPOUT_RANGES("arch=x86-64-v3", MulAvx2, ApplyAvx2)
+FASTOPT_DROPOUT_RANGES("default", PhiloxMulPortable, ApplySse2)
 #else
-FASTOPT_DROPOUT_RANGES("", PhiloxMulPortable)
+FASTOPT_DROPOUT_RANGES("", PhiloxMulPortable, ApplyPortable)
 #endif
 
 }  // namespace dropout_isa

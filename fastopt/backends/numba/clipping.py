@@ -3,21 +3,21 @@
 Scalars go in the array's dtype. The norm is reduced in fixed blocks of
 ``BLOCK`` elements per array, each summed sequentially in double, and the
 block partials are added in order: the result does not depend on the number
-of threads.
+of threads. Arrays below ``_serial.SERIAL_BELOW`` elements run the serial
+builds (same bits, no thread wake-up).
 """
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from fastopt.backends.numba import parallel_njit
+from fastopt.backends.numba._serial import by_size, compile_pair
 
 BLOCK = 1 << 14
 L2, L1, INF, P = 0, 1, 2, 3
 
 
-@parallel_njit
-def _block_partials(g, kind, p):
+def _block_partials_body(g, kind, p):
     nblocks = (g.size + BLOCK - 1) // BLOCK
     out = np.zeros(nblocks, dtype=np.float64)
     for b in prange(nblocks):
@@ -39,10 +39,13 @@ def _block_partials(g, kind, p):
     return out
 
 
-@parallel_njit
-def _scale(g, coef):
+def _scale_body(g, coef):
     for i in prange(g.size):
         g[i] = g[i] * coef
+
+
+_block_partials = compile_pair(_block_partials_body)
+_scale = compile_pair(_scale_body)
 
 
 def _kind(norm_type):
@@ -57,7 +60,7 @@ def grad_norm(grads, *, norm_type):
     for g in grads:
         if g.size == 0:
             continue
-        for part in _block_partials(g.reshape(-1), kind, float(norm_type)):
+        for part in by_size(_block_partials, g.size)(g.reshape(-1), kind, float(norm_type)):
             if kind == INF:
                 acc = part if (part > acc or part != part) else acc
             else:
@@ -72,4 +75,4 @@ def grad_norm(grads, *, norm_type):
 def scale(grads, *, coef):
     for g in grads:
         if g.size:
-            _scale(g.reshape(-1), g.dtype.type(coef))
+            by_size(_scale, g.size)(g.reshape(-1), g.dtype.type(coef))

@@ -8,6 +8,7 @@ from numba import njit, prange
 from fastopt.backends.numba import ParallelKernel
 
 from fastopt import _scalars
+from fastopt.backends.numba._serial import SERIAL_BELOW
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 
@@ -76,8 +77,8 @@ def _backward_byte(dy, mask, dx, b, n, scale, zero):
 
 
 # Parallel loops for large arrays; serial ones below PARALLEL_MIN elements,
-# where waking numba's threads costs more than the work.
-PARALLEL_MIN = 1 << 16
+# where waking numba's threads costs more than the work (fastopt/backends/numba/_serial.py).
+PARALLEL_MIN = SERIAL_BELOW
 
 
 @njit(parallel=True, cache=True)

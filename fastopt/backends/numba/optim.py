@@ -7,15 +7,13 @@ the element loop to one shared walker as a first-class function compiled to a
 call numba does not inline, and Adam at 10^7 ran 6x slower (29 ms vs 5.4 ms). Scalars come from fastopt/_scalars.py, cast to the arrays' dtype.
 """
 import math
-import types
 
 import numpy as np
 from numba import carray, njit, prange
 
 from fastopt import _scalars
-from fastopt.backends.numba import ParallelKernel
 from fastopt.backends.numba._lists import CHUNK, pointer_like, table
-
+from fastopt.backends.numba._serial import SERIAL_BELOW, compile_pair
 
 
 @njit(inline="always")
@@ -153,22 +151,11 @@ def _adagrad_body(addresses, starts, witness, clr, eps, wd, sign):
             t += 1
 
 
-def _compile(body):  # error_model="numpy": x/0 gives inf/nan as in C++, never raises
-    """A parallel and a serial build of one kernel body (prange runs as range in
-    the serial one): below SERIAL_BELOW elements waking worker threads costs
-    more than the work."""
-    serial = types.FunctionType(body.__code__, body.__globals__, body.__name__ + "_serial")
-    serial.__qualname__ = serial.__name__  # its own on-disk cache entry
-    serial = njit(cache=True, error_model="numpy")(serial)
-    return (ParallelKernel(njit(parallel=True, cache=True, error_model="numpy")(body), serial),
-            serial)
-
-
-SERIAL_BELOW = 1 << 16
-_sgd = _compile(_sgd_body)
-_rmsprop = _compile(_rmsprop_body)
-_adam = _compile(_adam_body)
-_adagrad = _compile(_adagrad_body)
+# error_model="numpy": x/0 gives inf/nan as in C++, never raises
+_sgd = compile_pair(_sgd_body, error_model="numpy")
+_rmsprop = compile_pair(_rmsprop_body, error_model="numpy")
+_adam = compile_pair(_adam_body, error_model="numpy")
+_adagrad = compile_pair(_adagrad_body, error_model="numpy")
 
 
 def _pick(kernel, starts):
