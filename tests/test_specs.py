@@ -279,11 +279,18 @@ def test_optimizer_groups_are_checked_from_the_table(cls, h, bad, error, rng):
 @pytest.mark.parametrize("cls, h, bad, error", GROUP_CASES,
                          ids=[f"{c}-{h.name}={b!r}" for c, h, b, _ in GROUP_CASES])
 def test_torch_dropin_checks_groups_from_the_table(cls, h, bad, error):
+    """fastopt.torch's constructors are torch's own (torch's checks and messages); every
+    step() then checks each group with the table, before writing anything."""
     torch = pytest.importorskip("torch")
     import fastopt.torch as fot
     p = torch.nn.Parameter(torch.randn(5))
+    opt = getattr(fot, cls)([p])
+    opt.param_groups[0].update(_group_kwargs(h, bad))
+    p.grad = torch.randn(5)
+    before = p.detach().clone()
     with pytest.raises(error, match=_message(h, error)):
-        getattr(fot, cls)([p], **_group_kwargs(h, bad))
+        opt.step()
+    assert torch.equal(p.detach(), before)
 
 
 def test_nesterov_rule_in_the_classes(rng):

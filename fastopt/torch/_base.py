@@ -122,8 +122,8 @@ class DropinOptimizer:
         """The group's hyper-parameters with tensors as floats, checked by fastopt.optim."""
         hp = {k: (float(x) if isinstance(x, torch.Tensor) else x) for k, x in g.items()
               if k != "params"}
-        if "betas" in hp:
-            hp["betas"] = tuple(float(b) for b in hp["betas"])
+        if "betas" in hp and isinstance(hp["betas"], (tuple, list)):   # tensor betas as floats
+            hp["betas"] = tuple(float(b) if isinstance(b, torch.Tensor) else b for b in hp["betas"])
         self._checker._check_group(None, hp)
         hp["lr"] = float(hp["lr"])
         return hp
