@@ -28,6 +28,7 @@ import numpy as np
 
 from fastopt import backends as _backends, _validate as v
 from fastopt._arrays import as_array, is_cupy
+from fastopt.optim import _eightbit
 from fastopt.optim.state import StateDicts
 
 __all__ = ["Optimizer", "slab_views"]
@@ -124,6 +125,9 @@ class Optimizer(StateDicts):
         large slabs get transparent huge pages from NumPy's allocator, so a
         step over 200 small tensors streams the state like one big array.
         """
+        eight = _eightbit.big(self, ps)   # state_bits=8: QuantizedState for large params
+        if eight:
+            return _eightbit.init_states(self, g, ps, eight, self._init_states)
         names = self._state_names(g)
         fill = self._fill_value(g)
         out = [dict() for _ in ps]
@@ -223,7 +227,7 @@ class Optimizer(StateDicts):
         if self._owned_cache is None:
             flat = list(self._params)
             for st in self.state:
-                flat.extend(st.values())
+                flat.extend(_eightbit.arrays_of(st.values()))
             self._owned_cache = [a for a in flat if not is_cupy(a)]
         return self._owned_cache
 
@@ -236,8 +240,9 @@ class Optimizer(StateDicts):
                 continue
             i = lo + j
             p = self._params[i]
-            buckets.setdefault((self._key(self._steps[i]), p.dtype), []).append(i)
-        for (key, _), idx in buckets.items():
+            buckets.setdefault((self._key(self._steps[i]), p.dtype, _eightbit.quantizes(self, p)),
+                               []).append(i)
+        for (key, _, _), idx in buckets.items():
             # Lazy state: allocated only now, after the bucket is known.
             fresh = [i for i in idx if not self.state[i]]
             for i, st in zip(fresh, self._init_states(g, [self._params[i] for i in fresh])):
@@ -271,6 +276,8 @@ class Optimizer(StateDicts):
             return
         params = self._params[lo:hi]
         states = {n: [self.state[i][n] for i in range(lo, hi)] for n in names}
+        if _eightbit.any_quantized(states):
+            return   # 8-bit state goes through the public functional step
         # Validated once here (dtype, contiguity, writeability, overlap), so that
         # later steps only check the new gradients.
         checked = v.arrays(("param", params, True), *[(n, states[n], True) for n in names])
