@@ -60,9 +60,34 @@ def dynamic_map(signed: bool) -> np.ndarray:
     return np.array(sorted(data), dtype=np.float32)
 
 
+LUT_BITS, LUT_STEPS = 14, 4
+
+
+def _order_key(a):
+    """float32 bits as uint32 keys in the order of the values (-0.0 just below +0.0)."""
+    u = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    return np.where(u & 0x80000000, ~u & 0xFFFFFFFF, u | 0x80000000)
+
+
+def search_table(table) -> np.ndarray:
+    """A speed-up of the nearest-code search the C++ loops use (same result): for each
+    bucket of the top ``LUT_BITS`` bits of the order key, the last index whose value
+    is <= every float of the bucket (0 if none); ``LUT_STEPS`` compare-steps
+    ``i += qmap[i+1] <= x`` then reach the search's ``i`` (asserted here)."""
+    keys = _order_key(table)
+    shift = 32 - LUT_BITS
+    starts = np.arange(1 << LUT_BITS, dtype=np.uint64) << np.uint64(shift)
+    lut = np.maximum(np.searchsorted(keys, starts, side="right") - 1, 0)
+    per_bucket = np.bincount((keys >> np.uint64(shift)).astype(np.int64)).max()
+    assert per_bucket + 1 <= LUT_STEPS
+    return lut.astype(np.uint8)
+
+
 SIGNED_MAP = dynamic_map(True)
 UNSIGNED_MAP = dynamic_map(False)
-SIGNED_MAP.flags.writeable = UNSIGNED_MAP.flags.writeable = False
+SIGNED_LUT, UNSIGNED_LUT = search_table(SIGNED_MAP), search_table(UNSIGNED_MAP)
+for _a in (SIGNED_MAP, UNSIGNED_MAP, SIGNED_LUT, UNSIGNED_LUT):
+    _a.flags.writeable = False
 
 
 def qmap(signed: bool) -> np.ndarray:

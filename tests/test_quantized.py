@@ -201,3 +201,29 @@ def test_quantize_refuses_bad_arrays():
         Q.QuantizedState((300,), True, codes=np.zeros(300, np.uint8), absmax=np.zeros(1, np.float32))
     z = Q.QuantizedState((3, 100), False)
     assert z.shape == (3, 100) and np.array_equal(z.dequantize(), np.zeros((3, 100), np.float32))
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_nearest_code_on_edges_equals_reference(backend):
+    """Map values, midpoints and their float32 neighbours, -0.0, tiny values: the
+    compiled search (cpp: a bucket table plus compare-steps) picks the reference's code.
+    Quantized through SGD's first momentum step (buf = grad exactly), so the signed
+    map; the unsigned map's search is covered by the Adam and RMSprop cases."""
+    signed = True
+    t = Q.qmap(signed).astype(np.float64)
+    mids = (t[:-1] + t[1:]) / 2
+    pts = np.concatenate([t, mids, -t, -mids, [0.0, -0.0, 1e-30, -1e-30, 1e-45, 0.3, -0.7]])
+    x = pts.astype(np.float32)
+    x = np.concatenate([x, np.nextafter(x, np.float32(2)), np.nextafter(x, np.float32(-2))])
+    x = np.clip(x, -1 if signed else 0, 1).astype(np.float32)
+    blocks = np.concatenate([x, np.ones((-x.size) % 256, np.float32)])    # every block's absmax 1
+    blocks = blocks.reshape(-1, 256)
+    blocks[:, -1] = 1.0
+    g = blocks.reshape(-1)
+    outs = []
+    for b in ("numpy", backend):
+        buf = Q.QuantizedState(g.shape, True)
+        fastopt.sgd_step(np.zeros_like(g), g.copy(), buf, lr=0.0, momentum=0.5, first_step=True,
+                         backend=b)
+        outs.append(buf.codes.copy())
+    assert np.array_equal(outs[0], outs[1])

@@ -25,7 +25,7 @@ FASTOPT_LOOP void store_block(const QView& q, size_t b, size_t len, const float*
   for (size_t i = 0; i < len; ++i) am = absmax_update(am, x[i]);
   q.absmax[b] = am;
   std::uint8_t* c = q.codes + b * kQuantBlock;
-  for (size_t i = 0; i < len; ++i) c[i] = quantize_nearest(x[i], am, q.qmap);
+  for (size_t i = 0; i < len; ++i) c[i] = quantize_nearest_lut(x[i], am, q.qmap, q.lut);
 }
 
 // Calls body(offset, len) for each block of [b0, b1).
