@@ -80,13 +80,16 @@ def search_table(table) -> np.ndarray:
     lut = np.maximum(np.searchsorted(keys, starts, side="right") - 1, 0)
     per_bucket = np.bincount((keys >> np.uint64(shift)).astype(np.int64)).max()
     assert per_bucket + 1 <= LUT_STEPS
-    return lut.astype(np.uint8)
+    return lut.astype(np.int32)   # int32: the C++ loop gathers it in SIMD registers
 
 
 SIGNED_MAP = dynamic_map(True)
 UNSIGNED_MAP = dynamic_map(False)
 SIGNED_LUT, UNSIGNED_LUT = search_table(SIGNED_MAP), search_table(UNSIGNED_MAP)
-for _a in (SIGNED_MAP, UNSIGNED_MAP, SIGNED_LUT, UNSIGNED_LUT):
+# The maps followed by +inf: the C++ compare-steps read qmap[i + 1] without a bounds check.
+SIGNED_PADDED, UNSIGNED_PADDED = (np.concatenate([m, np.full(8, np.inf, np.float32)])
+                                  for m in (SIGNED_MAP, UNSIGNED_MAP))
+for _a in (SIGNED_MAP, UNSIGNED_MAP, SIGNED_LUT, UNSIGNED_LUT, SIGNED_PADDED, UNSIGNED_PADDED):
     _a.flags.writeable = False
 
 

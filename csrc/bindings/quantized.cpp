@@ -15,10 +15,10 @@ constexpr std::size_t kBlockGrain = kElementwiseGrain / 256;
 
 struct Map {
   const float* values;
-  const std::uint8_t* lut;
+  const int* lut;
 };
 
-Map map_of(const Array<float>& values, const Array<std::uint8_t>& lut) {
+Map map_of(const Array<float>& values, const Array<int>& lut) {
   return Map{values.data(), lut.data()};
 }
 
@@ -36,8 +36,8 @@ void each_tensor(ArrayList<float>& params, const Range& range) {
 }
 
 void adam(ArrayList<float> params, ArrayList<float> grads, Codes m_codes, Maxes m_absmax,
-          Codes v_codes, Maxes v_absmax, Array<float> signed_map, Array<std::uint8_t> signed_lut,
-          Array<float> unsigned_map, Array<std::uint8_t> unsigned_lut, double beta1, double one_minus_beta1, double beta2, double one_minus_beta2, double eps,
+          Codes v_codes, Maxes v_absmax, Array<float> signed_map, Array<int> signed_lut,
+          Array<float> unsigned_map, Array<int> unsigned_lut, double beta1, double one_minus_beta1, double beta2, double one_minus_beta2, double eps,
           double weight_decay, double grad_sign, double step_size, double bc2_sqrt,
           double decay_factor, int weight_decay_mode) {
   std::vector<float*> p(params.size());
@@ -54,7 +54,7 @@ void adam(ArrayList<float> params, ArrayList<float> grads, Codes m_codes, Maxes 
 }
 
 void sgd(ArrayList<float> params, ArrayList<float> grads, Codes codes, Maxes absmax,
-         Array<float> signed_map, Array<std::uint8_t> signed_lut, double lr, double momentum, double one_minus_dampening,
+         Array<float> signed_map, Array<int> signed_lut, double lr, double momentum, double one_minus_dampening,
          double weight_decay, double grad_sign, bool nesterov, bool first_step) {
   std::vector<float*> p(params.size());
   for (std::size_t t = 0; t < params.size(); ++t) p[t] = data_of(params[t]);
@@ -71,8 +71,8 @@ void sgd(ArrayList<float> params, ArrayList<float> grads, Codes codes, Maxes abs
 void rmsprop(ArrayList<float> params, ArrayList<float> grads, Codes sq_codes, Maxes sq_absmax,
              std::optional<Codes> ga_codes, std::optional<Maxes> ga_absmax,
              std::optional<Codes> buf_codes, std::optional<Maxes> buf_absmax,
-             Array<float> signed_map, Array<std::uint8_t> signed_lut, Array<float> unsigned_map,
-             Array<std::uint8_t> unsigned_lut, double lr, double alpha,
+             Array<float> signed_map, Array<int> signed_lut, Array<float> unsigned_map,
+             Array<int> unsigned_lut, double lr, double alpha,
              double one_minus_alpha, double eps, double weight_decay, double momentum,
              double grad_sign) {
   std::vector<float*> p(params.size());

@@ -21,11 +21,25 @@ FASTOPT_LOOP void load_block(const QView& q, size_t b, size_t len, float* out) {
 }
 
 FASTOPT_LOOP void store_block(const QView& q, size_t b, size_t len, const float* x) {
+  // Eight running maxima (max is exact, so the order does not matter): GCC does
+  // not vectorize a select-based max reduction without -ffinite-math-only.
+  float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8)
+    for (int k = 0; k < 8; ++k) lane[k] = absmax_update(lane[k], x[i + k]);
+  for (; i < len; ++i) lane[0] = absmax_update(lane[0], x[i]);
   float am = 0.0f;
-  for (size_t i = 0; i < len; ++i) am = absmax_update(am, x[i]);
+  for (int k = 0; k < 8; ++k) am = absmax_update(am, lane[k]);
   q.absmax[b] = am;
-  std::uint8_t* c = q.codes + b * kQuantBlock;
-  for (size_t i = 0; i < len; ++i) c[i] = quantize_nearest_lut(x[i], am, q.qmap, q.lut);
+  std::uint8_t* __restrict c = q.codes + b * kQuantBlock;
+  if (am == 0.0f) {   // x = 0 for every element: the code of 0
+    const unsigned char zero = quantize_nearest(0.0f, 0.0f, q.qmap);
+    for (size_t j = 0; j < len; ++j) c[j] = zero;
+    return;
+  }
+  const float* __restrict qmap = q.qmap;   // locals: the stores to c cannot alias them
+  const int* __restrict lut = q.lut;
+  for (size_t j = 0; j < len; ++j) c[j] = quantize_nearest_lut(x[j], am, qmap, lut);
 }
 
 // Calls body(offset, len) for each block of [b0, b1).

@@ -13,7 +13,7 @@ struct QView {
   std::uint8_t* codes;
   float* absmax;
   const float* qmap;
-  const std::uint8_t* lut;  // search_table of qmap (fastopt/quantized.py)
+  const int* lut;  // search_table of qmap (fastopt/quantized.py); qmap is padded with +inf
 };
 
 // Blocks [b0, b1) of one tensor of n elements.

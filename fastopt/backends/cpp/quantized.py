@@ -1,9 +1,9 @@
 """8-bit optimizer steps on the C++ backend (csrc/bindings/quantized.cpp)."""
 from fastopt import _core, _scalars
 from fastopt.backends.cpp import optim as _float
-from fastopt.quantized import SIGNED_LUT, SIGNED_MAP, UNSIGNED_LUT, UNSIGNED_MAP
+from fastopt.quantized import SIGNED_LUT, SIGNED_PADDED, UNSIGNED_LUT, UNSIGNED_PADDED
 
-SIGNED, UNSIGNED = (SIGNED_MAP, SIGNED_LUT), (UNSIGNED_MAP, UNSIGNED_LUT)
+SIGNED, UNSIGNED = (SIGNED_PADDED, SIGNED_LUT), (UNSIGNED_PADDED, UNSIGNED_LUT)
 
 
 def _parts(states):
