@@ -16,6 +16,7 @@ from fastopt.functional.batchnorm import batch_norm_backward, batch_norm_forward
 from fastopt.functional.dropout import dropout_backward, dropout_forward, dropout_mask
 from fastopt.functional.averaging import ema_update
 from fastopt.functional.clipping import clip_grad_norm, grad_norm
+from fastopt.quantized import QuantizedState, quantize
 from fastopt.gradcheck import GradcheckResult, gradcheck, numerical_gradient
 from fastopt.optim import (EMA, SGD, Adagrad, Adam, AdamW, RMSprop, load_state, save_state,
                            schedules)
@@ -31,5 +32,5 @@ __all__ = [
     "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "save_state", "load_state", "schedules",
     "ema_update", "EMA", "clip_grad_norm", "grad_norm",
     "batch_norm_forward", "batch_norm_backward", "gradcheck", "numerical_gradient",
-    "GradcheckResult",
+    "GradcheckResult", "QuantizedState", "quantize",
 ]

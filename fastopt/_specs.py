@@ -94,6 +94,7 @@ class Role:
     when: Optional[Need] = None    # None is refused (and the array used) when this holds
     message: str = ""              # the error when `when` holds and it is None
     dtype: str = "float"           # "float" (float32/float64, the call's dtype) or "bits"
+    signed: Optional[bool] = None  # may be an 8-bit QuantizedState with this map (fastopt.quantized)
 
     @property
     def missing(self) -> str:
@@ -124,8 +125,8 @@ def _backend():
     return Hyper("backend", BACKEND, "auto", per_call=True)
 
 
-def _state(name, when=None):
-    return Role(name, written=True, optional=when is not None, when=when)
+def _state(name, when=None, signed=None):
+    return Role(name, written=True, optional=when is not None, when=when, signed=signed)
 
 
 _PARAM, _GRAD = Role("param", written=True), Role("grad")
@@ -133,20 +134,21 @@ _LR, _WD = Hyper("lr", NON_NEGATIVE), Hyper("weight_decay", NON_NEGATIVE, 0.0)
 _MAXIMIZE = Hyper("maximize", FLAG, False)
 
 KERNELS = {k.name: k for k in (
-    Kernel("sgd_step", (_PARAM, _GRAD, _state("momentum_buffer", Need("momentum", "!=", 0))),
+    Kernel("sgd_step", (_PARAM, _GRAD, _state("momentum_buffer", Need("momentum", "!=", 0), True)),
            (_LR, Hyper("momentum", NON_NEGATIVE, 0.0), Hyper("dampening", FINITE, 0.0), _WD,
             Hyper("nesterov", FLAG, False), _MAXIMIZE, Hyper("first_step", FLAG, False, per_call=True),
             _backend()),
            (Rule("not nesterov or (momentum > 0.0 and dampening == 0.0)",
                  "Nesterov momentum requires a momentum and zero dampening"),)),
     Kernel("rmsprop_step",
-           (_PARAM, _GRAD, _state("square_avg"), _state("momentum_buffer", Need("momentum", ">", 0)),
-            _state("grad_avg", Need("centered", "==", True))),
+           (_PARAM, _GRAD, _state("square_avg", signed=False),
+            _state("momentum_buffer", Need("momentum", ">", 0), True),
+            _state("grad_avg", Need("centered", "==", True), True)),
            (_LR, Hyper("alpha", NON_NEGATIVE, 0.99), Hyper("eps", NON_NEGATIVE, 1e-8), _WD,
             Hyper("momentum", NON_NEGATIVE, 0.0), Hyper("centered", FLAG, False), _MAXIMIZE,
             _backend())),
     Kernel("adam_step",
-           (_PARAM, _GRAD, _state("exp_avg"), _state("exp_avg_sq"),
+           (_PARAM, _GRAD, _state("exp_avg", signed=True), _state("exp_avg_sq", signed=False),
             _state("max_exp_avg_sq", Need("amsgrad", "==", True))),
            (Hyper("step", STEP, per_call=True), _LR, Hyper("beta1", UNIT, 0.9), Hyper("beta2", UNIT, 0.999),
             Hyper("eps", NON_NEGATIVE, 1e-8), _WD, Hyper("decoupled_weight_decay", FLAG, False, per_call=True),

@@ -388,10 +388,19 @@ def _betas(spec, betas):
             raise ValueError(f"Invalid beta parameter at index {i}: {b}")
 
 
+def _is_quantized(value):
+    if isinstance(value, (list, tuple)):
+        return any(type(x).__name__ == "QuantizedState" for x in value)
+    return type(value).__name__ == "QuantizedState"
+
+
 def call(spec, values):
     """The whole check of one call of a kernel whose arrays all share one shape:
     arrays, hyper-parameters, rules. Returns ``(checked, h)``; in ``checked`` an
     optional array whose option is off is None (passed but unused)."""
+    if any(_is_quantized(values[r.name]) for r in spec.arrays if r.signed is not None):
+        from fastopt._quantized_validate import call as quantized_call
+        return quantized_call(spec, values)
     c = arrays(*[(r.name, values[r.name], r.written is True) for r in spec.arrays
                  if r.dtype == "float"])
     h = hypers(spec, values)

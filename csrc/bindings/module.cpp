@@ -17,6 +17,7 @@ void register_averaging(py::module_& m);
 void register_clipping(py::module_& m);
 void register_buffers(py::module_& m);
 void register_fast_path(py::module_& m);
+void register_quantized(py::module_& m);
 }  // namespace fastopt
 
 PYBIND11_MODULE(_core, m) {
@@ -32,6 +33,7 @@ PYBIND11_MODULE(_core, m) {
   fastopt::register_batchnorm(m);
   fastopt::register_buffers(m);
   fastopt::register_fast_path(m);
+  fastopt::register_quantized(m);
 
   m.def("build_info", [] {
     py::dict d;

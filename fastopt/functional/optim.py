@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - extension not built
 
 def _run(family, fn, checked, backend, *args, **kwargs):
     name = _backends.choose(backend, checked.on_gpu)
+    family = getattr(checked, "family", family)   # "quantized" for 8-bit state (fastopt.quantized)
     getattr(_backends.module(family, name), fn)(*args, **kwargs)
 
 

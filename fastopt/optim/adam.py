@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fastopt import _validate as v
 from fastopt._specs import KERNELS
+from fastopt.optim import _eightbit
 from fastopt.optim.optimizer import Optimizer
 from fastopt.functional.optim import adam_step
 
@@ -16,7 +17,8 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, maximize=False, backend="auto"):
+                 amsgrad=False, *, maximize=False, backend="auto", state_bits=32):
+        self.state_bits = _eightbit.bits(state_bits, amsgrad)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize), backend)
@@ -52,6 +54,7 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False, backend="auto"):
+                 amsgrad=False, *, maximize=False, backend="auto", state_bits=32):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize, backend=backend)
+                         amsgrad=amsgrad, maximize=maximize, backend=backend,
+                         state_bits=state_bits)

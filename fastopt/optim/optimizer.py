@@ -28,6 +28,7 @@ import numpy as np
 
 from fastopt import backends as _backends, _validate as v
 from fastopt._arrays import as_array, is_cupy
+from fastopt.optim import _eightbit
 from fastopt.optim.state import StateDicts
 
 __all__ = ["Optimizer", "slab_views"]
@@ -130,6 +131,9 @@ class Optimizer(StateDicts):
         large slabs get transparent huge pages from NumPy's allocator, so a
         step over 200 small tensors streams the state like one big array.
         """
+        eight = _eightbit.big(self, ps)   # state_bits=8: QuantizedState for large params
+        if eight:
+            return _eightbit.init_states(self, g, ps, eight, self._init_states)
         names = self._state_names(g)
         fill = self._fill_value(g)
         out = [dict() for _ in ps]
@@ -323,9 +327,11 @@ class Optimizer(StateDicts):
             lacking = [n for n in names if n not in st] if st else []
             if lacking:
                 raise ValueError(f"state of parameter {i} lacks {lacking}")
+            present = names if st else ()
+            # 8-bit states are checked by the functional step (fastopt/_quantized_validate.py)
             v.arrays(("param", params[i], True), ("grad", grad, False),
-                     *[(n, st[n], True) for n in (names if st else ())])
-            out.extend(st[n] for n in (names if st else ()))
+                     *[(n, st[n], True) for n in present if not _eightbit.is_quantized(st[n])])
+            out.extend(_eightbit.arrays_of(st[n] for n in present))
         return out
 
     def _step_general(self, gi, g, lr, gg):
@@ -337,8 +343,9 @@ class Optimizer(StateDicts):
                 continue
             i = lo + j
             p = self._params[i]
-            buckets.setdefault((self._key(self._steps[i]), p.dtype), []).append(i)
-        for (key, _), idx in buckets.items():
+            buckets.setdefault((self._key(self._steps[i]), p.dtype, _eightbit.quantizes(self, p)),
+                               []).append(i)
+        for (key, _, _), idx in buckets.items():
             # Lazy state: allocated only now, after the bucket is known.
             fresh = [i for i in idx if not self.state[i]]
             for i, st in zip(fresh, self._init_states(g, [self._params[i] for i in fresh])):
@@ -370,6 +377,8 @@ class Optimizer(StateDicts):
             return
         if any(set(self.state[i]) != set(names) for i in range(lo, hi)):
             return
+        if _eightbit.any_quantized({n: [self.state[i][n] for i in range(lo, hi)] for n in names}):
+            return   # 8-bit state goes through the public functional step
         self._plans[gi] = _Plan(keys.pop())
 
     def zero_state(self):

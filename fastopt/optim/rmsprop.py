@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fastopt import _validate as v
 from fastopt._specs import KERNELS
+from fastopt.optim import _eightbit
 from fastopt.optim.optimizer import Optimizer
 from fastopt.functional.optim import rmsprop_step
 
@@ -13,7 +14,8 @@ class RMSprop(Optimizer):
     State: ``step``, ``square_avg``, ``momentum_buffer`` (momentum > 0), ``grad_avg`` (centered)."""
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False, *, maximize=False, backend="auto"):
+                 centered=False, *, maximize=False, backend="auto", state_bits=32):
+        self.state_bits = _eightbit.bits(state_bits)
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered, maximize=maximize),
                          backend)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fastopt import _validate as v
 from fastopt._specs import KERNELS
+from fastopt.optim import _eightbit
 from fastopt.optim.optimizer import Optimizer
 from fastopt.functional.optim import sgd_step
 
@@ -15,7 +16,8 @@ class SGD(Optimizer):
     _exports_step = False
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False, backend="auto"):
+                 nesterov=False, *, maximize=False, backend="auto", state_bits=32):
+        self.state_bits = _eightbit.bits(state_bits)
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov,
                                       maximize=maximize), backend)

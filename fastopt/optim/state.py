@@ -16,6 +16,8 @@ import zipfile
 import numpy as np
 
 from fastopt._arrays import is_cupy
+from fastopt.optim import _eightbit
+from fastopt.quantized import QuantizedState
 
 __all__ = ["StateDicts", "save_state", "load_state"]
 
@@ -45,7 +47,7 @@ class StateDicts:
             if self._exports_step:
                 entry["step"] = int(self._steps[i])
             for name, arr in st.items():
-                entry[name] = _to_numpy(arr)
+                entry.update(_eightbit.export(name, arr, _to_numpy))   # 8-bit: codes, absmax
             if entry:
                 state[i] = entry
         groups = []
@@ -110,14 +112,17 @@ class StateDicts:
             g = new_groups[self._group_of(i)]
             p = self._params[i]
             names = self._state_names(g)
-            entry = dict(entry)
+            entry = _eightbit.gather(entry, names)
             expected = set(names) | ({"step"} if self._exports_step else set())
             if set(entry) != expected:
                 raise ValueError(f"state of parameter {k}: expected entries {sorted(expected)}, "
                                  f"got {sorted(entry)}")
             st = {}
             for name in names:
-                st[name] = _state_array(entry[name], p, f"state[{k}][{name!r}]")
+                label = f"state[{k}][{name!r}]"
+                st[name] = (_eightbit.check_loaded(entry[name], p, label)
+                            if isinstance(entry[name], QuantizedState)
+                            else _state_array(entry[name], p, label))
             new_state[i] = st
             if self._exports_step:
                 new_steps[i] = _step_value(entry["step"], f"state[{k}]['step']")
@@ -132,7 +137,7 @@ class StateDicts:
             fresh = self._init_states(ng, [self._params[i] for i in idx])
             for i, st in zip(idx, fresh):
                 for name, arr in new_state[i].items():
-                    st[name][...] = arr
+                    _eightbit.assign(st, name, arr)
                 new_state[i] = st
         for g, ng in zip(self.param_groups, new_groups):
             g.clear()

@@ -1,0 +1,121 @@
+// pybind11 entry points of the 8-bit optimizer steps (fastopt/quantized.py).
+// A QuantizedState arrives as its codes and absmax arrays (lists, one per
+// tensor) plus the map; fastopt/_quantized_validate.py has checked every
+// size, dtype and overlap. Each tensor runs parallel over its blocks.
+#include "../cpu/parallel.h"
+#include "../cpu/quantized_kernels.h"
+#include "arrays.h"
+
+namespace fastopt {
+namespace {
+
+using Codes = ArrayList<std::uint8_t>;
+using Maxes = ArrayList<float>;
+constexpr std::size_t kBlockGrain = kElementwiseGrain / 256;
+
+struct Map {
+  const float* values;
+  const int* lut;
+};
+
+Map map_of(const Array<float>& values, const Array<int>& lut) {
+  return Map{values.data(), lut.data()};
+}
+
+QView view(Codes& codes, Maxes& absmax, const Map& map, std::size_t t) {
+  return QView{codes[t].mutable_data(), absmax[t].mutable_data(), map.values, map.lut};
+}
+
+template <typename Range>
+void each_tensor(ArrayList<float>& params, const Range& range) {
+  for (std::size_t t = 0; t < params.size(); ++t) {
+    const std::size_t n = static_cast<std::size_t>(params[t].size());
+    const std::size_t blocks = (n + 255) / 256;
+    parallel_for(blocks, kBlockGrain, [&](std::size_t b0, std::size_t b1) { range(t, n, b0, b1); });
+  }
+}
+
+void adam(ArrayList<float> params, ArrayList<float> grads, Codes m_codes, Maxes m_absmax,
+          Codes v_codes, Maxes v_absmax, Array<float> signed_map, Array<int> signed_lut,
+          Array<float> unsigned_map, Array<int> unsigned_lut, double beta1, double one_minus_beta1, double beta2, double one_minus_beta2, double eps,
+          double weight_decay, double grad_sign, double step_size, double bc2_sqrt,
+          double decay_factor, int weight_decay_mode) {
+  std::vector<float*> p(params.size());
+  for (std::size_t t = 0; t < params.size(); ++t) p[t] = data_of(params[t]);
+  AdamScalars<float> s{float(beta1), float(one_minus_beta1), float(beta2), float(one_minus_beta2),
+                       float(eps), float(weight_decay), float(grad_sign), float(step_size),
+                       float(bc2_sqrt), float(decay_factor)};
+  const Map sm = map_of(signed_map, signed_lut);
+  py::gil_scoped_release nogil;
+  each_tensor(params, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
+    adam_q_range(p[t], grads[t].data(), view(m_codes, m_absmax, sm, t),
+                 view(v_codes, v_absmax, map_of(unsigned_map, unsigned_lut), t), n, b0, b1, s, weight_decay_mode);
+  });
+}
+
+void sgd(ArrayList<float> params, ArrayList<float> grads, Codes codes, Maxes absmax,
+         Array<float> signed_map, Array<int> signed_lut, double lr, double momentum, double one_minus_dampening,
+         double weight_decay, double grad_sign, bool nesterov, bool first_step) {
+  std::vector<float*> p(params.size());
+  for (std::size_t t = 0; t < params.size(); ++t) p[t] = data_of(params[t]);
+  SgdScalars<float> s{float(lr), float(momentum), float(one_minus_dampening), float(weight_decay),
+                      float(grad_sign)};
+  const Map sm = map_of(signed_map, signed_lut);
+  py::gil_scoped_release nogil;
+  each_tensor(params, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
+    sgd_q_range(p[t], grads[t].data(), view(codes, absmax, sm, t), n, b0, b1, s,
+                weight_decay != 0.0, nesterov ? 2 : 1, first_step);
+  });
+}
+
+void rmsprop(ArrayList<float> params, ArrayList<float> grads, Codes sq_codes, Maxes sq_absmax,
+             std::optional<Codes> ga_codes, std::optional<Maxes> ga_absmax,
+             std::optional<Codes> buf_codes, std::optional<Maxes> buf_absmax,
+             Array<float> signed_map, Array<int> signed_lut, Array<float> unsigned_map,
+             Array<int> unsigned_lut, double lr, double alpha,
+             double one_minus_alpha, double eps, double weight_decay, double momentum,
+             double grad_sign) {
+  std::vector<float*> p(params.size());
+  for (std::size_t t = 0; t < params.size(); ++t) p[t] = data_of(params[t]);
+  RmspropScalars<float> s{float(lr), float(alpha), float(one_minus_alpha), float(eps),
+                          float(weight_decay), float(momentum), float(grad_sign)};
+  const bool cen = ga_codes.has_value(), mom = buf_codes.has_value();
+  const Map sm = map_of(signed_map, signed_lut);
+  py::gil_scoped_release nogil;
+  each_tensor(params, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
+    const QView none{nullptr, nullptr, nullptr, nullptr};
+    rmsprop_q_range(p[t], grads[t].data(), view(sq_codes, sq_absmax, map_of(unsigned_map, unsigned_lut), t),
+                    cen ? view(*ga_codes, *ga_absmax, sm, t) : none,
+                    mom ? view(*buf_codes, *buf_absmax, sm, t) : none, n, b0, b1, s,
+                    weight_decay != 0.0, cen, mom);
+  });
+}
+
+}  // namespace
+
+void register_quantized(py::module_& m) {
+  m.def("adam_step_8bit", &adam, py::arg("params").noconvert(), py::arg("grads").noconvert(),
+        py::arg("m_codes").noconvert(), py::arg("m_absmax").noconvert(),
+        py::arg("v_codes").noconvert(), py::arg("v_absmax").noconvert(),
+        py::arg("signed_map").noconvert(), py::arg("signed_lut").noconvert(),
+        py::arg("unsigned_map").noconvert(), py::arg("unsigned_lut").noconvert(), py::arg("beta1"),
+        py::arg("one_minus_beta1"), py::arg("beta2"), py::arg("one_minus_beta2"), py::arg("eps"),
+        py::arg("weight_decay"), py::arg("grad_sign"), py::arg("step_size"), py::arg("bc2_sqrt"),
+        py::arg("decay_factor"), py::arg("weight_decay_mode"));
+  m.def("sgd_step_8bit", &sgd, py::arg("params").noconvert(), py::arg("grads").noconvert(),
+        py::arg("codes").noconvert(), py::arg("absmax").noconvert(),
+        py::arg("signed_map").noconvert(), py::arg("signed_lut").noconvert(), py::arg("lr"),
+        py::arg("momentum"),
+        py::arg("one_minus_dampening"), py::arg("weight_decay"), py::arg("grad_sign"),
+        py::arg("nesterov"), py::arg("first_step"));
+  m.def("rmsprop_step_8bit", &rmsprop, py::arg("params").noconvert(), py::arg("grads").noconvert(),
+        py::arg("sq_codes").noconvert(), py::arg("sq_absmax").noconvert(),
+        py::arg("ga_codes").noconvert(), py::arg("ga_absmax").noconvert(),
+        py::arg("buf_codes").noconvert(), py::arg("buf_absmax").noconvert(),
+        py::arg("signed_map").noconvert(), py::arg("signed_lut").noconvert(),
+        py::arg("unsigned_map").noconvert(), py::arg("unsigned_lut").noconvert(), py::arg("lr"),
+        py::arg("alpha"), py::arg("one_minus_alpha"), py::arg("eps"), py::arg("weight_decay"),
+        py::arg("momentum"), py::arg("grad_sign"));
+}
+
+}  // namespace fastopt

@@ -1,0 +1,28 @@
+// Block loops of the 8-bit optimizer steps (fastopt/quantized.py): each block
+// of 256 is dequantized into a local buffer, updated with the float32
+// per-element maths of fastopt/optim.h and re-quantized, in one pass.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "fastopt/optim.h"
+
+namespace fastopt {
+
+struct QView {
+  std::uint8_t* codes;
+  float* absmax;
+  const float* qmap;
+  const int* lut;  // search_table of qmap (fastopt/quantized.py); qmap is padded with +inf
+};
+
+// Blocks [b0, b1) of one tensor of n elements.
+void adam_q_range(float* p, const float* g, QView m, QView v, std::size_t n, std::size_t b0,
+                  std::size_t b1, const AdamScalars<float>& s, int wd_mode);
+void sgd_q_range(float* p, const float* g, QView buf, std::size_t n, std::size_t b0,
+                 std::size_t b1, const SgdScalars<float>& s, bool wd, int mom, bool first);
+void rmsprop_q_range(float* p, const float* g, QView sq, QView gavg, QView buf, std::size_t n,
+                     std::size_t b0, std::size_t b1, const RmspropScalars<float>& s, bool wd,
+                     bool centered, bool momentum);
+
+}  // namespace fastopt

@@ -1,0 +1,229 @@
+"""8-bit optimizer state (fastopt.quantized): maps, round trip, steps on every
+CPU backend equal to the float32 NumPy reference bit for bit, bad inputs."""
+import numpy as np
+import pytest
+
+import fastopt
+from fastopt import quantized as Q
+from fastopt.backends import available_backends
+
+SIZES = [0, 1, 255, 256, 257, 4097, 10 ** 6 + 3]
+COMPILED = [b for b in ("cpp", "numba") if b in available_backends()]
+
+
+def _paper_map(signed):
+    """The paper's construction in float64: decades 1e-6..1, midpoints of
+    2**k (signed, mirrored) or 2**(k+1) equal parts of [0.1, 1], plus 0 and 1."""
+    vals = [0.0, 1.0]
+    for k in range(7):
+        parts = 2 ** k if signed else 2 ** (k + 1)
+        b = np.linspace(0.1, 1.0, parts + 1)
+        mids = 10.0 ** (k - 6) * (b[:-1] + b[1:]) / 2
+        vals += list(mids) + (list(-mids) if signed else [])
+    return np.sort(np.array(vals))
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_map_is_the_papers(signed):
+    m = Q.dynamic_map(signed)
+    assert m.dtype == np.float32 and m.shape == (256,) and np.all(np.diff(m) > 0)
+    np.testing.assert_allclose(m, _paper_map(signed), rtol=2e-7, atol=0)
+    assert m[-1] == 1.0 and 0.0 in m and (m[0] < -0.99 if signed else m[0] == 0.0)
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_map_equals_bitsandbytes_construction(signed):
+    torch = pytest.importorskip("torch")
+    try:
+        from bitsandbytes.functional import create_dynamic_map
+        ref = create_dynamic_map(signed=signed).numpy()
+    except Exception:   # bitsandbytes absent: its construction in torch, the same float32 ops
+        data = []
+        for i in range(7):
+            b = torch.linspace(0.1, 1, (2 ** i if signed else 2 ** (i + 1)) + 1)
+            means = (b[:-1] + b[1:]) / 2.0
+            data += ((10 ** (i - 6)) * means).tolist()
+            if signed:
+                data += (-(10 ** (i - 6)) * means).tolist()
+        ref = torch.Tensor(sorted(data + [0, 1.0])).numpy()
+    assert np.array_equal(Q.dynamic_map(signed), ref)
+
+
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("n", [1, 255, 256, 257, 5000])
+def test_round_trip_bound_per_block(signed, n):
+    rng = np.random.default_rng(n)
+    a = (rng.standard_normal(n) * 10.0 ** rng.integers(-4, 3, n)).astype(np.float32)
+    a = a if signed else np.abs(a)
+    q = fastopt.quantize(a, signed)
+    back = q.dequantize()
+    table = Q.qmap(signed)
+    for b in range(Q.blocks(n)):
+        blk, out = a[b * 256:(b + 1) * 256], back[b * 256:(b + 1) * 256]
+        am = np.abs(blk).max()
+        assert q.absmax[b] == am
+        x = blk / am
+        gap = np.abs(table[None, :] - x[:, None]).min(axis=1)    # distance to the nearest value
+        assert np.all(np.abs(out - blk) <= (gap + 1e-6) * am)
+        assert np.abs(out).max() <= am
+
+
+def test_nearest_ties_go_to_the_lower_code():
+    t = Q.SIGNED_MAP
+    mid = np.float32((t[130] + t[131]) / 2)
+    exact = (t[131] - mid) == (mid - t[130])
+    from fastopt.backends.numpy.quantized import nearest
+    code = nearest(np.array([mid], np.float32), t)[0]
+    assert code == (130 if exact else (131 if (t[131] - mid) < (mid - t[130]) else 130))
+    assert list(nearest(t.copy(), t)) == list(range(256))
+
+
+def _problem(n, seed, signed_states):
+    rng = np.random.default_rng(seed)
+    p = rng.standard_normal(n).astype(np.float32)
+    g = rng.standard_normal(n).astype(np.float32)
+    states = []
+    for j, s in enumerate(signed_states):   # later states smaller: centered RMSprop stays real
+        x = rng.standard_normal(n).astype(np.float32) * np.float32(0.1 ** (j + 1))
+        states.append(fastopt.quantize(x if s else x * x, s))
+    return p, g, states
+
+
+def _copy(p, g, states):
+    return p.copy(), g.copy(), [Q.QuantizedState(q.shape, q.signed, codes=q.codes.copy(),
+                                                 absmax=q.absmax.copy()) for q in states]
+
+
+CASES = {
+    "adam": ((True, False), lambda p, g, s, b: fastopt.adam_step(
+        p, g, s[0], s[1], step=3, lr=1e-2, weight_decay=0.1, backend=b)),
+    "adamw": ((True, False), lambda p, g, s, b: fastopt.adam_step(
+        p, g, s[0], s[1], step=2, lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True,
+        maximize=True, backend=b)),
+    "sgd": ((True,), lambda p, g, s, b: fastopt.sgd_step(
+        p, g, s[0], lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01, backend=b)),
+    "sgd_nesterov_first": ((True,), lambda p, g, s, b: fastopt.sgd_step(
+        p, g, s[0], lr=0.1, momentum=0.9, nesterov=True, first_step=True, backend=b)),
+    "rmsprop": ((False,), lambda p, g, s, b: fastopt.rmsprop_step(
+        p, g, s[0], lr=1e-2, weight_decay=0.1, backend=b)),
+    "rmsprop_centered_momentum": ((False, True, True), lambda p, g, s, b: fastopt.rmsprop_step(
+        p, g, s[0], grad_avg=s[1], momentum_buffer=s[2], centered=True, momentum=0.5, lr=1e-2,
+        backend=b)),
+}
+
+
+def _same(a, b):
+    return np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("n", SIZES)
+def test_backend_equals_reference_bit_for_bit(backend, case, n):
+    signs, run = CASES[case]
+    ref = _problem(n, n + 7, signs)
+    got = _copy(*ref)
+    for _ in range(3):   # several steps: the re-quantized state feeds the next one
+        run(ref[0], ref[1], ref[2], "numpy")
+        run(got[0], got[1], got[2], backend)
+    assert _same(got[0], ref[0])
+    for a, b in zip(got[2], ref[2]):
+        assert np.array_equal(a.codes, b.codes) and _same(a.absmax, b.absmax)
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + COMPILED)
+def test_list_form_equals_each_alone(backend):
+    a, b = _problem(300, 1, (True, False)), _problem(4097, 2, (True, False))
+    la, lb = _copy(*a), _copy(*b)
+    fastopt.adam_step([la[0], lb[0]], [la[1], lb[1]], [la[2][0], lb[2][0]], [la[2][1], lb[2][1]],
+                      step=1, lr=1e-2, backend=backend)
+    for p, g, s in (a, b):
+        fastopt.adam_step(p, g, s[0], s[1], step=1, lr=1e-2, backend=backend)
+    assert _same(la[0], a[0]) and _same(lb[0], b[0])
+    assert np.array_equal(la[2][0].codes, a[2][0].codes)
+
+
+def test_reference_tracks_float32_adam():
+    n = 20000
+    p, g, (m, v) = _problem(n, 3, (True, False))
+    p32, m32, v32 = p.copy(), m.dequantize(), v.dequantize()
+    fastopt.adam_step(p, g, m, v, step=5, lr=1e-3, backend="numpy")
+    fastopt.adam_step(p32, g, m32, v32, step=5, lr=1e-3, backend="numpy")
+    np.testing.assert_allclose(m.dequantize(), m32, atol=0.02 * np.abs(m32).max())
+    np.testing.assert_allclose(p, p32, atol=2e-4)
+
+
+def _snapshot(p, states):
+    return [p.copy()] + [x.copy() for q in states for x in (q.codes, q.absmax)]
+
+
+def _unchanged(before, p, states):
+    after = _snapshot(p, states)
+    return all(np.array_equal(x, y) for x, y in zip(before, after))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "auto"] + COMPILED)
+def test_bad_inputs_raise_and_write_nothing(backend):
+    p, g, (m, v) = _problem(1000, 4, (True, False))
+    before = _snapshot(p, [m, v])
+    bad = [
+        (ValueError, lambda: fastopt.adam_step(p, g, v, m, step=1, lr=0.1, backend=backend)),
+        (ValueError, lambda: fastopt.adam_step(
+            p, g, m, Q.QuantizedState(v.shape, True), step=1, lr=0.1, backend=backend)),
+        (TypeError, lambda: fastopt.adam_step(p, g, m, np.zeros_like(p), step=1, lr=0.1,
+                                              backend=backend)),
+        (ValueError, lambda: fastopt.adam_step(p, g, m, v, step=1, lr=0.1, amsgrad=True,
+                                               max_exp_avg_sq=np.zeros_like(p), backend=backend)),
+        (ValueError, lambda: fastopt.adam_step(p[:999], g[:999], m, v, step=1, lr=0.1,
+                                               backend=backend)),
+        (ValueError, lambda: fastopt.adam_step(p, g, m, v, step=1, lr=-1.0, backend=backend)),
+        (TypeError, lambda: fastopt.adam_step(p.astype(np.float64), g.astype(np.float64), m, v,
+                                              step=1, lr=0.1, backend=backend)),
+        (ValueError, lambda: fastopt.adam_step(p, g, m, m, step=1, lr=0.1, backend=backend)),
+        (ValueError, lambda: fastopt.rmsprop_step(p, g, m, lr=0.1, backend=backend)),
+    ]
+    for exc, call in bad:
+        with pytest.raises(exc):
+            call()
+        assert _unchanged(before, p, [m, v])
+    m.absmax = np.zeros(3, np.float32)   # wrong number of blocks
+    with pytest.raises(ValueError, match="absmax"):
+        fastopt.adam_step(p, g, m, v, step=1, lr=0.1, backend=backend)
+    assert _unchanged([before[0]] + before[3:], p, [v]) and np.array_equal(m.codes, before[1])
+
+
+def test_quantize_refuses_bad_arrays():
+    with pytest.raises(TypeError):
+        fastopt.quantize(np.zeros(4), True)
+    with pytest.raises(ValueError):
+        fastopt.quantize(-np.ones(4, np.float32), False)
+    with pytest.raises(ValueError):
+        Q.QuantizedState((300,), True, codes=np.zeros(300, np.uint8), absmax=np.zeros(1, np.float32))
+    z = Q.QuantizedState((3, 100), False)
+    assert z.shape == (3, 100) and np.array_equal(z.dequantize(), np.zeros((3, 100), np.float32))
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_nearest_code_on_edges_equals_reference(backend):
+    """Map values, midpoints and their float32 neighbours, -0.0, tiny values: the
+    compiled search (cpp: a bucket table plus compare-steps) picks the reference's code.
+    Quantized through SGD's first momentum step (buf = grad exactly), so the signed
+    map; the unsigned map's search is covered by the Adam and RMSprop cases."""
+    signed = True
+    t = Q.qmap(signed).astype(np.float64)
+    mids = (t[:-1] + t[1:]) / 2
+    pts = np.concatenate([t, mids, -t, -mids, [0.0, -0.0, 1e-30, -1e-30, 1e-45, 0.3, -0.7]])
+    x = pts.astype(np.float32)
+    x = np.concatenate([x, np.nextafter(x, np.float32(2)), np.nextafter(x, np.float32(-2))])
+    x = np.clip(x, -1 if signed else 0, 1).astype(np.float32)
+    blocks = np.concatenate([x, np.ones((-x.size) % 256, np.float32)])    # every block's absmax 1
+    blocks = blocks.reshape(-1, 256)
+    blocks[:, -1] = 1.0
+    g = blocks.reshape(-1)
+    outs = []
+    for b in ("numpy", backend):
+        buf = Q.QuantizedState(g.shape, True)
+        fastopt.sgd_step(np.zeros_like(g), g.copy(), buf, lr=0.0, momentum=0.5, first_step=True,
+                         backend=b)
+        outs.append(buf.codes.copy())
+    assert np.array_equal(outs[0], outs[1])
