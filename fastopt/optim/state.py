@@ -17,7 +17,7 @@ import numpy as np
 
 from fastopt._arrays import is_cupy
 from fastopt.optim import _eightbit
-from fastopt.quantized import QuantizedState
+from fastopt.quantized import BLOCK, QuantizedState
 
 __all__ = ["StateDicts", "save_state", "load_state"]
 
@@ -399,6 +399,11 @@ def _state_header(expected, k, name):
         if k not in expected:
             raise ValueError(f"{name}: the file's parameter groups list no parameter {k!r}")
         want_shape, want_dtype = expected[k]
+        if name.endswith(".codes"):      # an 8-bit state: one uint8 code per element
+            want_dtype = np.dtype(np.uint8)
+        elif name.endswith(".absmax"):   # and one float32 absmax per block
+            want_dtype = np.dtype(np.float32)
+            want_shape = (-(-int(np.prod(want_shape, dtype=np.int64)) // BLOCK),)
         if dtype != want_dtype:
             raise TypeError(f"{name} has dtype {dtype} but the parameter has dtype {want_dtype}")
         if shape != want_shape:
