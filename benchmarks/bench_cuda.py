@@ -1,5 +1,5 @@
 """GPU benchmarks of the cuda backend, side by side with the device's copy
-bandwidth, a same-traffic twin and torch (BENCHMARKING.md, METHOD.md).
+bandwidth, a same-traffic twin and torch (docs/notes-bench.md, docs/notes-cuda.md).
 
     python benchmarks/bench_cuda.py [--quick] [--out DIR]
 

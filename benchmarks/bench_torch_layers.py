@@ -7,7 +7,7 @@ separates the layers' share from the optimizer's) and of each layer family alone
 (resp. dropout) layer of the model, forward + backward on inputs of the shapes
 it sees in the model, summed over the family. All variants of one table are
 timed round-robin in one process (A B C D A B C D ...), medians of ``--samples``
-rounds (BENCHMARKING.md rule 1). float32, fresh random data.
+rounds (docs/notes-bench.md: interleaved medians). float32, fresh random data.
 
     PYTHONPATH=. python benchmarks/bench_torch_layers.py --model cnn
     PYTHONPATH=. python benchmarks/bench_torch_layers.py --model mlp --no-compile

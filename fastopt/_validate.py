@@ -1,6 +1,6 @@
 """The one place every input is checked, before any backend runs.
 
-DESIGN.md s.1: TypeError for a non-array or a wrong/mismatched dtype;
+docs/reference.md s.1: TypeError for a non-array or a wrong/mismatched dtype;
 ValueError for a shape mismatch, a non-C-contiguous or read-only output, arrays
 of one call that overlap in memory (list members too) and hyper-parameters out
 of range. Nothing is written to any array before all checks pass.

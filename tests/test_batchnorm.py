@@ -1,4 +1,4 @@
-"""Batch normalization (DESIGN.md s.4) on every CPU backend against the float64
+"""Batch normalization (docs/reference.md s.3) on every CPU backend against the float64
 NumPy reference and against torch.nn.functional.batch_norm + autograd.
 
 Tolerances: each element is compared against an error scale built from the

@@ -11,7 +11,7 @@ from fastopt.__main__ import main
 from fastopt.bench import kernels as K
 from fastopt.bench import suite
 
-# BENCHMARKING.md rule 4, float32 bytes per element, except batch norm, which
+# docs/notes-bench.md: bytes per element, float32 bytes per element, except batch norm, which
 # out of cache must make two passes (statistics, then the output): forward
 # reads x twice and writes y (12), backward reads dy and x twice and writes dx
 # (20). EMA and clipping are not in that table: EMA reads param and avg and

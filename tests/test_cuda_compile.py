@@ -121,7 +121,7 @@ def test_nvrtc_compiles_assembled_source(cu, arch):
     options = [*loader.compile_options(dirs), f"-arch={arch}"]
     ok, log, ptx = nvrtc_compile(_NVRTC, source, options, name=cu.name)
     assert ok, log
-    # --fmad=false: no contracted multiply-adds (DESIGN.md s.2). pow() from
+    # --fmad=false: no contracted multiply-adds (docs/reference.md s.2). pow() from
     # libdevice (clipping.cu's general p-norm) uses fma inside by design: that is
     # the library's own rounding, not a contraction of fastopt's arithmetic.
     if cu.name not in FMA_FROM_LIBRARY:

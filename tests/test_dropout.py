@@ -1,4 +1,4 @@
-"""Inverted dropout with counter-based bit-packed masks (DESIGN.md s.5).
+"""Inverted dropout with counter-based bit-packed masks (docs/reference.md s.4).
 
 Every backend must give the same mask, bit for bit, for a seed, and the same
 values; the NumPy reference (fastopt/backends/numpy/dropout.py) is the oracle.

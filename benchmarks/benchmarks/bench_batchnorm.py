@@ -1,4 +1,4 @@
-"""Batch normalization forward and backward (DESIGN.md s.4), (N, 32, 64) inputs."""
+"""Batch normalization forward and backward (docs/reference.md s.3), (N, 32, 64) inputs."""
 from .common import DTYPES, RUNNERS, SIZES, _FamilyBenchmark, kernel_names
 
 

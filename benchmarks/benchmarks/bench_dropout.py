@@ -1,4 +1,4 @@
-"""Inverted dropout forward and backward (DESIGN.md s.5), p = 0.5."""
+"""Inverted dropout forward and backward (docs/reference.md s.4), p = 0.5."""
 from .common import DTYPES, RUNNERS, SIZES, _FamilyBenchmark, kernel_names
 
 

@@ -1,4 +1,4 @@
-"""Optimizer steps (DESIGN.md s.2), EMA and gradient clipping."""
+"""Optimizer steps (docs/reference.md s.2), EMA and gradient clipping."""
 from .common import DTYPES, RUNNERS, SIZES, _FamilyBenchmark, kernel_names
 
 

@@ -1,4 +1,4 @@
-// CPU loops of batch normalization forward and backward (DESIGN.md s.4).
+// CPU loops of batch normalization forward and backward (docs/reference.md s.3).
 //
 // x is viewed as (N, C, S) with S the product of the spatial sizes (S = 1 for
 // (N, C) input). Every array is C-contiguous; gamma, beta and the statistics

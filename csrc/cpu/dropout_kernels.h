@@ -1,4 +1,4 @@
-// CPU loops of inverted dropout (DESIGN.md s.5): the forward writes y and the
+// CPU loops of inverted dropout (docs/reference.md s.4): the forward writes y and the
 // bit-packed mask in one pass, the backward reads the mask bits and dy in one
 // pass. Parallel over byte-aligned ranges; the mask of an element depends only
 // on (seed, i), so results do not depend on the split.

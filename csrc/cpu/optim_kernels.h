@@ -1,4 +1,4 @@
-// CPU loops of the optimizer updates over lists of arrays (DESIGN.md s.2).
+// CPU loops of the optimizer updates over lists of arrays (docs/reference.md s.2).
 #pragma once
 #include "fastopt/optim.h"
 #include "multi_tensor.h"

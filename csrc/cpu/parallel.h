@@ -2,7 +2,7 @@
 // FASTOPT_SPIN_US) and then sleep on a condition variable. Why not OpenMP:
 // torch ships its own libgomp, and a second OpenMP runtime in the same
 // process spins on the same two cores; every parallel call then stalls for
-// milliseconds (BENCHMARKING.md, "Pitfalls"). Parts are claimed dynamically,
+// milliseconds (docs/notes-bench.md; two OpenMP runtimes). Parts are claimed dynamically,
 // so a worker that another runtime keeps off its core delays nothing: the
 // caller runs the part itself.
 #pragma once

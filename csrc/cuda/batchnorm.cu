@@ -1,4 +1,4 @@
-// CUDA kernels of batch normalization (DESIGN.md s.4). The maths is
+// CUDA kernels of batch normalization (docs/reference.md s.3). The maths is
 // fastopt/batchnorm.h, the header the CPU loops include; this file only says
 // how to loop and reduce. Compiled at first use by cupy.RawModule
 // (fastopt/backends/cuda/loader.py) and by nvcc/NVRTC in tests/test_cuda_compile.py.

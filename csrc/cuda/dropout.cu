@@ -1,5 +1,5 @@
 // CUDA kernels of inverted dropout with counter-based bit-packed masks
-// (DESIGN.md s.5). The generator and the keep test are fastopt/philox.h and
+// (docs/reference.md s.4). The generator and the keep test are fastopt/philox.h and
 // fastopt/dropout.h, the headers the CPU loops include, so a seed gives the
 // CPU's mask bit for bit. Compiled at first use by cupy.RawModule
 // (fastopt/backends/cuda/loader.py) and by nvcc/NVRTC in tests/test_cuda_compile.py.

@@ -14,7 +14,7 @@
 // double2); the rest (and the last size % V elements of a tensor) through a
 // scalar loop. Both call the same per-element function, compiled with
 // --fmad=false, so an element's result does not depend on which path, chunk
-// or block touched it (DESIGN.md s.2).
+// or block touched it (docs/reference.md s.2).
 //
 // Only NVRTC's built-in types are used here (no <cstdint>, no size_t): this
 // file is compiled by NVRTC at run time as well as by nvcc in the tests.

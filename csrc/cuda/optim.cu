@@ -1,4 +1,4 @@
-// CUDA kernels of the optimizer updates (DESIGN.md s.2). The maths is
+// CUDA kernels of the optimizer updates (docs/reference.md s.2). The maths is
 // fastopt/optim.h, the same header the CPU loops include; this file only
 // says how to loop: one launch per step over a list of tensors
 // (multi_tensor.cuh). Compiled at first use by cupy.RawModule (NVRTC, options

@@ -2,7 +2,7 @@
 
 A :class:`Kernel` knows
 
-* the bytes it must move per element (BENCHMARKING.md rule 4) as the passes
+* the bytes it must move per element (docs/notes-bench.md: bytes per element) as the passes
   over memory of its fused implementation, each a :class:`Traffic` (arrays
   read, read and written, written; bit masks read or written). The same
   description gives the GB/s figures and drives the same-traffic twin;

@@ -41,7 +41,7 @@ def copy_bandwidth(n: int = COPY_SIZE, *, repeat: int = 7, min_time: float = 0.0
     copy on fastopt's thread pool (``_core.bench_twin``, how the kernels run)
     and ``np.copyto`` (one thread). ``gbps`` is the faster; a copy into a
     separate array also pays a read-for-ownership that this count ignores, so
-    a kernel's same-traffic twin may exceed it (BENCHMARKING.md rule 2).
+    a kernel's same-traffic twin may exceed it (docs/notes-bench.md: the same-traffic twin).
     """
     rng = np.random.default_rng(seed)
     src = rng.standard_normal(n, dtype=np.float32)
@@ -159,7 +159,7 @@ def run_suite(kernel_names: Optional[Iterable[str]] = None, sizes: Sequence[int]
 
     ``runners`` are fastopt backends and baselines (``kernels.RUNNERS``); the
     twin is always timed, since every share is taken against it. torch, when
-    installed, is imported before anything is timed (BENCHMARKING.md: measure
+    installed, is imported before anything is timed (docs/notes-bench.md: measure
     fastopt with torch in the same process). ``outputs``: the output policy
     of kernels that return new arrays; ``"fresh"`` needs fastopt's buffer
     cache off in this process (``FASTOPT_BUFFER_CACHE_MB=0`` before the first

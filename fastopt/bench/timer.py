@@ -1,4 +1,4 @@
-"""Interleaved round-robin timing (BENCHMARKING.md rule 1).
+"""Interleaved round-robin timing (docs/notes-bench.md: interleaved medians).
 
 Every variant of one cell (kernel x size x dtype) is timed in the same window,
 A B C A B C ..., each sample lasting at least ``min_time`` seconds (several

@@ -1,4 +1,4 @@
-"""The same-traffic twin (BENCHMARKING.md rule 2): a trivial kernel moving
+"""The same-traffic twin (docs/notes-bench.md: the same-traffic twin): a trivial kernel moving
 exactly the bytes of the kernel it stands in for, on fastopt's thread pool.
 
 ``_core.bench_twin(ro, rw, wo, mask_in, mask_out)`` (csrc/bench/twin.cpp)

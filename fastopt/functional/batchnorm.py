@@ -1,4 +1,4 @@
-"""Batch normalization forward and backward (DESIGN.md s.4).
+"""Batch normalization forward and backward (docs/reference.md s.3).
 
 ``x`` is ``(N, C)`` or ``(N, C, *spatial)``; statistics are per channel over
 the ``M = N * prod(spatial)`` values of the batch and spatial axes. The forward

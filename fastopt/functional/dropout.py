@@ -1,4 +1,4 @@
-"""Inverted dropout with counter-based, bit-packed masks (DESIGN.md s.5).
+"""Inverted dropout with counter-based, bit-packed masks (docs/reference.md s.4).
 
 ``p`` is the **drop** probability (torch/Keras convention; the lecture notes'
 ``p`` is the keep probability ``1 - p``). At train time each element is kept

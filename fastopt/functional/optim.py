@@ -1,4 +1,4 @@
-"""Functional optimizer steps (DESIGN.md s.2): one fused pass over memory per call.
+"""Functional optimizer steps (docs/reference.md s.2): one fused pass over memory per call.
 
 Each ``*_step`` updates its arrays in place. Every array argument may also be a
 list of arrays (the multi-tensor form): one call then updates them all in one

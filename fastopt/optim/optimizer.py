@@ -1,4 +1,4 @@
-"""Optimizer classes over lists of arrays (DESIGN.md s.3): torch.optim's API on fastopt kernels.
+"""Optimizer classes over lists of arrays (docs/reference.md s.6): torch.optim's API on fastopt kernels.
 
 ``SGD``, ``RMSprop``, ``Adam``, ``AdamW`` and ``Adagrad`` take torch's argument
 names and defaults, a list of arrays or a list of parameter groups

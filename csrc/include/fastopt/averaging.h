@@ -1,4 +1,4 @@
-// Per-element maths of parameter averaging (EMA) (DESIGN.md s.3,
+// Per-element maths of parameter averaging (EMA) (docs/reference.md s.5,
 // docs/ARCHITECTURE.md): the one C++ statement of the formula, included by the
 // CPU loops (csrc/cpu/averaging_kernels.cpp) and the CUDA kernels
 // (csrc/cuda/averaging.cu). The NumPy reference in

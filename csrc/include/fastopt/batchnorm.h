@@ -1,4 +1,4 @@
-// Per-element and per-channel maths of batch normalization (DESIGN.md s.4):
+// Per-element and per-channel maths of batch normalization (docs/reference.md s.3):
 // the one C++ statement of each formula, included by the CPU loops
 // (csrc/cpu/batchnorm_*.cpp) and the CUDA kernels (csrc/cuda/batchnorm.cu).
 // No loops over memory, no threads, no std:: containers: everything here is

@@ -1,5 +1,5 @@
-// Per-element maths of gradient clipping (vector norms and scaling) (DESIGN.md
-// s.3, docs/ARCHITECTURE.md): the one C++ statement of each formula, included
+// Per-element maths of gradient clipping (vector norms and scaling) (docs/reference.md
+// s.5, docs/ARCHITECTURE.md): the one C++ statement of each formula, included
 // by the CPU loops (csrc/cpu/clipping_kernels.cpp) and the CUDA kernels
 // (csrc/cuda/clipping.cu). The NumPy reference in
 // fastopt/backends/numpy/clipping.py is the independent statement they are

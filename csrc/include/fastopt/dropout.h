@@ -1,5 +1,5 @@
 // Per-element maths of inverted dropout with counter-based bit-packed masks
-// (DESIGN.md s.5), shared by the CPU loops (csrc/cpu/dropout_kernels.cpp) and
+// (docs/reference.md s.4), shared by the CPU loops (csrc/cpu/dropout_kernels.cpp) and
 // the CUDA kernels (csrc/cuda/dropout.cu). The NumPy reference in
 // fastopt/backends/numpy/dropout.py is the independent statement they are tested against.
 //

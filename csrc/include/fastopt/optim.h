@@ -1,7 +1,7 @@
 // Per-element maths of the optimizer updates: the one C++ statement of each
 // formula, included by the CPU loops (csrc/cpu/optim_kernels.cpp) and the
 // CUDA kernels (csrc/cuda/optim.cu). The formulas are torch.optim 2.x's
-// (DESIGN.md section 2); the NumPy reference in fastopt/backends/numpy/optim.py is the
+// (docs/reference.md s.2); the NumPy reference in fastopt/backends/numpy/optim.py is the
 // independent statement they are tested against.
 //
 // Every step-dependent or derived scalar (bias corrections, 1 - beta, the

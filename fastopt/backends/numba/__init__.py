@@ -4,7 +4,7 @@ the array's dtype (a Python float would promote a float32 loop to float64).
 
 Threading: numba's default ``omp`` layer loads the system libgomp; next to
 torch's own libgomp that makes two spinning OpenMP pools on the same cores and
-every parallel call stalls for milliseconds (BENCHMARKING.md, "Pitfalls").
+every parallel call stalls for milliseconds (docs/notes-bench.md; two OpenMP runtimes).
 Unless the user chose a layer (NUMBA_THREADING_LAYER or
 NUMBA_THREADING_LAYER_PRIORITY), fastopt asks numba for its ``workqueue``
 layer, whose idle workers sleep. It must be set before numba starts its

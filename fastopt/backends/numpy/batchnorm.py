@@ -1,4 +1,4 @@
-"""Batch normalization in plain NumPy, float64 (DESIGN.md s.4).
+"""Batch normalization in plain NumPy, float64 (docs/reference.md s.3).
 
 The functions receive validated arrays and the outputs to fill (``y``,
 ``save_mean``, ... allocated by ``fastopt.batchnorm``); they compute in float64

@@ -1,4 +1,4 @@
-"""Inverted dropout in plain NumPy (DESIGN.md s.5): the reference statement of
+"""Inverted dropout in plain NumPy (docs/reference.md s.4): the reference statement of
 the counter-based mask and of the forward/backward values.
 
 Philox4x32-10 is written here once, vectorized over counters with uint64

@@ -1,4 +1,4 @@
-"""Optimizer steps in plain NumPy, float64 (torch.optim 2.x formulas, DESIGN.md s.2).
+"""Optimizer steps in plain NumPy, float64 (torch.optim 2.x formulas, docs/reference.md s.2).
 
 Each function takes validated lists of arrays (a state list may be None when
 the option that needs it is off), computes in float64 and writes the results
