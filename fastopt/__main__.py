@@ -125,12 +125,17 @@ def _fresh_child(argv, json_path) -> int:
             args.append(a)
         skip = a == "--outputs"
     if "--json" in args:
-        i = args.index("--json")
-        args[i + 1] = json_path
-    env = dict(os.environ, FASTOPT_BUFFER_CACHE_MB="0")
+        args[args.index("--json") + 1] = json_path
+    for opt in ("--json", "--plot"):   # absolute: the child runs in another directory
+        if opt in args:
+            i = args.index(opt) + 1
+            args[i] = os.path.abspath(args[i])
+    from fastopt.bench._child import same_fastopt
+    child = same_fastopt()
+    child["env"]["FASTOPT_BUFFER_CACHE_MB"] = "0"
     print("\nfresh outputs (fastopt's buffer cache off, every runner allocates):", flush=True)
     return subprocess.run([sys.executable, "-m", "fastopt"] + args + ["--outputs", "fresh"],
-                          env=env).returncode
+                          **child).returncode
 
 
 def _bench_table(args, parser, argv) -> int:

@@ -27,7 +27,9 @@ def run_child(*parts, timeout=120, env=None):
     full_env["PYTHONPATH"] = ROOT + os.pathsep + full_env.get("PYTHONPATH", "")
     full_env.update(env or {})
     try:
-        r = subprocess.run([sys.executable, "-c", code], env=full_env,
+        # cwd=ROOT: `python -c` puts the cwd first on sys.path, and in CI the cwd is the
+        # checkout, whose fastopt/ has no built extension; ROOT holds the one imported here
+        r = subprocess.run([sys.executable, "-c", code], env=full_env, cwd=ROOT,
                            capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"child hung (killed after {timeout} s): {exc.stdout!r} {exc.stderr!r}")

@@ -17,6 +17,8 @@ import statistics
 import subprocess
 import sys
 
+from fastopt.bench._child import same_fastopt
+
 MODES = ("alone", "after-use", "right-after")
 
 CHILD = r"""
@@ -51,13 +53,14 @@ print(json.dumps(out))
 """
 
 
+
 def run(sizes=(1_000, 100_000, 1_000_000, 10_000_000), rounds: int = 6) -> dict:
     sizes = [int(s) for s in sizes]
     runs = {m: [] for m in MODES}
     for _ in range(rounds):
         for mode in MODES:
             res = subprocess.run([sys.executable, "-c", CHILD, json.dumps(sizes), mode],
-                                 check=True, capture_output=True, text=True)
+                                 check=True, capture_output=True, text=True, **same_fastopt())
             runs[mode].append(json.loads(res.stdout.strip().splitlines()[-1]))
     med = {m: {str(n): statistics.median(r[str(n)] for r in runs[m]) for n in sizes}
            for m in MODES}
