@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastopt import _scalars
+from fastopt.backends.numba import parallel_njit
 from fastopt.quantized import BLOCK, SIGNED_MAP, UNSIGNED_MAP
 
 F = np.float32
@@ -49,7 +50,7 @@ def _store(codes, absmax, table, b, off, n, x, zero):
         codes[off + i] = _nearest(xn, table)
 
 
-@njit(parallel=True, cache=True)
+@parallel_njit   # one parallel region at a time (fastopt/backends/numba/__init__.py)
 def _adam(p, g, mc, ma, vc, va, smap, umap, b1, omb1, b2, omb2, eps, wd, gs, step_size, bc2,
           decay, mode, zero):
     n = p.size
@@ -74,7 +75,7 @@ def _adam(p, g, mc, ma, vc, va, smap, umap, b1, omb1, b2, omb2, eps, wd, gs, ste
         _store(vc, va, umap, b, off, ln, v, zero)
 
 
-@njit(parallel=True, cache=True)
+@parallel_njit   # one parallel region at a time (fastopt/backends/numba/__init__.py)
 def _sgd(p, g, bc, ba, smap, lr, mom, omd, wd, gs, l2, nesterov, first, zero):
     n = p.size
     for b in prange((n + BLOCK - 1) // BLOCK):
@@ -94,7 +95,7 @@ def _sgd(p, g, bc, ba, smap, lr, mom, omd, wd, gs, l2, nesterov, first, zero):
         _store(bc, ba, smap, b, off, ln, buf, zero)
 
 
-@njit(parallel=True, cache=True)
+@parallel_njit   # one parallel region at a time (fastopt/backends/numba/__init__.py)
 def _rmsprop(p, g, sc, sa, gc, ga, bc, ba, smap, umap, lr, alpha, oma, eps, wd, mom, gs, l2,
              centered, momentum, zero):
     n = p.size
