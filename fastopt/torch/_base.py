@@ -5,15 +5,18 @@ Each step has three phases, so that a step that raises writes nothing:
 1. **Check** every group: hyper-parameters (tensors as floats, through
    ``fastopt.optim``'s ``_check_group``), every parameter with a gradient
    (dtype, shape, state entries), memory overlap. Parameters fastopt does not
-   run (sparse gradients, devices other than the CPU, ``differentiable`` or
-   ``capturable`` groups, memory shared between parameters) are set aside for
-   torch's own implementation, with a one-time warning.
+   run (sparse gradients, devices other than the CPU and CUDA, CUDA without
+   fastopt's cuda backend, ``differentiable`` or ``capturable`` groups, memory
+   shared between parameters) are set aside for torch's own implementation,
+   with a one-time warning.
 2. **Torch's step** for the set-aside parameters (the torch class's ``step``
    on groups holding only them).
 3. **fastopt's kernels** for the rest: missing state is created as torch
    creates it (``zeros_like`` with the parameter's layout), parameters of a
-   group sharing a step count go in one list-form call on NumPy views
-   (:mod:`fastopt.torch._layout`), step counts advance, and the autograd
+   group sharing a step count and device go in one list-form call on NumPy
+   views, or on cupy views for CUDA tensors, launched on torch's current
+   stream (:mod:`fastopt.torch._layout`, :mod:`fastopt.torch._cuda`), step
+   counts advance, and the autograd
    version counters of parameters and state are bumped, as torch's in-place
    ops do.
 
@@ -22,10 +25,14 @@ next step reuses it only after checking, per parameter, that the gradient is
 there, the parameter's memory is the same, every state entry is the same
 tensor object and the step tensor was not modified since; anything else
 (``opt.state[p]["exp_avg"] = ...``, ``opt.state.clear()``, ``p.data = ...``,
-a load) rebuilds from ``opt.state``.
+a load) rebuilds from ``opt.state``. A CUDA plan also keeps, per parameter, a
+view of the last gradient seen, reused while the gradient has its pointer (a
+new gradient from the caching allocator usually does), and skips the overlap
+check while the gradients' pointers are those last checked.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 import weakref
 from operator import is_
@@ -34,8 +41,10 @@ import torch
 from torch.optim.optimizer import _get_scalar_dtype
 
 from fastopt import backends as _backends, _validate as v
+from fastopt._arrays import is_cupy
 from fastopt.optim import slab_views
-from fastopt.torch._layout import arranged, memory_order, real, scatter, step_slab
+from fastopt.torch import _cuda
+from fastopt.torch._layout import arranged, as_array, memory_order, real, scatter, step_slab
 
 try:
     from torch.distributed.tensor import DTensor
@@ -59,12 +68,19 @@ def _local(t):
 
 
 def _span(t):
-    """A NumPy view of all the memory ``t`` touches (for overlap checks)."""
+    """A NumPy (cupy for CUDA) view of all the memory ``t`` touches (for overlap checks)."""
     t = real(_local(t).detach())
     if t.is_contiguous() or t.numel() == 0:
-        return t.numpy()
+        return as_array(t)
     n = 1 + sum((s - 1) * st for s, st in zip(t.shape, t.stride()))
-    return t.as_strided((n,), (1,)).numpy()
+    return as_array(t.as_strided((n,), (1,)))
+
+
+def _overlap(arrays):
+    """Whether two of ``arrays`` share memory (host and device arrays checked apart)."""
+    gpu = [a for a in arrays if is_cupy(a)]
+    cpu = [a for a in arrays if not is_cupy(a)] if gpu else arrays
+    return any(v.first_overlap(part) is not None for part in (cpu, gpu) if part)
 
 
 class _Shim:
@@ -89,7 +105,8 @@ class _Plan:
     """A group's validated zero-copy arrays, reused while nothing changed."""
 
     __slots__ = ("plist", "n", "params", "ptrs", "others", "states", "versions", "count",
-                 "arrays", "names", "owned", "key", "slab", "steps", "bumped", "orders")
+                 "arrays", "names", "owned", "key", "slab", "steps", "bumped", "orders",
+                 "gpu", "gviews", "gchecked")
 
 
 class DropinOptimizer:
@@ -138,6 +155,15 @@ class DropinOptimizer:
 
     def _fill(self, hp):
         return 0.0
+
+    def _gpu_refusal(self):
+        """None when CUDA parameters run on fastopt's cuda backend, else why not."""
+        try:
+            _backends.choose(self._fo_backend, True)
+        except (TypeError, ValueError) as exc:   # backend="cpp", FASTOPT_BACKEND=numba, ...
+            return str(exc)
+        why = _backends.unavailable_reason("cuda")
+        return None if why is None else f"fastopt's cuda backend is unavailable ({why})"
 
     # -- step ------------------------------------------------------------------
     @torch.no_grad()
@@ -202,7 +228,13 @@ class DropinOptimizer:
                 _warn_once(cls, "sparse gradients")
                 aside.append(p)
                 continue
-            if lp.device.type != "cpu":
+            if _cuda.on_gpu(lp):
+                why = self._gpu_refusal()
+                if why is not None:
+                    _warn_once(cls, f"CUDA parameters: {why}")
+                    aside.append(p)
+                    continue
+            elif lp.device.type != "cpu":
                 _warn_once(cls, f"parameters on the {lp.device.type!r} device")
                 aside.append(p)
                 continue
@@ -231,7 +263,7 @@ class DropinOptimizer:
             spans.append(_span(lp))
             grads.append(ga)
             entries.append(_Entry(p, order, ga, fresh, 0 if fresh else self._key(st)))
-        if entries and v.first_overlap(spans + grads) is not None:
+        if entries and _overlap(spans + grads):
             _warn_once(cls, "parameters, gradients or state share memory")
             return [], aside + [e.p for e in entries]
         return entries, aside
@@ -244,7 +276,7 @@ class DropinOptimizer:
         dtype get views of one aligned slab per state name (and their steps one slab)."""
         names = [n for n in self._names(hp) if n != "step"]
         plain = [e for e in entries if e.p.is_contiguous() and not e.p.is_complex()
-                 and not isinstance(e.p, DTensor)]
+                 and not isinstance(e.p, DTensor) and not _cuda.on_gpu(e.p)]
         if len({e.p.dtype for e in plain}) != 1:
             plain = []
         slabs = slab_views([e.p.detach().numpy() for e in plain], names,
@@ -273,6 +305,10 @@ class DropinOptimizer:
         """Phase 3 for a checked group."""
         if not entries:
             return
+        with _cuda.stream_of([e.p for e in entries]):   # views made on the kernels' stream
+            self._run_entries(gi, g, hp, entries)
+
+    def _run_entries(self, gi, g, hp, entries):
         fresh = [e for e in entries if e.fresh]
         try:
             self._create(g, hp, fresh)
@@ -290,16 +326,17 @@ class DropinOptimizer:
                 if back is not None:
                     backs.append((pa, back))
                 bumped.append(e.p)
-                buckets.setdefault((e.key, e.p.dtype), []).append((e, pa, arrays))
+                buckets.setdefault((e.key, e.p.dtype, e.p.device), []).append((e, pa, arrays))
         except BaseException:
             for e in fresh:   # a rejected call leaves no half-made state behind
                 self.state.pop(e.p, None)
             raise
         shim = _Shim(self._fo_backend, bool(hp.get("decoupled_weight_decay", False)))
-        for (key, _), rows in buckets.items():
-            self._checker._update(shim, hp, hp["lr"], key, [r[1] for r in rows],
-                                  [r[0].grad for r in rows],
-                                  {n: [r[2][n] for r in rows] for n in names})
+        for (key, _, _), rows in buckets.items():
+            with _cuda.stream_of([rows[0][0].p]):
+                self._checker._update(shim, hp, hp["lr"], key, [r[1] for r in rows],
+                                      [r[0].grad for r in rows],
+                                      {n: [r[2][n] for r in rows] for n in names})
         scatter(backs)
         steps = self._advance([e.p for e in entries])
         torch.autograd.graph.increment_version(bumped)
@@ -327,7 +364,7 @@ class DropinOptimizer:
 
     # -- plans ---------------------------------------------------------------
     def _make_plan(self, gi, g, hp, entries, names, buckets, steps):
-        (key, _), rows = next(iter(buckets.items()))
+        (key, _, _), rows = next(iter(buckets.items()))
         if any(isinstance(e.p, DTensor) for e in entries):
             return
         plan = _Plan()
@@ -344,6 +381,9 @@ class DropinOptimizer:
         plan.versions = [s._version for s in plan.steps] if self._has_step else None
         plan.count = 0
         plan.orders = [e.order if (e.order or e.p.is_complex()) else None for e in entries]
+        plan.gpu = entries[0].p.device if _cuda.on_gpu(entries[0].p) else None
+        plan.gviews = [None] * len(entries)
+        plan.gchecked = None
         plan.arrays = ([r[1] for r in rows], {n: [r[2][n] for r in rows] for n in names})
         owned = list(plan.arrays[0])
         for n in names:
@@ -366,8 +406,9 @@ class DropinOptimizer:
         count = plan.count
         grads = []
         versions = plan.versions or [0] * len(plan.params)
-        for p, ptr, sts, ver, order, pa in zip(plan.params, plan.ptrs, plan.states, versions,
-                                               plan.orders, plan.arrays[0]):
+        gpu = plan.gpu is not None
+        for i, (p, ptr, sts, ver, order, pa) in enumerate(zip(
+                plan.params, plan.ptrs, plan.states, versions, plan.orders, plan.arrays[0])):
             gr = p.grad
             if gr is None or p.data_ptr() != ptr:
                 return None
@@ -377,22 +418,34 @@ class DropinOptimizer:
                     return None
                 if plan.versions is not None and sts[0]._version != ver + count:
                     return None
-            try:
-                a = gr.numpy() if order is None else arranged(gr, order)[0]
-            except (RuntimeError, TypeError):   # requires grad (create_graph=True), sparse
-                return None
-            if a.shape != pa.shape or a.dtype != pa.dtype or not a.flags.c_contiguous:
+            if gpu:
+                a = _gpu_grad(plan, i, gr, order)
+            else:
+                try:
+                    a = gr.numpy() if order is None else arranged(gr, order)[0]
+                except (RuntimeError, TypeError):   # requires grad (create_graph=True), sparse
+                    return None
+            if a is None or a.shape != pa.shape or a.dtype != pa.dtype \
+                    or not a.flags.c_contiguous:
                 return None
             grads.append(a)
-        if v.first_overlap(plan.owned + grads) is not None:
+        if gpu:
+            ptrs = tuple(a.data.ptr for a in grads)
+            if ptrs != plan.gchecked:   # same pointers and shapes: the same answer as before
+                if _overlap(plan.owned + grads):
+                    return None
+                plan.gchecked = ptrs
+        elif v.first_overlap(plan.owned + grads) is not None:
             return None
         return grads
 
     def _run_plan(self, plan, hp, grads):
-        mod = _backends.module("optim", _backends.choose(self._fo_backend, False))
+        gpu = plan.gpu is not None
+        mod = _backends.module("optim", _backends.choose(self._fo_backend, gpu))
         shim = _Shim(self._fo_backend, bool(hp.get("decoupled_weight_decay", False)))
         params, states = plan.arrays
-        self._checker._fast_update(shim, mod, hp, hp["lr"], plan.key, params, grads, states)
+        with _cuda.torch_stream(plan.gpu) if gpu else contextlib.nullcontext():
+            self._checker._fast_update(shim, mod, hp, hp["lr"], plan.key, params, grads, states)
         if plan.slab is not None:
             plan.slab += 1
         elif plan.steps:
@@ -401,3 +454,22 @@ class DropinOptimizer:
         plan.count += 1
         if self._has_step:
             plan.key += 1
+
+
+def _gpu_grad(plan, i, gr, order):
+    """Parameter ``i``'s gradient as a cupy array: the cached view while ``gr`` has the
+    pointer, shape and dtype of the last one, else a new unowned view (``gr`` is alive throughout the
+    step); None when ``gr`` is not dense in the parameter's order (the slow path
+    gathers it)."""
+    t = gr if order is None else real(gr)
+    if order:
+        t = t.permute(order)
+    if not t.is_contiguous():
+        return None
+    key = (t.data_ptr(), t.shape, t.dtype)
+    hit = plan.gviews[i]
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    a = _cuda.unowned(t)
+    plan.gviews[i] = (key, a)
+    return a

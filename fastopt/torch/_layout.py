@@ -12,7 +12,10 @@ is written, scattered back after the step.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from fastopt.torch import _cuda
 
 
 def real(t):
@@ -36,23 +39,32 @@ def memory_order(t):
     return tuple(dims)
 
 
+def as_array(t):
+    """A dense tensor as the array fastopt's kernels take: a NumPy view of a CPU
+    tensor, a cupy view (DLPack) of a CUDA one; both share its memory."""
+    return _cuda.view(t) if _cuda.on_gpu(t) else t.numpy()
+
+
 def arranged(t, order):
     """``(array, back)``: ``t`` (real view) in the element order ``order``
-    (:func:`memory_order` of its parameter) as a C-contiguous NumPy array. ``back``
+    (:func:`memory_order` of its parameter) as a C-contiguous array (NumPy, or
+    cupy for a CUDA tensor: :func:`as_array`). ``back``
     is None when the array is ``t``'s own memory, else the view of ``t`` to copy the
     array back into after an in-place update."""
     view = real(t.detach())
     if order:
         view = view.permute(order)
     if view.is_contiguous():
-        return view.numpy(), None
-    return view.contiguous().numpy(), view
+        return as_array(view), None
+    return as_array(view.contiguous()), view
 
 
 def scatter(backs):
-    """Copies gathered arrays back into their tensors: ``[(array, view), ...]``."""
+    """Copies gathered arrays back into their tensors: ``[(array, view), ...]`` (a CUDA
+    copy runs on torch's current stream, after the kernels queued there)."""
     for array, view in backs:
-        view.copy_(torch.from_numpy(array))
+        view.copy_(torch.from_numpy(array) if isinstance(array, np.ndarray)
+                   else torch.from_dlpack(array))
 
 
 def step_slab(steps, counts):

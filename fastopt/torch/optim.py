@@ -6,9 +6,11 @@ included, plus a keyword-only ``backend``. Construction, validation and its
 error messages, parameter groups, hooks, ``zero_grad``, ``state_dict`` /
 ``load_state_dict`` (old checkpoints included) and ``add_param_group`` are
 torch's own; ``step()`` (:mod:`fastopt.torch._base`) runs fastopt's fused
-kernels on the tensors' own memory and falls back to torch's implementation,
-with a one-time warning, where fastopt does not run (sparse gradients,
-non-CPU devices, ``differentiable=True``, ``capturable=True``). ``foreach``
+kernels on the tensors' own memory (CPU tensors on the C++ backend, CUDA
+tensors on the cuda backend, on torch's current stream) and falls back to
+torch's implementation, with a one-time warning, where fastopt does not run
+(sparse gradients, devices other than CPU and CUDA, CUDA without cupy,
+``differentiable=True``, ``capturable=True``). ``foreach``
 and ``fused`` are accepted and change nothing: fastopt always runs one fused
 multi-tensor call per group and step count. See docs/torch.md.
 
@@ -20,11 +22,10 @@ This module imports torch; ``import fastopt`` does not import it.
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from fastopt import optim as _np_opt
+from fastopt.torch import _cuda
 from fastopt.torch._base import DropinOptimizer
 
 __all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "clip_grad_norm_"]
@@ -145,22 +146,11 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     dtype = grads[0].dtype if grads else torch.get_default_dtype()
     device = grads[0].device if grads else None
     on_gpu = device is not None and device.type == "cuda"
-    with _torch_stream(grads):
+    with _cuda.stream_of(grads):
         # on CUDA, as torch's: the norm stays on the device (no host synchronization)
         norm = clip_grad_norm([_view(g) for g in grads], max_norm, norm_type,
                               error_if_nonfinite=error_if_nonfinite, backend=backend,
                               sync=error_if_nonfinite or not on_gpu)
-    if on_gpu and not isinstance(norm, float):
-        return torch.from_dlpack(norm).to(dtype)
+        if on_gpu and not isinstance(norm, float):
+            return torch.from_dlpack(norm).to(dtype)
     return torch.tensor(norm, dtype=dtype, device=device)
-
-
-def _torch_stream(tensors):
-    """Context running fastopt's CUDA kernels on torch's current stream (cupy's
-    current stream may be another one), when the tensors are on one GPU."""
-    devices = {t.device for t in tensors}
-    if len(devices) != 1 or next(iter(devices)).type != "cuda":
-        return contextlib.nullcontext()
-    import cupy
-    dev = next(iter(devices))
-    return cupy.cuda.ExternalStream(torch.cuda.current_stream(dev).cuda_stream, dev.index)
