@@ -112,6 +112,7 @@ def emulated(monkeypatch, lib, grid_cap=7, block=64, two_d=False):
     monkeypatch.setattr(loader, "to_host", lambda a: np.asarray(a))
     monkeypatch.setattr(loader, "device_table", e.device_table)
     monkeypatch.setattr(loader, "grid_size", e.grid_size)
+    monkeypatch.setattr(loader, "resident_grid", lambda family, name, n, block=256: e.grid_size(n))
     monkeypatch.setattr(loader, "launch", e.launch)
     monkeypatch.setattr(loader, "device_of", lambda arrays: contextlib.nullcontext())
     monkeypatch.setattr(loader, "capturing", lambda: False)

@@ -208,6 +208,8 @@ def test_grid_constants_consistent_with_cuh():
     text = (ROOT / "csrc" / "cuda" / "multi_tensor.cuh").read_text()
     assert f"kBlockThreads = {loader.BLOCK_THREADS};" in text
     assert f"kRoles = {loader.ROLES};" in text
+    assert f"kUnitsPerChunk = {loader.UNITS_PER_CHUNK};" in text
+    assert loader.CHUNK_SIZE % (4 * loader.UNITS_PER_CHUNK) == 0   # units of whole float4s
     assert loader.CHUNK_SIZE % 4 == 0
     from fastopt.backends.cuda import batchnorm, dropout
     bn = (ROOT / "csrc" / "cuda" / "batchnorm.cu").read_text()
@@ -397,3 +399,35 @@ def test_table_cache_bounded_by_words():
         cache.get(k, lambda: V(4))
     assert len(cache) == 2                     # 2 x 4 words <= 10 < 3 x 4
     assert cache.get(4, lambda: V(99)).words.size == 4
+
+
+def test_resident_grid_is_occupancy_times_sms(monkeypatch):
+    """The multi-tensor grid is the blocks resident at once (occupancy x SMs, one
+    query per device and kernel), at most one block per work unit; without the
+    occupancy query it falls back to the capped grid."""
+    import types
+    cp = types.ModuleType("cupy")
+    asked = []
+
+    def occupancy(func, block, smem):
+        asked.append((func, block, smem))
+        return 3
+    dev = types.SimpleNamespace(id=0, attributes={"MultiProcessorCount": 132})
+    cp.cuda = types.SimpleNamespace(Device=lambda: dev, driver=types.SimpleNamespace(
+        occupancyMaxActiveBlocksPerMultiprocessor=occupancy))
+    monkeypatch.setitem(sys.modules, "cupy", cp)
+    monkeypatch.setattr(loader, "_resident", {})
+    monkeypatch.setattr(loader, "_sm_counts", {})
+    monkeypatch.setattr(loader, "kernel", lambda family, name: types.SimpleNamespace(
+        kernel=types.SimpleNamespace(ptr=1234)))
+    assert loader.multi_tensor_grid("optim", "fastopt_adam_f32", 3052) == 3 * 132
+    assert loader.multi_tensor_grid("optim", "fastopt_adam_f32", 10) == 10 * loader.UNITS_PER_CHUNK
+    assert asked == [(1234, loader.BLOCK_THREADS, 0)]               # cached per kernel
+    loader.resident_grid("optim", "fastopt_sgd_f32", 5)
+    assert len(asked) == 2
+
+    def broken(*a):
+        raise AttributeError("no occupancy API")
+    cp.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor = broken
+    assert loader.resident_grid("optim", "fastopt_rmsprop_f32", 10**9) == \
+        132 * loader.BLOCKS_PER_SM

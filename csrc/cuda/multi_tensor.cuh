@@ -7,8 +7,13 @@
 //                aligned;
 //   ChunkEntry:  (tensor, chunk) pairs, chunk c of a tensor covering elements
 //                [c * chunk_size, min((c + 1) * chunk_size, size)).
-// Each block takes chunks blockIdx.x, blockIdx.x + gridDim.x, ... so a list of
-// 200 small tensors fills the GPU like one large one.
+// Work is handed out in units of chunk_size / kUnitsPerChunk elements (4096
+// for 32768-element chunks): block b takes units b, b + gridDim.x, ... so a
+// list of 200 small tensors fills the GPU like one large one, and a launch
+// sized to the blocks resident at once (loader.resident_grid: the occupancy
+// API times the SMs, "persistent") ends with every block within one 4096-element
+// unit of the others, instead of a last partial wave of whole chunks. The
+// kernels are elementwise, so no split changes a bit of the result.
 //
 // Inside a chunk, aligned tensors go through 16-byte vector loads (float4 /
 // double2); the rest (and the last size % V elements of a tensor) through a
@@ -25,6 +30,7 @@ namespace cuda {
 
 constexpr int kRoles = 5;        // pointer roles per tensor
 constexpr int kBlockThreads = 256;
+constexpr int kUnitsPerChunk = 8;   // UNITS_PER_CHUNK in loader.py
 
 // Layout shared with fastopt/backends/cuda/loader.py (TENSOR_ENTRY_WORDS = 8 int64).
 struct TensorEntry {
@@ -55,11 +61,17 @@ __device__ __forceinline__ void apply_chunks(const TensorEntry* __restrict__ ten
                                              long long chunk_size, const Op& op) {
   constexpr unsigned USED = READ | WRITE;
   constexpr int V = Pack<T>::kWidth;
-  for (int c = blockIdx.x; c < n_chunks; c += gridDim.x) {
+  // units stay multiples of the vector width (else whole chunks: one unit each)
+  const int units = chunk_size % (4 * kUnitsPerChunk) == 0 ? kUnitsPerChunk : 1;
+  const long long unit_len = chunk_size / units;
+  const long long n_units = static_cast<long long>(n_chunks) * units;
+  for (long long u = blockIdx.x; u < n_units; u += gridDim.x) {
+    const long long c = u / units;
     const ChunkEntry ch = chunks[c];
     const TensorEntry& te = tensors[ch.tensor];
-    const long long begin = static_cast<long long>(ch.chunk) * chunk_size;
-    const long long n = min_ll(chunk_size, te.size - begin);
+    const long long begin = static_cast<long long>(ch.chunk) * chunk_size + (u - c * units) * unit_len;
+    if (begin >= te.size) continue;   // past the end of the tensor's last chunk
+    const long long n = min_ll(unit_len, te.size - begin);
     T* ptr[kRoles];
 #pragma unroll
     for (int r = 0; r < kRoles; ++r)

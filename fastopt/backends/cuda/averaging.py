@@ -14,7 +14,8 @@ def ema(avgs, params, *, decay):
     with loader.device_of(avgs):
         t = loader.device_table([avgs, params, None, None, None])
         if t.n_chunks:
-            loader.launch("averaging", f"fastopt_ema_{loader.suffix(dtype)}",
-                          loader.grid_size(t.n_chunks), loader.BLOCK_THREADS, KERNELS["ema"],
+            name = f"fastopt_ema_{loader.suffix(dtype)}"
+            loader.launch("averaging", name, loader.multi_tensor_grid("averaging", name, t.n_chunks),
+                          loader.BLOCK_THREADS, KERNELS["ema"],
                           (t.tensors, t.chunks, t.n_chunks, loader.CHUNK_SIZE, decay,
                            1.0 - decay), dtype)

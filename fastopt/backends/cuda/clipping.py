@@ -44,8 +44,9 @@ def scale(grads, *, coef):
     with loader.device_of(grads):
         t = _table([grads, None, None, None, None])
         if t.n_chunks:
-            loader.launch("clipping", f"fastopt_scale_{loader.suffix(dtype)}",
-                          loader.grid_size(t.n_chunks), loader.BLOCK_THREADS, KERNELS["scale"],
+            name = f"fastopt_scale_{loader.suffix(dtype)}"
+            loader.launch("clipping", name, loader.multi_tensor_grid("clipping", name, t.n_chunks),
+                          loader.BLOCK_THREADS, KERNELS["scale"],
                           (t.tensors, t.chunks, t.n_chunks, loader.CHUNK_SIZE, coef), dtype)
 
 
@@ -86,7 +87,8 @@ def clip_grad_norm_device(grads, *, max_norm, norm_type):
             out.fill(0.0)
             return out[1]
         dtype = grads[0].dtype
-        loader.launch("clipping", f"fastopt_clip_scale_{loader.suffix(dtype)}",
-                      loader.grid_size(t.n_chunks), loader.BLOCK_THREADS, KERNELS["clip_scale"],
+        name = f"fastopt_clip_scale_{loader.suffix(dtype)}"
+        loader.launch("clipping", name, loader.multi_tensor_grid("clipping", name, t.n_chunks),
+                      loader.BLOCK_THREADS, KERNELS["clip_scale"],
                       (t.tensors, t.chunks, t.n_chunks, loader.CHUNK_SIZE, out, max_norm), dtype)
         return out[1]

@@ -33,6 +33,7 @@ CHUNK_SIZE = 32768           # elements per chunk of the multi-tensor kernels (m
 TENSOR_ENTRY_WORDS = 8       # int64 words per TensorEntry in multi_tensor.cuh
 ROLES = 5                    # pointer roles per tensor
 BLOCKS_PER_SM = 32           # grid cap, in blocks per multiprocessor (blocks loop over chunks)
+UNITS_PER_CHUNK = 8          # kUnitsPerChunk in multi_tensor.cuh: work units of 4096 elements
 TABLE_CACHE_SIZE = 4096      # tables kept (a one-tensor table is ~100 bytes of device memory)
 TABLE_CACHE_WORDS = 1 << 24  # and at most 128 MiB of them
 
@@ -404,6 +405,41 @@ def grid_size(n_blocks_wanted):
     if sms is None:
         sms = _sm_counts[dev.id] = int(dev.attributes["MultiProcessorCount"])
     return max(1, min(int(n_blocks_wanted), sms * BLOCKS_PER_SM))
+
+
+_resident: dict = {}   # (device, family, kernel, block) -> blocks resident per SM
+
+
+def resident_grid(family, name, n_blocks_wanted, block=BLOCK_THREADS):
+    """A persistent grid: the blocks of kernel ``name`` that are resident at once
+    (``cuOccupancyMaxActiveBlocksPerMultiprocessor`` x SMs, read once per device and
+    kernel), at most ``n_blocks_wanted``; blocks loop over the rest. A grid of
+    several waves ends with a partial one (up to a wave's time lost at 10^8 Adam
+    elements); this one has no second wave. Falls back to :func:`grid_size` where
+    the occupancy query is unavailable."""
+    import cupy
+    dev = cupy.cuda.Device()
+    key = (dev.id, family, name, int(block))
+    per_sm = _resident.get(key)
+    if per_sm is None:
+        try:
+            per_sm = int(cupy.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(
+                kernel(family, name).kernel.ptr, int(block), 0))
+        except Exception:   # an older cupy without the query: the capped grid
+            per_sm = 0
+        _resident[key] = per_sm
+    if per_sm <= 0:
+        return grid_size(n_blocks_wanted)
+    sms = _sm_counts.get(dev.id)
+    if sms is None:
+        sms = _sm_counts[dev.id] = int(dev.attributes["MultiProcessorCount"])
+    return max(1, min(int(n_blocks_wanted), per_sm * sms))
+
+
+def multi_tensor_grid(family, name, n_chunks):
+    """The grid of a multi-tensor kernel over ``n_chunks`` table chunks: one block per
+    work unit (``UNITS_PER_CHUNK`` a chunk) up to the resident blocks."""
+    return resident_grid(family, name, n_chunks * UNITS_PER_CHUNK)
 
 
 _SYNC = os.environ.get("FASTOPT_CUDA_SYNC", "") not in ("", "0")

@@ -37,9 +37,9 @@ def _launch(kernel, roles, scalars, flags):
             return
         values = (table.tensors, table.chunks, table.n_chunks, loader.CHUNK_SIZE,
                   *scalars, *flags)
-        loader.launch("optim", f"fastopt_{kernel}_{loader.suffix(dtype)}",
-                      loader.grid_size(table.n_chunks), loader.BLOCK_THREADS,
-                      KERNELS[kernel], values, dtype)
+        name = f"fastopt_{kernel}_{loader.suffix(dtype)}"
+        loader.launch("optim", name, loader.multi_tensor_grid("optim", name, table.n_chunks),
+                      loader.BLOCK_THREADS, KERNELS[kernel], values, dtype)
 
 
 def sgd(params, grads, bufs, *, lr, momentum, dampening, weight_decay, nesterov, maximize,
