@@ -10,7 +10,13 @@
 // same on every GPU, and a few channels with many values still give many
 // blocks (C = 1, M = 10^8: 12k blocks).
 //
-// Forward (training): stats (Welford per thread in double, merged across the
+// Each thread walks its values of a piece incrementally (one division per
+// thread and piece, none per value) and loads kBnBatch of them before using
+// any, so several loads are in flight; the values are used in the same order
+// as one at a time, so results do not depend on the batching.
+//
+// Forward (training): stats (Welford per thread in double, 1/count from a
+// shared table of reciprocals instead of a division per value, merged across the
 // warp by shuffles and across warps through shared memory, Chan's formula,
 // in a fixed order) -> per-piece partials; finalize (one block per channel
 // merges its pieces in a fixed order; writes save_mean/save_invstd, updates
@@ -26,34 +32,51 @@ namespace cuda {
 
 constexpr int kBnThreads = 256;
 constexpr int kBnWarps = kBnThreads / 32;
+constexpr int kBnBatch = 4;     // values loaded per thread before any is used
+constexpr int kBnRcp = 64;      // reciprocals 1/1 .. 1/64 in the stats kernel's table
 
-// Calls f(index) for every value of piece `piece` of channel c, in order of j,
-// thread t taking j = begin + t, begin + t + blockDim, ...
-template <typename F>
+// Calls use(i, load(i)) for every value i of piece `piece` of channel c, in
+// order of j, thread t taking j = begin + t, begin + t + blockDim, ...; the
+// kBnBatch loads of a batch are issued before its uses.
+template <typename Load, typename Use>
 __device__ __forceinline__ void for_piece(long long c, long long piece, long long piece_len,
-                                          long long M, long long C, long long S, const F& f) {
+                                          long long M, long long C, long long S,
+                                          const Load& load, const Use& use) {
   const long long begin = piece * piece_len;
   const long long end = begin + piece_len < M ? begin + piece_len : M;
   const long long step = blockDim.x;
   long long j = begin + threadIdx.x;
   if (j >= end) return;
-  if (S >= step) {  // walk (n, s) incrementally: at most one row change per step
-    long long n = j / S, s = j - n * S;
-    for (; j < end; j += step) {
-      f((n * C + c) * S + s);
-      s += step;
-      while (s >= S) {
+  // j = n * S + s, advanced by step = dn * S + ds (ds < S): one carry at most
+  long long n = j / S, s = j - n * S;
+  const long long dn = step / S, ds = step - dn * S;
+  using V = decltype(load(0LL));
+  for (; j < end; j += kBnBatch * step) {
+    long long idx[kBnBatch];
+#pragma unroll
+    for (int k = 0; k < kBnBatch; ++k) {
+      idx[k] = (n * C + c) * S + s;
+      n += dn;
+      s += ds;
+      if (s >= S) {
         s -= S;
         ++n;
       }
     }
-  } else {
-    for (; j < end; j += step) {
-      const long long n = j / S;
-      f((n * C + c) * S + (j - n * S));
-    }
+    V v[kBnBatch];
+#pragma unroll
+    for (int k = 0; k < kBnBatch; ++k)
+      if (j + k * step < end) v[k] = load(idx[k]);
+#pragma unroll
+    for (int k = 0; k < kBnBatch; ++k)
+      if (j + k * step < end) use(idx[k], v[k]);
   }
 }
+
+template <typename T>
+struct BnPair {
+  T a, b;
+};
 
 __device__ __forceinline__ BnMoments shfl_down(const BnMoments& m, int offset) {
   return BnMoments{__shfl_down_sync(0xffffffffu, m.n, offset),
@@ -109,10 +132,21 @@ template <typename T>
 __device__ __forceinline__ void stats(const T* __restrict__ x, double* __restrict__ part,
                                       long long M, long long C, long long S, long long piece_len,
                                       long long P) {
+  __shared__ double rcp[kBnRcp];   // rcp[k] = 1 / (k + 1), as the division rounds it
+  for (int k = threadIdx.x; k < kBnRcp; k += blockDim.x) rcp[k] = 1.0 / double(k + 1);
+  __syncthreads();
   for (long long c = blockIdx.y; c < C; c += gridDim.y)
     for (long long p = blockIdx.x; p < P; p += gridDim.x) {
       BnMoments m = bn_moments_empty();
-      for_piece(c, p, piece_len, M, C, S, [&](long long i) { bn_welford_add(m, double(x[i])); });
+      const auto load = [&](long long i) { return double(x[i]); };
+      if (piece_len <= kBnRcp * static_cast<long long>(blockDim.x)) {  // every count in the table
+        int count = 0;
+        for_piece(c, p, piece_len, M, C, S, load,
+                  [&](long long, double v) { bn_welford_add_rcp(m, v, rcp[count++]); });
+      } else {
+        for_piece(c, p, piece_len, M, C, S, load,
+                  [&](long long, double v) { bn_welford_add(m, v); });
+      }
       m = block_merge(m);
       if (threadIdx.x == 0) {
         double* out = part + 3 * (c * P + p);
@@ -172,8 +206,9 @@ __device__ __forceinline__ void normalize(const T* __restrict__ x, T* __restrict
     const BnSplitMean<T> mean = bn_split_mean<T>(consts[3 * c]);
     const T scale = T(consts[3 * c + 1]), beta = T(consts[3 * c + 2]);
     for (long long p = blockIdx.x; p < P; p += gridDim.x)
-      for_piece(c, p, piece_len, M, C, S,
-                [&](long long i) { y[i] = bn_normalize(x[i], mean.hi, mean.lo, scale, beta); });
+      for_piece(
+          c, p, piece_len, M, C, S, [&](long long i) { return x[i]; },
+          [&](long long i, T v) { y[i] = bn_normalize(v, mean.hi, mean.lo, scale, beta); });
   }
 }
 
@@ -187,11 +222,13 @@ __device__ __forceinline__ void backward_sums(const T* __restrict__ dy, const T*
     const double mean = double(save_mean[c]);
     for (long long p = blockIdx.x; p < P; p += gridDim.x) {
       double a = 0.0, b = 0.0;
-      for_piece(c, p, piece_len, M, C, S, [&](long long i) {
-        const double g = double(dy[i]);
-        a += g;
-        b += g * (double(x[i]) - mean);
-      });
+      for_piece(
+          c, p, piece_len, M, C, S, [&](long long i) { return BnPair<T>{dy[i], x[i]}; },
+          [&](long long, BnPair<T> v) {
+            const double g = double(v.a);
+            a += g;
+            b += g * (double(v.b) - mean);
+          });
       block_sum2(a, b);
       if (threadIdx.x == 0) {
         part[2 * (c * P + p)] = a;
@@ -243,12 +280,15 @@ __device__ __forceinline__ void dx_pass(const T* __restrict__ dy, const T* __res
     const T proj = T(consts[4 * c + 2]), mean_dy = T(consts[4 * c + 3]);
     for (long long p = blockIdx.x; p < P; p += gridDim.x) {
       if (training)
-        for_piece(c, p, piece_len, M, C, S, [&](long long i) {
-          dx[i] = bn_backward_element(dy[i], x[i], mean, k, proj, mean_dy);
-        });
+        for_piece(
+            c, p, piece_len, M, C, S, [&](long long i) { return BnPair<T>{dy[i], x[i]}; },
+            [&](long long i, BnPair<T> v) {
+              dx[i] = bn_backward_element(v.a, v.b, mean, k, proj, mean_dy);
+            });
       else
-        for_piece(c, p, piece_len, M, C, S,
-                  [&](long long i) { dx[i] = bn_backward_eval_element(dy[i], k); });
+        for_piece(
+            c, p, piece_len, M, C, S, [&](long long i) { return dy[i]; },
+            [&](long long i, T v) { dx[i] = bn_backward_eval_element(v, k); });
     }
   }
 }

@@ -71,11 +71,17 @@ FASTOPT_HD void bn_merge(BnMoments& a, const BnMoments& b) {
 
 // Welford's single-value update (one element into a running (n, mean, M2));
 // for loops that see one value at a time (a CUDA thread's strided loop).
-FASTOPT_HD void bn_welford_add(BnMoments& a, double x) {
+// inv_count is 1 / (a.n + 1), which a loop whose counts are known can take
+// from a table of reciprocals (the same correctly rounded value as the division).
+FASTOPT_HD void bn_welford_add_rcp(BnMoments& a, double x, double inv_count) {
   a.n = a.n + 1.0;
   const double delta = x - a.mean;
-  a.mean = bn_mean_update(a.mean, x, 1.0 / a.n);
+  a.mean = bn_mean_update(a.mean, x, inv_count);
   a.m2 = a.m2 + delta * (x - a.mean);
+}
+
+FASTOPT_HD void bn_welford_add(BnMoments& a, double x) {
+  bn_welford_add_rcp(a, x, 1.0 / (a.n + 1.0));
 }
 
 // Per-channel constants of the forward pass, in double, from the statistics
