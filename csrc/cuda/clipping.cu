@@ -46,7 +46,33 @@ __device__ __forceinline__ void norm_partials(const TensorEntry* __restrict__ te
     const long long n = min_ll(chunk_size, te.size - begin);
     const T* g = reinterpret_cast<const T*>(te.ptr[0]) + begin;
     double acc = 0.0;
-    for (long long i = threadIdx.x; i < n; i += blockDim.x) acc = norm_accumulate<KIND>(acc, g[i], p);
+    // Thread t takes packs q = t, t + blockDim, ... of V consecutive values, two
+    // packs loaded before either is accumulated; 16-byte loads where the tensor
+    // is aligned, scalar ones where not (or for the last, partial pack). The
+    // values are accumulated in the same order either way, so the norm does not
+    // depend on the alignment.
+    constexpr int V = Pack<T>::kWidth;
+    const long long packs = (n + V - 1) / V;
+    for (long long q = threadIdx.x; q < packs; q += 2 * blockDim.x) {
+      Pack<T> x[2];
+      int cnt[2];
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const long long first = (q + u * static_cast<long long>(blockDim.x)) * V;
+        cnt[u] = first >= n ? 0 : (n - first < V ? int(n - first) : V);
+        if (cnt[u] == V && te.vec_ok) {
+          x[u] = reinterpret_cast<const Pack<T>*>(g)[first / V];
+        } else {
+#pragma unroll
+          for (int k = 0; k < V; ++k) x[u].v[k] = k < cnt[u] ? g[first + k] : T(0);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < 2; ++u)
+#pragma unroll
+        for (int k = 0; k < V; ++k)
+          if (k < cnt[u]) acc = norm_accumulate<KIND>(acc, x[u].v[k], p);
+    }
     acc = block_combine<KIND>(acc);
     if (threadIdx.x == 0) partial[c] = acc;
   }
