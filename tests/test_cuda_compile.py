@@ -149,8 +149,8 @@ def test_optim_uses_16_byte_vector_loads():
 @pytest.mark.parametrize("suffix,vec,packs", [("f32", "v4.f32", 2), ("f64", "v2.f64", 4)])
 def test_dropout_forward_loads_all_packs_before_storing(suffix, vec, packs, tmp_path):
     """The dropout forward issues every load of a mask byte's 8 values before
-    its first store, on the 16-byte path and on the unaligned scalar path (a
-    load after a store had to wait for it: issue 15)."""
+    its first store, on the 16-byte path and on the unaligned (coalesced,
+    shuffled) path (a load after a store had to wait for it: issue 15)."""
     out = tmp_path / "dropout.ptx"
     cmd = [NVCC, *loader.NVRTC_OPTIONS, f"-I{INCLUDE_DIR}", f"-I{CUDA_DIR}", "-arch=sm_90",
            "-ptx", "-o", str(out), str(CUDA_DIR / "dropout.cu")]
@@ -161,6 +161,6 @@ def test_dropout_forward_loads_all_packs_before_storing(suffix, vec, packs, tmp_
     body = body[:body.index("\n}\n")]
     ops = re.findall(rf"\b(ld|st)\.global\.{re.escape(vec)}\b", body)
     assert ops == ["ld"] * packs + ["st"] * packs, ops
-    # the unaligned whole-byte path: 8 scalar loads, then 8 stores
+    # the unaligned path: 8 scalar loads, then 8 stores
     scalar = "".join(op[0] for op in re.findall(rf"\b(ld|st)\.global\.{vec[-3:]}\s", body))
     assert "l" * 8 + "s" * 8 in scalar, scalar

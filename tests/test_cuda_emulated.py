@@ -238,14 +238,14 @@ def test_emulated_result_independent_of_grid_and_block(grid_cap, block, rng, emu
 
 @pytest.fixture(scope="module")
 def emu_dropout(tmp_path_factory):
-    return build_host("dropout", tmp_path_factory.mktemp("cuda_host_dropout"))
+    return build_host("dropout", tmp_path_factory.mktemp("cuda_host_dropout"), "shim_block.h")
 
 
 @pytest.mark.parametrize("unaligned", [False, True], ids=["aligned", "unaligned"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,p,seed", [(0, 0.5, 1), (1, 0.5, 3), (7, 0.1, 2**64 - 1),
                                       (8, 0.0, 5), (9, 1.0, 5), (1003, 0.3, 2**63 + 11),
-                                      (70_001, 0.5, 1234)])
+                                      (2048 * 5 + 2047, 0.4, 9), (70_001, 0.5, 1234)])
 def test_emulated_dropout_equals_reference_bit_for_bit(n, p, seed, dtype, unaligned, rng,
                                                        emu_dropout, monkeypatch):
     """The CUDA dropout kernels, run on the CPU, give the NumPy reference's
@@ -263,7 +263,7 @@ def test_emulated_dropout_equals_reference_bit_for_bit(n, p, seed, dtype, unalig
     y_ref, m_ref = ref.forward(x, p, seed)
     dx_ref = ref.backward(dy, m_ref, p)
     monkeypatch.setattr(loader, "empty", lambda shape, dt: np.empty(shape, dt))
-    with emulated(monkeypatch, emu_dropout, grid_cap=5, block=256):
+    with emulated(monkeypatch, emu_dropout, grid_cap=5, two_d=True):
         y, m = cuda_dropout.forward(x, p, seed)
         dx = cuda_dropout.backward(dy, m, p)
         m2 = cuda_dropout.mask(n, p, seed)

@@ -5,10 +5,14 @@
 // (fastopt/backends/cuda/loader.py) and by nvcc/NVRTC in tests/test_cuda_compile.py.
 //
 // One thread per mask byte (8 elements, two Philox calls) in a grid-stride
-// loop: it writes the byte and, where the byte is whole, moves its 8 values
-// with 16-byte vector loads and stores (x/y 16-byte aligned) or 8 scalar
-// loads then 8 stores (unaligned); the last partial byte goes through the
-// header's byte functions.
+// loop. x/y 16-byte aligned: the thread writes the byte and moves its 8
+// values with 16-byte loads and stores (all loads first); the last partial
+// byte goes through the header's byte functions. Not aligned (a slice at an
+// odd offset): blocks take tiles of 256 bytes (2048 values); lane l of a warp
+// makes byte l of the warp's 32, then loads values 32k + l of the warp's 256
+// (coalesced 4- or 8-byte accesses whatever the alignment, all 8 loads before
+// any store) and takes each value's bit from the lane that made its byte (a
+// shuffle). Every value goes through the same dropout_value either way.
 //
 // Entry points: fastopt_dropout_forward_<f32|f64>, fastopt_dropout_backward_<f32|f64>,
 // fastopt_dropout_mask.
@@ -55,18 +59,33 @@ __device__ __forceinline__ void apply_byte_vec(const T* __restrict__ src, T* __r
   for (int q = 0; q < Q; ++q) d[q] = a[q];
 }
 
-// The same for arrays that are not 16-byte aligned: 8 scalar loads, all
-// issued before the first store (the header's byte loop stores each value
-// before loading the next, and the compiler must keep that order unless the
-// pointers are known disjoint).
-template <typename T>
-__device__ __forceinline__ void apply_byte_scalar(const T* __restrict__ src, T* __restrict__ dst,
-                                                  uint32_t byte, T scale) {
-  T a[8];
+// The unaligned path: byte_of(b) gives mask byte b (b < bytes), for the whole
+// block's tile at once; every thread of the block runs the same iterations
+// (the shuffles need the whole warp).
+template <typename T, typename ByteOf>
+__device__ __forceinline__ void apply_coalesced(const T* __restrict__ src, T* __restrict__ dst,
+                                                long long n, T scale, const ByteOf& byte_of) {
+  const long long bytes = (n + 7) / 8;
+  const int lane = threadIdx.x % 32;
+  const long long warp_bytes = 32 * (threadIdx.x / 32);
+  for (long long tile = blockIdx.x; tile * blockDim.x < bytes; tile += gridDim.x) {
+    const long long first = tile * blockDim.x + warp_bytes;   // the warp's first byte
+    const long long b = first + lane;
+    const uint32_t byte = b < bytes ? byte_of(b) : 0u;
+    const long long base = 8 * first;                         // the warp's first value
+    T v[8];
 #pragma unroll
-  for (int k = 0; k < 8; ++k) a[k] = src[k];
+    for (int k = 0; k < 8; ++k) {
+      const long long e = base + 32 * k + lane;
+      v[k] = e < n ? src[e] : T(0);
+    }
 #pragma unroll
-  for (int k = 0; k < 8; ++k) dst[k] = dropout_value(a[k], ((byte >> k) & 1u) != 0u, scale);
+    for (int k = 0; k < 8; ++k) {
+      const long long e = base + 32 * k + lane;
+      const uint32_t from = __shfl_sync(0xffffffffu, byte, 4 * k + lane / 8);
+      if (e < n) dst[e] = dropout_value(v[k], ((from >> (lane % 8)) & 1u) != 0u, scale);
+    }
+  }
 }
 
 template <typename T>
@@ -75,6 +94,15 @@ __device__ __forceinline__ void forward(const T* __restrict__ x, T* __restrict__
                                         uint64_t seed, uint64_t threshold, T scale, int vec_ok) {
   const uint32_t k0 = dropout_key0(seed), k1 = dropout_key1(seed);
   const long long bytes = (n + 7) / 8;
+  if (!vec_ok) {
+    apply_coalesced(x, y, n, scale, [&](long long b) {
+      const int count = n - 8 * b < 8 ? int(n - 8 * b) : 8;
+      const uint32_t byte = dropout_mask_byte(uint64_t(b), count, k0, k1, threshold);
+      mask[b] = static_cast<unsigned char>(byte);
+      return byte;
+    });
+    return;
+  }
   for (long long b = blockIdx.x * (long long)blockDim.x + threadIdx.x; b < bytes;
        b += (long long)gridDim.x * blockDim.x) {
     const long long i = 8 * b;
@@ -82,8 +110,7 @@ __device__ __forceinline__ void forward(const T* __restrict__ x, T* __restrict__
     uint32_t byte;
     if (count == 8) {
       byte = dropout_mask_byte(uint64_t(b), 8, k0, k1, threshold);
-      if (vec_ok) apply_byte_vec(x + i, y + i, byte, scale);
-      else apply_byte_scalar(x + i, y + i, byte, scale);
+      apply_byte_vec(x + i, y + i, byte, scale);
     } else {
       byte = dropout_forward_byte(x + i, y + i, uint64_t(b), count, k0, k1, threshold, scale);
     }
@@ -96,13 +123,16 @@ __device__ __forceinline__ void backward(const T* __restrict__ dy,
                                          const unsigned char* __restrict__ mask,
                                          T* __restrict__ dx, long long n, T scale, int vec_ok) {
   const long long bytes = (n + 7) / 8;
+  if (!vec_ok) {
+    apply_coalesced(dy, dx, n, scale, [&](long long b) { return uint32_t(mask[b]); });
+    return;
+  }
   for (long long b = blockIdx.x * (long long)blockDim.x + threadIdx.x; b < bytes;
        b += (long long)gridDim.x * blockDim.x) {
     const long long i = 8 * b;
     const int count = n - i < 8 ? int(n - i) : 8;
     const uint32_t byte = mask[b];
-    if (count == 8 && vec_ok) apply_byte_vec(dy + i, dx + i, byte, scale);
-    else if (count == 8) apply_byte_scalar(dy + i, dx + i, byte, scale);
+    if (count == 8) apply_byte_vec(dy + i, dx + i, byte, scale);
     else dropout_backward_byte(dy + i, dx + i, byte, count, scale);
   }
 }

@@ -62,6 +62,20 @@ V __shfl_down_sync(unsigned, V v, int offset) {
   return r;
 }
 
+// __shfl_sync: lane l of each warp gets `v` of lane src_lane of its warp
+// (block-wide exchange, like __shfl_down_sync above).
+template <typename V>
+V __shfl_sync(unsigned, V v, int src_lane) {
+  static_assert(sizeof(V) <= sizeof(unsigned long long), "8-byte values at most");
+  const unsigned t = threadIdx.x;
+  std::memcpy(&fastopt_shfl_slots[t], &v, sizeof(V));
+  __syncthreads();
+  V r;
+  std::memcpy(&r, &fastopt_shfl_slots[t - t % 32 + unsigned(src_lane) % 32], sizeof(V));
+  __syncthreads();
+  return r;
+}
+
 // Runs `call` for every thread of a (gx, gy) grid of blocks of `block` threads.
 template <typename F>
 void fastopt_emulate(unsigned gx, unsigned gy, unsigned block, const F& call) {
