@@ -13,9 +13,12 @@
 #   test      what needs the GPU or its toolchain: tests/test_cuda.py (kernels vs
 #             the float64 reference and the cpp backend, class optimizers and
 #             fastopt.torch on CUDA, trajectories against torch CUDA, loops past
-#             one grid, side streams, graph capture), test_cuda_loader.py and
+#             one grid, side streams, graph capture), test_cuda_torch.py
+#             (fastopt.torch optimizers and layers on CUDA tensors, torch's
+#             stream), test_cuda_launch.py (persistent grid, unaligned and
+#             vector paths past one grid), test_cuda_loader.py and
 #             test_cuda_compile.py (the machine's nvcc/NVRTC), with pytest -n
-#             auto; test_cuda_emulated.py (CPU only, run by CI) only with
+#             auto; the *_emulated.py files (CPU only, run by CI) only with
 #             GPU_CHECK_EMULATED=1. Fails if the cuda backend is unavailable.
 #   sanitize  compute-sanitizer memcheck, racecheck and synccheck on a small
 #             subset (cupy's pool off, a sync after each launch); skipped, with
@@ -31,7 +34,7 @@
 # Reads the GPU's state only; never changes clocks or modes, never resets it.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 2
 OUTDIR=${OUT:-$ROOT/benchmarks/results/gpu-check}
 PY=${PYTHON:-python3}
 BUDGET=${GPU_CHECK_BUDGET:-570}
@@ -100,8 +103,9 @@ stage_test() {
   local par=(); "$PY" -c 'import xdist' 2>/dev/null && par=(-n auto)
   local t=$(( $(left) - 200 )); [ $t -gt 240 ] && t=240; [ $t -lt 60 ] && t=60
   # tests/test_cuda_emulated.py needs no GPU (CI runs it): only with GPU_CHECK_EMULATED=1
-  local files=(tests/test_cuda.py tests/test_cuda_loader.py tests/test_cuda_compile.py)
-  [ -n "${GPU_CHECK_EMULATED:-}" ] && files+=(tests/test_cuda_emulated.py)
+  local files=(tests/test_cuda.py tests/test_cuda_torch.py tests/test_cuda_launch.py
+               tests/test_cuda_loader.py tests/test_cuda_compile.py)
+  [ -n "${GPU_CHECK_EMULATED:-}" ] && files+=(tests/test_cuda_emulated.py tests/test_cuda_torch_emulated.py)
   timeout "$t" "$PY" -m pytest "${par[@]}" -q -ra -p no:cacheprovider "${files[@]}" \
       2>&1 | tee "$OUTDIR/pytest.log"
   local rc=${PIPESTATUS[0]}
@@ -109,7 +113,8 @@ stage_test() {
   else fail "GPU tests (rc $rc)"; fi
 }
 
-SANITIZE_K=${SANITIZE_K:-"(test_against_reference and adam and float32) or test_batch_norm_is_deterministic or test_dropout_mask_kernel_equals_cpu or (test_utils_against_reference and float32) or (test_sync_free_clip and float32) or test_every_family_runs_on_a_non_default_stream"}
+SANITIZE_K=${SANITIZE_K:-"(test_against_reference and adam and float32) or test_batch_norm_is_deterministic or test_dropout_mask_kernel_equals_cpu or (test_utils_against_reference and float32) or (test_sync_free_clip and float32) or test_every_family_runs_on_a_non_default_stream or test_grad_norm_independent_of_alignment or test_torch_stream_is_used_when_cupy_has_another_current_stream"}
+SANITIZE_FILES=(tests/test_cuda.py tests/test_cuda_launch.py tests/test_cuda_torch.py)
 
 stage_sanitize() {
   say "compute-sanitizer"
@@ -131,7 +136,7 @@ stage_sanitize() {
     if [ $t -lt 20 ]; then skip "sanitizer $tool: no time left"; continue; fi
     echo "-- $tool (limit ${t}s)"
     FASTOPT_CUDA_NO_POOL=1 FASTOPT_CUDA_SYNC=1 timeout "$t" "$cs" --tool "$tool" --error-exitcode 99 \
-        --print-limit 50 "$PY" -m pytest tests/test_cuda.py -q -x -p no:cacheprovider -k "$SANITIZE_K" \
+        --print-limit 50 "$PY" -m pytest "${SANITIZE_FILES[@]}" -q -x -p no:cacheprovider -k "$SANITIZE_K" \
         >"$OUTDIR/$tool.log" 2>&1
     local rc=$?
     tail -5 "$OUTDIR/$tool.log"

@@ -431,3 +431,27 @@ def test_resident_grid_is_occupancy_times_sms(monkeypatch):
     cp.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor = broken
     assert loader.resident_grid("optim", "fastopt_rmsprop_f32", 10**9) == \
         132 * loader.BLOCKS_PER_SM
+
+
+def test_bench_cuda_prints_every_target_beside_its_figure(monkeypatch):
+    """benchmarks/bench_cuda.py's target table (no GPU: a stand-in cupy): each of
+    the issue's targets with fastopt's figure, the reference and whether it is met."""
+    import types
+    cp = types.ModuleType("cupy")
+    cp.ElementwiseKernel = lambda *a: None
+    monkeypatch.setitem(sys.modules, "cupy", cp)
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    monkeypatch.delitem(sys.modules, "bench_cuda", raising=False)
+    import bench_cuda
+    results = [{"cell": "adam-1e8", "ms": {"fastopt": 0.7, "torch.Adam(fused).step": 0.8},
+                "GB/s": {"fastopt": 4000.0, "torch.Adam(fused).step": 3500.0}},
+               {"cell": "bn", "note": "unavailable"},
+               {"cell": "dropout", "ms": {"fastopt": 0.3, "torch": 0.25},
+                "GB/s": {"fastopt": 2000.0, "torch": 2400.0}}]
+    rows = bench_cuda.target_lines(results, 4300.0)[3:]
+    assert len(rows) == len(bench_cuda.TARGETS) == 5
+    assert rows[0].startswith("| >= 90% of copy bandwidth | adam-1e8 | 0.700 ms") and \
+        rows[0].endswith("| yes |")                                   # 4000 >= 3870
+    assert "torch.Adam(fused).step 0.800 ms" in rows[1] and rows[1].endswith("| yes |")
+    assert rows[2].endswith("| not measured |") and rows[3].endswith("| not measured |")
+    assert rows[4].endswith("| NO |")                                 # 0.30 ms > 0.25 ms

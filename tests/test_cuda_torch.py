@@ -65,7 +65,8 @@ def test_training_loop_runs_on_the_cuda_backend_and_matches_torch(cls, kw, monke
     seen = _record_streams(monkeypatch)
     gen = torch.Generator(device="cuda").manual_seed(1)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")           # a fallback to torch's step warns
+        # a fallback to torch's step warns "... use torch.optim.X's own implementation"
+        warnings.filterwarnings("error", message=".*own implementation")
         for _ in range(10):
             x = torch.randn(32, 64, device="cuda", generator=gen)
             for model, o in ((ref, opt_ref), (mine, opt)):
@@ -157,3 +158,32 @@ def test_state_dict_round_trip_on_cuda():
         opt.step()
         opt2.step()
     np.testing.assert_array_equal(ps[0].detach().cpu().numpy(), qs[0].detach().cpu().numpy())
+
+
+def test_layers_run_on_torch_current_stream(monkeypatch):
+    """fastopt.torch.BatchNorm2d and Dropout on CUDA inside torch.cuda.stream(side):
+    every kernel (forward and backward) on the side stream, the results equal to
+    a run on the default stream."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 5, 9, 9, device="cuda")
+    dy = torch.randn_like(x)
+
+    def run():
+        bn, drop = ft.BatchNorm2d(5).cuda(), ft.Dropout(0.3)
+        xi = x.clone().requires_grad_(True)
+        torch.manual_seed(1)
+        y = drop(bn(xi))
+        y.backward(dy)
+        return y.detach(), xi.grad, bn.running_mean.clone()
+    base = run()
+    torch.cuda.synchronize()
+    seen = _record_streams(monkeypatch)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        got = run()
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    assert seen and set(seen) == {side.cuda_stream}
+    for a, b in zip(got, base):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -61,15 +61,14 @@ __device__ __forceinline__ void apply_chunks(const TensorEntry* __restrict__ ten
                                              long long chunk_size, const Op& op) {
   constexpr unsigned USED = READ | WRITE;
   constexpr int V = Pack<T>::kWidth;
-  // units stay multiples of the vector width (else whole chunks: one unit each)
-  const int units = chunk_size % (4 * kUnitsPerChunk) == 0 ? kUnitsPerChunk : 1;
-  const long long unit_len = chunk_size / units;
-  const long long n_units = static_cast<long long>(n_chunks) * units;
+  // chunk_size is a multiple of 4 * kUnitsPerChunk (loader.CHUNK_SIZE; checked by
+  // tests/test_cuda_loader.py), so every unit starts on a whole 16-byte pack
+  const long long unit_len = chunk_size / kUnitsPerChunk;
+  const long long n_units = static_cast<long long>(n_chunks) * kUnitsPerChunk;
   for (long long u = blockIdx.x; u < n_units; u += gridDim.x) {
-    const long long c = u / units;
-    const ChunkEntry ch = chunks[c];
+    const ChunkEntry ch = chunks[u / kUnitsPerChunk];
     const TensorEntry& te = tensors[ch.tensor];
-    const long long begin = static_cast<long long>(ch.chunk) * chunk_size + (u - c * units) * unit_len;
+    const long long begin = ch.chunk * chunk_size + (u % kUnitsPerChunk) * unit_len;
     if (begin >= te.size) continue;   // past the end of the tensor's last chunk
     const long long n = min_ll(unit_len, te.size - begin);
     T* ptr[kRoles];

@@ -70,6 +70,11 @@ def torch_stream(device):
 
 def stream_of(tensors):
     """:func:`torch_stream` when ``tensors`` are on one GPU, else a null context."""
-    if len({t.device for t in tensors}) != 1 or not on_gpu(tensors[0]):
-        return contextlib.nullcontext()
+    if not tensors or not on_gpu(tensors[0]):
+        return _NULL
+    if len(tensors) > 1 and len({t.device for t in tensors}) != 1:
+        return _NULL
     return torch_stream(tensors[0].device)
+
+
+_NULL = contextlib.nullcontext()   # reusable: it holds no state

@@ -26,7 +26,8 @@ from torch's generator by the caller; the op is a pure function of its inputs.
 
 CPU tensors reach the cpp backend zero-copy (``tensor.detach().numpy()``
 views in, ``torch.from_numpy`` of fastopt's outputs out); CUDA tensors go to
-the cuda backend through DLPack (cupy). ``x`` and ``dy`` that are not
+the cuda backend through DLPack (cupy), launched on torch's current stream
+(:func:`fastopt.torch._cuda.stream_of`). ``x`` and ``dy`` that are not
 contiguous are copied to contiguous tensors first (they are only read);
 float32 and float64 only, all float arguments of one call in one dtype on one
 device, else ``TypeError`` naming the argument.
@@ -43,6 +44,7 @@ import torch
 
 from fastopt.functional.batchnorm import batch_norm_backward, batch_norm_forward
 from fastopt.functional.dropout import dropout_backward, dropout_forward
+from fastopt.torch import _cuda
 
 __all__ = ["call", "direct"]
 
@@ -136,10 +138,11 @@ def _bn_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor |
         rm, rv = _arr(new_rm), _arr(new_rv)
     if count is not None:   # momentum=None: the cumulative average
         momentum = 1.0 / float(count)
-    y, mean, invstd = batch_norm_forward(_arr(x), _arr(weight), _arr(bias), rm, rv,
-                                         training=True, momentum=float(momentum),
-                                         eps=float(eps))
-    return _tensor(y), _tensor(mean), _tensor(invstd), new_rm, new_rv
+    with _cuda.stream_of([x]):
+        y, mean, invstd = batch_norm_forward(_arr(x), _arr(weight), _arr(bias), rm, rv,
+                                             training=True, momentum=float(momentum),
+                                             eps=float(eps))
+        return _tensor(y), _tensor(mean), _tensor(invstd), new_rm, new_rv
 
 
 def _bn_eval(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
@@ -149,11 +152,12 @@ def _bn_eval(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | 
     _bn_checks(x, weight, bias, running_mean, running_var)
     x = x.contiguous()
     weight, bias = _affine(x, weight, bias)
-    y, mean, invstd = batch_norm_forward(_arr(x), _arr(weight), _arr(bias),
-                                         _arr(running_mean.contiguous()),
-                                         _arr(running_var.contiguous()), training=False,
-                                         eps=float(eps))
-    return _tensor(y), _tensor(mean), _tensor(invstd)
+    with _cuda.stream_of([x]):
+        y, mean, invstd = batch_norm_forward(_arr(x), _arr(weight), _arr(bias),
+                                             _arr(running_mean.contiguous()),
+                                             _arr(running_var.contiguous()), training=False,
+                                             eps=float(eps))
+        return _tensor(y), _tensor(mean), _tensor(invstd)
 
 
 def _bn_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
@@ -163,23 +167,26 @@ def _bn_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
     _check("batch_norm_backward", x, grad_output=dy, weight=weight)
     dy, x = dy.contiguous(), x.contiguous()
     weight, _ = _affine(x, weight, None)
-    dx, dw, db = batch_norm_backward(_arr(dy), _arr(x), _arr(weight), _arr(save_mean),
-                                     _arr(save_invstd), training=training)
-    return _tensor(dx), _tensor(dw), _tensor(db)
+    with _cuda.stream_of([x]):
+        dx, dw, db = batch_norm_backward(_arr(dy), _arr(x), _arr(weight), _arr(save_mean),
+                                         _arr(save_invstd), training=training)
+        return _tensor(dx), _tensor(dw), _tensor(db)
 
 
 def _dropout(x: torch.Tensor, p: float, seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Inverted dropout with fastopt's Philox mask of ``seed`` (a 0-d int64 tensor):
     ``(y, mask)``, ``mask`` bit-packed (``uint8``, ``ceil(numel / 8)`` bytes)."""
     _check("dropout", x)
-    y, mask = dropout_forward(_arr(x.contiguous()), float(p), seed=int(seed), training=True)
-    return _tensor(y), _tensor(mask)
+    with _cuda.stream_of([x]):
+        y, mask = dropout_forward(_arr(x.contiguous()), float(p), seed=int(seed), training=True)
+        return _tensor(y), _tensor(mask)
 
 
 def _dropout_backward(dy: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tensor:
     """``dx = dy / (1 - p)`` where the mask bit is set, else 0."""
     _check("dropout_backward", dy)
-    return _tensor(dropout_backward(_arr(dy.contiguous()), _arr(mask), float(p)))
+    with _cuda.stream_of([dy]):
+        return _tensor(dropout_backward(_arr(dy.contiguous()), _arr(mask), float(p)))
 
 
 def _bn_checks(x, weight, bias, running_mean, running_var):

@@ -50,30 +50,32 @@ inline FastoptBarrier fastopt_barrier;
 inline void __syncthreads() { fastopt_barrier.wait(); }
 
 inline unsigned long long fastopt_shfl_slots[1024];
+
+// Every thread of the block publishes v; thread t gets the value of thread
+// from(t) (its own where ok(t) is false). Block-wide, so valid where every
+// thread of the block calls it at the same point.
 template <typename V>
-V __shfl_down_sync(unsigned, V v, int offset) {
+V fastopt_exchange(V v, unsigned from, bool ok) {
   static_assert(sizeof(V) <= sizeof(unsigned long long), "8-byte values at most");
-  const unsigned t = threadIdx.x;
-  std::memcpy(&fastopt_shfl_slots[t], &v, sizeof(V));
+  std::memcpy(&fastopt_shfl_slots[threadIdx.x], &v, sizeof(V));
   __syncthreads();
   V r = v;
-  if (t % 32 + unsigned(offset) < 32) std::memcpy(&r, &fastopt_shfl_slots[t + offset], sizeof(V));
+  if (ok) std::memcpy(&r, &fastopt_shfl_slots[from], sizeof(V));
   __syncthreads();
   return r;
 }
 
-// __shfl_sync: lane l of each warp gets `v` of lane src_lane of its warp
-// (block-wide exchange, like __shfl_down_sync above).
+template <typename V>
+V __shfl_down_sync(unsigned, V v, int offset) {
+  const unsigned t = threadIdx.x;
+  return fastopt_exchange(v, t + offset, t % 32 + unsigned(offset) < 32);
+}
+
+// Lane l of each warp gets v of lane src_lane of its warp.
 template <typename V>
 V __shfl_sync(unsigned, V v, int src_lane) {
-  static_assert(sizeof(V) <= sizeof(unsigned long long), "8-byte values at most");
   const unsigned t = threadIdx.x;
-  std::memcpy(&fastopt_shfl_slots[t], &v, sizeof(V));
-  __syncthreads();
-  V r;
-  std::memcpy(&r, &fastopt_shfl_slots[t - t % 32 + unsigned(src_lane) % 32], sizeof(V));
-  __syncthreads();
-  return r;
+  return fastopt_exchange(v, t - t % 32 + unsigned(src_lane) % 32, true);
 }
 
 // Runs `call` for every thread of a (gx, gy) grid of blocks of `block` threads.
