@@ -299,16 +299,19 @@ def _close(dtype, ref):
 
 # an empty batch runs only in eval: in training it never reaches a backend
 @pytest.mark.parametrize("shape, training",
-                         [(s, t) for s in [(5, 3), (300, 2), (2, 3, 7, 9), (2, 1, 20_001)]
+                         [(s, t) for s in [(5, 3), (300, 2), (2, 3, 7, 9), (2, 1, 20_001),
+                                           (300, 40), (1000, 70)]
                           for t in (True, False)] + [((0, 2, 3), False)], ids=str)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_emulated_batch_norm_against_reference(shape, dtype, training, rng, emu_bn, monkeypatch):
     """The CUDA batch norm kernels (Welford + shuffles + shared memory, run
     with real threads per block) against the float64 NumPy reference, on
-    shapes that take both index walks and several pieces per channel."""
+    shapes that take both index walks and several pieces per channel, and the
+    (N, C >= 32) rows layout (channel tiles of 32, partial last tile)."""
     from fastopt.backends.numpy import batchnorm as ref
     from fastopt.backends.cuda import batchnorm as cuda_bn
     monkeypatch.setattr(cuda_bn, "PIECE", 4096)     # several pieces on small data
+    monkeypatch.setattr(cuda_bn, "ROWS_PIECE", 128)
     C = shape[1]
     x = (rng.standard_normal(shape) * 3 + 50).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)

@@ -96,3 +96,34 @@ def test_grad_norm_independent_of_alignment(norm_type, rng):
     assert fastopt.grad_norm(unaligned, norm_type) == got
     want = fastopt.grad_norm([a.astype(np.float64) for a in host], norm_type, backend="numpy")
     assert got == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(300, 40), (5000, 1000), (100_003, 64)], ids=str)
+def test_batch_norm_rows_layout_against_reference(shape, training, rng):
+    """(N, C >= 32) input takes the rows layout (32 channels per block, coalesced,
+    pieces of ROWS_PIECE rows): forward and backward against the float64
+    reference, and the same bits on a second run."""
+    from fastopt.backends.cuda import batchnorm as cuda_bn
+    assert cuda_bn.rows_layout(shape[1], 1)
+    C = shape[1]
+    x = (rng.standard_normal(shape) * 2 + 3).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    g, b = rng.uniform(0.5, 2, C).astype(np.float32), rng.standard_normal(C).astype(np.float32)
+    rm, rv = rng.standard_normal(C).astype(np.float32), rng.uniform(0.5, 2, C).astype(np.float32)
+    f64 = lambda a: a.astype(np.float64)  # noqa: E731
+    want = fastopt.batch_norm_forward(f64(x), f64(g), f64(b), f64(rm), f64(rv),
+                                      training=training, backend="numpy")
+    wantb = fastopt.batch_norm_backward(f64(dy), f64(x), f64(g), want[1], want[2],
+                                        training=training, backend="numpy")
+    runs = []
+    for _ in range(2):
+        d = [cupy.asarray(a) for a in (x, g, b, rm, rv, dy)]
+        out = fastopt.batch_norm_forward(*d[:5], training=training)
+        outb = fastopt.batch_norm_backward(d[5], d[0], d[1], out[1], out[2], training=training)
+        runs.append([cupy.asnumpy(a) for a in out + outb])
+    for a, c in zip(*runs):
+        np.testing.assert_array_equal(a, c)
+    for got, ref in zip(runs[0], list(want) + list(wantb)):
+        scale = max(float(np.max(np.abs(ref))), 1.0)
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5 * scale)

@@ -15,6 +15,13 @@
 // any, so several loads are in flight; the values are used in the same order
 // as one at a time, so results do not depend on the batching.
 //
+// (N, C) input with C >= 32 (S == 1, bn_rows_layout) is read the other way:
+// a block takes 32 adjacent channels, one per lane, and pieces of rows, the
+// warps taking interleaved rows, so every warp load is 32 adjacent values
+// (coalesced) instead of one value per C. Grid (pieces, channel tiles of 32).
+// The per-thread split differs from the general walk's, so its statistics
+// round differently (deterministic: the shape alone decides).
+//
 // Forward (training): stats (Welford per thread in double, 1/count from a
 // shared table of reciprocals instead of a division per value, merged across the
 // warp by shuffles and across warps through shared memory, Chan's formula,
@@ -33,7 +40,12 @@ namespace cuda {
 constexpr int kBnThreads = 256;
 constexpr int kBnWarps = kBnThreads / 32;
 constexpr int kBnBatch = 4;     // values loaded per thread before any is used
-constexpr int kBnRcp = 64;      // reciprocals 1/1 .. 1/64 in the stats kernel's table
+constexpr int kBnRcp = 128;     // reciprocals 1/1 .. 1/128 in the stats kernel's table
+constexpr int kBnLanes = 32;    // channels per block in the (N, C) rows layout
+
+__device__ __forceinline__ bool bn_rows_layout(long long C, long long S) {
+  return S == 1 && C >= kBnLanes;
+}
 
 // Calls use(i, load(i)) for every value i of piece `piece` of channel c, in
 // order of j, thread t taking j = begin + t, begin + t + blockDim, ...; the
@@ -70,6 +82,28 @@ __device__ __forceinline__ void for_piece(long long c, long long piece, long lon
 #pragma unroll
     for (int k = 0; k < kBnBatch; ++k)
       if (j + k * step < end) use(idx[k], v[k]);
+  }
+}
+
+// The rows layout: use(i, load(i)) for rows n = begin + warp, + warps, ... of
+// piece `piece` (rows [piece * piece_len, ...)), i = n * C + c; kBnBatch rows
+// loaded before any is used.
+template <typename Load, typename Use>
+__device__ __forceinline__ void for_rows(long long c, long long piece, long long piece_len,
+                                         long long N, long long C, const Load& load,
+                                         const Use& use) {
+  const long long begin = piece * piece_len;
+  const long long end = begin + piece_len < N ? begin + piece_len : N;
+  const long long step = blockDim.x / kBnLanes;
+  using V = decltype(load(0LL));
+  for (long long n = begin + threadIdx.x / kBnLanes; n < end; n += kBnBatch * step) {
+    V v[kBnBatch];
+#pragma unroll
+    for (int k = 0; k < kBnBatch; ++k)
+      if (n + k * step < end) v[k] = load((n + k * step) * C + c);
+#pragma unroll
+    for (int k = 0; k < kBnBatch; ++k)
+      if (n + k * step < end) use((n + k * step) * C + c, v[k]);
   }
 }
 
@@ -135,10 +169,45 @@ __device__ __forceinline__ void stats(const T* __restrict__ x, double* __restric
   __shared__ double rcp[kBnRcp];   // rcp[k] = 1 / (k + 1), as the division rounds it
   for (int k = threadIdx.x; k < kBnRcp; k += blockDim.x) rcp[k] = 1.0 / double(k + 1);
   __syncthreads();
+  const auto load = [&](long long i) { return double(x[i]); };
+  if (bn_rows_layout(C, S)) {
+    __shared__ double sh[3][kBnWarps][kBnLanes];
+    const int lane = threadIdx.x % kBnLanes, warp = threadIdx.x / kBnLanes;
+    const bool table = piece_len <= kBnRcp * static_cast<long long>(blockDim.x / kBnLanes);
+    for (long long ct = blockIdx.y; ct * kBnLanes < C; ct += gridDim.y) {
+      const long long c = ct * kBnLanes + lane;
+      for (long long p = blockIdx.x; p < P; p += gridDim.x) {
+        BnMoments m = bn_moments_empty();
+        if (c < C) {
+          int count = 0;
+          if (table)
+            for_rows(c, p, piece_len, M, C, load,
+                     [&](long long, double v) { bn_welford_add_rcp(m, v, rcp[count++]); });
+          else
+            for_rows(c, p, piece_len, M, C, load,
+                     [&](long long, double v) { bn_welford_add(m, v); });
+        }
+        sh[0][warp][lane] = m.n;
+        sh[1][warp][lane] = m.mean;
+        sh[2][warp][lane] = m.m2;
+        __syncthreads();
+        if (warp == 0 && c < C) {   // the warps' moments in warp order
+          BnMoments r = bn_moments_empty();
+          for (int w = 0; w < kBnWarps; ++w)
+            bn_merge(r, BnMoments{sh[0][w][lane], sh[1][w][lane], sh[2][w][lane]});
+          double* out = part + 3 * (c * P + p);
+          out[0] = r.n;
+          out[1] = r.mean;
+          out[2] = r.m2;
+        }
+        __syncthreads();
+      }
+    }
+    return;
+  }
   for (long long c = blockIdx.y; c < C; c += gridDim.y)
     for (long long p = blockIdx.x; p < P; p += gridDim.x) {
       BnMoments m = bn_moments_empty();
-      const auto load = [&](long long i) { return double(x[i]); };
       if (piece_len <= kBnRcp * static_cast<long long>(blockDim.x)) {  // every count in the table
         int count = 0;
         for_piece(c, p, piece_len, M, C, S, load,
@@ -202,6 +271,19 @@ __device__ __forceinline__ void normalize(const T* __restrict__ x, T* __restrict
                                           const double* __restrict__ consts, long long M,
                                           long long C, long long S, long long piece_len,
                                           long long P) {
+  if (bn_rows_layout(C, S)) {
+    for (long long ct = blockIdx.y; ct * kBnLanes < C; ct += gridDim.y) {
+      const long long c = ct * kBnLanes + threadIdx.x % kBnLanes;
+      if (c >= C) continue;
+      const BnSplitMean<T> mean = bn_split_mean<T>(consts[3 * c]);
+      const T scale = T(consts[3 * c + 1]), beta = T(consts[3 * c + 2]);
+      for (long long p = blockIdx.x; p < P; p += gridDim.x)
+        for_rows(
+            c, p, piece_len, M, C, [&](long long i) { return x[i]; },
+            [&](long long i, T v) { y[i] = bn_normalize(v, mean.hi, mean.lo, scale, beta); });
+    }
+    return;
+  }
   for (long long c = blockIdx.y; c < C; c += gridDim.y) {
     const BnSplitMean<T> mean = bn_split_mean<T>(consts[3 * c]);
     const T scale = T(consts[3 * c + 1]), beta = T(consts[3 * c + 2]);
@@ -218,17 +300,48 @@ __device__ __forceinline__ void backward_sums(const T* __restrict__ dy, const T*
                                               const T* __restrict__ save_mean,
                                               double* __restrict__ part, long long M, long long C,
                                               long long S, long long piece_len, long long P) {
-  for (long long c = blockIdx.y; c < C; c += gridDim.y) {
-    const double mean = double(save_mean[c]);
-    for (long long p = blockIdx.x; p < P; p += gridDim.x) {
-      double a = 0.0, b = 0.0;
-      for_piece(
-          c, p, piece_len, M, C, S, [&](long long i) { return BnPair<T>{dy[i], x[i]}; },
-          [&](long long, BnPair<T> v) {
+  const auto load = [&](long long i) { return BnPair<T>{dy[i], x[i]}; };
+  if (bn_rows_layout(C, S)) {
+    __shared__ double sh[2][kBnWarps][kBnLanes];
+    const int lane = threadIdx.x % kBnLanes, warp = threadIdx.x / kBnLanes;
+    for (long long ct = blockIdx.y; ct * kBnLanes < C; ct += gridDim.y) {
+      const long long c = ct * kBnLanes + lane;
+      const double mean = c < C ? double(save_mean[c]) : 0.0;
+      for (long long p = blockIdx.x; p < P; p += gridDim.x) {
+        double a = 0.0, b = 0.0;
+        if (c < C)
+          for_rows(c, p, piece_len, M, C, load, [&](long long, BnPair<T> v) {
             const double g = double(v.a);
             a += g;
             b += g * (double(v.b) - mean);
           });
+        sh[0][warp][lane] = a;
+        sh[1][warp][lane] = b;
+        __syncthreads();
+        if (warp == 0 && c < C) {
+          a = 0.0;
+          b = 0.0;
+          for (int w = 0; w < kBnWarps; ++w) {
+            a += sh[0][w][lane];
+            b += sh[1][w][lane];
+          }
+          part[2 * (c * P + p)] = a;
+          part[2 * (c * P + p) + 1] = b;
+        }
+        __syncthreads();
+      }
+    }
+    return;
+  }
+  for (long long c = blockIdx.y; c < C; c += gridDim.y) {
+    const double mean = double(save_mean[c]);
+    for (long long p = blockIdx.x; p < P; p += gridDim.x) {
+      double a = 0.0, b = 0.0;
+      for_piece(c, p, piece_len, M, C, S, load, [&](long long, BnPair<T> v) {
+        const double g = double(v.a);
+        a += g;
+        b += g * (double(v.b) - mean);
+      });
       block_sum2(a, b);
       if (threadIdx.x == 0) {
         part[2 * (c * P + p)] = a;
@@ -275,11 +388,25 @@ __device__ __forceinline__ void dx_pass(const T* __restrict__ dy, const T* __res
                                         T* __restrict__ dx, const double* __restrict__ consts,
                                         long long M, long long C, long long S, long long piece_len,
                                         long long P, int training) {
-  for (long long c = blockIdx.y; c < C; c += gridDim.y) {
+  const bool rows = bn_rows_layout(C, S);
+  const long long c0 = rows ? threadIdx.x % kBnLanes : 0, width = rows ? kBnLanes : 1;
+  for (long long ct = blockIdx.y; ct * width < C; ct += gridDim.y) {
+    const long long c = ct * width + c0;
+    if (c >= C) continue;
     const T mean = T(consts[4 * c]), k = T(consts[4 * c + 1]);
     const T proj = T(consts[4 * c + 2]), mean_dy = T(consts[4 * c + 3]);
     for (long long p = blockIdx.x; p < P; p += gridDim.x) {
-      if (training)
+      if (rows && training)
+        for_rows(
+            c, p, piece_len, M, C, [&](long long i) { return BnPair<T>{dy[i], x[i]}; },
+            [&](long long i, BnPair<T> v) {
+              dx[i] = bn_backward_element(v.a, v.b, mean, k, proj, mean_dy);
+            });
+      else if (rows)
+        for_rows(
+            c, p, piece_len, M, C, [&](long long i) { return dy[i]; },
+            [&](long long i, T v) { dx[i] = bn_backward_eval_element(v, k); });
+      else if (training)
         for_piece(
             c, p, piece_len, M, C, S, [&](long long i) { return BnPair<T>{dy[i], x[i]}; },
             [&](long long i, BnPair<T> v) {

@@ -5,6 +5,9 @@ cupy arrays in, outputs allocated by ``fastopt.batchnorm`` filled. Forward:
 3 launches in training (per-piece Welford statistics, per-channel finalize,
 normalize), 2 in eval; backward: 3 (per-piece sums, finalize, dx). Pieces are
 ``PIECE`` values of one channel, so the split depends on the shape alone.
+``(N, C)`` input with ``C >= 32`` takes the kernels' rows layout (32 adjacent
+channels per block, coalesced): pieces of ``ROWS_PIECE`` rows, a grid of
+(pieces, channel tiles of 32).
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import numpy as np
 from fastopt.backends.cuda import loader
 
 PIECE = 8192          # values of one channel per block (a function of the shape only)
+ROWS_PIECE = 1024     # rows per block in the (N, C) rows layout
+LANES = 32            # kBnLanes: channels per block in the rows layout
 THREADS = 256         # kBnThreads in batchnorm.cu
 _MAX_GRID_Y = 65535
 
@@ -29,12 +34,19 @@ KERNELS = {
 }
 
 
+def rows_layout(C, S):
+    """bn_rows_layout in batchnorm.cu: (N, C) input with at least LANES channels."""
+    return S == 1 and C >= LANES
+
+
 def geometry(shape):
-    """(M, C, S, P): values per channel, channels, spatial size, pieces per channel."""
+    """(M, C, S, piece, P): values per channel, channels, spatial size, values per piece,
+    pieces per channel."""
     n, c = shape[0], shape[1]
     s = math.prod(shape[2:])
     m = n * s
-    return m, c, s, -(-m // PIECE)
+    piece = ROWS_PIECE if rows_layout(c, s) else PIECE
+    return m, c, s, piece, -(-m // piece)
 
 
 def _launch(name, grid, values, dtype):
@@ -42,14 +54,15 @@ def _launch(name, grid, values, dtype):
                   KERNELS[name], values, dtype)
 
 
-def _grid2(P, C):
-    """(pieces, channels) grid; kernels loop when a dimension is capped."""
-    return (loader.grid_size(P), min(C, _MAX_GRID_Y))
+def _grid2(P, C, S):
+    """(pieces, channels or channel tiles) grid; kernels loop when a dimension is capped."""
+    tiles = -(-C // LANES) if rows_layout(C, S) else C
+    return (loader.grid_size(P), min(tiles, _MAX_GRID_Y))
 
 
 def batch_norm_forward(x, y, gamma, beta, running_mean, running_var, save_mean, save_invstd, *,
                        training, momentum, eps):
-    M, C, S, P = geometry(x.shape)
+    M, C, S, piece, P = geometry(x.shape)
     if C == 0:
         return
     dtype = x.dtype
@@ -58,18 +71,18 @@ def batch_norm_forward(x, y, gamma, beta, running_mean, running_var, save_mean, 
         if training:
             part = loader.empty(3 * C * max(P, 1), np.float64)
             if P:
-                _launch("stats", _grid2(P, C), (x, part, M, C, S, PIECE, P), dtype)
+                _launch("stats", _grid2(P, C, S), (x, part, M, C, S, piece, P), dtype)
         else:
             part = consts  # unused
         _launch("finalize_forward", loader.grid_size(C),
                 (part, P if training else 0, C, gamma, beta, running_mean, running_var, save_mean,
                  save_invstd, consts, momentum, eps, training), dtype)
         if P:
-            _launch("normalize", _grid2(P, C), (x, y, consts, M, C, S, PIECE, P), dtype)
+            _launch("normalize", _grid2(P, C, S), (x, y, consts, M, C, S, piece, P), dtype)
 
 
 def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, *, training):
-    M, C, S, P = geometry(x.shape)
+    M, C, S, piece, P = geometry(x.shape)
     if C == 0:
         return
     dtype = x.dtype
@@ -77,10 +90,10 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
         part = loader.empty(2 * C * max(P, 1), np.float64)
         consts = loader.empty(4 * C, np.float64)
         if P:
-            _launch("backward_sums", _grid2(P, C), (dy, x, save_mean, part, M, C, S, PIECE, P),
+            _launch("backward_sums", _grid2(P, C, S), (dy, x, save_mean, part, M, C, S, piece, P),
                     dtype)
         _launch("finalize_backward", loader.grid_size(C),
                 (part, P, C, gamma, save_mean, save_invstd, dgamma, dbeta, consts, float(M),
                  training), dtype)
         if P:
-            _launch("dx", _grid2(P, C), (dy, x, dx, consts, M, C, S, PIECE, P, training), dtype)
+            _launch("dx", _grid2(P, C, S), (dy, x, dx, consts, M, C, S, piece, P, training), dtype)
