@@ -24,6 +24,7 @@ if _WHY is None and not torch.cuda.is_available():
 
 import fastopt.torch as ft  # noqa: E402
 from fastopt.torch import _cuda  # noqa: E402
+from test_cuda import _record_streams  # noqa: E402  (every launch's cupy stream)
 
 CASES = [("Adam", dict(lr=1e-2)),
          ("Adam", dict(lr=1e-2, amsgrad=True, weight_decay=0.1)),
@@ -38,19 +39,6 @@ def _model(seed):
     torch.manual_seed(seed)
     return torch.nn.Sequential(torch.nn.Linear(64, 300), torch.nn.ReLU(),
                                torch.nn.Linear(300, 10)).cuda()
-
-
-def _record_streams(monkeypatch):
-    import cupy
-    from fastopt.backends.cuda import loader
-    seen = []
-    real = loader.launch
-
-    def launch(*args, **kw):
-        seen.append(cupy.cuda.get_current_stream().ptr)
-        return real(*args, **kw)
-    monkeypatch.setattr(loader, "launch", launch)
-    return seen
 
 
 @pytest.mark.parametrize("cls,kw", CASES, ids=IDS)
