@@ -55,3 +55,17 @@ class _FamilyBenchmark:
         return self.bytes / t.median / 1e9
 
     track_gbps.unit = "GB/s"
+
+    def track_twin_ratio(self, kernel, backend, size, dtype):
+        """Time per call / the same-traffic twin's, both timed interleaved in one window:
+        a ratio holds on a loaded machine where a time does not (1.0 = the twin's speed;
+        larger is slower, as asv reads it). The gate of asv_compare.sh."""
+        if backend == "twin":
+            return 1.0
+        # built here, not in setup: a change to setup would change every benchmark's
+        # asv version and hide the history recorded before it
+        twin = bench.get(kernel).make("twin", self.arrays)
+        t = bench.interleaved({"k": self.step, "twin": twin}, repeat=7, min_time=0.01)
+        return t["k"].median / t["twin"].median
+
+    track_twin_ratio.unit = "x twin"
