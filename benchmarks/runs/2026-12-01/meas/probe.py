@@ -8,4 +8,4 @@ m = re.search(r'<pre id="out">(.*?)</pre>', dom, re.S)
 r = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
 print(json.dumps({"series": r.get("series") and [(s["label"], s["points"], len(set(s["xs"]))) for s in r["series"]],
                   "legend": r.get("legend"), "thumb": (r.get("thumbnails") or {}).get("summarygrid-" + t.GRAPH),
-                  "nthumbs": len(r.get("thumbnails") or {}), "error": r.get("error")}, indent=0)[:3000])
+                  "thumb_points": {k: [x["points"] for x in (v or [])] for k, v in (r.get("thumbnails") or {}).items()}, "error": r.get("error")}, indent=0)[:3000])
