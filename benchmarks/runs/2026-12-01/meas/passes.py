@@ -81,8 +81,8 @@ report("batch norm backward", {
     "cpp training (sums + dx)": k.make("cpp", a),
     "twin: read dy, x (sums pass)": lambda: _core.bench_twin([dy, x], [], [], None, None),
     "twin: read dy, x, write dx (dx pass)": lambda: _core.bench_twin([dy, x], [], [dx], None, None),
-    "cpp eval (dx = gamma * invstd * dy: one pass, reads dy only)":
+    # (runs 1 and 2 labelled this "one pass, reads dy only": it also reads x, for dgamma)
+    "cpp eval (one pass: dgamma, dbeta sums and dx = gamma * invstd * dy)":
         lambda: fastopt.batch_norm_backward(*bwd, training=False, backend="cpp"),
-    "twin: read dy, write dx (eval's pass)": lambda: _core.bench_twin([dy], [], [dx], None, None),
 }, "twin (bench): read dy, x + read dy, x, write dx")
 print(f"\n# end {time.strftime('%H:%M:%S', time.gmtime())} UTC, load {os.getloadavg()}")
