@@ -7,7 +7,8 @@ import pytest
 
 pytest.importorskip("numba")
 
-from fastopt.backends.numba import _serial, averaging, clipping, dropout, optim  # noqa: E402
+from fastopt.backends.numba import (  # noqa: E402
+    _serial, averaging, batchnorm, clipping, dropout, optim)
 
 from conftest import DTYPES  # noqa: E402
 
@@ -79,3 +80,63 @@ def test_threshold_dispatch_takes_both_sides(monkeypatch, n, expected, rng):
     dropout.backward(y, mask, 0.5)
     dropout.mask(n, 0.5, 1)
     assert log == [expected] * 7
+
+
+BN_SHAPES = [(3, 5, 6667), (20_001, 5)]  # channel loops (N, C, S) and row blocks (N, C)
+
+
+def _batch_norm_both_ways(shape, dtype, rng):
+    """Forward (training, eval) and backward outputs of numba's batch norm, and beta."""
+    c = shape[1]
+    x = (rng.standard_normal(shape) * 2.0 + 3.0).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    gamma, beta = rng.uniform(0.5, 2.0, c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    stats0 = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2.0, c).astype(dtype)
+    out = []
+    for training in (True, False):
+        rm, rv = (s.copy() for s in stats0)
+        y, mean, invstd = np.empty_like(x), np.empty(c, dtype), np.empty(c, dtype)
+        batchnorm.batch_norm_forward(x, y, gamma, beta, rm, rv, mean, invstd,
+                                     training=training, momentum=0.1, eps=1e-5)
+        dx, dgamma, dbeta = np.empty_like(x), np.empty(c, dtype), np.empty(c, dtype)
+        batchnorm.batch_norm_backward(dy, x, gamma, mean, invstd, dx, dgamma, dbeta,
+                                      training=training)
+        out += [y, rm, rv, mean, invstd, dx, dgamma, dbeta]
+    return out, beta
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_norm_serial_and_parallel_builds_give_the_same_bits(monkeypatch, shape, dtype):
+    runs = []
+    for below in (0, 1 << 62):  # every call parallel, every call serial
+        monkeypatch.setattr(_serial, "SERIAL_BELOW", below)
+        runs.append(_batch_norm_both_ways(shape, dtype, np.random.default_rng(7)))
+    (par_out, beta), (ser_out, _) = runs
+    for par, ser in zip(par_out, ser_out):
+        assert _same_bits(par, ser)
+    # the kernels did run: a training forward's output has each channel's mean at beta
+    axes = tuple(i for i in range(par_out[0].ndim) if i != 1)
+    assert np.allclose(par_out[0].astype(np.float64).mean(axis=axes), beta, atol=1e-3)
+
+
+@pytest.mark.parametrize("n, expected", [(_serial.SERIAL_BELOW - 1, "serial"),
+                                         (_serial.SERIAL_BELOW, "parallel")])
+@pytest.mark.parametrize("layout", ["channels", "rows"])
+def test_batch_norm_threshold_dispatch_takes_both_sides(monkeypatch, n, expected, layout, rng):
+    log = []
+    names = (["_forward_train", "_forward_eval", "_backward"] if layout == "channels" else
+             ["_column_moments", "_rows_normalize", "_column_grad_sums", "_rows_dx"])
+    for name in names:
+        monkeypatch.setattr(batchnorm, name, Spy(getattr(batchnorm, name), log))
+    shape = (1, 1, n) if layout == "channels" else (n, 1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    one = np.ones(1, np.float32)
+    y, dx = np.empty_like(x), np.empty_like(x)
+    mean, invstd, rm, rv, dg, db = (np.zeros(1, np.float32) for _ in range(6))
+    for training in (True, False):
+        batchnorm.batch_norm_forward(x, y, one, one, rm, rv + 1, mean, invstd,
+                                     training=training, momentum=0.1, eps=1e-5)
+    batchnorm.batch_norm_backward(x, x, one, mean, invstd, dx, dg, db, training=True)
+    calls = 5 if layout == "rows" else 3  # rows: moments+normalize, normalize, sums+dx
+    assert log == [expected] * calls

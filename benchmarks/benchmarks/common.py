@@ -1,7 +1,9 @@
 """The shared asv benchmark class: inputs built in setup from fresh random data
 through fastopt.bench; unavailable backends or kernels raise
 NotImplementedError in setup, which asv reports as skipped (n/a)."""
+import math
 import os
+import time
 
 import numpy as np
 
@@ -13,6 +15,8 @@ DTYPES = ["float32"] if SUBSET else ["float32", "float64"]
 RUNNERS = (["cpp", "numpy-plain", "twin"] if SUBSET else
            ["cpp", "numba", "numpy", "cuda", "numpy-plain", "numpy-out", "torch", "torch-raw",
             "twin"])
+
+FASTOPT_BACKENDS = ("cpp", "numba", "numpy", "cuda")  # the rest of RUNNERS are baselines
 
 
 def kernel_names(family, subset=None):
@@ -55,3 +59,22 @@ class _FamilyBenchmark:
         return self.bytes / t.median / 1e9
 
     track_gbps.unit = "GB/s"
+
+    def track_twin_ratio(self, kernel, backend, size, dtype):
+        """CPU time per call / the same-traffic twin's (1.0 = the twin's speed; larger is
+        slower, as asv reads it): the gate of asv_compare.sh, which runs it on one thread.
+        The two are timed interleaved in one window, and by CPU time (process_time), which
+        leaves out the time a process waits descheduled, most of a wall-clock sample on a
+        loaded machine; what load still adds (cache and memory contention) only adds, so
+        the ratio is of the minima. fastopt's backends only: a baseline's ratio (NaN, n/a
+        in asv) says nothing about a fastopt commit."""
+        if backend not in FASTOPT_BACKENDS:
+            return math.nan
+        # built here, not in setup: a change to setup would change every benchmark's
+        # asv version and hide the history recorded before it
+        twin = bench.get(kernel).make("twin", self.arrays)
+        t = bench.interleaved({"k": self.step, "twin": twin}, repeat=15, min_time=0.01,
+                              clock=time.process_time)
+        return t["k"].min / t["twin"].min
+
+    track_twin_ratio.unit = "x twin"

@@ -2,20 +2,21 @@
 and every element computed in float64 (two passes). Threads go over channels
 (``prange``) for (N, C, *spatial) input; for (N, C) input, where a channel is a
 strided column, over a fixed number of row blocks whose per-column partial
-sums are added in block order (the result does not depend on the threads)."""
+sums are added in block order (the result does not depend on the threads). Inputs below
+``_serial.SERIAL_BELOW`` elements run the serial builds (same bits, no thread wake-up)."""
 import math
 
 import numpy as np
 from numba import njit, prange
 
-from fastopt.backends.numba import parallel_njit
+from fastopt.backends.numba._serial import by_size, compile_pair
 
 
 def _ncs(a):
     return a.reshape(a.shape[0], a.shape[1], math.prod(a.shape[2:]))
 
 
-@parallel_njit
+@compile_pair
 def _forward_train(x, y, gamma, beta, running_mean, running_var, save_mean, save_invstd, update,
                    momentum, eps):
     n_, c_, s_ = x.shape
@@ -42,7 +43,7 @@ def _forward_train(x, y, gamma, beta, running_mean, running_var, save_mean, save
 
 # Eval never writes the running statistics (they may be read-only arrays,
 # which numba types differently), so it is a separate function.
-@parallel_njit
+@compile_pair
 def _forward_eval(x, y, gamma, beta, running_mean, running_var, save_mean, save_invstd, eps):
     for c in prange(x.shape[1]):
         mean = np.float64(running_mean[c])
@@ -59,7 +60,7 @@ def _normalize(x, y, c, mean, invstd, g, b):
             y[n, c, k] = g * ((x[n, c, k] - mean) * invstd) + b
 
 
-@parallel_njit
+@compile_pair
 def _backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, training):
     n_, c_, s_ = x.shape
     count = n_ * s_
@@ -89,7 +90,7 @@ def _backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, training)
 _ROW_BLOCKS = 16
 
 
-@parallel_njit
+@compile_pair
 def _column_moments(x, nblocks):
     """Per-column mean and M2 of a 2-D array: two passes, row blocks in parallel."""
     n_, c_ = x.shape
@@ -116,7 +117,7 @@ def _column_moments(x, nblocks):
     return mean, m2
 
 
-@parallel_njit
+@compile_pair
 def _rows_normalize(x, y, scale, shift, nblocks):
     n_, c_ = x.shape
     for b in prange(nblocks):
@@ -125,7 +126,7 @@ def _rows_normalize(x, y, scale, shift, nblocks):
                 y[n, c] = x[n, c] * scale[c] + shift[c]
 
 
-@parallel_njit
+@compile_pair
 def _column_grad_sums(dy, x, mean, invstd, nblocks):
     n_, c_ = x.shape
     pa = np.zeros((nblocks, c_))
@@ -145,7 +146,7 @@ def _column_grad_sums(dy, x, mean, invstd, nblocks):
     return sum_dy, sum_dy_xhat
 
 
-@parallel_njit
+@compile_pair
 def _rows_dx(dy, x, dx, mean, invstd, gamma, sum_dy, sum_dy_xhat, training, nblocks):
     n_, c_ = x.shape
     for b in prange(nblocks):
@@ -165,7 +166,7 @@ def _forward_2d(x, y, gamma, beta, running_mean, running_var, save_mean, save_in
     g, b = gamma.astype(np.float64), beta.astype(np.float64)
     if training:
         n = x.shape[0]
-        mean, m2 = _column_moments(x, _ROW_BLOCKS)
+        mean, m2 = by_size(_column_moments, x.size)(x, _ROW_BLOCKS)
         invstd = 1.0 / np.sqrt(m2 / n + eps)
         if running_mean is not None:
             running_mean[...] = (1.0 - momentum) * running_mean + momentum * mean
@@ -176,16 +177,16 @@ def _forward_2d(x, y, gamma, beta, running_mean, running_var, save_mean, save_in
     save_mean[...] = mean
     save_invstd[...] = invstd
     scale = g * invstd
-    _rows_normalize(x, y, scale, b - mean * scale, _ROW_BLOCKS)
+    by_size(_rows_normalize, x.size)(x, y, scale, b - mean * scale, _ROW_BLOCKS)
 
 
 def _backward_2d(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, training):
     mean, invstd = save_mean.astype(np.float64), save_invstd.astype(np.float64)
-    sum_dy, sum_dy_xhat = _column_grad_sums(dy, x, mean, invstd, _ROW_BLOCKS)
+    sum_dy, sum_dy_xhat = by_size(_column_grad_sums, x.size)(dy, x, mean, invstd, _ROW_BLOCKS)
     dgamma[...] = sum_dy_xhat
     dbeta[...] = sum_dy
-    _rows_dx(dy, x, dx, mean, invstd, gamma.astype(np.float64), sum_dy, sum_dy_xhat,
-             training and x.shape[0] > 0, _ROW_BLOCKS)
+    by_size(_rows_dx, x.size)(dy, x, dx, mean, invstd, gamma.astype(np.float64), sum_dy,
+                              sum_dy_xhat, training and x.shape[0] > 0, _ROW_BLOCKS)
 
 
 def batch_norm_forward(x, y, gamma, beta, running_mean, running_var, save_mean, save_invstd, *,
@@ -195,18 +196,19 @@ def batch_norm_forward(x, y, gamma, beta, running_mean, running_var, save_mean, 
                     training, momentum, eps)
         return
     if not training:
-        _forward_eval(_ncs(x), _ncs(y), gamma, beta, running_mean, running_var, save_mean,
-                      save_invstd, eps)
+        by_size(_forward_eval, x.size)(_ncs(x), _ncs(y), gamma, beta, running_mean,
+                                       running_var, save_mean, save_invstd, eps)
         return
     update = running_mean is not None
     if not update:  # numba needs arrays in every slot
         running_mean = running_var = np.empty(0, dtype=x.dtype)
-    _forward_train(_ncs(x), _ncs(y), gamma, beta, running_mean, running_var, save_mean,
-                   save_invstd, update, momentum, eps)
+    by_size(_forward_train, x.size)(_ncs(x), _ncs(y), gamma, beta, running_mean, running_var,
+                                    save_mean, save_invstd, update, momentum, eps)
 
 
 def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, *, training):
     if x.ndim == 2 and x.shape[0] > 0:
         _backward_2d(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, training)
         return
-    _backward(_ncs(dy), _ncs(x), gamma, save_mean, save_invstd, _ncs(dx), dgamma, dbeta, training)
+    by_size(_backward, x.size)(_ncs(dy), _ncs(x), gamma, save_mean, save_invstd, _ncs(dx), dgamma,
+                               dbeta, training)
