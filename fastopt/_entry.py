@@ -52,7 +52,7 @@ def plain_expr(spec):
     tests = [h.plain or kind_test(h.kind, h.name) for h in spec.hypers]
     if None in tests:
         raise ValueError(f"{spec.name} has a parameter without a fast pre-check")
-    tests += [f"({r.expr})" for r in spec.rules]
+    tests += [f"({r.expr})" for r in spec.rules if r.plain]
     tests += [f"({r.when.off} or {r.name} is not None)" for r in spec.arrays if r.when]
     # mixed-precision arrays (a master copy, found_inf) always take the validated path
     tests += [f"{r.name} is None" for r in spec.arrays if r.precision == "master" or r.dtype == "flag"]
@@ -126,7 +126,7 @@ def entry(name, native=None, native_args=None, returns_result=False):
                     f"        if _out is not None:\n            return _out\n")
         else:
             head = f"    if ({test}\n            and {native}({native_args})):\n        return\n"
-        src = (f"def _make(_validated, _defaults, _INF):\n"
+        src = (f"def _make(_validated, _defaults, _INF, _ZERO):\n"
                f"  def {fn.__name__}({', '.join(params)}):\n"
                + "".join("  " + line + "\n" for line in head.splitlines())
                + f"      return _validated({', '.join(forward)})\n"
@@ -136,7 +136,7 @@ def entry(name, native=None, native_args=None, returns_result=False):
         scope = {}
         exec(compile(src, filename, "exec"), fn.__globals__, scope)
         defaults = {p.name: p.default for p in sig.parameters.values()}
-        public = scope["_make"](fn, defaults, float("inf"))
+        public = scope["_make"](fn, defaults, float("inf"), 0)
         public.__doc__, public.__module__ = fn.__doc__, fn.__module__
         public.__qualname__, public.__wrapped__ = fn.__qualname__, fn
         public.source = src   # for readers: print(fastopt.adam_step.source)

@@ -117,6 +117,7 @@ class Rule:
     expr: str
     message: str
     per_call: bool = False    # over per-call parameters: not a rule of an optimizer group
+    plain: bool = True        # restated in the fast path's pre-check (False: implied there)
 
 
 @dataclass(frozen=True)
@@ -151,10 +152,12 @@ _FOUND_INF = Role("found_inf", optional=True, dtype="flag")
 _GRAD_SCALE = Hyper("grad_scale", GRAD_SCALE, None, per_call=True, plain="grad_scale is None")
 _SR = (Hyper("stochastic_rounding", FLAG, False, per_call=True,
              plain="stochastic_rounding is False"),
-       Hyper("seed", SEED, 0, per_call=True))
+       # ``is``: only the int 0 itself (cached by CPython) passes; any other seed is validated
+       Hyper("seed", SEED, 0, per_call=True, plain="seed is _ZERO"))
 _SR_STEP = Rule("not stochastic_rounding or step is not None",
-                "stochastic_rounding=True needs step= (the 1-based count of this update: the "
-                "random bits are a function of seed, step and the element index)", per_call=True)
+                "stochastic_rounding=True needs step=, the 1-based count of this update: the "
+                "random bits are a function of seed, step and the element index", per_call=True,
+                plain=False)   # the fast path's "stochastic_rounding is False" implies it
 
 KERNELS = {k.name: k for k in (
     Kernel("sgd_step", (_PARAM, _GRAD, _state("momentum_buffer", Need("momentum", "!=", 0), True),

@@ -134,7 +134,7 @@ FAST = [k for k in KERNELS if hasattr(_fn(k), "source")]   # entry points with a
 def _precheck(kernel):
     """The pre-check the generated entry point inlines, as a function of its arguments."""
     code = compile(f"({_entry.plain_expr(KERNELS[kernel])})", kernel, "eval")
-    return lambda values: eval(code, {"_INF": INF}, values)
+    return lambda values: eval(code, {"_INF": INF, "_ZERO": 0}, values)
 
 
 def _full(kernel, call):
