@@ -56,11 +56,11 @@ def of(opt) -> Settings:
 
 
 def state_dtype(opt, p):
-    """The type of ``p``'s new state arrays."""
+    """The type of ``p``'s new state arrays (``state_dtype`` applies to 16-bit params)."""
     s = of(opt).state_dtype
-    if s is None:
-        return _F32 if p.dtype in v.HALF_DTYPES else p.dtype
-    return s
+    if p.dtype not in v.HALF_DTYPES:
+        return p.dtype
+    return _F32 if s is None else s
 
 
 def has_master(opt, p) -> bool:
