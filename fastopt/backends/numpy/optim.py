@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from fastopt import _rounding
 from fastopt.backends.numpy.dropout import philox4x32_10
 
 
@@ -58,11 +59,11 @@ class _Params:
         if self.masters is not None:
             self.masters[i][...] = x
             param[...] = self.masters[i]           # the float32 master, rounded to nearest even
-        elif self.sr and param.dtype.itemsize == 2:
-            from fastopt import _rounding
-            x32 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
-            r = sr_words(x32.size, self.seed, self.step)
-            param.reshape(-1).view(np.uint16)[...] = _rounding.sr_bits(x32, r, param.dtype)
+        elif self.sr and param.dtype.itemsize == 2:   # from the float32 value, as the kernels
+            u = np.ascontiguousarray(x, dtype=np.float32).reshape(-1).view(np.uint32)
+            r = sr_words(u.size, self.seed, self.step).astype(np.uint64)
+            sr = _rounding.f32_to_f16_sr if param.dtype == np.float16 else _rounding.f32_to_bf16_sr
+            param.reshape(-1).view(np.uint16)[...] = sr(u.astype(np.uint64), r).astype(np.uint16)
         else:
             param[...] = x
 
