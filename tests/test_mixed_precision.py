@@ -365,6 +365,34 @@ def test_list_call_equals_each_member_alone(rng):
                 assert listed[k][i].tobytes() == alone[i][k].tobytes(), (backend, k, i)
 
 
+def test_stochastic_rounding_of_the_reference_is_unbiased(rng):
+    """Over many seeds the mean of the stochastically rounded param is the float32 value
+    it rounds: within 5 sigma of the Bernoulli rounding per element (and 3 over all)."""
+    n, seeds = 64, 400
+    kw = make_call("sgd", {}, n, BF16, BF16, BF16, "sr", rng)
+    exact = run("sgd", dict(kw, stochastic_rounding=False, param=kw["param"].astype(np.float32),
+                            grad=kw["grad"].astype(np.float32)), "numpy")["param"].astype(np.float64)
+    total = np.zeros(n)
+    for s in range(seeds):
+        total += run("sgd", dict(kw, seed=s), "numpy")["param"].astype(np.float64)
+    t = (exact.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)   # toward zero
+    gap = np.abs((t + np.uint16(1)).view(BF16).astype(np.float64) - t.view(BF16).astype(np.float64))
+    err = total / seeds - exact
+    sigma = 0.5 * gap / np.sqrt(seeds)          # a Bernoulli's deviation is at most gap / 2
+    z = err / sigma   # per element: rounding toward zero, or to nearest, gives |z| ~ 20-40
+    assert np.abs(z).max() <= 5 and abs(z.sum()) <= 3 * np.sqrt(n)
+
+
+def test_native_fast_path_declines_16_bit(rng):
+    """A 16-bit call that passes the pre-check still goes to the validated path."""
+    from fastopt import _core
+    from fastopt import _scalars
+    p, g, m, v = (rng.standard_normal(33).astype(F16) for _ in range(4))
+    assert _core.adam_step_fast(p, g, m, np.abs(v), None, *_scalars.adam(
+        step=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled=False,
+        maximize=False), 0, False, "auto") is False
+
+
 def test_float32_plain_calls_still_take_the_fast_path():
     """The generated pre-check sends every new form to the validated path and keeps the
     plain float32 call on the native one."""
