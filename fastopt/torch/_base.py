@@ -114,6 +114,7 @@ class DropinOptimizer:
     def __getstate__(self):
         state = super().__getstate__()
         state["_fo_backend"] = self._fo_backend
+        state["_fo_mp"] = self._fo_mp
         return state
 
     def __setstate__(self, state):
