@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from fastopt.torch import _cuda
+from fastopt._arrays import torch_numpy
 
 
 def real(t):
@@ -42,7 +43,7 @@ def memory_order(t):
 def as_array(t):
     """A dense tensor as the array fastopt's kernels take: a NumPy view of a CPU
     tensor, a cupy view (DLPack) of a CUDA one; both share its memory."""
-    return _cuda.view(t) if _cuda.on_gpu(t) else t.numpy()
+    return _cuda.view(t) if _cuda.on_gpu(t) else torch_numpy(t)
 
 
 def arranged(t, order):
@@ -61,10 +62,16 @@ def arranged(t, order):
 
 def scatter(backs):
     """Copies gathered arrays back into their tensors: ``[(array, view), ...]`` (a CUDA
-    copy runs on torch's current stream, after the kernels queued there)."""
+    copy runs on torch's current stream, after the kernels queued there; bfloat16 arrays
+    go through their bits)."""
     for array, view in backs:
-        view.copy_(torch.from_numpy(array) if isinstance(array, np.ndarray)
-                   else torch.from_dlpack(array))
+        if not isinstance(array, np.ndarray):
+            src = torch.from_dlpack(array)
+        elif view.dtype == torch.bfloat16:
+            src = torch.from_numpy(array.view("u2")).view(view.dtype)
+        else:
+            src = torch.from_numpy(array)
+        view.copy_(src)
 
 
 def step_slab(steps, counts):
