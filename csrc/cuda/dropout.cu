@@ -10,16 +10,15 @@
 // loads then 8 stores (unaligned); the last partial byte goes through the
 // header's byte functions.
 //
-// Entry points: fastopt_dropout_forward_<f32|f64>, fastopt_dropout_backward_<f32|f64>,
-// fastopt_dropout_mask.
-#if defined(__CUDACC_RTC__)
-// NVRTC has no <cstdint>; philox.h expects these from the including source.
-typedef unsigned int uint32_t;
-typedef unsigned long long uint64_t;
-#else
+// 16-bit arrays (bf16, f16; fastopt/storage.h) compute in float: each value
+// widened, multiplied by the float scale, rounded once to nearest even.
+//
+// Entry points: fastopt_dropout_forward_<f32|f64|bf16|f16>,
+// fastopt_dropout_backward_<f32|f64|bf16|f16>, fastopt_dropout_mask.
+#if !defined(__CUDACC_RTC__)
 #include <cstdint>
 #endif
-#include "fastopt/dropout.h"
+#include "fastopt/dropout.h"  // NVRTC's integer types: fastopt/storage.h
 
 namespace fastopt {
 namespace cuda {
@@ -37,7 +36,7 @@ struct alignas(16) DropPack {
 // since the compiler cannot prove the casted pointers disjoint).
 template <typename T>
 __device__ __forceinline__ void apply_byte_vec(const T* __restrict__ src, T* __restrict__ dst,
-                                               uint32_t byte, T scale) {
+                                               uint32_t byte, compute_t<T> scale) {
   constexpr int W = 16 / sizeof(T);
   constexpr int Q = 8 / W;
   const DropPack<T>* __restrict__ s = reinterpret_cast<const DropPack<T>*>(src);
@@ -49,7 +48,7 @@ __device__ __forceinline__ void apply_byte_vec(const T* __restrict__ src, T* __r
   for (int q = 0; q < Q; ++q) {
 #pragma unroll
     for (int k = 0; k < W; ++k)
-      a[q].v[k] = dropout_value(a[q].v[k], ((byte >> (q * W + k)) & 1u) != 0u, scale);
+      a[q].v[k] = dropout_store(a[q].v[k], ((byte >> (q * W + k)) & 1u) != 0u, scale);
   }
 #pragma unroll
   for (int q = 0; q < Q; ++q) d[q] = a[q];
@@ -61,18 +60,19 @@ __device__ __forceinline__ void apply_byte_vec(const T* __restrict__ src, T* __r
 // pointers are known disjoint).
 template <typename T>
 __device__ __forceinline__ void apply_byte_scalar(const T* __restrict__ src, T* __restrict__ dst,
-                                                  uint32_t byte, T scale) {
+                                                  uint32_t byte, compute_t<T> scale) {
   T a[8];
 #pragma unroll
   for (int k = 0; k < 8; ++k) a[k] = src[k];
 #pragma unroll
-  for (int k = 0; k < 8; ++k) dst[k] = dropout_value(a[k], ((byte >> k) & 1u) != 0u, scale);
+  for (int k = 0; k < 8; ++k) dst[k] = dropout_store(a[k], ((byte >> k) & 1u) != 0u, scale);
 }
 
 template <typename T>
 __device__ __forceinline__ void forward(const T* __restrict__ x, T* __restrict__ y,
                                         unsigned char* __restrict__ mask, long long n,
-                                        uint64_t seed, uint64_t threshold, T scale, int vec_ok) {
+                                        uint64_t seed, uint64_t threshold, compute_t<T> scale,
+                                        int vec_ok) {
   const uint32_t k0 = dropout_key0(seed), k1 = dropout_key1(seed);
   const long long bytes = (n + 7) / 8;
   for (long long b = blockIdx.x * (long long)blockDim.x + threadIdx.x; b < bytes;
@@ -94,7 +94,8 @@ __device__ __forceinline__ void forward(const T* __restrict__ x, T* __restrict__
 template <typename T>
 __device__ __forceinline__ void backward(const T* __restrict__ dy,
                                          const unsigned char* __restrict__ mask,
-                                         T* __restrict__ dx, long long n, T scale, int vec_ok) {
+                                         T* __restrict__ dx, long long n, compute_t<T> scale,
+                                         int vec_ok) {
   const long long bytes = (n + 7) / 8;
   for (long long b = blockIdx.x * (long long)blockDim.x + threadIdx.x; b < bytes;
        b += (long long)gridDim.x * blockDim.x) {
@@ -115,17 +116,19 @@ __device__ __forceinline__ void backward(const T* __restrict__ dy,
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kDropoutThreads)                   \
       fastopt_dropout_forward_##SUFFIX(const T* x, T* y, unsigned char* mask, long long n,        \
                                        unsigned long long seed, unsigned long long threshold,     \
-                                       T scale, int vec_ok) {                                     \
+                                       fastopt::compute_t<T> scale, int vec_ok) {                 \
     fastopt::cuda::forward<T>(x, y, mask, n, seed, threshold, scale, vec_ok);                    \
   }                                                                                              \
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kDropoutThreads)                   \
       fastopt_dropout_backward_##SUFFIX(const T* dy, const unsigned char* mask, T* dx,            \
-                                        long long n, T scale, int vec_ok) {                      \
+                                        long long n, fastopt::compute_t<T> scale, int vec_ok) {  \
     fastopt::cuda::backward<T>(dy, mask, dx, n, scale, vec_ok);                                  \
   }
 
 FASTOPT_DROPOUT_ENTRY_POINTS(float, f32)
 FASTOPT_DROPOUT_ENTRY_POINTS(double, f64)
+FASTOPT_DROPOUT_ENTRY_POINTS(fastopt::Bf16, bf16)
+FASTOPT_DROPOUT_ENTRY_POINTS(fastopt::F16, f16)
 
 // The mask alone (dropout_mask): no values read or written.
 extern "C" __global__ void __launch_bounds__(fastopt::cuda::kDropoutThreads)

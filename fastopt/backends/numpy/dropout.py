@@ -74,7 +74,8 @@ def _apply(a, keep_flags, p):
     exact, rounded once to the dtype), +0 where dropped."""
     out = np.zeros(a.size, dtype=np.float64)
     out[keep_flags] = a.reshape(-1)[keep_flags].astype(np.float64) * scale(p, a.dtype)
-    return out.astype(a.dtype).reshape(a.shape)
+    with np.errstate(over="ignore"):   # beyond the type's range: inf, as the kernels give
+        return out.astype(a.dtype).reshape(a.shape)
 
 
 def forward(x, p, seed):
