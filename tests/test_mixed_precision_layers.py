@@ -413,3 +413,81 @@ def test_dropout_16bit_matches_torch_semantics(backend, dtype, p, rng):
     assert_16bit_close("kept values", f64(y)[both], f64(yt)[both], 0.0, dtype, ulps=3)
     exact = f64(x)[k] / (1 - p)
     assert_16bit_close("y = x / (1 - p)", f64(y)[k], exact, np.abs(exact), dtype)
+
+
+# ------------------------------------------------ CUDA kernels, emulated on the CPU
+# csrc/cuda/{dropout,batchnorm}.cu compiled for the host (tests/test_cuda_emulated.py):
+# the 16-bit entry points run through fastopt.backends.cuda unchanged, cupy replaced.
+@pytest.fixture(scope="module")
+def emu_dropout16(tmp_path_factory):
+    from test_cuda_emulated import CXX, build_host
+    if CXX is None:
+        pytest.skip("no C++ compiler to build the host emulation")
+    return build_host("dropout", tmp_path_factory.mktemp("cuda_host_dropout16"))
+
+
+@pytest.fixture(scope="module")
+def emu_bn16(tmp_path_factory):
+    from test_cuda_emulated import CXX, build_host
+    if CXX is None:
+        pytest.skip("no C++ compiler to build the host emulation")
+    return build_host("batchnorm", tmp_path_factory.mktemp("cuda_host_bn16"), "shim_block.h")
+
+
+@pytest.mark.parametrize("unaligned", [False, True], ids=["aligned", "unaligned"])
+@pytest.mark.parametrize("dtype", HALF, ids=HALF_IDS)
+@pytest.mark.parametrize("n,p", [(1, 0.5), (7, 0.1), (9, 1.0), (1003, 0.3), (70_001, 1 / 3)])
+def test_emulated_cuda_dropout_16bit(n, p, dtype, unaligned, rng, emu_dropout16, monkeypatch):
+    """The CUDA 16-bit dropout kernels give the float32 formula bit for bit (so the
+    C++ backend's bits), vector (16-byte) and scalar paths alike."""
+    from test_cuda_emulated import emulated
+    from fastopt.backends.cuda import dropout as cuda_dropout
+    seed = 2**63 + 11
+
+    def arr(v):
+        a = np.empty(v.size + unaligned, dtype)[unaligned:]
+        a[...] = v.astype(dtype)
+        return a
+    x, dy = arr(rng.standard_normal(n) * 4), arr(rng.standard_normal(n))
+    with emulated(monkeypatch, emu_dropout16, grid_cap=5, block=256):
+        y, m = cuda_dropout.forward(x, p, seed)
+        dx = cuda_dropout.backward(dy, m, p)
+    keep = ref_dropout.keep(n, p, seed)
+    np.testing.assert_array_equal(m, ref_dropout.mask(n, p, seed))
+    assert y.dtype == dtype and dx.dtype == dtype
+    np.testing.assert_array_equal(bits(y), bits(_float32_formula(x, keep, p)))
+    np.testing.assert_array_equal(bits(dx), bits(_float32_formula(dy, keep, p)))
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", [(5, 3), (300, 2), (2, 3, 7, 9), (2, 1, 20_001)], ids=str)
+@pytest.mark.parametrize("dtype", HALF, ids=HALF_IDS)
+def test_emulated_cuda_batch_norm_16bit(shape, dtype, training, rng, emu_bn16, monkeypatch):
+    """The CUDA batch norm kernels on a 16-bit x (float32 statistics) against the float64
+    reference, within the 16-bit rounding of y and dx."""
+    from test_cuda_emulated import emulated
+    from fastopt.backends.cuda import batchnorm as cuda_bn
+    monkeypatch.setattr(cuda_bn, "PIECE", 4096)     # several pieces on small data
+    x, gamma, beta, rm, rv, dy = make16(rng, shape, dtype)
+    C = shape[1]
+    rrm, rrv = f64(rm), f64(rv)
+    ry, rsm, rsi = fastopt.batch_norm_forward(f64(x), f64(gamma), f64(beta), rrm, rrv,
+                                              training=training, backend="numpy")
+    y, sm, si = np.empty(shape, dtype), np.empty(C, np.float32), np.empty(C, np.float32)
+    with emulated(monkeypatch, emu_bn16, grid_cap=3, two_d=True):
+        cuda_bn.batch_norm_forward(x, y, gamma, beta, rm, rv, sm, si, training=training,
+                                   momentum=0.1, eps=1e-5)
+    assert_scaled32("save_mean", sm, rsm, np.abs(rsm) + 1.0 / rsi)
+    assert_scaled32("save_invstd", si, rsi, rsi)
+    assert_scaled32("running_var", rv, rrv, np.abs(rrv) + 1.0 / rsi ** 2)
+    assert_16bit_close("y", y, ry, forward_scales(x, gamma, beta, rsm, rsi), dtype)
+    rdx, rdg, rdb = fastopt.batch_norm_backward(f64(dy), f64(x), f64(gamma), f64(sm), f64(si),
+                                                training=training, backend="numpy")
+    dx, dg, db = np.empty(shape, dtype), np.empty(C, np.float32), np.empty(C, np.float32)
+    with emulated(monkeypatch, emu_bn16, grid_cap=3, two_d=True):
+        cuda_bn.batch_norm_backward(dy, x, gamma, sm, si, dx, dg, db, training=training)
+    count = shape[0] * math.prod(shape[2:])
+    dx_scale, dg_scale, db_scale = backward_scales(dy, x, gamma, sm, si, count)
+    assert_16bit_close("dx", dx, rdx, dx_scale, dtype)
+    assert_scaled32("dgamma", dg, rdg, dg_scale)
+    assert_scaled32("dbeta", db, rdb, db_scale)

@@ -5,6 +5,7 @@ cupy arrays in, outputs allocated by ``fastopt.batchnorm`` filled. Forward:
 3 launches in training (per-piece Welford statistics, per-channel finalize,
 normalize), 2 in eval; backward: 3 (per-piece sums, finalize, dx). Pieces are
 ``PIECE`` values of one channel, so the split depends on the shape alone.
+A 16-bit ``x`` runs the ``_f16`` / ``_bf16`` kernels (float32 gamma, beta, statistics).
 """
 from __future__ import annotations
 
