@@ -18,6 +18,7 @@ void register_clipping(py::module_& m);
 void register_buffers(py::module_& m);
 void register_fast_path(py::module_& m);
 void register_quantized(py::module_& m);
+void register_rounding(py::module_& m);
 }  // namespace fastopt
 
 PYBIND11_MODULE(_core, m) {
@@ -34,6 +35,7 @@ PYBIND11_MODULE(_core, m) {
   fastopt::register_buffers(m);
   fastopt::register_fast_path(m);
   fastopt::register_quantized(m);
+  fastopt::register_rounding(m);
 
   m.def("build_info", [] {
     py::dict d;
