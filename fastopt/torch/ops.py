@@ -44,7 +44,7 @@ import torch
 from fastopt.functional.batchnorm import batch_norm_backward, batch_norm_forward
 from fastopt.functional.dropout import dropout_backward, dropout_forward
 
-__all__ = ["call", "direct"]
+__all__ = ["batch_norm_train_", "call", "direct"]
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -91,8 +91,49 @@ def _tensor(a):
     return torch.from_dlpack(a)
 
 
-def _dense(t):
-    return None if t is None else t.contiguous()
+def _opt_arr(t):
+    return None if t is None else _arr(t)
+
+
+def _channels_last(x):
+    """``(0, 2, ..., d-1, 1)`` when ``x`` (3-D or more) is stored channels-last, that
+    is as a contiguous ``(N, *spatial, C)`` array (``torch.channels_last``, and what
+    inductor makes of a convolution's output on the CPU), else None."""
+    d = x.dim()
+    if d < 3 or x.is_contiguous():
+        return None
+    perm = (0, *range(2, d), 1)
+    return perm if x.permute(perm).is_contiguous() else None
+
+
+def _rows(t, perm):
+    """What the batch norm kernels read for ``t``: its NumPy view, contiguous
+    ``(N, C, *spatial)``, or, stored channels-last (``perm``), the ``(M, C)`` rows
+    of that memory (no copy; channel statistics over rows are the same). Other
+    strides, and a ``t`` not stored like ``x``, are copied."""
+    if perm is None:
+        return _arr(t.contiguous())
+    return _arr(t.permute(perm).contiguous().reshape(-1, t.shape[1]))
+
+
+def _unrows(a, x, perm):
+    """A kernel output for input ``x`` as a tensor of ``x``'s shape and layout."""
+    t = _tensor(a)
+    if perm is None:
+        return t
+    return t.view([x.shape[i] for i in perm]).permute(_inverse(perm))
+
+
+def _inverse(perm):
+    return (0, len(perm) - 1, *range(1, len(perm) - 1))
+
+
+def _empty_as(x, perm=None):
+    """An empty tensor shaped like ``x`` in the layout the kernels return (fake kernels)."""
+    perm = _channels_last(x) if perm is None else perm
+    if perm is None:
+        return x.new_empty(x.shape)
+    return x.new_empty([x.shape[i] for i in perm]).permute(_inverse(perm))
 
 
 _CONST = {}
@@ -125,21 +166,47 @@ def _bn_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor |
     """Training-mode batch norm (batch statistics); returns the new running statistics
     instead of updating ``running_mean``/``running_var``."""
     _bn_checks(x, weight, bias, running_mean, running_var)
-    x = x.contiguous()
-    weight, bias = _affine(x, weight, bias)
     if running_mean is None:
-        rm = rv = None
-        new_rm, new_rv = x.new_empty((0,)), x.new_empty((0,))
-    else:
-        new_rm = running_mean.detach().clone(memory_format=torch.contiguous_format)
-        new_rv = running_var.detach().clone(memory_format=torch.contiguous_format)
-        rm, rv = _arr(new_rm), _arr(new_rv)
+        y, mean, invstd = _bn_train_kernel(x, weight, bias, None, None, count, momentum, eps)
+        return y, mean, invstd, x.new_empty((0,)), x.new_empty((0,))
+    new_rm = running_mean.detach().clone(memory_format=torch.contiguous_format)
+    new_rv = running_var.detach().clone(memory_format=torch.contiguous_format)
+    y, mean, invstd = _bn_train_kernel(x, weight, bias, new_rm, new_rv, count, momentum, eps)
+    return y, mean, invstd, new_rm, new_rv
+
+
+def _bn_train_inplace(x, weight, bias, running_mean, running_var, count, momentum, eps):
+    """The eager form of :func:`_bn_train`: updates ``running_mean``/``running_var`` in
+    place inside the kernel (as torch's own batch norm does) instead of returning
+    copies, and returns ``(y, save_mean, save_invstd)``. Buffers that are not
+    contiguous take the functional road."""
+    _bn_checks(x, weight, bias, running_mean, running_var)
+    if running_mean is not None and not (running_mean.is_contiguous()
+                                         and running_var.is_contiguous()):
+        y, mean, invstd, new_rm, new_rv = _bn_train(x, weight, bias, running_mean, running_var,
+                                                    count, momentum, eps)
+        running_mean.copy_(new_rm)
+        running_var.copy_(new_rv)
+        return y, mean, invstd
+    out = _bn_train_kernel(x, weight, bias, running_mean, running_var, count, momentum, eps)
+    if running_mean is not None:   # written through NumPy views: torch's counter must move
+        torch.autograd.graph.increment_version(running_mean)
+        torch.autograd.graph.increment_version(running_var)
+    return out
+
+
+def _bn_train_kernel(x, weight, bias, rm, rv, count, momentum, eps):
+    """The training kernel on checked arguments; updates ``rm``/``rv`` (contiguous
+    tensors or None) in place."""
+    perm = _channels_last(x)
+    xa = _rows(x, perm)
+    weight, bias = _affine(x, weight, bias)
     if count is not None:   # momentum=None: the cumulative average
         momentum = 1.0 / float(count)
-    y, mean, invstd = batch_norm_forward(_arr(x), _arr(weight), _arr(bias), rm, rv,
-                                         training=True, momentum=float(momentum),
+    y, mean, invstd = batch_norm_forward(xa, _arr(weight), _arr(bias), _opt_arr(rm),
+                                         _opt_arr(rv), training=True, momentum=float(momentum),
                                          eps=float(eps))
-    return _tensor(y), _tensor(mean), _tensor(invstd), new_rm, new_rv
+    return _unrows(y, x, perm), _tensor(mean), _tensor(invstd)
 
 
 def _bn_eval(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
@@ -147,25 +214,26 @@ def _bn_eval(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | 
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eval-mode batch norm: normalizes with the running statistics."""
     _bn_checks(x, weight, bias, running_mean, running_var)
-    x = x.contiguous()
+    perm = _channels_last(x)
     weight, bias = _affine(x, weight, bias)
-    y, mean, invstd = batch_norm_forward(_arr(x), _arr(weight), _arr(bias),
+    y, mean, invstd = batch_norm_forward(_rows(x, perm), _arr(weight), _arr(bias),
                                          _arr(running_mean.contiguous()),
                                          _arr(running_var.contiguous()), training=False,
                                          eps=float(eps))
-    return _tensor(y), _tensor(mean), _tensor(invstd)
+    return _unrows(y, x, perm), _tensor(mean), _tensor(invstd)
 
 
 def _bn_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
                  save_mean: torch.Tensor, save_invstd: torch.Tensor, training: bool
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(dx, dweight, dbias)`` from the forward's saved statistics."""
+    """``(dx, dweight, dbias)`` from the forward's saved statistics; ``dx`` has ``x``'s
+    layout (``dy`` is brought to it)."""
     _check("batch_norm_backward", x, grad_output=dy, weight=weight)
-    dy, x = dy.contiguous(), x.contiguous()
+    perm = _channels_last(x)
     weight, _ = _affine(x, weight, None)
-    dx, dw, db = batch_norm_backward(_arr(dy), _arr(x), _arr(weight), _arr(save_mean),
-                                     _arr(save_invstd), training=training)
-    return _tensor(dx), _tensor(dw), _tensor(db)
+    dx, dw, db = batch_norm_backward(_rows(dy, perm), _rows(x, perm), _arr(weight),
+                                     _arr(save_mean), _arr(save_invstd), training=training)
+    return _unrows(dx, x, perm), _tensor(dw), _tensor(db)
 
 
 def _dropout(x: torch.Tensor, p: float, seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,10 +259,18 @@ def _bn_checks(x, weight, bias, running_mean, running_var):
 
 # ---------------------------------------------------------------- the custom ops
 
-batch_norm_train = torch.library.custom_op("fastopt::batch_norm_train", _bn_train, mutates_args=())
-batch_norm_eval = torch.library.custom_op("fastopt::batch_norm_eval", _bn_eval, mutates_args=())
+# flexible_layout: inductor passes batch norm's inputs in the layout it chose (channels-last
+# after a convolution on the CPU) instead of converting them to the traced contiguous strides
+# and back; the kernels read channels-last memory as (M, C) rows and return that layout.
+# Dropout keeps the traced strides: its mask follows memory order, and the backward's dy must
+# be stored as the forward's x was.
+_FLEXIBLE = (torch.Tag.flexible_layout,)
+batch_norm_train = torch.library.custom_op("fastopt::batch_norm_train", _bn_train, mutates_args=(),
+                                           tags=_FLEXIBLE)
+batch_norm_eval = torch.library.custom_op("fastopt::batch_norm_eval", _bn_eval, mutates_args=(),
+                                          tags=_FLEXIBLE)
 batch_norm_backward_op = torch.library.custom_op("fastopt::batch_norm_backward", _bn_backward,
-                                                 mutates_args=())
+                                                 mutates_args=(), tags=_FLEXIBLE)
 dropout_op = torch.library.custom_op("fastopt::dropout", _dropout, mutates_args=())
 dropout_backward_op = torch.library.custom_op("fastopt::dropout_backward", _dropout_backward,
                                               mutates_args=())
@@ -202,7 +278,7 @@ dropout_backward_op = torch.library.custom_op("fastopt::dropout_backward", _drop
 
 def _bn_outputs(x, n_stats):
     c = x.shape[1]
-    return (x.new_empty(x.shape),) + tuple(x.new_empty((c,)) for _ in range(n_stats))
+    return (_empty_as(x),) + tuple(x.new_empty((c,)) for _ in range(n_stats))
 
 
 @batch_norm_train.register_fake
@@ -327,9 +403,31 @@ def call(name, *args):
     through ``torch.ops.fastopt`` when traced, else directly (an autograd.Function
     when a gradient is wanted, the bare kernel when not)."""
     op, impl, fn = _FUNCTIONS[name]
+    return _run(op, impl, fn, args)
+
+
+def _run(op, impl, fn, args):
     tensors = [a for a in args if isinstance(a, torch.Tensor)]
     if not direct(*tensors):
         return op(*args)
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return fn.apply(*args)
     return impl(*args)
+
+
+_TRAIN_INPLACE = _function("_batch_norm_train_inplace", _bn_train_inplace, _bn_train_setup,
+                           _bn_train_grads)
+
+
+def batch_norm_train_(x, weight, bias, running_mean, running_var, count, momentum, eps):
+    """Training-mode batch norm that updates ``running_mean``/``running_var`` (when
+    given) in place, as a module does; returns ``y``. Traced: the functional op,
+    then a copy of its new statistics into the buffers (functionalization turns it
+    into the graph's buffer update). Eager: the kernel updates the buffers itself,
+    with no copy."""
+    args = (x, weight, bias, running_mean, running_var, count, momentum, eps)
+    out = _run(batch_norm_train, _bn_train_inplace, _TRAIN_INPLACE, args)
+    if len(out) == 5 and running_mean is not None:   # the functional op ran
+        running_mean.copy_(out[3])
+        running_var.copy_(out[4])
+    return out[0]
