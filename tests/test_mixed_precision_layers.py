@@ -491,3 +491,150 @@ def test_emulated_cuda_batch_norm_16bit(shape, dtype, training, rng, emu_bn16, m
     assert_16bit_close("dx", dx, rdx, dx_scale, dtype)
     assert_scaled32("dgamma", dg, rdg, dg_scale)
     assert_scaled32("dbeta", db, rdb, db_scale)
+
+
+# ----------------------------------------------------------- fastopt.torch layers
+def _torch_16bit_params():
+    torch = pytest.importorskip("torch")
+    return torch, [torch.bfloat16, torch.float16]
+
+
+def _normwise(a, b, dtype_t, ulps, what):
+    """max |a - b| <= ulps * u16 * max |b| (torch tensors; u16 of the 16-bit type)."""
+    import torch
+    u = 2.0 ** -8 if dtype_t == torch.bfloat16 else 2.0 ** -11
+    a, b = a.detach().double(), b.detach().double()
+    err, scale = (a - b).abs().max().item(), b.abs().max().item()
+    assert err <= ulps * u * scale + 1e-30, f"{what}: max err {err:.3g}, bound {ulps * u * scale:.3g}"
+
+
+BN_MODULES = [("BatchNorm1d", (16, 5)), ("BatchNorm1d", (8, 5, 7)), ("BatchNorm2d", (4, 3, 6, 5)),
+              ("BatchNorm3d", (2, 3, 4, 3, 5))]
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("params", ["float32", "16bit"])
+@pytest.mark.parametrize("half", ["bf16", "f16"])
+@pytest.mark.parametrize("name, shape", BN_MODULES, ids=[f"{n}-{len(s)}d" for n, s in BN_MODULES])
+def test_torch_batch_norm_modules_16bit(name, shape, half, params, training):
+    """fastopt.torch.BatchNormXd on a 16-bit input does what torch.nn.BatchNormXd does:
+    a float32 module (autocast keeps BN parameters float32; bf16 activations) and a module
+    converted with .to(torch.bfloat16 / float16): y and the gradients in torch's types,
+    the running statistics in the buffers' types, the values to 16-bit rounding."""
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+    dt = torch.bfloat16 if half == "bf16" else torch.float16
+    torch.manual_seed(1)
+    ref = getattr(torch.nn, name)(shape[1], momentum=0.2)
+    with torch.no_grad():
+        ref.weight.uniform_(0.5, 2.0)
+        ref.bias.normal_()
+        ref.running_mean.normal_()
+        ref.running_var.uniform_(0.5, 2.0)
+    if params == "16bit":
+        ref = ref.to(dt)
+    mine = ft.convert(copy_module(ref))
+    ref.train(training), mine.train(training)
+    x = (torch.randn(shape) * 2 + 1).to(dt)
+    xr, xm = x.clone().requires_grad_(), x.clone().requires_grad_()
+    yr, ym = ref(xr), mine(xm)
+    assert ym.dtype == yr.dtype == dt
+    _normwise(ym, yr, dt, 4, "y")
+    for buf in ("running_mean", "running_var"):
+        a, b = getattr(mine, buf), getattr(ref, buf)
+        assert a.dtype == b.dtype
+        _normwise(a, b, dt if params == "16bit" else torch.float32, 2 if params == "16bit" else 1e-3, buf)
+    assert int(mine.num_batches_tracked) == int(ref.num_batches_tracked)
+    g = torch.randn(shape).to(dt)
+    yr.backward(g), ym.backward(g)
+    assert xm.grad.dtype == xr.grad.dtype == dt
+    _normwise(xm.grad, xr.grad, dt, 8, "dx")
+    for p in ("weight", "bias"):
+        a, b = getattr(mine, p).grad, getattr(ref, p).grad
+        assert a.dtype == b.dtype
+        _normwise(a, b, dt if params == "16bit" else torch.float32, 8 if params == "16bit" else 0.05, p)
+
+
+def copy_module(m):
+    import copy
+    return copy.deepcopy(m)
+
+
+@pytest.mark.parametrize("half", ["bf16", "f16"])
+def test_torch_dropout_16bit(half):
+    """fastopt.torch.Dropout / dropout on a 16-bit tensor: y and the gradient in its type,
+    kept values the float32 formula rounded once, the mask the one a float32 tensor gets."""
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+    dt = torch.bfloat16 if half == "bf16" else torch.float16
+    x = torch.randn(4000).to(dt).requires_grad_()
+    torch.manual_seed(5)
+    y = ft.Dropout(0.3)(x)
+    torch.manual_seed(5)
+    y32 = ft.dropout(x.detach().float(), 0.3)
+    assert y.dtype == dt
+    keep = y32 != 0
+    assert torch.equal(y != 0, keep)
+    want = (x.detach().float() * torch.tensor(1 / 0.7, dtype=torch.float32)).to(dt)
+    assert torch.equal(y[keep].view(torch.int16), want[keep].view(torch.int16))
+    y.backward(torch.ones_like(y))
+    assert x.grad.dtype == dt
+    assert torch.equal(x.grad != 0, keep)
+    assert torch.equal(x.grad[keep], torch.full_like(x.grad[keep], 1 / 0.7))
+
+
+def test_torch_opcheck_16bit():
+    """torch.library.opcheck on 16-bit inputs: float32 and 16-bit per-channel tensors,
+    eval, backward, dropout and its backward."""
+    torch = pytest.importorskip("torch")
+    import fastopt.torch  # noqa: F401  (registers torch.ops.fastopt)
+    FO = torch.ops.fastopt
+
+    def check(op, args):
+        result = torch.library.opcheck(op, args)
+        assert set(result.values()) == {"SUCCESS"}, result
+    torch.manual_seed(2)
+    for dt in (torch.bfloat16, torch.float16):
+        x = torch.randn(6, 4, 3).to(dt).requires_grad_()
+        for pdt in (torch.float32, dt):
+            w = (torch.rand(4) + 0.5).to(pdt).requires_grad_()
+            b = torch.randn(4).to(pdt).requires_grad_()
+            rm, rv = torch.randn(4).to(pdt), (torch.rand(4) + 0.5).to(pdt)
+            check(FO.batch_norm_train, (x, w, b, rm, rv, None, 0.1, 1e-5))
+            check(FO.batch_norm_train, (x, None, None, None, None, None, 0.1, 1e-5))
+            check(FO.batch_norm_eval, (x, w, b, rm, rv, 1e-5))
+            y, mean, invstd, new_rm, _ = FO.batch_norm_train(x, w, b, rm, rv, None, 0.1, 1e-5)
+            assert y.dtype == dt and mean.dtype == torch.float32 and new_rm.dtype == pdt
+            dy = torch.randn(6, 4, 3).to(dt)
+            check(FO.batch_norm_backward, (dy, x.detach(), w.detach(), mean, invstd, True))
+            check(FO.batch_norm_backward, (dy, x.detach(), None, mean, invstd, False))
+        for p in (0.0, 0.3, 1.0):
+            check(FO.dropout, (x, p, torch.tensor(123)))
+        _, mask = FO.dropout(x, 0.3, torch.tensor(123))
+        check(FO.dropout_backward, (torch.randn(6, 4, 3).to(dt), mask, 0.3))
+
+
+def test_torch_autocast_bf16_model_matches_torch():
+    """A float32 model under torch.autocast("cpu", bfloat16): Linear gives bfloat16
+    activations, the float32 BatchNorm1d (kept float32 by autocast) and Dropout take
+    them as torch's modules do; outputs, parameter gradients and running statistics
+    agree with torch's model to bfloat16 rounding (dropout off: its masks differ)."""
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+    torch.manual_seed(3)
+    ref = torch.nn.Sequential(torch.nn.Linear(10, 16), torch.nn.BatchNorm1d(16),
+                              torch.nn.ReLU(), torch.nn.Dropout(0.0), torch.nn.Linear(16, 3))
+    mine = ft.convert(copy_module(ref))
+    x = torch.randn(32, 10)
+    outs = []
+    for m in (ref, mine):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = m(x)
+        y.float().square().sum().backward()
+        outs.append(y)
+    assert outs[0].dtype == outs[1].dtype == torch.bfloat16
+    _normwise(outs[1], outs[0], torch.bfloat16, 4, "y")
+    _normwise(mine[1].running_var, ref[1].running_var, torch.float32, 1e-2, "running_var")
+    for (n, a), b in zip(mine.named_parameters(), ref.parameters()):
+        assert a.grad.dtype == b.grad.dtype == torch.float32
+        _normwise(a.grad, b.grad, torch.bfloat16, 8, n)

@@ -245,8 +245,8 @@ def test_batch_norm_errors_as_torch(path):
 
 
 def test_batch_norm_unsupported_inputs_name_the_input(path):
-    with pytest.raises(TypeError, match="input has dtype torch.float16"):
-        ft.BatchNorm1d(3, dtype=torch.float16)(torch.randn(4, 3, dtype=torch.float16))
+    with pytest.raises(TypeError, match="input has dtype torch.complex64"):
+        ft.batch_norm(torch.ones(4, 3, dtype=torch.complex64), None, None, training=True)
     with pytest.raises(TypeError, match="input has dtype torch.int64"):
         ft.batch_norm(torch.ones(4, 3, dtype=torch.int64), None, None, training=True)
     with pytest.raises(TypeError, match="weight has dtype torch.float64 but input has dtype "
@@ -420,8 +420,8 @@ def test_dropout_errors_as_torch(path):
         assert str(e_mine.value) == str(e_torch.value)
         with pytest.raises(ValueError, match="dropout probability"):
             ft.Dropout(p)
-    with pytest.raises(TypeError, match="input has dtype torch.bfloat16"):
-        ft.dropout(torch.ones(3, dtype=torch.bfloat16), 0.5)
+    with pytest.raises(TypeError, match="input has dtype torch.int32"):
+        ft.dropout(torch.ones(3, dtype=torch.int32), 0.5)
     assert repr(ft.Dropout(0.2, inplace=True)) == repr(torch.nn.Dropout(0.2, inplace=True))
 
 

@@ -28,8 +28,10 @@ CPU tensors reach the cpp backend zero-copy (``tensor.detach().numpy()``
 views in, ``torch.from_numpy`` of fastopt's outputs out); CUDA tensors go to
 the cuda backend through DLPack (cupy). ``x`` and ``dy`` that are not
 contiguous are copied to contiguous tensors first (they are only read);
-float32 and float64 only, all float arguments of one call in one dtype on one
-device, else ``TypeError`` naming the argument.
+float32, float64, float16 and bfloat16 (the per-channel tensors of a 16-bit input
+in float32 or in its own type, widened to float32: save_mean/save_invstd and
+dweight/dbias are float32, the running statistics keep their buffers' type), all
+on one device, else ``TypeError`` naming the argument.
 
 Eager calls on plain tensors skip the dispatcher (:func:`call`, :func:`direct`):
 the same kernel functions run inside a ``torch.autograd.Function`` with the
@@ -38,6 +40,7 @@ microseconds per call.
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import torch
 
@@ -46,18 +49,27 @@ from fastopt.functional.dropout import dropout_backward, dropout_forward
 
 __all__ = ["batch_norm_train_", "call", "direct"]
 
-_DTYPES = (torch.float32, torch.float64)
+_HALF = (torch.float16, torch.bfloat16)
+_DTYPES = (torch.float32, torch.float64) + _HALF
+
+
+def _stat_dtype(x):
+    """The dtype of the kernels' per-channel arrays for input ``x``: float32 for a
+    16-bit ``x`` (its compute type), else ``x``'s."""
+    return torch.float32 if x.dtype in _HALF else x.dtype
 
 
 def _check(op, x, **others):
-    """torch-named checks shared by the real and the fake kernels."""
+    """torch-named checks shared by the real and the fake kernels. A 16-bit input takes
+    per-channel tensors in float32 or in its own type (a module converted with
+    ``.to(torch.bfloat16)``), as torch's batch norm does; they are widened to float32."""
     if x.dtype not in _DTYPES:
         raise TypeError(f"fastopt.{op}: input has dtype {x.dtype}; fastopt's torch layers take "
-                        f"torch.float32 or torch.float64 for now")
+                        f"torch.float16, torch.bfloat16, torch.float32 or torch.float64")
     for name, t in others.items():
         if t is None:
             continue
-        if t.dtype != x.dtype:
+        if t.dtype != x.dtype and t.dtype != _stat_dtype(x):
             raise TypeError(f"fastopt.{op}: {name} has dtype {t.dtype} but input has dtype "
                             f"{x.dtype}")
         if t.device != x.device:
@@ -77,9 +89,12 @@ def _check_channels(op, x, **vectors):
 
 def _arr(t):
     """What fastopt's functions receive for a contiguous tensor: a NumPy view of a CPU
-    tensor (zero-copy), the tensor itself otherwise (fastopt takes it by DLPack)."""
+    tensor (zero-copy; bfloat16, which NumPy lacks, as ``ml_dtypes.bfloat16`` through
+    an int16 view), the tensor itself otherwise (fastopt takes it by DLPack)."""
     t = t.detach()
     if t.device.type == "cpu":
+        if t.dtype == torch.bfloat16:
+            return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
         return t.numpy()
     return t
 
@@ -87,8 +102,16 @@ def _arr(t):
 def _tensor(a):
     """fastopt's output as a tensor sharing its memory."""
     if isinstance(a, np.ndarray):
+        if a.dtype == ml_dtypes.bfloat16:
+            return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
         return torch.from_numpy(a)
     return torch.from_dlpack(a)
+
+
+def _stat(t, x):
+    """A per-channel tensor as the kernels take it: contiguous, ``_stat_dtype(x)``
+    (a copy only for non-contiguous or 16-bit ones)."""
+    return t.to(_stat_dtype(x), memory_format=torch.contiguous_format)
 
 
 def _opt_arr(t):
@@ -142,17 +165,18 @@ _CONST = {}
 def _const(value, c, like):
     """Cached ``(C,)`` ones/zeros for an absent weight/bias (affine=False): fastopt's
     kernels take gamma and beta arrays. Never written, so one per (value, C, dtype, device)."""
-    key = (value, c, like.dtype, like.device)
+    dtype = _stat_dtype(like)
+    key = (value, c, dtype, like.device)
     t = _CONST.get(key)
     if t is None:
-        t = _CONST[key] = torch.full((c,), value, dtype=like.dtype, device=like.device)
+        t = _CONST[key] = torch.full((c,), value, dtype=dtype, device=like.device)
     return t
 
 
 def _affine(x, weight, bias):
     c = x.shape[1]
-    weight = _const(1.0, c, x) if weight is None else weight.contiguous()
-    bias = _const(0.0, c, x) if bias is None else bias.contiguous()
+    weight = _const(1.0, c, x) if weight is None else _stat(weight, x)
+    bias = _const(0.0, c, x) if bias is None else _stat(bias, x)
     return weight, bias
 
 
@@ -169,20 +193,25 @@ def _bn_train(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor |
     if running_mean is None:
         y, mean, invstd = _bn_train_kernel(x, weight, bias, None, None, count, momentum, eps)
         return y, mean, invstd, x.new_empty((0,)), x.new_empty((0,))
-    new_rm = running_mean.detach().clone(memory_format=torch.contiguous_format)
-    new_rv = running_var.detach().clone(memory_format=torch.contiguous_format)
+    # updated in the compute type, returned in the buffers' (16-bit buffers: rounded once)
+    sd = _stat_dtype(x)
+    new_rm = running_mean.detach().to(sd, memory_format=torch.contiguous_format, copy=True)
+    new_rv = running_var.detach().to(sd, memory_format=torch.contiguous_format, copy=True)
     y, mean, invstd = _bn_train_kernel(x, weight, bias, new_rm, new_rv, count, momentum, eps)
-    return y, mean, invstd, new_rm, new_rv
+    return y, mean, invstd, new_rm.to(running_mean.dtype), new_rv.to(running_var.dtype)
 
 
 def _bn_train_inplace(x, weight, bias, running_mean, running_var, count, momentum, eps):
     """The eager form of :func:`_bn_train`: updates ``running_mean``/``running_var`` in
     place inside the kernel (as torch's own batch norm does) instead of returning
     copies, and returns ``(y, save_mean, save_invstd)``. Buffers that are not
-    contiguous take the functional road."""
+    contiguous or not of the compute type (16-bit buffers of a 16-bit input) take the
+    functional road."""
     _bn_checks(x, weight, bias, running_mean, running_var)
+    sd = _stat_dtype(x)
     if running_mean is not None and not (running_mean.is_contiguous()
-                                         and running_var.is_contiguous()):
+                                         and running_var.is_contiguous()
+                                         and running_mean.dtype == sd == running_var.dtype):
         y, mean, invstd, new_rm, new_rv = _bn_train(x, weight, bias, running_mean, running_var,
                                                     count, momentum, eps)
         running_mean.copy_(new_rm)
@@ -217,8 +246,8 @@ def _bn_eval(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | 
     perm = _channels_last(x)
     weight, bias = _affine(x, weight, bias)
     y, mean, invstd = batch_norm_forward(_rows(x, perm), _arr(weight), _arr(bias),
-                                         _arr(running_mean.contiguous()),
-                                         _arr(running_var.contiguous()), training=False,
+                                         _arr(_stat(running_mean, x)),
+                                         _arr(_stat(running_var, x)), training=False,
                                          eps=float(eps))
     return _unrows(y, x, perm), _tensor(mean), _tensor(invstd)
 
@@ -278,14 +307,17 @@ dropout_backward_op = torch.library.custom_op("fastopt::dropout_backward", _drop
 
 def _bn_outputs(x, n_stats):
     c = x.shape[1]
-    return (_empty_as(x),) + tuple(x.new_empty((c,)) for _ in range(n_stats))
+    return (_empty_as(x),) + tuple(x.new_empty((c,), dtype=_stat_dtype(x))
+                                   for _ in range(n_stats))
 
 
 @batch_norm_train.register_fake
 def _(x, weight, bias, running_mean, running_var, count, momentum, eps):
     _bn_checks(x, weight, bias, running_mean, running_var)
-    runs = 0 if running_mean is None else x.shape[1]
-    return _bn_outputs(x, 2) + (x.new_empty((runs,)), x.new_empty((runs,)))
+    if running_mean is None:
+        return _bn_outputs(x, 2) + (x.new_empty((0,)), x.new_empty((0,)))
+    return _bn_outputs(x, 2) + (running_mean.new_empty(running_mean.shape),
+                                running_var.new_empty(running_var.shape))
 
 
 @batch_norm_eval.register_fake
@@ -335,7 +367,7 @@ def _bn_setup(ctx, inputs, output, training):
     x, weight, bias = inputs[:3]
     y, mean, invstd = output[:3]
     ctx.save_for_backward(x, weight, mean, invstd)
-    ctx.training, ctx.has_bias = training, bias is not None
+    ctx.training, ctx.bias_dtype = training, None if bias is None else bias.dtype
     ctx.mark_non_differentiable(*output[1:])
 
 
@@ -343,8 +375,9 @@ def _bn_grads(ctx, dy, n_inputs):
     x, weight, mean, invstd = ctx.saved_tensors
     args = (dy, x, weight, mean, invstd, ctx.training)
     dx, dw, db = _bn_backward(*args) if direct(dy, x) else batch_norm_backward_op(*args)
-    return (dx, dw if weight is not None else None,
-            db if ctx.has_bias else None) + (None,) * (n_inputs - 3)
+    # the kernels' dweight/dbias are in the compute type: a 16-bit weight gets its own type
+    return (dx, None if weight is None else dw.to(weight.dtype),
+            None if ctx.bias_dtype is None else db.to(ctx.bias_dtype)) + (None,) * (n_inputs - 3)
 
 
 def _bn_train_setup(ctx, inputs, output):
