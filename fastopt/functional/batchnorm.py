@@ -85,8 +85,8 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
         y = gamma * (x - mean) * invstd + beta    (computed as x * scale + shift,
                                                     scale = gamma*invstd, shift = beta - mean*scale)
 
-    ``save_mean`` and ``save_invstd`` (shape ``(C,)``, ``x``'s dtype) are what
-    :func:`batch_norm_backward` needs; in eval they are a copy of
+    ``save_mean`` and ``save_invstd`` (shape ``(C,)``, ``x``'s dtype; float32 for a
+    16-bit ``x``) are what :func:`batch_norm_backward` needs; in eval they are a copy of
     ``running_mean`` and ``1 / sqrt(running_var + eps)``.
 
     Equals ``torch.nn.functional.batch_norm(x, running_mean, running_var,
@@ -97,7 +97,9 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
     ``(N, C, H, W)`` case.
 
     ``gamma``, ``beta``, ``running_mean``, ``running_var`` have shape ``(C,)``
-    and ``x``'s dtype (float32 or float64). ``gamma=None`` / ``beta=None``
+    and ``x``'s dtype (float32 or float64), or float32 when ``x`` is float16 or
+    ``ml_dtypes.bfloat16`` (computed in float32, ``y`` rounded once to ``x``'s type;
+    docs/mixed-precision-layers.md). ``gamma=None`` / ``beta=None``
     mean 1 / 0 (torch's ``affine=False``). In training the running statistics
     may both be None (nothing is tracked); they are updated in place and must
     be writeable and C-contiguous. ``M == 1`` in training raises ``ValueError``
@@ -143,7 +145,8 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, 
     """Batch normalization backward: returns ``(dx, dgamma, dbeta)``.
 
     ``save_mean`` and ``save_invstd`` are the forward call's (``None`` raises
-    ``ValueError``). ``gamma=None`` means 1 (``affine=False``); ``dgamma`` and
+    ``ValueError``). A 16-bit ``dy``/``x`` (one type) takes float32 ``gamma`` and
+    statistics and gives ``dx`` in its type, ``dgamma``/``dbeta`` in float32. ``gamma=None`` means 1 (``affine=False``); ``dgamma`` and
     ``dbeta`` are still returned (the sums below, computed anyway), to be
     ignored when there is no affine transform. Per channel, with
     ``xhat = (x - save_mean) * save_invstd`` and sums over the ``M`` values::

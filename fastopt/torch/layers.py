@@ -112,7 +112,8 @@ class BatchNorm1d(_BatchNorm, torch.nn.BatchNorm1d):
 
     Same constructor (``num_features, eps=1e-5, momentum=0.1, affine=True,
     track_running_stats=True, device=None, dtype=None``; ``momentum=None`` is
-    the cumulative average), state dict and results as torch's; float32/float64.
+    the cumulative average), state dict and results as torch's; float32/float64, and
+    float16/bfloat16 input with float32 or 16-bit parameters (docs/mixed-precision-layers.md).
 
     >>> bn = fastopt.torch.BatchNorm1d(64); bn.load_state_dict(torch_bn.state_dict())
     """
