@@ -99,7 +99,9 @@ class Role:
     optional: bool = False         # None is accepted
     when: Optional[Need] = None    # None is refused (and the array used) when this holds
     message: str = ""              # the error when `when` holds and it is None
-    dtype: str = "float"           # "float" (a storage type, see precision), "bits" or "flag"
+    dtype: str = "float"           # "float" (a storage type, see precision), "bits", "flag", "stat"
+    # "stat": float32 when the call's dtype is 16-bit (batch norm's gamma, beta and
+    # statistics with a float16/bfloat16 x), else the call's dtype
     signed: Optional[bool] = None  # may be an 8-bit QuantizedState with this map (fastopt.quantized)
     # mixed precision (optimizer steps): "param" (its type P), "grad" (P, or float32 when P
     # is 16-bit), "state" (P or float32, one type per call), "master" (float32, P 16-bit);
@@ -128,6 +130,7 @@ class Kernel:
     rules: Tuple[Rule, ...] = ()
     returns: str = ""                      # what the call returns, for the docstring
     group_options: Tuple[Hyper, ...] = ()  # extra options of the optimizer class's groups
+    half: bool = False                     # float16/bfloat16 arrays too (DESIGN s.7)
 
     def hyper(self, name) -> Hyper:
         return next(h for h in self.hypers if h.name == name)
@@ -186,8 +189,10 @@ KERNELS = {k.name: k for k in (
             Hyper("eps", NON_NEGATIVE, 1e-10), _WD, _MAXIMIZE, _GRAD_SCALE, *_SR, _backend()),
            group_options=(Hyper("initial_accumulator_value", NON_NEGATIVE, 0.0),)),
     Kernel("batch_norm_forward",
-           (Role("x"), Role("gamma", optional=True), Role("beta", optional=True),
+           (Role("x"), Role("gamma", optional=True, dtype="stat"),
+            Role("beta", optional=True, dtype="stat"),
             *(Role(n, written="training", optional=True, when=Need("training", "==", False),
+                   dtype="stat",
                    message="eval (training=False) normalizes with running_mean and running_var: "
                            "they cannot be None")
               for n in ("running_mean", "running_var"))),
@@ -195,18 +200,18 @@ KERNELS = {k.name: k for k in (
             Hyper("eps", POSITIVE, 1e-5), _backend()),
            (Rule("(running_mean is None) == (running_var is None)",
                  "running_mean and running_var must both be arrays or both be None"),),
-           returns="(y, save_mean, save_invstd), new arrays"),
+           returns="(y, save_mean, save_invstd), new arrays", half=True),
     Kernel("batch_norm_backward",
-           (Role("dy"), Role("x"), Role("gamma", optional=True), Role("save_mean"),
-            Role("save_invstd")),
+           (Role("dy"), Role("x"), Role("gamma", optional=True, dtype="stat"),
+            Role("save_mean", dtype="stat"), Role("save_invstd", dtype="stat")),
            (Hyper("training", FLAG, True), _backend()),
-           returns="(dx, dgamma, dbeta), new arrays"),
+           returns="(dx, dgamma, dbeta), new arrays", half=True),
     Kernel("dropout_forward", (Role("x"),),
            (Hyper("p", CLOSED_UNIT), Hyper("seed", SEED), Hyper("training", FLAG, True),
             _backend()),
-           returns="(y, mask): a new array and its bit-packed uint8 mask"),
+           returns="(y, mask): a new array and its bit-packed uint8 mask", half=True),
     Kernel("dropout_backward", (Role("dy"), Role("mask", optional=True, dtype="bits")),
-           (Hyper("p", CLOSED_UNIT), _backend()), returns="dx, a new array"),
+           (Hyper("p", CLOSED_UNIT), _backend()), returns="dx, a new array", half=True),
     Kernel("dropout_mask", (),
            (Hyper("shape", SHAPE), Hyper("p", CLOSED_UNIT), Hyper("seed", SEED), _backend()),
            returns="the bit-packed uint8 mask"),

@@ -18,6 +18,18 @@ from fastopt._precision import FLOAT_DTYPES, HALF_DTYPES, STORAGE_DTYPES  # noqa
 
 _F32 = np.dtype(np.float32)
 
+
+def kernel_dtypes(spec):
+    """The dtypes ``spec``'s kernel takes for its arrays: the 16-bit types too for batch
+    norm and dropout (``spec.half``) and the optimizer steps (mixed precision roles)."""
+    return STORAGE_DTYPES if spec.half or any(r.precision for r in spec.arrays) else FLOAT_DTYPES
+
+
+def stat_roles(spec):
+    """Names of ``spec``'s arrays that are float32 when the call's dtype is 16-bit."""
+    return frozenset(r.name for r in spec.arrays if r.dtype == "stat")
+
+
 try:  # a native scan of data pointers: the Python fallback costs ~1 us per array
     from fastopt._core import first_overlap as _native_first_overlap
 except ImportError:  # pragma: no cover - exercised when the extension is missing
@@ -61,10 +73,11 @@ class _CallState:
     """What the arrays of one call must share: device kind, GPU id and dtype (with
     mixed precision: the param's type P and the one state type S)."""
 
-    __slots__ = ("first", "dtypes", "dtype", "on_gpu", "device", "state", "state_label")
+    __slots__ = ("first", "dtypes", "dtype", "on_gpu", "device", "state", "state_label",
+                 "stats")
 
-    def __init__(self, first, dtypes):
-        self.first, self.dtypes = first, dtypes
+    def __init__(self, first, dtypes, stats=frozenset()):
+        self.first, self.dtypes, self.stats = first, dtypes, stats
         self.dtype = self.on_gpu = self.device = self.state = self.state_label = None
 
     def check(self, a, label, is_output, precision=""):
@@ -88,6 +101,10 @@ class _CallState:
                 raise TypeError(f"{label} has dtype {a.dtype}; fastopt takes "
                                 f"{' or '.join(str(d) for d in self.dtypes)}")
             self.dtype = a.dtype
+        elif label in self.stats and self.dtype in HALF_DTYPES:
+            if a.dtype != _F32:
+                raise TypeError(f"{label} has dtype {a.dtype} but must be float32: {first} has "
+                                f"dtype {self.dtype}, whose parameters and statistics are float32")
         elif precision and precision != "param":
             _precision.check_dtype(self, a, label, precision)
         elif a.dtype != self.dtype:
@@ -206,17 +223,18 @@ def _arrays(named, dtypes):
     return Checked(lists, is_list, bool(state.on_gpu), state.dtype)
 
 
-def shaped_arrays(*named, dtypes=FLOAT_DTYPES):
+def shaped_arrays(*named, dtypes=FLOAT_DTYPES, stats=frozenset()):
     """Checks the arrays of a call whose arrays have different shapes.
 
     ``named`` holds ``(name, value, is_output, shape)`` tuples: ``shape`` is the
     exact shape required (a tuple), or None for any. ``None`` values are absent
-    optional arrays. All arrays share one dtype (the first one's) and one
+    optional arrays. All arrays share one dtype (the first one's; the arrays
+    named in ``stats`` are float32 instead when it is 16-bit) and one
     device, are C-contiguous, outputs are writeable, and no two overlap.
     Returns a :class:`Checked` whose entries are single arrays (or None).
     """
     arrays_, labels = {}, []
-    state = _CallState(named[0][0], dtypes)
+    state = _CallState(named[0][0], dtypes, stats)
     for name, value, is_output, shape in named:
         if value is None:
             arrays_[name] = None
@@ -237,26 +255,33 @@ except ImportError:  # pragma: no cover - extension not built
     _cached_empty = None
 
 
-def empty_like(ref, shape=None):
+def compute_dtype(dtype):
+    """The dtype of the parameters and statistics that go with arrays of ``dtype``:
+    float32 for 16-bit types (their compute type), else ``dtype`` itself."""
+    return _F32 if dtype in HALF_DTYPES else np.dtype(dtype)
+
+
+def empty_like(ref, shape=None, dtype=None):
     """A new uninitialised C-contiguous array on ``ref``'s device with its dtype
-    (``shape`` defaults to ``ref``'s): the outputs a function allocates.
+    (``shape`` and ``dtype`` default to ``ref``'s): the outputs a function allocates.
 
     A GPU array is allocated inside ``with ref.device``: cupy allocates on the
     *current* device, which need not be ``ref``'s (a kernel writing another
     GPU's memory faults and poisons the CUDA context)."""
     shape = ref.shape if shape is None else shape
+    dtype = ref.dtype if dtype is None else dtype
     if is_cupy(ref):
         import cupy
         with ref.device:
-            return cupy.empty(shape, dtype=ref.dtype)
+            return cupy.empty(shape, dtype=dtype)
     if _cached_empty is not None:  # large outputs reuse freed buffers (csrc/cpu/buffers.h)
-        return _cached_empty(shape, ref.dtype)
-    return np.empty(shape, dtype=ref.dtype)
+        return _cached_empty(shape, dtype)
+    return np.empty(shape, dtype=dtype)
 
 
-def full_like(ref, shape=None, value=0.0):
+def full_like(ref, shape=None, value=0.0, dtype=None):
     """Like :func:`empty_like`, filled with ``value`` (on ``ref``'s device)."""
-    out = empty_like(ref, shape)
+    out = empty_like(ref, shape, dtype)
     if is_cupy(ref):
         with ref.device:   # the fill is a kernel launched on the current device
             out.fill(value)
@@ -265,8 +290,8 @@ def full_like(ref, shape=None, value=0.0):
     return out
 
 
-def zeros_like(ref, shape=None):
-    return full_like(ref, shape, 0.0)
+def zeros_like(ref, shape=None, dtype=None):
+    return full_like(ref, shape, 0.0, dtype)
 
 
 def flag(name, value):
@@ -425,7 +450,7 @@ def call(spec, values):
         return quantized_call(spec, values)
     mixed = any(r.precision for r in spec.arrays)
     c = arrays(*[(r.name, values[r.name], r.written is True, r.precision) for r in spec.arrays
-                 if r.dtype == "float"], dtypes=STORAGE_DTYPES if mixed else FLOAT_DTYPES)
+                 if r.dtype == "float"], dtypes=kernel_dtypes(spec))
     h = hypers(spec, values)
     rules(spec, h, values)
     if mixed:

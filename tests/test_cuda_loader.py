@@ -246,8 +246,9 @@ def _code(param):
     if "*" in param:
         return "p"
     typ = param.rsplit(" ", 1)[0]
-    return {"T": "T", "double": "d", "int": "i", "long long": "q",
-            "unsigned long long": "Q"}[typ]
+    # fastopt::compute_t<T>: the element type's compute type (float for 16-bit storage)
+    return {"T": "T", "fastopt::compute_t<T>": "T", "double": "d", "int": "i",
+            "long long": "q", "unsigned long long": "Q"}[typ]
 
 
 def kernel_signatures(text):

@@ -271,7 +271,7 @@ def _bad_forward_calls(x):
         (TypeError, lambda: fastopt.dropout_forward(x, 0.5, seed="1")),
         (TypeError, lambda: fastopt.dropout_forward(x, 0.5)),
         (TypeError, lambda: fastopt.dropout_forward(x.astype(np.int32), 0.5, seed=1)),
-        (TypeError, lambda: fastopt.dropout_forward(x.astype(np.float16), 0.5, seed=1)),
+        (TypeError, lambda: fastopt.dropout_forward(x.astype(np.complex64), 0.5, seed=1)),
         (TypeError, lambda: fastopt.dropout_forward(list(x), 0.5, seed=1)),
         (ValueError, lambda: fastopt.dropout_forward(x[::2], 0.5, seed=1)),
         (ValueError, lambda: fastopt.dropout_forward(x.reshape(10, 10).T, 0.5, seed=1)),

@@ -148,6 +148,52 @@ def test_batch_norm_non_contiguous_and_channels_last(path, rng):
     _step(ref1, mine1, _t(rng, (5, 9)).t(), _t(rng, (9, 5)), torch.float32, "transposed")
 
 
+@pytest.mark.parametrize("tcls,fcls,shape,fmt", [
+    (torch.nn.BatchNorm2d, ft.BatchNorm2d, (4, 3, 5, 6), torch.channels_last),
+    (torch.nn.BatchNorm3d, ft.BatchNorm3d, (3, 4, 2, 3, 5), torch.channels_last_3d)])
+def test_batch_norm_channels_last_keeps_its_layout(tcls, fcls, shape, fmt, path, rng):
+    """A channels-last input is read in place as (M, C) rows and y and dx come back
+    channels-last, as torch's do; a contiguous dy for a channels-last x is fine."""
+    for opts in (dict(), dict(affine=False, track_running_stats=False)):
+        ref, mine = _pair(tcls, fcls, shape[1], opts, torch.float32, rng)
+        for train in (True, False):
+            ref.train(train), mine.train(train)
+            x = _t(rng, shape, scale=2.0, offset=3.0).to(torch.float32)
+            x = x.to(memory_format=fmt).requires_grad_()
+            y = copy.deepcopy(mine)(x)   # the layouts; _step compares the values
+            assert y.is_contiguous(memory_format=fmt) and not y.is_contiguous()
+            y.backward(_t(rng, shape).to(torch.float32))
+            assert x.grad.is_contiguous(memory_format=fmt)
+            _step(ref, mine, x.detach().double(), _t(rng, shape), torch.float32,
+                  f"{fmt} {opts} {train}")
+
+
+def test_batch_norm_eager_training_writes_the_buffers_directly(rng):
+    """Eager training updates running_mean/var inside the kernel: no clone of the
+    statistics and no copy back (torch ops that the profiler would see), the same
+    buffer tensors, their version counters moved, the values torch's."""
+    ref, mine = _pair(torch.nn.BatchNorm1d, ft.BatchNorm1d, 6, {}, torch.float32, rng)
+    x = _t(rng, (9, 6), torch.float32).requires_grad_()
+    ptrs = [mine.running_mean.data_ptr(), mine.running_var.data_ptr()]
+    versions = [mine.running_mean._version, mine.running_var._version]
+    with torch.profiler.profile() as prof:
+        mine(x)
+    names = {e.name for e in prof.events()}
+    assert not names & {"aten::clone", "aten::copy_"}, names
+    assert [mine.running_mean.data_ptr(), mine.running_var.data_ptr()] == ptrs
+    assert mine.running_mean._version > versions[0] and mine.running_var._version > versions[1]
+    ref(x.detach().double())
+    close(mine.running_mean, ref.running_mean, torch.float32, "running_mean")
+    close(mine.running_var, ref.running_var, torch.float32, "running_var")
+    # buffers that are not contiguous take the functional road, same results
+    rm, rv = torch.zeros(6, 2)[:, 0], torch.ones(6, 2)[:, 0]
+    rm_t, rv_t = rm.clone(), rv.clone()
+    ft.batch_norm(x, rm, rv, training=True, momentum=0.3)
+    torch.nn.functional.batch_norm(x.detach(), rm_t, rv_t, training=True, momentum=0.3)
+    close(rm, rm_t, torch.float32, "strided running_mean")
+    close(rv, rv_t, torch.float32, "strided running_var")
+
+
 def test_batch_norm_gradcheck_float64(path, rng):
     x = _t(rng, (5, 3, 4)).requires_grad_()
     w, b = _t(rng, 3).requires_grad_(), _t(rng, 3).requires_grad_()
@@ -199,8 +245,8 @@ def test_batch_norm_errors_as_torch(path):
 
 
 def test_batch_norm_unsupported_inputs_name_the_input(path):
-    with pytest.raises(TypeError, match="input has dtype torch.float16"):
-        ft.BatchNorm1d(3, dtype=torch.float16)(torch.randn(4, 3, dtype=torch.float16))
+    with pytest.raises(TypeError, match="input has dtype torch.complex64"):
+        ft.batch_norm(torch.ones(4, 3, dtype=torch.complex64), None, None, training=True)
     with pytest.raises(TypeError, match="input has dtype torch.int64"):
         ft.batch_norm(torch.ones(4, 3, dtype=torch.int64), None, None, training=True)
     with pytest.raises(TypeError, match="weight has dtype torch.float64 but input has dtype "
@@ -374,8 +420,8 @@ def test_dropout_errors_as_torch(path):
         assert str(e_mine.value) == str(e_torch.value)
         with pytest.raises(ValueError, match="dropout probability"):
             ft.Dropout(p)
-    with pytest.raises(TypeError, match="input has dtype torch.bfloat16"):
-        ft.dropout(torch.ones(3, dtype=torch.bfloat16), 0.5)
+    with pytest.raises(TypeError, match="input has dtype torch.int32"):
+        ft.dropout(torch.ones(3, dtype=torch.int32), 0.5)
     assert repr(ft.Dropout(0.2, inplace=True)) == repr(torch.nn.Dropout(0.2, inplace=True))
 
 
@@ -400,6 +446,14 @@ def test_opcheck_batch_norm(rng):
     dy = _t(rng, (6, 4, 3), torch.float32)
     _opcheck(FO.batch_norm_backward, (dy, x.detach(), w.detach(), mean, invstd, True))
     _opcheck(FO.batch_norm_backward, (dy, x.detach(), None, mean, invstd, False))
+    # channels-last: the fake kernels give the real ones' strides
+    xc = _t(rng, (3, 4, 2, 5), torch.float32).to(memory_format=torch.channels_last)
+    xc.requires_grad_()
+    _opcheck(FO.batch_norm_train, (xc, w, b, rm, rv, None, 0.1, 1e-5))
+    _opcheck(FO.batch_norm_eval, (xc, w, b, rm, rv, 1e-5))
+    y, mean, invstd, _, _ = FO.batch_norm_train(xc, w, b, rm, rv, None, 0.1, 1e-5)
+    for g in (torch.randn(3, 4, 2, 5), torch.randn(3, 4, 2, 5).to(memory_format=torch.channels_last)):
+        _opcheck(FO.batch_norm_backward, (g, xc.detach(), w.detach(), mean, invstd, True))
 
 
 def test_opcheck_dropout(rng):
@@ -468,6 +522,46 @@ def test_compile_fullgraph_no_graph_break():
     for (name, b), c in zip(model.named_buffers(), eager.buffers()):
         assert torch.allclose(b, c, rtol=1e-5, atol=1e-6), name
     assert int(model[3].num_batches_tracked) == 2
+
+
+@pytest.mark.torch_compile
+def test_compile_passes_channels_last_activations_to_batch_norm(monkeypatch):
+    """The batch norm ops are flexible_layout: inductor, which stores a convolution's
+    output channels-last on the CPU, hands it over as it is (no conversion to the
+    traced contiguous strides and back), and the compiled CNN still gives the eager
+    model's outputs, gradients and running statistics."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+    seen = []
+    real = getattr(fto, "_channels_last", lambda x: None)
+
+    def spy(x):
+        perm = real(x)
+        seen.append(perm)
+        return perm
+
+    monkeypatch.setattr(fto, "_channels_last", spy, raising=False)
+    torch.manual_seed(0)
+    model = ft.convert(torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Conv2d(8, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 16, 3)))
+    eager = copy.deepcopy(model)
+    torch._dynamo.reset()
+    counters.clear()
+    with torch._inductor.config.patch(force_disable_caches=True):
+        compiled = torch.compile(model, fullgraph=True)
+        x = torch.randn(4, 3, 8, 8)
+        for m in (compiled, eager):
+            m(x).square().sum().backward()
+    assert dict(counters["graph_break"]) == {}
+    assert any(p is not None for p in seen), "inductor converted every input to contiguous"
+    y = compiled(x)
+    close(y, eager(x).double(), torch.float32, "compiled y")
+    for (name, p), q in zip(model.named_parameters(), eager.parameters()):
+        close(p.grad, q.grad.double(), torch.float32, f"compiled grad {name}")
+    for (name, b), c in zip(model.named_buffers(), eager.buffers()):
+        assert torch.allclose(b, c, rtol=1e-5, atol=1e-6), name
 
 
 # ---------------------------------------------------------------- convert

@@ -2,7 +2,9 @@
 // validated every argument and allocated the outputs; arrays are typed
 // c_style with .noconvert(), so nothing is ever silently copied.
 #include <algorithm>
+#include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "gil.h"
@@ -21,8 +23,33 @@ BnShape shape_of(const Array<T>& x) {
   return s;
 }
 
-template <typename T>
-void forward(const Array<T>& x, Array<T> y, const Array<T>& gamma, const Array<T>& beta,
+// The element type of x's NumPy array: X itself, or uint16 for the 16-bit
+// storage types (their arrays arrive as uint16 views, fastopt/backends/cpp/_storage.py).
+template <typename X>
+struct Wire {
+  using type = X;
+};
+template <>
+struct Wire<Bf16> {
+  using type = std::uint16_t;
+};
+template <>
+struct Wire<F16> {
+  using type = std::uint16_t;
+};
+
+template <typename X, typename W>
+const X* elements(const Array<W>& a) {
+  return reinterpret_cast<const X*>(a.data());
+}
+
+template <typename X, typename W>
+X* elements(Array<W>& a) {
+  return reinterpret_cast<X*>(data_of(a));
+}
+
+template <typename X, typename T = compute_t<X>, typename W = typename Wire<X>::type>
+void forward(const Array<W>& x, Array<W> y, const Array<T>& gamma, const Array<T>& beta,
              std::optional<Array<T>> running_mean, std::optional<Array<T>> running_var,
              Array<T> save_mean, Array<T> save_invstd, bool training, double momentum,
              double eps) {
@@ -35,8 +62,8 @@ void forward(const Array<T>& x, Array<T> y, const Array<T>& gamma, const Array<T
     rv = training ? data_of(*running_var) : const_cast<T*>(running_var->data());
   }
   const BnShape s = shape_of(x);
-  const T* xp = x.data();
-  T* yp = data_of(y);
+  const X* xp = elements<X>(x);
+  X* yp = elements<X>(y);
   T* sm = data_of(save_mean);
   T* si = data_of(save_invstd);
   ReleaseGil nogil;
@@ -44,17 +71,19 @@ void forward(const Array<T>& x, Array<T> y, const Array<T>& gamma, const Array<T
                          eps);
 }
 
-template <typename T>
-void backward(const Array<T>& dy, const Array<T>& x, const Array<T>& gamma,
-              const Array<T>& save_mean, const Array<T>& save_invstd, Array<T> dx,
+template <typename X, typename T = compute_t<X>, typename W = typename Wire<X>::type>
+void backward(const Array<W>& dy, const Array<W>& x, const Array<T>& gamma,
+              const Array<T>& save_mean, const Array<T>& save_invstd, Array<W> dx,
               Array<T> dgamma, Array<T> dbeta, bool training) {
   const BnShape s = shape_of(x);
-  T* dxp = data_of(dx);
+  X* dxp = elements<X>(dx);
   T* dg = data_of(dgamma);
   T* db = data_of(dbeta);
+  const X* dyp = elements<X>(dy);
+  const X* xp = elements<X>(x);
   ReleaseGil nogil;
-  batch_norm_backward_cpu(dy.data(), x.data(), gamma.data(), save_mean.data(), save_invstd.data(),
-                          dxp, dg, db, s, training);
+  batch_norm_backward_cpu(dyp, xp, gamma.data(), save_mean.data(), save_invstd.data(), dxp, dg,
+                          db, s, training);
 }
 
 // ---- fast path (see fast_path.h): plainly valid training/eval calls on the
@@ -162,14 +191,14 @@ py::object backward_fast(py::object dy, py::object x, py::object gamma, py::obje
                     : backward_fast_typed<double>(dyo, xo, gamma.ptr(), save_mean.ptr(), save_invstd.ptr(), training);
 }
 
-template <typename T>
-void define(py::module_& m) {
+template <typename X>
+void define(py::module_& m, const std::string& suffix) {
   using py::arg;
-  m.def("batch_norm_forward", &forward<T>, arg("x").noconvert(), arg("y").noconvert(),
+  m.def(("batch_norm_forward" + suffix).c_str(), &forward<X>, arg("x").noconvert(), arg("y").noconvert(),
         arg("gamma").noconvert(), arg("beta").noconvert(), arg("running_mean").noconvert(),
         arg("running_var").noconvert(), arg("save_mean").noconvert(),
         arg("save_invstd").noconvert(), arg("training"), arg("momentum"), arg("eps"));
-  m.def("batch_norm_backward", &backward<T>, arg("dy").noconvert(), arg("x").noconvert(),
+  m.def(("batch_norm_backward" + suffix).c_str(), &backward<X>, arg("dy").noconvert(), arg("x").noconvert(),
         arg("gamma").noconvert(), arg("save_mean").noconvert(), arg("save_invstd").noconvert(),
         arg("dx").noconvert(), arg("dgamma").noconvert(), arg("dbeta").noconvert(),
         arg("training"));
@@ -178,8 +207,10 @@ void define(py::module_& m) {
 }  // namespace
 
 void register_batchnorm(py::module_& m) {
-  define<float>(m);
-  define<double>(m);
+  define<float>(m, "");
+  define<double>(m, "");
+  define<Bf16>(m, "_bf16");
+  define<F16>(m, "_f16");
   m.def("batch_norm_forward_fast", &forward_fast);
   m.def("batch_norm_backward_fast", &backward_fast);
 }

@@ -33,6 +33,39 @@ void backward(const Array<T>& dy, const Mask& mask, Array<T>& dx, double scale) 
   dropout_backward_cpu<T>(gp, mp, dp, n, static_cast<T>(scale));
 }
 
+// 16-bit storage X (fastopt/storage.h): the arrays arrive as uint16 views of
+// ml_dtypes.bfloat16 / numpy.float16 arrays (fastopt/backends/cpp/dropout.py).
+template <typename X>
+void forward16(const Array<std::uint16_t>& x, Array<std::uint16_t>& y, Mask& mask,
+               std::uint64_t seed, std::uint64_t threshold, double scale) {
+  const X* xp = reinterpret_cast<const X*>(x.data());
+  X* yp = reinterpret_cast<X*>(data_of(y));
+  std::uint8_t* mp = mask.mutable_data();
+  const auto n = static_cast<std::size_t>(x.size());
+  ReleaseGil nogil;
+  dropout_forward_cpu<X>(xp, yp, mp, n, seed, threshold, static_cast<float>(scale));
+}
+
+template <typename X>
+void backward16(const Array<std::uint16_t>& dy, const Mask& mask, Array<std::uint16_t>& dx,
+                double scale) {
+  const X* gp = reinterpret_cast<const X*>(dy.data());
+  const std::uint8_t* mp = mask.data();
+  X* dp = reinterpret_cast<X*>(data_of(dx));
+  const auto n = static_cast<std::size_t>(dy.size());
+  ReleaseGil nogil;
+  dropout_backward_cpu<X>(gp, mp, dp, n, static_cast<float>(scale));
+}
+
+template <typename X>
+void define16(py::module_& m, const char* forward_name, const char* backward_name) {
+  using py::arg;
+  m.def(forward_name, &forward16<X>, arg("x").noconvert(), arg("y").noconvert(),
+        arg("mask").noconvert(), arg("seed"), arg("threshold"), arg("scale"));
+  m.def(backward_name, &backward16<X>, arg("dy").noconvert(), arg("mask").noconvert(),
+        arg("dx").noconvert(), arg("scale"));
+}
+
 template <typename T>
 void define(py::module_& m) {
   using py::arg;
@@ -47,6 +80,8 @@ void define(py::module_& m) {
 void register_dropout(py::module_& m) {
   define<float>(m);
   define<double>(m);
+  define16<Bf16>(m, "dropout_forward_bf16", "dropout_backward_bf16");
+  define16<F16>(m, "dropout_forward_f16", "dropout_backward_f16");
   m.def(
       "dropout_mask",
       [](Mask& mask, std::size_t n, std::uint64_t seed, std::uint64_t threshold) {

@@ -1,7 +1,9 @@
 // Batch norm forward and backward on the CPU: the passes over x (and dy) and
 // the per-channel finalization between them, on the layouts of
 // batchnorm_layout.h. Per-element and per-channel maths: csrc/include/fastopt/
-// batchnorm.h; the loops: batchnorm_{planes,rows,channels}.cpp.
+// batchnorm.h; the loops: batchnorm_{planes,rows,channels}.cpp. X is the
+// storage type of x, y, dy, dx (fastopt/storage.h), T = compute_t<X> that of
+// gamma, beta and the statistics.
 #include "batchnorm_layout.h"
 
 namespace fastopt {
@@ -22,8 +24,8 @@ FASTOPT_LOOP BnChannel finish_channel(const BnMoments& m, size_t c, const T* gam
   return ch;
 }
 
-template <typename T>
-void forward_by_groups(const T* x, T* y, const T* gamma, const T* beta, T* running_mean,
+template <typename X, typename T>
+void forward_by_groups(const X* x, X* y, const T* gamma, const T* beta, T* running_mean,
                        T* running_var, T* save_mean, T* save_invstd, const BnShape& s,
                        const Layout& L, const Groups& G, double momentum, double eps) {
   const size_t C = s.C, S = s.S, numel = s.N * s.C * s.S;
@@ -91,14 +93,14 @@ void forward_by_groups(const T* x, T* y, const T* gamma, const T* beta, T* runni
 }
 
 }  // namespace
-template <typename T>
-void batch_norm_forward_cpu(const T* x, T* y, const T* gamma, const T* beta, T* running_mean,
+template <typename X, typename T>
+void batch_norm_forward_cpu(const X* x, X* y, const T* gamma, const T* beta, T* running_mean,
                             T* running_var, T* save_mean, T* save_invstd, BnShape s,
                             bool training, double momentum, double eps) {
   const Layout L(s);
   const size_t C = s.C, S = s.S, numel = s.N * s.C * s.S;
   if (training) {
-    const Groups G(s, L, sizeof(T));
+    const Groups G(s, L, sizeof(X));
     if (G.per_unit) {
       forward_by_groups(x, y, gamma, beta, running_mean, running_var, save_mean, save_invstd, s,
                         L, G, momentum, eps);
@@ -215,9 +217,9 @@ void batch_norm_forward_cpu(const T* x, T* y, const T* gamma, const T* beta, T* 
 // ============================================================= backward
 namespace {
 
-template <typename T>
-void backward_by_groups(const T* dy, const T* x, const T* gamma, const T* save_mean,
-                        const T* save_invstd, T* dx, T* dgamma, T* dbeta, const BnShape& s,
+template <typename X, typename T>
+void backward_by_groups(const X* dy, const X* x, const T* gamma, const T* save_mean,
+                        const T* save_invstd, X* dx, T* dgamma, T* dbeta, const BnShape& s,
                         const Layout& L, const Groups& G) {
   const size_t C = s.C, S = s.S, numel = s.N * s.C * s.S;
   const double count = double(s.N) * double(S);
@@ -299,14 +301,14 @@ void backward_by_groups(const T* dy, const T* x, const T* gamma, const T* save_m
 
 }  // namespace
 
-template <typename T>
-void batch_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* save_mean,
-                             const T* save_invstd, T* dx, T* dgamma, T* dbeta, BnShape s,
+template <typename X, typename T>
+void batch_norm_backward_cpu(const X* dy, const X* x, const T* gamma, const T* save_mean,
+                             const T* save_invstd, X* dx, T* dgamma, T* dbeta, BnShape s,
                              bool training) {
   const Layout L(s);
   const size_t C = s.C, S = s.S, numel = s.N * s.C * s.S;
   if (training) {
-    const Groups G(s, L, sizeof(T));
+    const Groups G(s, L, sizeof(X));
     if (G.per_unit) {
       backward_by_groups(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, s, L, G);
       return;
@@ -419,12 +421,14 @@ void batch_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* s
   }
 }
 
-#define FASTOPT_BN_INSTANTIATE(T)                                                              \
-  template void batch_norm_forward_cpu<T>(const T*, T*, const T*, const T*, T*, T*, T*, T*,     \
-                                          BnShape, bool, double, double);                       \
-  template void batch_norm_backward_cpu<T>(const T*, const T*, const T*, const T*, const T*, T*, \
-                                           T*, T*, BnShape, bool);
-FASTOPT_BN_INSTANTIATE(float)
-FASTOPT_BN_INSTANTIATE(double)
+#define FASTOPT_BN_INSTANTIATE(X, T)                                                           \
+  template void batch_norm_forward_cpu<X, T>(const X*, X*, const T*, const T*, T*, T*, T*, T*,  \
+                                             BnShape, bool, double, double);                    \
+  template void batch_norm_backward_cpu<X, T>(const X*, const X*, const T*, const T*, const T*, \
+                                              X*, T*, T*, BnShape, bool);
+FASTOPT_BN_INSTANTIATE(float, float)
+FASTOPT_BN_INSTANTIATE(double, double)
+FASTOPT_BN_INSTANTIATE(Bf16, float)
+FASTOPT_BN_INSTANTIATE(F16, float)
 
 }  // namespace fastopt

@@ -9,6 +9,7 @@
 #include <cstddef>
 
 #include "fastopt/batchnorm.h"
+#include "fastopt/storage.h"
 
 namespace fastopt {
 
@@ -19,15 +20,16 @@ struct BnShape {
 // Training: normalizes with the batch statistics, writes save_mean and
 // save_invstd, updates running_mean/running_var in place when they are not
 // null. Eval: normalizes with the running statistics. Requires N*S >= 2 in
-// training (the caller checks).
-template <typename T>
-void batch_norm_forward_cpu(const T* x, T* y, const T* gamma, const T* beta, T* running_mean,
+// training (the caller checks). X: float, double, Bf16 or F16 (x, y, dy, dx;
+// fastopt/storage.h); gamma, beta and the statistics are compute_t<X>.
+template <typename X, typename T = compute_t<X>>
+void batch_norm_forward_cpu(const X* x, X* y, const T* gamma, const T* beta, T* running_mean,
                             T* running_var, T* save_mean, T* save_invstd, BnShape shape,
                             bool training, double momentum, double eps);
 
-template <typename T>
-void batch_norm_backward_cpu(const T* dy, const T* x, const T* gamma, const T* save_mean,
-                             const T* save_invstd, T* dx, T* dgamma, T* dbeta, BnShape shape,
+template <typename X, typename T = compute_t<X>>
+void batch_norm_backward_cpu(const X* dy, const X* x, const T* gamma, const T* save_mean,
+                             const T* save_invstd, X* dx, T* dgamma, T* dbeta, BnShape shape,
                              bool training);
 
 }  // namespace fastopt

@@ -42,23 +42,33 @@ constexpr size_t kScratchCols = 1 << 18;  // row ranges x W, bounds the partials
 
 // ------------------------------------------------------ the cloned loops
 // One per loop and dtype (target_clones does not apply to templates); the
-// maths of each element is csrc/include/fastopt/batchnorm.h's.
-#define FASTOPT_BN_LOOP_DECLARATIONS(T)                                                          \
+// maths of each element is csrc/include/fastopt/batchnorm.h's. X is the
+// storage type of x, dy, y, dx (fastopt/storage.h), T = compute_t<X> that of
+// the per-channel constants: 16-bit values are widened on load and rounded
+// once on store.
+#define FASTOPT_BN_ELEMENT_DECLARATIONS(X, T)                                                    \
   /* planes (batchnorm_planes.cpp): one block of len contiguous values */                      \
-  void block_moments(const T* x, size_t len, double* mean, double* m2);                         \
-  void block_sums(const T* dy, const T* x, T* dx, size_t len, T mean, T k, bool eval,           \
+  void block_moments(const X* x, size_t len, double* mean, double* m2);                         \
+  void block_sums(const X* dy, const X* x, X* dx, size_t len, T mean, T k, bool eval,           \
                   double* s_dy, double* s_dyxmu);                                               \
-  void block_affine(const T* x, T* y, size_t len, T mean_hi, T mean_lo, T scale, T beta);      \
-  void block_dx(const T* dy, const T* x, T* dx, size_t len, T mean, T k, T proj, T mean_dy);    \
+  void block_affine(const X* x, X* y, size_t len, T mean_hi, T mean_lo, T scale, T beta);      \
+  void block_dx(const X* dy, const X* x, X* dx, size_t len, T mean, T k, T proj, T mean_dy);    \
   /* rows (batchnorm_rows.cpp): R rows of w columns at stride W, per-column arrays */          \
-  void rows_moments(const T* x, size_t R, size_t W, size_t w, double* mean, double* m2,         \
+  void rows_moments(const X* x, size_t R, size_t W, size_t w, double* mean, double* m2,         \
                     double* tmp_s, double* tmp_q, T* approx);                                   \
-  void rows_sums(const T* dy, const T* x, T* dx, size_t R, size_t W, size_t w, const T* mean,   \
+  void rows_sums(const X* dy, const X* x, X* dx, size_t R, size_t W, size_t w, const T* mean,   \
                  const T* k, bool eval, double* s_dy, double* s_dyxmu);                         \
-  void rows_affine(const T* x, T* y, size_t R, size_t W, size_t w, const T* mean_hi,           \
+  void rows_affine(const X* x, X* y, size_t R, size_t W, size_t w, const T* mean_hi,           \
                    const T* mean_lo, const T* scale, const T* beta);                            \
-  void rows_dx(const T* dy, const T* x, T* dx, size_t R, size_t W, size_t w, const T* mean,     \
-               const T* k, const T* proj, const T* mean_dy);                                    \
+  void rows_dx(const X* dy, const X* x, X* dx, size_t R, size_t W, size_t w, const T* mean,     \
+               const T* k, const T* proj, const T* mean_dy);
+FASTOPT_BN_ELEMENT_DECLARATIONS(float, float)
+FASTOPT_BN_ELEMENT_DECLARATIONS(double, double)
+FASTOPT_BN_ELEMENT_DECLARATIONS(Bf16, float)
+FASTOPT_BN_ELEMENT_DECLARATIONS(F16, float)
+#undef FASTOPT_BN_ELEMENT_DECLARATIONS
+
+#define FASTOPT_BN_LOOP_DECLARATIONS(T)                                                          \
   /* per-channel finalization of (N, C) input, columns c0..c1 (batchnorm_channels.cpp) */       \
   void finish_forward_columns(size_t c0, size_t c1, double n, const double* mean,               \
                               const double* m2, const T* gamma, const T* beta, T* rm, T* rv,    \

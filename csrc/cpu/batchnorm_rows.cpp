@@ -1,7 +1,9 @@
 // Batch norm's row loops: R rows of w columns at stride W (the row layout
 // of batchnorm_layout.h), vectorized over columns. Statistics and gradient
 // sums accumulate in the element type over kFlushRows rows, then flush into
-// double per-column accumulators.
+// double per-column accumulators. X is the storage type of the values, T =
+// compute_t<X> the type they are computed in (16-bit values widened on load,
+// results rounded once on store).
 #include "batchnorm_layout.h"
 #include "isa.h"
 
@@ -17,25 +19,25 @@ namespace {
 // the last full chunk go one at a time (CW = 1), which changes no result.
 
 // pass A: tmp_s[c] += sum over the group's rows of x
-template <size_t CW, typename T>
-FASTOPT_LOOP void rows_group_sum(const T* __restrict x, size_t rows, size_t W, size_t c0,
+template <size_t CW, typename X, typename T = compute_t<X>>
+FASTOPT_LOOP void rows_group_sum(const X* __restrict x, size_t rows, size_t W, size_t c0,
                                  double* __restrict tmp_s) {
   T acc[CW] = {};
   for (size_t r = 0; r < rows; ++r)
-    for (size_t l = 0; l < CW; ++l) acc[l] += x[r * W + c0 + l];
+    for (size_t l = 0; l < CW; ++l) acc[l] += widen(x[r * W + c0 + l]);
   for (size_t l = 0; l < CW; ++l) tmp_s[c0 + l] += double(acc[l]);
 }
 
 // pass B: sums of d = x - approx and d*d
-template <size_t CW, typename T>
-FASTOPT_LOOP void rows_group_dev(const T* __restrict x, size_t rows, size_t W, size_t c0,
+template <size_t CW, typename X, typename T>
+FASTOPT_LOOP void rows_group_dev(const X* __restrict x, size_t rows, size_t W, size_t c0,
                                  const T* __restrict approx, double* __restrict tmp_s,
                                  double* __restrict tmp_q) {
   T a[CW], sd[CW] = {}, sq[CW] = {};
   for (size_t l = 0; l < CW; ++l) a[l] = approx[c0 + l];
   for (size_t r = 0; r < rows; ++r)
     for (size_t l = 0; l < CW; ++l) {
-      const T d = x[r * W + c0 + l] - a[l];
+      const T d = widen(x[r * W + c0 + l]) - a[l];
       sd[l] += d;
       sq[l] += d * d;
     }
@@ -46,8 +48,8 @@ FASTOPT_LOOP void rows_group_dev(const T* __restrict x, size_t rows, size_t W, s
 }
 
 // backward: sums of dy and dy * (x - mean); EVAL writes dx = k * dy
-template <size_t CW, bool EVAL, typename T>
-FASTOPT_LOOP void rows_group_grad(const T* __restrict dy, const T* __restrict x, T* __restrict dx,
+template <size_t CW, bool EVAL, typename X, typename T>
+FASTOPT_LOOP void rows_group_grad(const X* __restrict dy, const X* __restrict x, X* __restrict dx,
                                   size_t rows, size_t W, size_t c0, const T* __restrict mean,
                                   const T* __restrict k, double* __restrict s_dy,
                                   double* __restrict s_dyxmu) {
@@ -58,10 +60,10 @@ FASTOPT_LOOP void rows_group_grad(const T* __restrict dy, const T* __restrict x,
   }
   for (size_t r = 0; r < rows; ++r)
     for (size_t l = 0; l < CW; ++l) {
-      const T g = dy[r * W + c0 + l];
+      const T g = widen(dy[r * W + c0 + l]);
       a[l] += g;
-      b[l] += g * (x[r * W + c0 + l] - m[l]);
-      if (EVAL) dx[r * W + c0 + l] = bn_backward_eval_element(g, kk[l]);
+      b[l] += g * (widen(x[r * W + c0 + l]) - m[l]);
+      if (EVAL) dx[r * W + c0 + l] = narrow<X>(bn_backward_eval_element(g, kk[l]));
     }
   for (size_t l = 0; l < CW; ++l) {
     s_dy[c0 + l] += double(a[l]);
@@ -71,8 +73,8 @@ FASTOPT_LOOP void rows_group_grad(const T* __restrict dy, const T* __restrict x,
 
 constexpr size_t kChunk = 32;  // columns per register chunk
 
-template <typename T>
-FASTOPT_LOOP void rows_moments_loop(const T* __restrict x, size_t R, size_t W, size_t w,
+template <typename X, typename T>
+FASTOPT_LOOP void rows_moments_loop(const X* __restrict x, size_t R, size_t W, size_t w,
                                double* __restrict mean, double* __restrict m2,
                                double* __restrict tmp_s, double* __restrict tmp_q,
                                T* __restrict approx) {
@@ -86,7 +88,7 @@ FASTOPT_LOOP void rows_moments_loop(const T* __restrict x, size_t R, size_t W, s
     for (size_t c = 0; c < w; ++c) tmp_s[c] = 0.0;
     for (size_t f0 = r0; f0 < r0 + rb; f0 += kFlushRows) {
       const size_t rows = std::min(kFlushRows, r0 + rb - f0);
-      const T* xg = x + f0 * W;
+      const X* xg = x + f0 * W;
       for (size_t c0 = 0; c0 < wb; c0 += kChunk) rows_group_sum<kChunk>(xg, rows, W, c0, tmp_s);
       for (size_t c0 = wb; c0 < w; ++c0) rows_group_sum<1>(xg, rows, W, c0, tmp_s);
     }
@@ -95,7 +97,7 @@ FASTOPT_LOOP void rows_moments_loop(const T* __restrict x, size_t R, size_t W, s
     for (size_t c = 0; c < w; ++c) tmp_s[c] = tmp_q[c] = 0.0;
     for (size_t f0 = r0; f0 < r0 + rb; f0 += kFlushRows) {
       const size_t rows = std::min(kFlushRows, r0 + rb - f0);
-      const T* xg = x + f0 * W;
+      const X* xg = x + f0 * W;
       for (size_t c0 = 0; c0 < wb; c0 += kChunk)
         rows_group_dev<kChunk>(xg, rows, W, c0, approx, tmp_s, tmp_q);
       for (size_t c0 = wb; c0 < w; ++c0) rows_group_dev<1>(xg, rows, W, c0, approx, tmp_s, tmp_q);
@@ -118,8 +120,8 @@ FASTOPT_LOOP void rows_moments_loop(const T* __restrict x, size_t R, size_t W, s
   }
 }
 
-template <bool EVAL, typename T>
-FASTOPT_LOOP void rows_sums_loop(const T* __restrict dy, const T* __restrict x, T* __restrict dx,
+template <bool EVAL, typename X, typename T>
+FASTOPT_LOOP void rows_sums_loop(const X* __restrict dy, const X* __restrict x, X* __restrict dx,
                             size_t R, size_t W, size_t w, const T* __restrict mean,
                             const T* __restrict k, double* __restrict s_dy,
                             double* __restrict s_dyxmu) {
@@ -135,28 +137,30 @@ FASTOPT_LOOP void rows_sums_loop(const T* __restrict dy, const T* __restrict x, 
   }
 }
 
-template <typename T>
-FASTOPT_LOOP void rows_affine_loop(const T* __restrict x, T* __restrict y, size_t R, size_t W,
+template <typename X, typename T>
+FASTOPT_LOOP void rows_affine_loop(const X* __restrict x, X* __restrict y, size_t R, size_t W,
                                    size_t w, const T* __restrict mean_hi,
                                    const T* __restrict mean_lo, const T* __restrict scale,
                                    const T* __restrict beta) {
   for (size_t r = 0; r < R; ++r) {
-    const T* __restrict xr = x + r * W;
-    T* __restrict yr = y + r * W;
+    const X* __restrict xr = x + r * W;
+    X* __restrict yr = y + r * W;
     for (size_t c = 0; c < w; ++c)
-      yr[c] = bn_normalize(xr[c], mean_hi[c], mean_lo[c], scale[c], beta[c]);
+      yr[c] = narrow<X>(bn_normalize(widen(xr[c]), mean_hi[c], mean_lo[c], scale[c], beta[c]));
   }
 }
 
-template <typename T>
-FASTOPT_LOOP void rows_dx_loop(const T* __restrict dy, const T* __restrict x, T* __restrict dx, size_t R,
+template <typename X, typename T>
+FASTOPT_LOOP void rows_dx_loop(const X* __restrict dy, const X* __restrict x, X* __restrict dx, size_t R,
                           size_t W, size_t w, const T* __restrict mean, const T* __restrict k,
                           const T* __restrict proj, const T* __restrict mean_dy) {
   for (size_t r = 0; r < R; ++r) {
-    const T* __restrict g = dy + r * W;
-    const T* __restrict xr = x + r * W;
-    T* __restrict o = dx + r * W;
-    for (size_t c = 0; c < w; ++c) o[c] = bn_backward_element(g[c], xr[c], mean[c], k[c], proj[c], mean_dy[c]);
+    const X* __restrict g = dy + r * W;
+    const X* __restrict xr = x + r * W;
+    X* __restrict o = dx + r * W;
+    for (size_t c = 0; c < w; ++c)
+      o[c] = narrow<X>(bn_backward_element(widen(g[c]), widen(xr[c]), mean[c], k[c], proj[c],
+                                           mean_dy[c]));
   }
 }
 
@@ -168,28 +172,30 @@ FASTOPT_LOOP void merge_columns_loop(double* __restrict mean, double* __restrict
 
 }  // namespace
 
-#define FASTOPT_BN_ROW_FUNCTIONS(T)                                                              \
-  FASTOPT_CLONES void rows_moments(const T* x, size_t R, size_t W, size_t w, double* mean,      \
+#define FASTOPT_BN_ROW_FUNCTIONS(X, T)                                                           \
+  FASTOPT_CLONES void rows_moments(const X* x, size_t R, size_t W, size_t w, double* mean,      \
                                    double* m2, double* tmp_s, double* tmp_q, T* approx) {       \
     rows_moments_loop(x, R, W, w, mean, m2, tmp_s, tmp_q, approx);                              \
   }                                                                                             \
-  FASTOPT_CLONES void rows_sums(const T* dy, const T* x, T* dx, size_t R, size_t W, size_t w,    \
+  FASTOPT_CLONES void rows_sums(const X* dy, const X* x, X* dx, size_t R, size_t W, size_t w,    \
                                 const T* mean, const T* k, bool eval, double* s_dy,             \
                                 double* s_dyxmu) {                                              \
     eval ? rows_sums_loop<true>(dy, x, dx, R, W, w, mean, k, s_dy, s_dyxmu)                     \
          : rows_sums_loop<false>(dy, x, dx, R, W, w, mean, k, s_dy, s_dyxmu);                   \
   }                                                                                             \
-  FASTOPT_CLONES void rows_affine(const T* x, T* y, size_t R, size_t W, size_t w,               \
+  FASTOPT_CLONES void rows_affine(const X* x, X* y, size_t R, size_t W, size_t w,               \
                                   const T* mean_hi, const T* mean_lo, const T* scale,           \
                                   const T* beta) {                                              \
     rows_affine_loop(x, y, R, W, w, mean_hi, mean_lo, scale, beta);                             \
   }                                                                                             \
-  FASTOPT_CLONES void rows_dx(const T* dy, const T* x, T* dx, size_t R, size_t W, size_t w,      \
+  FASTOPT_CLONES void rows_dx(const X* dy, const X* x, X* dx, size_t R, size_t W, size_t w,      \
                               const T* mean, const T* k, const T* proj, const T* mean_dy) {     \
     rows_dx_loop(dy, x, dx, R, W, w, mean, k, proj, mean_dy);                                   \
   }
-FASTOPT_BN_ROW_FUNCTIONS(float)
-FASTOPT_BN_ROW_FUNCTIONS(double)
+FASTOPT_BN_ROW_FUNCTIONS(float, float)
+FASTOPT_BN_ROW_FUNCTIONS(double, double)
+FASTOPT_BN_ROW_FUNCTIONS(Bf16, float)
+FASTOPT_BN_ROW_FUNCTIONS(F16, float)
 
 FASTOPT_CLONES void merge_columns(double* mean, double* m2, double na, const double* mean_b,
                                   const double* m2_b, double nb, size_t w) {

@@ -157,6 +157,22 @@ struct ApplyPortable {
   }
 };
 
+// 16-bit storage (fastopt/storage.h), every instruction set: the kept value
+// dropout_store(in, true, scale) (widen, multiply in float, round once) ANDed
+// with an all-ones or all-zero 16-bit lane mask, which is dropout_store's
+// result for a dropped element (+0); integer operations only, so the
+// compiler vectorizes it for each target without a branch per element.
+struct Apply16 {
+  template <typename X>
+  static FASTOPT_LOOP void bits(const X* __restrict in, X* __restrict out, uint32_t bits,
+                                float scale) {
+    for (int e = 0; e < 32; ++e) {
+      const uint16_t lane = static_cast<uint16_t>(0u - ((bits >> e) & 1u));
+      out[e].bits = static_cast<uint16_t>(dropout_store(in[e], true, scale).bits & lane);
+    }
+  }
+};
+
 #if FASTOPT_DROPOUT_FMV
 #pragma GCC push_options
 #pragma GCC target("arch=x86-64-v4")
@@ -257,9 +273,9 @@ FASTOPT_LOOP void prefetch_block(const T* x, T* y) {
 template <typename T, typename Mul, typename Apply>
 FASTOPT_LOOP void forward_bytes(const T* __restrict x, T* __restrict y, uint8_t* __restrict mask,
                                 size_t b0, size_t b1, size_t n, uint32_t k0, uint32_t k1,
-                                uint64_t t, T scale) {
+                                uint64_t t, compute_t<T> scale) {
   if (t > 0xFFFFFFFFu) {  // p == 1: every element dropped, no word needed
-    for (size_t i = 8 * b0, e = (8 * b1 < n ? 8 * b1 : n); i < e; ++i) y[i] = T(0);
+    for (size_t i = 8 * b0, e = (8 * b1 < n ? 8 * b1 : n); i < e; ++i) y[i] = T{};
     for (size_t b = b0; b < b1; ++b) mask[b] = 0;
     return;
   }
@@ -309,7 +325,8 @@ FASTOPT_LOOP void mask_bytes(uint8_t* __restrict mask, size_t b0, size_t b1, siz
 
 template <typename T, typename Apply>
 FASTOPT_LOOP void backward_bytes(const T* __restrict dy, const uint8_t* __restrict mask,
-                                 T* __restrict dx, size_t b0, size_t b1, size_t n, T scale) {
+                                 T* __restrict dx, size_t b0, size_t b1, size_t n,
+                                 compute_t<T> scale) {
   size_t b = b0;
   for (; b + 4 <= b1 && (b + 4) * 8 <= n; b += 4)
     Apply::bits(dy + 8 * b, dx + 8 * b, load_bits(mask + b), scale);
@@ -351,6 +368,20 @@ namespace dropout_isa {
       const double* dy, const uint8_t* mask, double* dx, size_t b0, size_t b1, size_t n,         \
       double scale) {                                                                            \
     backward_bytes<double, APPLY>(dy, mask, dx, b0, b1, n, scale);                                      \
+  }                                                                                              \
+  FASTOPT_DROPOUT_RANGES_16(TARGET, MUL, Bf16)                                                   \
+  FASTOPT_DROPOUT_RANGES_16(TARGET, MUL, F16)
+
+// The 16-bit versions (Apply16 on every instruction set).
+#define FASTOPT_DROPOUT_RANGES_16(TARGET, MUL, X)                                                \
+  FASTOPT_DROPOUT_TARGET(TARGET) __attribute__((flatten)) void forward_range(                    \
+      const X* x, X* y, uint8_t* mask, size_t b0, size_t b1, size_t n, uint32_t k0, uint32_t k1, \
+      uint64_t t, float scale) {                                                                 \
+    forward_bytes<X, MUL, Apply16>(x, y, mask, b0, b1, n, k0, k1, t, scale);                     \
+  }                                                                                              \
+  FASTOPT_DROPOUT_TARGET(TARGET) __attribute__((flatten)) void backward_range(                   \
+      const X* dy, const uint8_t* mask, X* dx, size_t b0, size_t b1, size_t n, float scale) {    \
+    backward_bytes<X, Apply16>(dy, mask, dx, b0, b1, n, scale);                                  \
   }
 
 #if FASTOPT_DROPOUT_FMV
@@ -377,7 +408,7 @@ size_t mask_bytes_of(size_t n) { return (n + 7) / 8; }
 
 template <typename T>
 void dropout_forward_cpu(const T* x, T* y, uint8_t* mask, size_t n, uint64_t seed,
-                         uint64_t threshold, T scale) {
+                         uint64_t threshold, compute_t<T> scale) {
   const uint32_t k0 = dropout_key0(seed), k1 = dropout_key1(seed);
   parallel_for(mask_bytes_of(n), kForwardGrainBytes, [&](size_t b0, size_t b1) {
     dropout_isa::forward_range(x, y, mask, b0, b1, n, k0, k1, threshold, scale);
@@ -385,7 +416,7 @@ void dropout_forward_cpu(const T* x, T* y, uint8_t* mask, size_t n, uint64_t see
 }
 
 template <typename T>
-void dropout_backward_cpu(const T* dy, const uint8_t* mask, T* dx, size_t n, T scale) {
+void dropout_backward_cpu(const T* dy, const uint8_t* mask, T* dx, size_t n, compute_t<T> scale) {
   parallel_for(mask_bytes_of(n), kBackwardGrainBytes, [&](size_t b0, size_t b1) {
     dropout_isa::backward_range(dy, mask, dx, b0, b1, n, scale);
   });
@@ -402,5 +433,9 @@ template void dropout_forward_cpu<float>(const float*, float*, uint8_t*, size_t,
 template void dropout_forward_cpu<double>(const double*, double*, uint8_t*, size_t, uint64_t, uint64_t, double);
 template void dropout_backward_cpu<float>(const float*, const uint8_t*, float*, size_t, float);
 template void dropout_backward_cpu<double>(const double*, const uint8_t*, double*, size_t, double);
+template void dropout_forward_cpu<Bf16>(const Bf16*, Bf16*, uint8_t*, size_t, uint64_t, uint64_t, float);
+template void dropout_forward_cpu<F16>(const F16*, F16*, uint8_t*, size_t, uint64_t, uint64_t, float);
+template void dropout_backward_cpu<Bf16>(const Bf16*, const uint8_t*, Bf16*, size_t, float);
+template void dropout_backward_cpu<F16>(const F16*, const uint8_t*, F16*, size_t, float);
 
 }  // namespace fastopt

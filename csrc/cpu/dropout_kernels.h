@@ -11,13 +11,15 @@
 namespace fastopt {
 
 // y (n elements) and mask (ceil(n/8) bytes) from x. threshold in [0, 2^32].
+// T: float, double, Bf16 or F16 (fastopt/storage.h; scale in compute_t<T>).
 template <typename T>
 void dropout_forward_cpu(const T* x, T* y, std::uint8_t* mask, std::size_t n, std::uint64_t seed,
-                         std::uint64_t threshold, T scale);
+                         std::uint64_t threshold, compute_t<T> scale);
 
 // dx from dy and the mask.
 template <typename T>
-void dropout_backward_cpu(const T* dy, const std::uint8_t* mask, T* dx, std::size_t n, T scale);
+void dropout_backward_cpu(const T* dy, const std::uint8_t* mask, T* dx, std::size_t n,
+                          compute_t<T> scale);
 
 // The mask alone (ceil(n/8) bytes).
 void dropout_mask_cpu(std::uint8_t* mask, std::size_t n, std::uint64_t seed, std::uint64_t threshold);

@@ -31,7 +31,15 @@
 // (x - mean) * T(scale) + T(beta), the mean split in two T values). Backward: sums of dy and dy*(x-mean) per piece in
 // double; finalize (dgamma, dbeta, the per-channel constants); dx.
 //
-// One extern "C" entry point per kernel and dtype: fastopt_bn_<kernel>_<f32|f64>.
+// 16-bit x/dy (bf16, f16; fastopt/storage.h): X is the storage type of x, y, dy
+// and dx, T = compute_t<X> (float) that of gamma, beta and the statistics;
+// values are widened on load, results rounded once to nearest even on store.
+//
+// One extern "C" entry point per kernel and dtype: fastopt_bn_<kernel>_<f32|f64|bf16|f16>.
+#if !defined(__CUDACC_RTC__)
+#include <cstdint>
+#endif
+#include "fastopt/storage.h"  // first: NVRTC's integer types
 #include "fastopt/batchnorm.h"
 
 namespace fastopt {
@@ -162,14 +170,14 @@ __device__ __forceinline__ void block_sum2(double& a, double& b) {
 }
 
 // part: C x P x 3 doubles (n, mean, m2) per piece.
-template <typename T>
-__device__ __forceinline__ void stats(const T* __restrict__ x, double* __restrict__ part,
+template <typename X>
+__device__ __forceinline__ void stats(const X* __restrict__ x, double* __restrict__ part,
                                       long long M, long long C, long long S, long long piece_len,
                                       long long P) {
   __shared__ double rcp[kBnRcp];   // rcp[k] = 1 / (k + 1), as the division rounds it
   for (int k = threadIdx.x; k < kBnRcp; k += blockDim.x) rcp[k] = 1.0 / double(k + 1);
   __syncthreads();
-  const auto load = [&](long long i) { return double(x[i]); };
+  const auto load = [&](long long i) { return double(widen(x[i])); };
   if (bn_rows_layout(C, S)) {
     __shared__ double sh[3][kBnWarps][kBnLanes];
     const int lane = threadIdx.x % kBnLanes, warp = threadIdx.x / kBnLanes;
@@ -266,8 +274,8 @@ __device__ __forceinline__ void finalize_forward(const double* __restrict__ part
   }
 }
 
-template <typename T>
-__device__ __forceinline__ void normalize(const T* __restrict__ x, T* __restrict__ y,
+template <typename X, typename T = compute_t<X>>
+__device__ __forceinline__ void normalize(const X* __restrict__ x, X* __restrict__ y,
                                           const double* __restrict__ consts, long long M,
                                           long long C, long long S, long long piece_len,
                                           long long P) {
@@ -279,8 +287,8 @@ __device__ __forceinline__ void normalize(const T* __restrict__ x, T* __restrict
       const T scale = T(consts[3 * c + 1]), beta = T(consts[3 * c + 2]);
       for (long long p = blockIdx.x; p < P; p += gridDim.x)
         for_rows(
-            c, p, piece_len, M, C, [&](long long i) { return x[i]; },
-            [&](long long i, T v) { y[i] = bn_normalize(v, mean.hi, mean.lo, scale, beta); });
+            c, p, piece_len, M, C, [&](long long i) { return widen(x[i]); },
+            [&](long long i, T v) { y[i] = narrow<X>(bn_normalize(v, mean.hi, mean.lo, scale, beta)); });
     }
     return;
   }
@@ -289,18 +297,18 @@ __device__ __forceinline__ void normalize(const T* __restrict__ x, T* __restrict
     const T scale = T(consts[3 * c + 1]), beta = T(consts[3 * c + 2]);
     for (long long p = blockIdx.x; p < P; p += gridDim.x)
       for_piece(
-          c, p, piece_len, M, C, S, [&](long long i) { return x[i]; },
-          [&](long long i, T v) { y[i] = bn_normalize(v, mean.hi, mean.lo, scale, beta); });
+          c, p, piece_len, M, C, S, [&](long long i) { return widen(x[i]); },
+          [&](long long i, T v) { y[i] = narrow<X>(bn_normalize(v, mean.hi, mean.lo, scale, beta)); });
   }
 }
 
 // part: C x P x 2 doubles (sum dy, sum dy * (x - mean)) per piece.
-template <typename T>
-__device__ __forceinline__ void backward_sums(const T* __restrict__ dy, const T* __restrict__ x,
+template <typename X, typename T>
+__device__ __forceinline__ void backward_sums(const X* __restrict__ dy, const X* __restrict__ x,
                                               const T* __restrict__ save_mean,
                                               double* __restrict__ part, long long M, long long C,
                                               long long S, long long piece_len, long long P) {
-  const auto load = [&](long long i) { return BnPair<T>{dy[i], x[i]}; };
+  const auto load = [&](long long i) { return BnPair<T>{widen(dy[i]), widen(x[i])}; };
   if (bn_rows_layout(C, S)) {
     __shared__ double sh[2][kBnWarps][kBnLanes];
     const int lane = threadIdx.x % kBnLanes, warp = threadIdx.x / kBnLanes;
@@ -383,9 +391,9 @@ __device__ __forceinline__ void finalize_backward(const double* __restrict__ par
   }
 }
 
-template <typename T>
-__device__ __forceinline__ void dx_pass(const T* __restrict__ dy, const T* __restrict__ x,
-                                        T* __restrict__ dx, const double* __restrict__ consts,
+template <typename X, typename T = compute_t<X>>
+__device__ __forceinline__ void dx_pass(const X* __restrict__ dy, const X* __restrict__ x,
+                                        X* __restrict__ dx, const double* __restrict__ consts,
                                         long long M, long long C, long long S, long long piece_len,
                                         long long P, int training) {
   const bool rows = bn_rows_layout(C, S);
@@ -398,24 +406,24 @@ __device__ __forceinline__ void dx_pass(const T* __restrict__ dy, const T* __res
     for (long long p = blockIdx.x; p < P; p += gridDim.x) {
       if (rows && training)
         for_rows(
-            c, p, piece_len, M, C, [&](long long i) { return BnPair<T>{dy[i], x[i]}; },
+            c, p, piece_len, M, C, [&](long long i) { return BnPair<T>{widen(dy[i]), widen(x[i])}; },
             [&](long long i, BnPair<T> v) {
-              dx[i] = bn_backward_element(v.a, v.b, mean, k, proj, mean_dy);
+              dx[i] = narrow<X>(bn_backward_element(v.a, v.b, mean, k, proj, mean_dy));
             });
       else if (rows)
         for_rows(
-            c, p, piece_len, M, C, [&](long long i) { return dy[i]; },
-            [&](long long i, T v) { dx[i] = bn_backward_eval_element(v, k); });
+            c, p, piece_len, M, C, [&](long long i) { return widen(dy[i]); },
+            [&](long long i, T v) { dx[i] = narrow<X>(bn_backward_eval_element(v, k)); });
       else if (training)
         for_piece(
-            c, p, piece_len, M, C, S, [&](long long i) { return BnPair<T>{dy[i], x[i]}; },
+            c, p, piece_len, M, C, S, [&](long long i) { return BnPair<T>{widen(dy[i]), widen(x[i])}; },
             [&](long long i, BnPair<T> v) {
-              dx[i] = bn_backward_element(v.a, v.b, mean, k, proj, mean_dy);
+              dx[i] = narrow<X>(bn_backward_element(v.a, v.b, mean, k, proj, mean_dy));
             });
       else
         for_piece(
-            c, p, piece_len, M, C, S, [&](long long i) { return dy[i]; },
-            [&](long long i, T v) { dx[i] = bn_backward_eval_element(v, k); });
+            c, p, piece_len, M, C, S, [&](long long i) { return widen(dy[i]); },
+            [&](long long i, T v) { dx[i] = narrow<X>(bn_backward_eval_element(v, k)); });
     }
   }
 }
@@ -427,10 +435,10 @@ __device__ __forceinline__ void dx_pass(const T* __restrict__ dy, const T* __res
 // Argument lists are mirrored in fastopt/backends/cuda/batchnorm.py (KERNELS).
 #define FASTOPT_BN_SHAPE long long M, long long C, long long S, long long piece_len, long long P
 
-#define FASTOPT_BN_ENTRY_POINTS(T, SUFFIX)                                                      \
+#define FASTOPT_BN_ENTRY_POINTS(X, T, SUFFIX)                                                   \
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBnThreads)                       \
-      fastopt_bn_stats_##SUFFIX(const T* x, double* part, FASTOPT_BN_SHAPE) {                   \
-    fastopt::cuda::stats<T>(x, part, M, C, S, piece_len, P);                                    \
+      fastopt_bn_stats_##SUFFIX(const X* x, double* part, FASTOPT_BN_SHAPE) {                   \
+    fastopt::cuda::stats<X>(x, part, M, C, S, piece_len, P);                                    \
   }                                                                                             \
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBnThreads)                       \
       fastopt_bn_finalize_forward_##SUFFIX(const double* part, long long P, long long C,         \
@@ -442,13 +450,13 @@ __device__ __forceinline__ void dx_pass(const T* __restrict__ dy, const T* __res
                                        save_mean, save_invstd, consts, momentum, eps, training); \
   }                                                                                             \
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBnThreads)                       \
-      fastopt_bn_normalize_##SUFFIX(const T* x, T* y, const double* consts, FASTOPT_BN_SHAPE) { \
-    fastopt::cuda::normalize<T>(x, y, consts, M, C, S, piece_len, P);                           \
+      fastopt_bn_normalize_##SUFFIX(const X* x, X* y, const double* consts, FASTOPT_BN_SHAPE) { \
+    fastopt::cuda::normalize<X>(x, y, consts, M, C, S, piece_len, P);                           \
   }                                                                                             \
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBnThreads)                       \
-      fastopt_bn_backward_sums_##SUFFIX(const T* dy, const T* x, const T* save_mean,             \
+      fastopt_bn_backward_sums_##SUFFIX(const X* dy, const X* x, const T* save_mean,             \
                                         double* part, FASTOPT_BN_SHAPE) {                       \
-    fastopt::cuda::backward_sums<T>(dy, x, save_mean, part, M, C, S, piece_len, P);             \
+    fastopt::cuda::backward_sums<X, T>(dy, x, save_mean, part, M, C, S, piece_len, P);          \
   }                                                                                             \
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBnThreads)                       \
       fastopt_bn_finalize_backward_##SUFFIX(const double* part, long long P, long long C,        \
@@ -459,10 +467,12 @@ __device__ __forceinline__ void dx_pass(const T* __restrict__ dy, const T* __res
                                         dbeta, consts, count, training);                        \
   }                                                                                             \
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kBnThreads)                       \
-      fastopt_bn_dx_##SUFFIX(const T* dy, const T* x, T* dx, const double* consts,               \
+      fastopt_bn_dx_##SUFFIX(const X* dy, const X* x, X* dx, const double* consts,               \
                              FASTOPT_BN_SHAPE, int training) {                                   \
-    fastopt::cuda::dx_pass<T>(dy, x, dx, consts, M, C, S, piece_len, P, training);              \
+    fastopt::cuda::dx_pass<X>(dy, x, dx, consts, M, C, S, piece_len, P, training);              \
   }
 
-FASTOPT_BN_ENTRY_POINTS(float, f32)
-FASTOPT_BN_ENTRY_POINTS(double, f64)
+FASTOPT_BN_ENTRY_POINTS(float, float, f32)
+FASTOPT_BN_ENTRY_POINTS(double, double, f64)
+FASTOPT_BN_ENTRY_POINTS(fastopt::Bf16, float, bf16)
+FASTOPT_BN_ENTRY_POINTS(fastopt::F16, float, f16)

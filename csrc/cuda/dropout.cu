@@ -12,18 +12,17 @@
 // makes byte l of the warp's 32, then loads values 32k + l of the warp's 256
 // (coalesced 4- or 8-byte accesses whatever the alignment, all 8 loads before
 // any store) and takes each value's bit from the lane that made its byte (a
-// shuffle). Every value goes through the same dropout_value either way.
+// shuffle). Every value goes through the same dropout_store either way.
 //
-// Entry points: fastopt_dropout_forward_<f32|f64>, fastopt_dropout_backward_<f32|f64>,
-// fastopt_dropout_mask.
-#if defined(__CUDACC_RTC__)
-// NVRTC has no <cstdint>; philox.h expects these from the including source.
-typedef unsigned int uint32_t;
-typedef unsigned long long uint64_t;
-#else
+// 16-bit arrays (bf16, f16; fastopt/storage.h) compute in float: each value
+// widened, multiplied by the float scale, rounded once to nearest even.
+//
+// Entry points: fastopt_dropout_forward_<f32|f64|bf16|f16>,
+// fastopt_dropout_backward_<f32|f64|bf16|f16>, fastopt_dropout_mask.
+#if !defined(__CUDACC_RTC__)
 #include <cstdint>
 #endif
-#include "fastopt/dropout.h"
+#include "fastopt/dropout.h"  // NVRTC's integer types: fastopt/storage.h
 
 namespace fastopt {
 namespace cuda {
@@ -41,7 +40,7 @@ struct alignas(16) DropPack {
 // since the compiler cannot prove the casted pointers disjoint).
 template <typename T>
 __device__ __forceinline__ void apply_byte_vec(const T* __restrict__ src, T* __restrict__ dst,
-                                               uint32_t byte, T scale) {
+                                               uint32_t byte, compute_t<T> scale) {
   constexpr int W = 16 / sizeof(T);
   constexpr int Q = 8 / W;
   const DropPack<T>* __restrict__ s = reinterpret_cast<const DropPack<T>*>(src);
@@ -53,7 +52,7 @@ __device__ __forceinline__ void apply_byte_vec(const T* __restrict__ src, T* __r
   for (int q = 0; q < Q; ++q) {
 #pragma unroll
     for (int k = 0; k < W; ++k)
-      a[q].v[k] = dropout_value(a[q].v[k], ((byte >> (q * W + k)) & 1u) != 0u, scale);
+      a[q].v[k] = dropout_store(a[q].v[k], ((byte >> (q * W + k)) & 1u) != 0u, scale);
   }
 #pragma unroll
   for (int q = 0; q < Q; ++q) d[q] = a[q];
@@ -64,7 +63,8 @@ __device__ __forceinline__ void apply_byte_vec(const T* __restrict__ src, T* __r
 // (the shuffles need the whole warp).
 template <typename T, typename ByteOf>
 __device__ __forceinline__ void apply_coalesced(const T* __restrict__ src, T* __restrict__ dst,
-                                                long long n, T scale, const ByteOf& byte_of) {
+                                                long long n, compute_t<T> scale,
+                                                const ByteOf& byte_of) {
   const long long bytes = (n + 7) / 8;
   const int lane = threadIdx.x % 32;
   const long long warp_bytes = 32 * (threadIdx.x / 32);
@@ -77,13 +77,13 @@ __device__ __forceinline__ void apply_coalesced(const T* __restrict__ src, T* __
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
       const long long e = base + 32 * k + lane;
-      v[k] = e < n ? src[e] : T(0);
+      v[k] = e < n ? src[e] : T{};
     }
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
       const long long e = base + 32 * k + lane;
       const uint32_t from = __shfl_sync(0xffffffffu, byte, 4 * k + lane / 8);
-      if (e < n) dst[e] = dropout_value(v[k], ((from >> (lane % 8)) & 1u) != 0u, scale);
+      if (e < n) dst[e] = dropout_store(v[k], ((from >> (lane % 8)) & 1u) != 0u, scale);
     }
   }
 }
@@ -91,7 +91,8 @@ __device__ __forceinline__ void apply_coalesced(const T* __restrict__ src, T* __
 template <typename T>
 __device__ __forceinline__ void forward(const T* __restrict__ x, T* __restrict__ y,
                                         unsigned char* __restrict__ mask, long long n,
-                                        uint64_t seed, uint64_t threshold, T scale, int vec_ok) {
+                                        uint64_t seed, uint64_t threshold, compute_t<T> scale,
+                                        int vec_ok) {
   const uint32_t k0 = dropout_key0(seed), k1 = dropout_key1(seed);
   const long long bytes = (n + 7) / 8;
   if (!vec_ok) {
@@ -121,7 +122,8 @@ __device__ __forceinline__ void forward(const T* __restrict__ x, T* __restrict__
 template <typename T>
 __device__ __forceinline__ void backward(const T* __restrict__ dy,
                                          const unsigned char* __restrict__ mask,
-                                         T* __restrict__ dx, long long n, T scale, int vec_ok) {
+                                         T* __restrict__ dx, long long n, compute_t<T> scale,
+                                         int vec_ok) {
   const long long bytes = (n + 7) / 8;
   if (!vec_ok) {
     apply_coalesced(dy, dx, n, scale, [&](long long b) { return uint32_t(mask[b]); });
@@ -145,17 +147,19 @@ __device__ __forceinline__ void backward(const T* __restrict__ dy,
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kDropoutThreads)                   \
       fastopt_dropout_forward_##SUFFIX(const T* x, T* y, unsigned char* mask, long long n,        \
                                        unsigned long long seed, unsigned long long threshold,     \
-                                       T scale, int vec_ok) {                                     \
+                                       fastopt::compute_t<T> scale, int vec_ok) {                 \
     fastopt::cuda::forward<T>(x, y, mask, n, seed, threshold, scale, vec_ok);                    \
   }                                                                                              \
   extern "C" __global__ void __launch_bounds__(fastopt::cuda::kDropoutThreads)                   \
       fastopt_dropout_backward_##SUFFIX(const T* dy, const unsigned char* mask, T* dx,            \
-                                        long long n, T scale, int vec_ok) {                      \
+                                        long long n, fastopt::compute_t<T> scale, int vec_ok) {  \
     fastopt::cuda::backward<T>(dy, mask, dx, n, scale, vec_ok);                                  \
   }
 
 FASTOPT_DROPOUT_ENTRY_POINTS(float, f32)
 FASTOPT_DROPOUT_ENTRY_POINTS(double, f64)
+FASTOPT_DROPOUT_ENTRY_POINTS(fastopt::Bf16, bf16)
+FASTOPT_DROPOUT_ENTRY_POINTS(fastopt::F16, f16)
 
 // The mask alone (dropout_mask): no values read or written.
 extern "C" __global__ void __launch_bounds__(fastopt::cuda::kDropoutThreads)

@@ -65,7 +65,7 @@ def _affine(xa, C, a, default):
     """``a``, or for ``None`` (torch's ``affine=False``) a ``(C,)`` array of
     ``default`` on ``x``'s device: the backends always get real arrays (a
     C-length fill, small against the pass over ``x``)."""
-    return v.full_like(xa, (C,), default) if a is None else a
+    return v.full_like(xa, (C,), default, v.compute_dtype(xa.dtype)) if a is None else a
 
 
 @entry("batch_norm_forward", "_forward_fast",
@@ -85,8 +85,8 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
         y = gamma * (x - mean) * invstd + beta    (computed as x * scale + shift,
                                                     scale = gamma*invstd, shift = beta - mean*scale)
 
-    ``save_mean`` and ``save_invstd`` (shape ``(C,)``, ``x``'s dtype) are what
-    :func:`batch_norm_backward` needs; in eval they are a copy of
+    ``save_mean`` and ``save_invstd`` (shape ``(C,)``, ``x``'s dtype; float32 for a
+    16-bit ``x``) are what :func:`batch_norm_backward` needs; in eval they are a copy of
     ``running_mean`` and ``1 / sqrt(running_var + eps)``.
 
     Equals ``torch.nn.functional.batch_norm(x, running_mean, running_var,
@@ -97,7 +97,9 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
     ``(N, C, H, W)`` case.
 
     ``gamma``, ``beta``, ``running_mean``, ``running_var`` have shape ``(C,)``
-    and ``x``'s dtype (float32 or float64). ``gamma=None`` / ``beta=None``
+    and ``x``'s dtype (float32 or float64), or float32 when ``x`` is float16 or
+    ``ml_dtypes.bfloat16`` (computed in float32, ``y`` rounded once to ``x``'s type;
+    docs/mixed-precision-layers.md). ``gamma=None`` / ``beta=None``
     mean 1 / 0 (torch's ``affine=False``). In training the running statistics
     may both be None (nothing is tracked); they are updated in place and must
     be writeable and C-contiguous. ``M == 1`` in training raises ``ValueError``
@@ -118,15 +120,17 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
     c = v.shaped_arrays(("x", xa, False, None), ("gamma", gamma, False, (C,)),
                         ("beta", beta, False, (C,)),
                         ("running_mean", running_mean, training, (C,)),
-                        ("running_var", running_var, training, (C,)))
+                        ("running_var", running_var, training, (C,)),
+                        dtypes=v.kernel_dtypes(spec), stats=v.stat_roles(spec))
     if training and M == 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size "
                          f"{tuple(xa.shape)}")
     name = _backends.choose(backend, c.on_gpu)
     y = v.empty_like(xa)
+    sd = v.compute_dtype(xa.dtype)
     if training and M == 0:
-        return y, v.zeros_like(xa, (C,)), v.zeros_like(xa, (C,))
-    save_mean, save_invstd = v.empty_like(xa, (C,)), v.empty_like(xa, (C,))
+        return y, v.zeros_like(xa, (C,), sd), v.zeros_like(xa, (C,), sd)
+    save_mean, save_invstd = v.empty_like(xa, (C,), sd), v.empty_like(xa, (C,), sd)
     gamma, beta = _affine(xa, C, c["gamma"], 1.0), _affine(xa, C, c["beta"], 0.0)
     _backends.module("batchnorm", name).batch_norm_forward(
         c["x"], y, gamma, beta, c["running_mean"], c["running_var"], save_mean,
@@ -141,7 +145,8 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, 
     """Batch normalization backward: returns ``(dx, dgamma, dbeta)``.
 
     ``save_mean`` and ``save_invstd`` are the forward call's (``None`` raises
-    ``ValueError``). ``gamma=None`` means 1 (``affine=False``); ``dgamma`` and
+    ``ValueError``). A 16-bit ``dy``/``x`` (one type) takes float32 ``gamma`` and
+    statistics and gives ``dx`` in its type, ``dgamma``/``dbeta`` in float32. ``gamma=None`` means 1 (``affine=False``); ``dgamma`` and
     ``dbeta`` are still returned (the sums below, computed anyway), to be
     ignored when there is no affine transform. Per channel, with
     ``xhat = (x - save_mean) * save_invstd`` and sums over the ``M`` values::
@@ -158,7 +163,8 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, 
 
     >>> dx, dgamma, dbeta = fastopt.batch_norm_backward(dy, x, gamma, mean, invstd)
     """
-    h = v.hypers(KERNELS["batch_norm_backward"], locals())
+    spec = KERNELS["batch_norm_backward"]
+    h = v.hypers(spec, locals())
     training, backend = h["training"], h["backend"]
     xa, C, M = _channels(x, "x")
     for label, saved in (("save_mean", save_mean), ("save_invstd", save_invstd)):
@@ -166,10 +172,12 @@ def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, *, training=True, 
             raise ValueError(f"{label} is None: pass the statistics batch_norm_forward returned")
     c = v.shaped_arrays(("x", xa, False, None), ("dy", dy, False, tuple(xa.shape)),
                         ("gamma", gamma, False, (C,)), ("save_mean", save_mean, False, (C,)),
-                        ("save_invstd", save_invstd, False, (C,)))
+                        ("save_invstd", save_invstd, False, (C,)),
+                        dtypes=v.kernel_dtypes(spec), stats=v.stat_roles(spec))
     name = _backends.choose(backend, c.on_gpu)
     dx = v.empty_like(xa)
-    dgamma, dbeta = v.empty_like(xa, (C,)), v.empty_like(xa, (C,))
+    sd = v.compute_dtype(xa.dtype)
+    dgamma, dbeta = v.empty_like(xa, (C,), sd), v.empty_like(xa, (C,), sd)
     _backends.module("batchnorm", name).batch_norm_backward(
         c["dy"], c["x"], _affine(xa, C, c["gamma"], 1.0), c["save_mean"], c["save_invstd"], dx,
         dgamma, dbeta, training=training)

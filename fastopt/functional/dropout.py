@@ -57,8 +57,9 @@ def dropout_forward(x, p, *, seed, training=True, backend="auto"):
     lecture notes' ``U = (np.random.rand(*H.shape) < P) / P; H *= U`` is the
     case ``p = 1 - P`` (with a float64 mask instead of bits).
 
-    ``y`` is a new array of ``x``'s shape and dtype (float32 or float64, any
-    shape, C-contiguous); ``mask`` is a new ``numpy.uint8`` array of
+    ``y`` is a new array of ``x``'s shape and dtype (float16, bfloat16, float32 or
+    float64, any shape, C-contiguous; 16-bit values are scaled in float32 and rounded
+    once); ``mask`` is a new ``numpy.uint8`` array of
     ``ceil(x.size / 8)`` bytes. ``seed`` is an int in ``[0, 2**64)``.
 
     >>> y, mask = fastopt.dropout_forward(x, 0.5, seed=1234)

@@ -32,13 +32,8 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
         if m == 1:   # torch's message (torch.nn.functional._verify_batch_size)
             raise ValueError(f"Expected more than 1 value per channel when training, got input "
                              f"size {size}")
-        y, _, _, new_mean, new_var = _ops.call("batch_norm_train", input, weight, bias,
-                                                     running_mean, running_var, count,
-                                                     momentum, eps)
-        if running_mean is not None:
-            running_mean.copy_(new_mean)
-            running_var.copy_(new_var)
-        return y
+        return _ops.batch_norm_train_(input, weight, bias, running_mean, running_var, count,
+                                      momentum, eps)
     if running_mean is None or running_var is None:
         raise ValueError("fastopt.torch.batch_norm: training=False normalizes with running_mean "
                          "and running_var, which cannot be None")
@@ -117,7 +112,8 @@ class BatchNorm1d(_BatchNorm, torch.nn.BatchNorm1d):
 
     Same constructor (``num_features, eps=1e-5, momentum=0.1, affine=True,
     track_running_stats=True, device=None, dtype=None``; ``momentum=None`` is
-    the cumulative average), state dict and results as torch's; float32/float64.
+    the cumulative average), state dict and results as torch's; float32/float64, and
+    float16/bfloat16 input with float32 or 16-bit parameters (docs/mixed-precision-layers.md).
 
     >>> bn = fastopt.torch.BatchNorm1d(64); bn.load_state_dict(torch_bn.state_dict())
     """

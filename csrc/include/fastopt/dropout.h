@@ -12,8 +12,10 @@
 // are 0. Kept values are x * scale with scale = 1 / (1 - p) computed on the
 // host in double and rounded once to the element type (0 when p == 1);
 // dropped values are +0 (a select, not a multiply by 0, so a dropped NaN or
-// inf gives 0, not NaN).
+// inf gives 0, not NaN). 16-bit arrays (fastopt/storage.h) compute in float:
+// x widened, the float scale, the value rounded once to nearest even.
 #pragma once
+#include "fastopt/storage.h"  // first: the NVRTC integer types
 #include "fastopt/philox.h"
 
 namespace fastopt {
@@ -67,20 +69,27 @@ FASTOPT_HD uint32_t dropout_mask_byte(uint64_t b, int count, uint32_t k0, uint32
   return byte;
 }
 
+// One stored element: dropout_value in the compute type, rounded once to X.
+template <typename X>
+FASTOPT_HD X dropout_store(X x, bool keep, compute_t<X> scale) {
+  return narrow<X>(dropout_value(widen(x), keep, scale));
+}
+
 // Forward of one mask byte's elements (count in [1, 8]): writes y[0..count)
 // and returns the mask byte.
-template <typename T>
-FASTOPT_HD uint32_t dropout_forward_byte(const T* x, T* y, uint64_t b, int count, uint32_t k0,
-                                         uint32_t k1, uint64_t t, T scale) {
+template <typename X>
+FASTOPT_HD uint32_t dropout_forward_byte(const X* x, X* y, uint64_t b, int count, uint32_t k0,
+                                         uint32_t k1, uint64_t t, compute_t<X> scale) {
   const uint32_t byte = dropout_mask_byte(b, count, k0, k1, t);
-  for (int k = 0; k < count; ++k) y[k] = dropout_value(x[k], ((byte >> k) & 1u) != 0u, scale);
+  for (int k = 0; k < count; ++k) y[k] = dropout_store(x[k], ((byte >> k) & 1u) != 0u, scale);
   return byte;
 }
 
 // Backward of one mask byte's elements: dx = dy * scale where kept, else 0.
-template <typename T>
-FASTOPT_HD void dropout_backward_byte(const T* dy, T* dx, uint32_t byte, int count, T scale) {
-  for (int k = 0; k < count; ++k) dx[k] = dropout_value(dy[k], ((byte >> k) & 1u) != 0u, scale);
+template <typename X>
+FASTOPT_HD void dropout_backward_byte(const X* dy, X* dx, uint32_t byte, int count,
+                                      compute_t<X> scale) {
+  for (int k = 0; k < count; ++k) dx[k] = dropout_store(dy[k], ((byte >> k) & 1u) != 0u, scale);
 }
 
 }  // namespace fastopt

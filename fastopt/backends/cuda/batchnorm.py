@@ -8,6 +8,7 @@ normalize), 2 in eval; backward: 3 (per-piece sums, finalize, dx). Pieces are
 ``(N, C)`` input with ``C >= 32`` takes the kernels' rows layout (32 adjacent
 channels per block, coalesced): pieces of ``ROWS_PIECE`` rows, a grid of
 (pieces, channel tiles of 32).
+A 16-bit ``x`` runs the ``_f16`` / ``_bf16`` kernels (float32 gamma, beta, statistics).
 """
 from __future__ import annotations
 

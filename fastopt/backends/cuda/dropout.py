@@ -2,13 +2,15 @@
 header, so a seed gives the same bit-packed mask on every backend.
 
 Same functions and signatures as ``fastopt/backends/cpp/dropout.py``; the outputs
-(``y``, ``mask``, ``dx``) are new cupy arrays on the input's device.
+(``y``, ``mask``, ``dx``) are new cupy arrays on the input's device. 16-bit arrays
+run the ``_f16`` / ``_bf16`` kernels, whose scale is float32 (their compute type).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from fastopt import _scalars
+from fastopt._validate import compute_dtype
 from fastopt.backends.cuda import loader
 
 THREADS = 256   # kDropoutThreads in dropout.cu
@@ -36,7 +38,7 @@ def forward(x, p, seed):
             loader.launch("dropout", f"fastopt_dropout_forward_{loader.suffix(x.dtype)}",
                           _grid(x.size), THREADS, KERNELS["forward"],
                           (x, y, mask, x.size, seed, s.threshold, s.scale, _aligned(x, y)),
-                          x.dtype)
+                          compute_dtype(x.dtype))
     return y, mask
 
 
@@ -47,7 +49,8 @@ def backward(dy, mask, p):
         if dy.size:
             loader.launch("dropout", f"fastopt_dropout_backward_{loader.suffix(dy.dtype)}",
                           _grid(dy.size), THREADS, KERNELS["backward"],
-                          (dy, mask, dx, dy.size, s.scale, _aligned(dy, dx)), dy.dtype)
+                          (dy, mask, dx, dy.size, s.scale, _aligned(dy, dx)),
+                          compute_dtype(dy.dtype))
     return dx
 
 

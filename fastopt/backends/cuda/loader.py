@@ -501,8 +501,9 @@ def to_host(a):
 
 def address(a):
     """Data pointer of a cupy array (or of a NumPy one, for the host emulation tests)."""
-    data = a.data
-    return data.ptr if hasattr(data, "ptr") else a.ctypes.data
+    if isinstance(a, np.ndarray):   # (a.data of an ml_dtypes.bfloat16 array raises)
+        return a.ctypes.data
+    return a.data.ptr
 
 
 def device_of(arrays):
@@ -511,4 +512,8 @@ def device_of(arrays):
 
 
 def suffix(dtype):
-    return {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}[np.dtype(dtype)]
+    """The entry points' dtype suffix: f32, f64, and f16 / bf16 for the kernels that take
+    16-bit arrays (batch norm, dropout; matched by the dtype's name, so that a bfloat16
+    dtype from ml_dtypes maps without importing it)."""
+    dtype = np.dtype(dtype)
+    return {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}[dtype.name]

@@ -3,12 +3,15 @@ and every element computed in float64 (two passes). Threads go over channels
 (``prange``) for (N, C, *spatial) input; for (N, C) input, where a channel is a
 strided column, over a fixed number of row blocks whose per-column partial
 sums are added in block order (the result does not depend on the threads). Inputs below
-``_serial.SERIAL_BELOW`` elements run the serial builds (same bits, no thread wake-up)."""
+``_serial.SERIAL_BELOW`` elements run the serial builds (same bits, no thread wake-up).
+A 16-bit x / dy runs on float32 copies (fastopt/backends/numba/_storage.py) with the
+float32 statistics; y / dx are rounded back once."""
 import math
 
 import numpy as np
 from numba import njit, prange
 
+from fastopt.backends.numba import _storage
 from fastopt.backends.numba._serial import by_size, compile_pair
 
 
@@ -191,6 +194,12 @@ def _backward_2d(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, traini
 
 def batch_norm_forward(x, y, gamma, beta, running_mean, running_var, save_mean, save_invstd, *,
                        training, momentum, eps):
+    if _storage.is_16bit(x):
+        y32 = np.empty(x.shape, np.float32)
+        batch_norm_forward(_storage.widen(x), y32, gamma, beta, running_mean, running_var,
+                           save_mean, save_invstd, training=training, momentum=momentum, eps=eps)
+        _storage.store(y32, y)
+        return
     if x.ndim == 2 and x.shape[0] > 0:
         _forward_2d(x, y, gamma, beta, running_mean, running_var, save_mean, save_invstd,
                     training, momentum, eps)
@@ -207,6 +216,12 @@ def batch_norm_forward(x, y, gamma, beta, running_mean, running_var, save_mean, 
 
 
 def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, *, training):
+    if _storage.is_16bit(x):
+        dx32 = np.empty(x.shape, np.float32)
+        batch_norm_backward(_storage.widen(dy), _storage.widen(x), gamma, save_mean, save_invstd,
+                            dx32, dgamma, dbeta, training=training)
+        _storage.store(dx32, dx)
+        return
     if x.ndim == 2 and x.shape[0] > 0:
         _backward_2d(dy, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, training)
         return

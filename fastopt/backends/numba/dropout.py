@@ -1,13 +1,16 @@
 """Inverted dropout in Numba, mirroring fastopt/backends/numpy/dropout.py: Philox4x32-10
 per counter in 64-bit integer arithmetic, one mask byte (two Philox calls,
 eight elements) per loop iteration, parallel over bytes. Scalars come from
-fastopt._scalars.dropout and are passed in the array's dtype."""
+fastopt._scalars.dropout and are passed in the array's dtype. 16-bit arrays run
+the float32 loops on widened copies, each result rounded once
+(fastopt/backends/numba/_storage.py): the C++ backend's bits."""
 import numpy as np
 from numba import njit, prange
 
 from fastopt.backends.numba import ParallelKernel
 
 from fastopt import _scalars
+from fastopt.backends.numba import _storage
 from fastopt.backends.numba._serial import SERIAL_BELOW
 
 _MASK32 = np.uint64(0xFFFFFFFF)
@@ -126,7 +129,19 @@ def _key(seed):
     return np.uint64(seed & 0xFFFFFFFF), np.uint64(seed >> 32)
 
 
+def _in_float32(kernel, a, *args):
+    """``kernel`` (forward or backward) on a float32 copy of the 16-bit ``a``; the
+    values rounded back to ``a``'s type. Returns what ``kernel`` returns."""
+    out = kernel(_storage.widen(a), *args)
+    values = out[0] if isinstance(out, tuple) else out
+    result = np.empty(a.shape, a.dtype)
+    _storage.store(values, result)
+    return (result,) + out[1:] if isinstance(out, tuple) else result
+
+
 def forward(x, p, seed):
+    if _storage.is_16bit(x):
+        return _in_float32(forward, x, p, seed)
     s = _scalars.dropout(p)
     y = np.empty_like(x)
     mask = np.empty((x.size + 7) // 8, dtype=np.uint8)
@@ -137,6 +152,8 @@ def forward(x, p, seed):
 
 
 def backward(dy, mask, p):
+    if _storage.is_16bit(dy):
+        return _in_float32(backward, dy, mask, p)
     s = _scalars.dropout(p)
     dx = np.empty_like(dy)
     run = _backward_par if dy.size >= PARALLEL_MIN else _backward_ser

@@ -9,11 +9,17 @@ counter ``(j & 0xffffffff, j >> 32, 0, 0)``, ``j = i // 4``, key
 (element ``i`` in bit ``i % 8`` of byte ``i // 8``), unused bits 0.
 
 Values: ``y = x * scale`` where kept, ``+0`` where dropped, with ``scale`` the
-element type's rounding of ``1 / (1 - p)`` (0 when ``p == 1``). Computed in
-float64: the product of two float32 values is exact in float64, so rounding it
-once to float32 gives exactly the float32 product the compiled backends form.
+compute type's rounding of ``1 / (1 - p)`` (0 when ``p == 1``; float32 for
+float16/bfloat16 arrays). Computed in float64: the product of two float32
+values is exact in float64, so rounding it once to float32 gives exactly the
+float32 product the compiled backends form. For 16-bit arrays the exact
+product is rounded once to the 16-bit type; the compiled backends round the
+float32 product, which can differ by one 16-bit step where the float32
+rounding lands on a 16-bit tie.
 """
 import numpy as np
+
+from fastopt._validate import compute_dtype
 
 _U32 = np.uint64(0xFFFFFFFF)
 _M0, _M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
@@ -42,8 +48,9 @@ def threshold(p: float) -> int:
 
 
 def scale(p: float, dtype) -> float:
-    """1 / (1 - p) in double, rounded once to ``dtype`` (0 when p == 1)."""
-    return float(np.dtype(dtype).type(0.0 if p == 1.0 else 1.0 / (1.0 - p)))
+    """1 / (1 - p) in double, rounded once to the compute type of ``dtype``
+    (float32 for float16/bfloat16, else ``dtype``; 0 when p == 1)."""
+    return float(compute_dtype(dtype).type(0.0 if p == 1.0 else 1.0 / (1.0 - p)))
 
 
 def keep(n: int, p: float, seed: int):
@@ -63,11 +70,12 @@ def mask(n, p, seed):
 
 
 def _apply(a, keep_flags, p):
-    """a * scale where kept (the float64 product of two dtype values, rounded
-    once to the dtype), +0 where dropped."""
+    """a * scale where kept (the float64 product of a dtype value and the scale,
+    exact, rounded once to the dtype), +0 where dropped."""
     out = np.zeros(a.size, dtype=np.float64)
     out[keep_flags] = a.reshape(-1)[keep_flags].astype(np.float64) * scale(p, a.dtype)
-    return out.astype(a.dtype).reshape(a.shape)
+    with np.errstate(over="ignore"):   # beyond the type's range: inf, as the kernels give
+        return out.astype(a.dtype).reshape(a.shape)
 
 
 def forward(x, p, seed):
