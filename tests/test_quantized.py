@@ -227,3 +227,21 @@ def test_nearest_code_on_edges_equals_reference(backend):
                          backend=b)
         outs.append(buf.codes.copy())
     assert np.array_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + COMPILED)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_without_momentum_ignores_an_8bit_buffer(backend, dtype):
+    """momentum == 0 uses no state: an (unused) QuantizedState buffer takes the float
+    path, so the step equals the float step without a buffer, for every dtype."""
+    rng = np.random.default_rng(7)
+    p = rng.standard_normal(4097).astype(dtype)
+    g = rng.standard_normal(4097).astype(dtype)
+    q = fastopt.quantize(rng.standard_normal(4097).astype(np.float32), signed=True)
+    codes, absmax = q.codes.copy(), q.absmax.copy()
+    expected = p.copy()
+    kw = dict(lr=0.1, weight_decay=0.01, backend=backend)
+    fastopt.sgd_step(expected, g, None, **kw)
+    fastopt.sgd_step(p, g, q, **kw)
+    assert np.array_equal(p, expected)
+    assert np.array_equal(q.codes, codes) and np.array_equal(q.absmax, absmax)
