@@ -34,7 +34,8 @@ import torch
 from torch.optim.optimizer import _get_scalar_dtype
 
 from fastopt import backends as _backends, _validate as v
-from fastopt.optim import slab_views
+from fastopt.optim import _eightbit as _bits, slab_views
+from fastopt.torch import _eightbit as q8
 from fastopt.torch._layout import arranged, memory_order, real, scatter, step_slab
 
 try:
@@ -99,8 +100,11 @@ class DropinOptimizer:
     _has_step = True         # torch keeps a "step" tensor per parameter (not SGD)
     _sparse_ok = False       # torch's class takes sparse gradients (SGD, Adagrad)
 
-    def _fo_setup(self, backend):
+    def _fo_setup(self, backend, state_bits=32, amsgrad=False):
         self._fo_backend = v.backend(backend)
+        self._fo_bits = _bits.bits(state_bits, amsgrad)
+        if self._fo_bits == 8:
+            self.register_load_state_dict_post_hook(q8.after_load)
         self._fo_plans = {}
         self._fo_counts = weakref.WeakValueDictionary()   # step-count arrays fastopt made
         # GradScaler then unscales .grad itself: this step reads no grad_scale / found_inf
@@ -109,11 +113,13 @@ class DropinOptimizer:
     def __getstate__(self):
         state = super().__getstate__()
         state["_fo_backend"] = self._fo_backend
+        state["_fo_bits"] = self._fo_bits
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)   # torch's: defaults, plain-number steps to tensors
         self.__dict__.setdefault("_fo_backend", "auto")
+        self.__dict__.setdefault("_fo_bits", 32)
         self._fo_plans = {}
         self._fo_counts = weakref.WeakValueDictionary()
 
@@ -218,6 +224,9 @@ class DropinOptimizer:
             fresh = self._fresh(st, hp)
             if not fresh:
                 for n in names:
+                    if n != "step" and q8.holds(st, n):   # 8-bit state
+                        spans.extend(q8.check(st, n, lp, cls))
+                        continue
                     t = st[n]   # KeyError, as torch's step gives, for a missing entry
                     if n != "step" and (not isinstance(t, torch.Tensor) or t.dtype != p.dtype
                                         or _local(t).shape != lp.shape):
@@ -243,8 +252,9 @@ class DropinOptimizer:
         """torch's initial state for ``entries``: contiguous real CPU parameters of one
         dtype get views of one aligned slab per state name (and their steps one slab)."""
         names = [n for n in self._names(hp) if n != "step"]
+        eight = {id(e.p) for e in entries if q8.quantizes(self._fo_bits, e.p)}
         plain = [e for e in entries if e.p.is_contiguous() and not e.p.is_complex()
-                 and not isinstance(e.p, DTensor)]
+                 and not isinstance(e.p, DTensor) and id(e.p) not in eight]
         if len({e.p.dtype for e in plain}) != 1:
             plain = []
         slabs = slab_views([e.p.detach().numpy() for e in plain], names,
@@ -259,6 +269,9 @@ class DropinOptimizer:
             st = self.state[e.p]
             if self._has_step:
                 st["step"] = steps[i]
+            if id(e.p) in eight:
+                q8.create(st, names, e.p)
+                continue
             for n in names:
                 if j < len(plain) and plain[j] is e:
                     st[n] = torch.from_numpy(slabs[n][j])
@@ -282,6 +295,10 @@ class DropinOptimizer:
                 st = self.state.get(e.p, {})
                 arrays = {}
                 for n in names:
+                    if q8.holds(st, n):
+                        arrays[n], written = q8.state(st, n)
+                        bumped.extend(written)
+                        continue
                     arrays[n], back = arranged(_local(st[n]), e.order)
                     if back is not None:
                         backs.append((arrays[n], back))
@@ -290,20 +307,21 @@ class DropinOptimizer:
                 if back is not None:
                     backs.append((pa, back))
                 bumped.append(e.p)
-                buckets.setdefault((e.key, e.p.dtype), []).append((e, pa, arrays))
+                eight = bool(names) and q8.holds(st, names[0])
+                buckets.setdefault((e.key, e.p.dtype, eight), []).append((e, pa, arrays))
         except BaseException:
             for e in fresh:   # a rejected call leaves no half-made state behind
                 self.state.pop(e.p, None)
             raise
         shim = _Shim(self._fo_backend, bool(hp.get("decoupled_weight_decay", False)))
-        for (key, _), rows in buckets.items():
+        for (key, _, _), rows in buckets.items():
             self._checker._update(shim, hp, hp["lr"], key, [r[1] for r in rows],
                                   [r[0].grad for r in rows],
                                   {n: [r[2][n] for r in rows] for n in names})
         scatter(backs)
         steps = self._advance([e.p for e in entries])
         torch.autograd.graph.increment_version(bumped)
-        if not backs and len(buckets) == 1:
+        if not backs and len(buckets) == 1 and not next(iter(buckets))[2]:   # 8-bit: no plan
             self._make_plan(gi, g, hp, entries, names, buckets, steps)
 
     def _advance(self, ps):
@@ -327,7 +345,7 @@ class DropinOptimizer:
 
     # -- plans ---------------------------------------------------------------
     def _make_plan(self, gi, g, hp, entries, names, buckets, steps):
-        (key, _), rows = next(iter(buckets.items()))
+        (key, _, _), rows = next(iter(buckets.items()))
         if any(isinstance(e.p, DTensor) for e in entries):
             return
         plan = _Plan()

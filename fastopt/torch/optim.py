@@ -25,6 +25,7 @@ import contextlib
 import torch
 
 from fastopt import optim as _np_opt
+from fastopt.torch import _eightbit as q8
 from fastopt.torch._base import DropinOptimizer
 
 __all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "clip_grad_norm_"]
@@ -49,15 +50,16 @@ class SGD(DropinOptimizer, torch.optim.SGD):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
                  *, maximize=False, foreach=None, differentiable=False, fused=None,
-                 backend="auto"):
+                 backend="auto", state_bits=32):
         torch.optim.SGD.__init__(self, params, lr, momentum, dampening, weight_decay, nesterov,
                                  maximize=maximize, foreach=foreach,
                                  differentiable=differentiable, fused=fused)
-        self._fo_setup(backend)
+        self._fo_setup(backend, state_bits)
 
     def _fresh(self, st, hp):
         # torch: a missing (or None) buffer means the first momentum step copies g
-        return hp["momentum"] != 0 and (not st or st.get("momentum_buffer") is None)
+        return hp["momentum"] != 0 and (not st or (st.get("momentum_buffer") is None
+                                                   and not q8.holds(st, "momentum_buffer")))
 
     def _key(self, st):
         return 1   # not the first momentum step
@@ -72,10 +74,10 @@ class RMSprop(DropinOptimizer, torch.optim.RMSprop):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, capturable=False, foreach=None, maximize=False,
-                 differentiable=False, *, backend="auto"):
+                 differentiable=False, *, backend="auto", state_bits=32):
         torch.optim.RMSprop.__init__(self, params, lr, alpha, eps, weight_decay, momentum,
                                      centered, capturable, foreach, maximize, differentiable)
-        self._fo_setup(backend)
+        self._fo_setup(backend, state_bits)
 
 
 class Adam(DropinOptimizer, torch.optim.Adam):
@@ -88,12 +90,12 @@ class Adam(DropinOptimizer, torch.optim.Adam):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False, fused=None, decoupled_weight_decay=False,
-                 backend="auto"):
+                 backend="auto", state_bits=32):
         torch.optim.Adam.__init__(self, params, lr, betas, eps, weight_decay, amsgrad,
                                   foreach=foreach, maximize=maximize, capturable=capturable,
                                   differentiable=differentiable, fused=fused,
                                   decoupled_weight_decay=decoupled_weight_decay)
-        self._fo_setup(backend)
+        self._fo_setup(backend, state_bits, amsgrad)
 
 
 class AdamW(DropinOptimizer, torch.optim.AdamW):
@@ -104,11 +106,11 @@ class AdamW(DropinOptimizer, torch.optim.AdamW):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False, *, maximize=False, foreach=None, capturable=False,
-                 differentiable=False, fused=None, backend="auto"):
+                 differentiable=False, fused=None, backend="auto", state_bits=32):
         torch.optim.AdamW.__init__(self, params, lr, betas, eps, weight_decay, amsgrad,
                                    maximize=maximize, foreach=foreach, capturable=capturable,
                                    differentiable=differentiable, fused=fused)
-        self._fo_setup(backend)
+        self._fo_setup(backend, state_bits, amsgrad)
 
 
 class Adagrad(DropinOptimizer, torch.optim.Adagrad):

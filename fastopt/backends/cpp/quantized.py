@@ -1,8 +1,9 @@
 """8-bit optimizer steps on the C++ backend (csrc/bindings/quantized.cpp)."""
 from fastopt import _core, _scalars
-from fastopt.quantized import SIGNED_LUT, SIGNED_PADDED, UNSIGNED_LUT, UNSIGNED_PADDED
+from fastopt.quantized import SIGNED_MAP, UNSIGNED_MAP, code_table
 
-SIGNED, UNSIGNED = (SIGNED_PADDED, SIGNED_LUT), (UNSIGNED_PADDED, UNSIGNED_LUT)
+SIGNED = (SIGNED_MAP, code_table(SIGNED_MAP, True))
+UNSIGNED = (UNSIGNED_MAP, code_table(UNSIGNED_MAP, False))
 
 
 def _parts(states):
