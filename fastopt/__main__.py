@@ -92,6 +92,7 @@ def _bench_parser(sub):
     q.add_argument("--repeat", type=int, default=11, help="interleaved rounds (default 11)")
     q.add_argument("--min-time", type=float, default=0.05, metavar="SECONDS")
     q.add_argument("--numba", action="store_true", help="also time the numba backend")
+    q.add_argument("--no-anchors", action="store_true", help="without torchao, bitsandbytes")
     q.add_argument("--json", metavar="FILE")
     return p
 
@@ -121,7 +122,8 @@ def _bench(args, parser, argv) -> int:
         return 0
     if cmd == "8bit":
         from fastopt.bench import quantized
-        r = quantized.run(args.n, repeat=args.repeat, min_time=args.min_time, numba=args.numba)
+        r = quantized.run(args.n, repeat=args.repeat, min_time=args.min_time, numba=args.numba,
+                          anchors=not args.no_anchors)
         print(quantized.format_report(r))
         _save(r, args.json)
         return 0

@@ -41,11 +41,15 @@ def _train(opt, ps, steps, start=0):
 
 
 def test_signatures_are_torchs():
+    # fastopt's own keyword-only extras: backend, and state_bits (8-bit state) on
+    # Adam, AdamW, SGD, RMSprop
+    extras = {"backend", "state_bits"}
     for name in NAMES:
         ours = inspect.signature(getattr(ft, name)).parameters
         theirs = inspect.signature(getattr(torch.optim, name)).parameters
         assert [(p.name, p.kind, p.default) for p in theirs.values()] == \
-            [(p.name, p.kind, p.default) for p in ours.values() if p.name != "backend"]
+            [(p.name, p.kind, p.default) for p in ours.values() if p.name not in extras]
+        assert all(ours[e].kind == inspect.Parameter.KEYWORD_ONLY for e in extras if e in ours)
         assert issubclass(getattr(ft, name), getattr(torch.optim, name))
 
 

@@ -15,7 +15,8 @@ Variants, timed interleaved (timer.py), medians of one window:
               it imports
   bnb         bitsandbytes.optim.Adam8bit.step(), when it imports
 
-``fastopt bench 8bit`` prints the table; torch variants need torch.
+``fastopt bench 8bit`` prints the table; torch variants need torch; ``--no-anchors``
+leaves out torchao and bitsandbytes (torchao compiles for minutes on a busy machine).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from fastopt.bench.timer import interleaved
 LR = 1e-3
 
 
-def _torch_optimizers(p, g, notes):
+def _torch_optimizers(p, g, notes, anchors):
     """torch's fused Adam and, when they import, torchao's and bitsandbytes' 8-bit Adam."""
     import torch
     out = {}
@@ -46,7 +47,8 @@ def _torch_optimizers(p, g, notes):
     def bnb():
         import bitsandbytes
         return bitsandbytes.optim.Adam8bit([param()], lr=LR)
-    makers.update(torchao=torchao, bnb=bnb)
+    if anchors:
+        makers.update(torchao=torchao, bnb=bnb)
     for name, make in makers.items():
         try:
             opt = make()
@@ -61,7 +63,7 @@ def _torch_optimizers(p, g, notes):
     return out
 
 
-def variants(n: int = 10_000_000, numba: bool = False, seed: int = 0):
+def variants(n: int = 10_000_000, numba: bool = False, seed: int = 0, anchors: bool = True):
     rng = np.random.default_rng(seed)
     p = rng.standard_normal(n, dtype=np.float32)
     g = rng.standard_normal(n, dtype=np.float32) * np.float32(1e-2)
@@ -80,7 +82,7 @@ def variants(n: int = 10_000_000, numba: bool = False, seed: int = 0):
     gb, pb, cb = g[:2 * h].copy(), p[:2 * h].copy(), rng.standard_normal(h, dtype=np.float32)
     out["twin"] = lambda: _core.bench_twin([gb[:h], gb[h:]], [pb[:h], pb[h:], cb], [])
     if torch_unavailable() is None:
-        out.update(_torch_optimizers(p, g, notes))
+        out.update(_torch_optimizers(p, g, notes, anchors))
     else:
         notes.append(torch_unavailable())
     state_bytes = (m.nbytes + v.nbytes) / n
@@ -88,8 +90,8 @@ def variants(n: int = 10_000_000, numba: bool = False, seed: int = 0):
 
 
 def run(n: int = 10_000_000, repeat: int = 11, min_time: float = 0.05,
-        numba: bool = False) -> dict:
-    fns, notes, state_bytes = variants(n, numba)
+        numba: bool = False, anchors: bool = True) -> dict:
+    fns, notes, state_bytes = variants(n, numba, anchors=anchors)
     res = interleaved(fns, repeat=repeat, min_time=min_time, gap=0.02)
     return {"n": n, "repeat": repeat, "notes": notes, "state_bytes_per_element": state_bytes,
             "median_s": {k: t.median for k, t in res.items()},
