@@ -121,3 +121,17 @@ def test_bad_state_bits_refused():
         ft.Adam(_params(0), state_bits=4)
     with pytest.raises(ValueError, match="amsgrad"):
         ft.Adam(_params(0), amsgrad=True, state_bits=8)
+
+
+def test_pickled_optimizer_keeps_8bit_state_and_loads():
+    import copy
+    ps = _params(5)
+    opt = ft.Adam(ps, lr=1e-2, state_bits=8)
+    _set_grads(ps, 0)
+    opt.step()
+    clone = copy.deepcopy(opt)
+    assert clone._fo_bits == 8
+    sd = copy.deepcopy(opt.state_dict())
+    clone.load_state_dict(sd)   # torch casts the codes to float32; the hook undoes it
+    st = next(iter(clone.state.values()))
+    assert st["exp_avg.codes"].dtype == torch.uint8

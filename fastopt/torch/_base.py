@@ -120,6 +120,8 @@ class DropinOptimizer:
         super().__setstate__(state)   # torch's: defaults, plain-number steps to tensors
         self.__dict__.setdefault("_fo_backend", "auto")
         self.__dict__.setdefault("_fo_bits", 32)
+        if self._fo_bits == 8:   # torch's pickled state drops the hooks
+            self.register_load_state_dict_post_hook(q8.after_load)
         self._fo_plans = {}
         self._fo_counts = weakref.WeakValueDictionary()
 
