@@ -5,7 +5,8 @@
 every backend and baseline, prints one table (GB/s, share of copy bandwidth
 and of the same-traffic twin, speed-ups over NumPy and torch); ``--json`` and
 ``--plot`` save the details. ``fastopt bench multi-tensor``: one Adam step
-over 200 tensors; ``fastopt bench coexistence``: fastopt beside torch.
+over 200 tensors; ``fastopt bench coexistence``: fastopt beside torch;
+``fastopt bench 8bit``: 8-bit Adam beside its twin and the 8-bit baselines.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def _csv(s: str) -> list:
 
 BENCH_TABLES = {"kernels": None, "optim": "optim", "batchnorm": "batchnorm",
                 "dropout": "dropout", "utils": "utils"}
-BENCH_COMMANDS = tuple(BENCH_TABLES) + ("multi-tensor", "coexistence")
+BENCH_COMMANDS = tuple(BENCH_TABLES) + ("multi-tensor", "coexistence", "8bit")
 
 
 def _table_options(p, outputs_default):
@@ -86,6 +87,13 @@ def _bench_parser(sub):
                    default=[1_000, 100_000, 1_000_000, 10_000_000], metavar="N1,N2")
     c.add_argument("--rounds", type=int, default=6, help="alternating child runs (default 6)")
     c.add_argument("--json", metavar="FILE")
+    q = bsub.add_parser("8bit", help="8-bit Adam vs fp32, its twin, torch, torchao, bitsandbytes")
+    q.add_argument("--n", type=_int_size, default=10_000_000, help="elements (default 10^7)")
+    q.add_argument("--repeat", type=int, default=11, help="interleaved rounds (default 11)")
+    q.add_argument("--min-time", type=float, default=0.05, metavar="SECONDS")
+    q.add_argument("--numba", action="store_true", help="also time the numba backend")
+    q.add_argument("--no-anchors", action="store_true", help="without torchao, bitsandbytes")
+    q.add_argument("--json", metavar="FILE")
     return p
 
 
@@ -110,6 +118,13 @@ def _bench(args, parser, argv) -> int:
         from fastopt.bench import coexistence
         r = coexistence.run(args.sizes, rounds=args.rounds)
         print(coexistence.format_report(r))
+        _save(r, args.json)
+        return 0
+    if cmd == "8bit":
+        from fastopt.bench import quantized
+        r = quantized.run(args.n, repeat=args.repeat, min_time=args.min_time, numba=args.numba,
+                          anchors=not args.no_anchors)
+        print(quantized.format_report(r))
         _save(r, args.json)
         return 0
     return _bench_table(args, parser, argv)

@@ -32,10 +32,24 @@ def _members(name, value, is_list, count):
     return [value], [name]
 
 
+def _unused(spec, values):
+    """The quantizable roles whose option is off in this call (momentum == 0, ...)."""
+    h = v.hypers(spec, values)
+    scope = dict(values, **h)
+    return [r.name for r in spec.arrays
+            if r.signed is not None and r.when is not None and not v._holds(r.when.expr, scope)]
+
+
 _MIXED = ("master_param", "grad_scale", "found_inf")
 
 
 def call(spec, values):
+    unused = _unused(spec, values)
+    if not any(v._is_quantized(values[r.name]) for r in spec.arrays
+               if r.signed is not None and r.name not in unused):
+        # Only unused roles hold 8-bit state (SGD without momentum): the float step,
+        # exactly as when no state is passed.
+        return v.call(spec, dict(values, **{name: None for name in unused}))
     used = [n for n in _MIXED if values.get(n) is not None] + (
         ["stochastic_rounding"] if values.get("stochastic_rounding") else [])
     if used:

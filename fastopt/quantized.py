@@ -60,36 +60,79 @@ def dynamic_map(signed: bool) -> np.ndarray:
     return np.array(sorted(data), dtype=np.float32)
 
 
-LUT_BITS, LUT_STEPS = 14, 4
+# The code table of the C++ loops (csrc/include/fastopt/quantize.h quantize_code):
+# the code of x is the number of thresholds t <= x, where threshold j is the
+# smallest float32 x that the reference search sends to a code above j (the
+# search's test is monotone in x). Buckets: the sign, the binade (clamped to
+# LUT_E0 .. LUT_E0 + LUT_BINADES - 1) and the top LUT_BITS mantissa bits of |x|,
+# chosen so that a bucket holds at most one threshold. An entry packs the code
+# at the bucket's low-|x| end (positive) or high-|x| end (negative) in its low
+# 8 bits and, above them, where the threshold cuts the bucket's low mantissa bits.
+LUT_E0, LUT_BINADES = 103, 25     # |x| in [2**-24, 2): every threshold lies inside
+LUT_BITS = {True: 6, False: 7}    # signed, unsigned
 
 
 def _order_key(a):
-    """float32 bits as uint32 keys in the order of the values (-0.0 just below +0.0)."""
-    u = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
-    return np.where(u & 0x80000000, ~u & 0xFFFFFFFF, u | 0x80000000)
+    """float32 bits as int64 keys in the order of the values (-0.0 just below +0.0)."""
+    u = np.asarray(a, np.float32).view(np.uint32).astype(np.int64)
+    return np.where(u & 0x80000000, 0xFFFFFFFF - u, u | 0x80000000)
 
 
-def search_table(table) -> np.ndarray:
-    """A speed-up of the nearest-code search the C++ loops use (same result): for each
-    bucket of the top ``LUT_BITS`` bits of the order key, the last index whose value
-    is <= every float of the bucket (0 if none); ``LUT_STEPS`` compare-steps
-    ``i += qmap[i+1] <= x`` then reach the search's ``i`` (asserted here)."""
-    keys = _order_key(table)
-    shift = 32 - LUT_BITS
-    starts = np.arange(1 << LUT_BITS, dtype=np.uint64) << np.uint64(shift)
-    lut = np.maximum(np.searchsorted(keys, starts, side="right") - 1, 0)
-    per_bucket = np.bincount((keys >> np.uint64(shift)).astype(np.int64)).max()
-    assert per_bucket + 1 <= LUT_STEPS
-    return lut.astype(np.int32)   # int32: the C++ loop gathers it in SIMD registers
+def _from_key(k):
+    k = np.asarray(k, np.int64)
+    return np.where(k & 0x80000000, k & 0x7FFFFFFF, 0xFFFFFFFF - k).astype(np.uint32).view(
+        np.float32)
+
+
+def thresholds(table) -> np.ndarray:
+    """The 255 float32 thresholds: threshold j is the smallest x with nearest(x) > j."""
+    from fastopt.backends.numpy.quantized import nearest
+    lo, hi = _order_key(table[:-1]), _order_key(table[1:])   # codes j and j + 1
+    above = np.arange(1, 256)
+    while np.any(hi - lo > 1):
+        mid = (lo + hi) // 2
+        up = nearest(_from_key(mid), table) >= above
+        hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
+    return _from_key(hi)
+
+
+def code_table(table, signed) -> np.ndarray:
+    """The bucket table (int32) of quantize_code for the map ``table``."""
+    bits = LUT_BITS[signed]
+    shift, none = 23 - bits, 16     # none: a cut no low bits reach
+    t = thresholds(table)
+    mag = np.abs(t).view(np.uint32).astype(np.int64)
+    bucket = (mag >> shift) - (LUT_E0 << bits)
+    low = mag & ((1 << shift) - 1)
+    half = LUT_BINADES << bits
+    assert bucket.min() > 0 and bucket.max() < half - 1
+    start = ((np.arange(half, dtype=np.int64) + (LUT_E0 << bits)) << shift).astype(np.uint32)
+    out = []
+    for negative in ((False, True) if signed else (False,)):
+        side = (t < 0) == negative
+        assert np.bincount(bucket[side], minlength=half).max() <= 1
+        # a threshold at the bucket's first x (in the order of the codes) is in its code
+        sel = side & ((low < (1 << shift) - 1) if negative else (low > 0))
+        if not negative:   # code at x = bucket start; x >= cut: one more
+            code = np.searchsorted(t, start.view(np.float32), side="right")
+            cut = np.full(half, (1 << shift) + none)
+            cut[bucket[sel]] = low[sel]
+            entry = (cut - 1) * 256 + code          # low > cut - 1
+        else:              # code at the bucket's most negative x; |x| <= cut: one more
+            top = -((start.astype(np.int64) + (1 << shift) - 1).astype(np.uint32).view(np.float32))
+            code = np.searchsorted(t, top, side="right")
+            cut = np.full(half, -none - 1)
+            cut[bucket[sel]] = low[sel]
+            entry = -(cut + 1) * 256 + code         # -low > -(cut + 1)
+        out.append(entry)
+    lut = np.concatenate(out).astype(np.int32)
+    lut.flags.writeable = False
+    return lut
 
 
 SIGNED_MAP = dynamic_map(True)
 UNSIGNED_MAP = dynamic_map(False)
-SIGNED_LUT, UNSIGNED_LUT = search_table(SIGNED_MAP), search_table(UNSIGNED_MAP)
-# The maps followed by +inf: the C++ compare-steps read qmap[i + 1] without a bounds check.
-SIGNED_PADDED, UNSIGNED_PADDED = (np.concatenate([m, np.full(8, np.inf, np.float32)])
-                                  for m in (SIGNED_MAP, UNSIGNED_MAP))
-for _a in (SIGNED_MAP, UNSIGNED_MAP, SIGNED_LUT, UNSIGNED_LUT, SIGNED_PADDED, UNSIGNED_PADDED):
+for _a in (SIGNED_MAP, UNSIGNED_MAP):
     _a.flags.writeable = False
 
 

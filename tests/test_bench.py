@@ -399,3 +399,16 @@ def test_timer_gap_is_untimed():
         _time.sleep = orig
     assert slept == [0.02] * 3
     assert t["a"].median == pytest.approx(0.01)
+
+
+@pytest.mark.skipif("cpp" not in fastopt.available_backends(), reason="needs the C++ extension")
+def test_bench_8bit_prints_the_table(capsys, tmp_path):
+    out = tmp_path / "q.json"
+    assert main(["bench", "8bit", "--n", "20000", "--repeat", "1", "--min-time", "0",
+                 "--no-anchors", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    for name in ("8bit", "fp32", "twin"):
+        assert any(line.startswith(name + " ") for line in text.splitlines()), name
+    assert "of its same-traffic twin" in text and "state bytes per element" in text
+    r = json.loads(out.read_text())
+    assert 2.0 < r["state_bytes_per_element"] <= 2.1 and r["median_s"]["8bit"] > 0

@@ -134,3 +134,14 @@ def test_he_initialization():
     m = MLP((64, 256, 256, 10), seed=0)
     for W in m.weights():
         assert abs(W.std() - np.sqrt(2.0 / W.shape[0])) < 0.1 * np.sqrt(2.0 / W.shape[0])
+
+
+def test_8bit_adam_reaches_float32_adams_test_accuracy(tmp_path):
+    """Issue 16: the demo's full run (20 epochs) with Adam on 8-bit state (the two
+    weight matrices of 16384 and 65536 elements quantized) ends within 0.5 points of
+    test accuracy of Adam on float32 state."""
+    result, _ = _run(tmp_path, epochs=20, optimizers=["adam", "adam8bit"], seed=0)
+    f32, q8 = result.histories
+    assert q8.label == "Adam 8-bit"
+    assert abs(q8.test_accuracy - f32.test_accuracy) <= 0.005, (q8.test_accuracy,
+                                                                f32.test_accuracy)

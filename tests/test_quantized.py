@@ -227,3 +227,57 @@ def test_nearest_code_on_edges_equals_reference(backend):
                          backend=b)
         outs.append(buf.codes.copy())
     assert np.array_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + COMPILED)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_without_momentum_ignores_an_8bit_buffer(backend, dtype):
+    """momentum == 0 uses no state: an (unused) QuantizedState buffer takes the float
+    path, so the step equals the float step without a buffer, for every dtype."""
+    rng = np.random.default_rng(7)
+    p = rng.standard_normal(4097).astype(dtype)
+    g = rng.standard_normal(4097).astype(dtype)
+    q = fastopt.quantize(rng.standard_normal(4097).astype(np.float32), signed=True)
+    codes, absmax = q.codes.copy(), q.absmax.copy()
+    expected = p.copy()
+    kw = dict(lr=0.1, weight_decay=0.01, backend=backend)
+    fastopt.sgd_step(expected, g, None, **kw)
+    fastopt.sgd_step(p, g, q, **kw)
+    assert np.array_equal(p, expected)
+    assert np.array_equal(q.codes, codes) and np.array_equal(q.absmax, absmax)
+
+
+def _near_thresholds(signed, ulps=3):
+    """Every threshold of the map (where the nearest code changes) and its float32
+    neighbours up to ``ulps`` away, in [-1, 1] (signed) or [0, 1]."""
+    xs = [Q.thresholds(Q.qmap(signed))]
+    up = down = xs[0]
+    for _ in range(ulps):
+        up, down = np.nextafter(up, np.float32(2)), np.nextafter(down, np.float32(-2))
+        xs += [up, down]
+    return np.concatenate(xs).astype(np.float32)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_codes_at_every_threshold_equal_reference(backend):
+    """One Adam step with betas (0, 0) stores m = g and v = g * g exactly; blocks
+    holding 1.0 have absmax 1, so the quantized values are the chosen floats: every
+    threshold of both maps and its neighbours (cpp: the bucket table of
+    fastopt.quantized.code_table, whose every float32 was also checked against the
+    search offline)."""
+    from fastopt.backends.numpy.quantized import nearest
+    m_x = _near_thresholds(True)
+    # v = fl(g * g): square roots of the unsigned thresholds and their neighbours
+    r = np.sqrt(np.clip(_near_thresholds(False), 0, 1)).astype(np.float32)
+    v_g = np.concatenate([r, np.nextafter(r, np.float32(2)), np.nextafter(r, np.float32(0))])
+    n = max(m_x.size, v_g.size)
+    pad = lambda a: np.concatenate([a, np.ones(n - a.size, np.float32)])   # noqa: E731
+    g = np.stack([pad(m_x), pad(v_g)]).reshape(-1)
+    g = np.concatenate([g, np.ones(-g.size % 255, np.float32)]).reshape(-1, 255)
+    g = np.concatenate([g, np.ones((g.shape[0], 1), np.float32)], axis=1).reshape(-1)  # absmax 1
+    m, v = Q.QuantizedState(g.shape, True), Q.QuantizedState(g.shape, False)
+    fastopt.adam_step(np.zeros_like(g), g, m, v, step=1, lr=0.0, beta1=0.0, beta2=0.0,
+                      backend=backend)
+    assert np.all(m.absmax == 1.0) and np.all(v.absmax == 1.0)
+    assert np.array_equal(m.codes, nearest(g, Q.qmap(True)))
+    assert np.array_equal(v.codes, nearest((g * g).astype(np.float32), Q.qmap(False)))

@@ -41,7 +41,8 @@ def _train(opt, ps, steps, start=0):
 
 
 # keyword-only arguments fastopt adds after torch's (docs/mixed-precision.md)
-FASTOPT_ONLY = ("backend", "master_weights", "state_dtype", "stochastic_rounding", "seed")
+FASTOPT_ONLY = ("backend", "master_weights", "state_dtype", "stochastic_rounding", "seed",
+                "state_bits")
 
 
 def test_signatures_are_torchs():
@@ -50,6 +51,8 @@ def test_signatures_are_torchs():
         theirs = inspect.signature(getattr(torch.optim, name)).parameters
         assert [(p.name, p.kind, p.default) for p in theirs.values()] == \
             [(p.name, p.kind, p.default) for p in ours.values() if p.name not in FASTOPT_ONLY]
+        assert all(ours[e].kind == inspect.Parameter.KEYWORD_ONLY for e in FASTOPT_ONLY
+                   if e in ours)
         assert issubclass(getattr(ft, name), getattr(torch.optim, name))
 
 

@@ -93,6 +93,7 @@ using BodyFn = double (*)(const TwinStreams<T>&, std::size_t, std::size_t, T);
   FASTOPT_TWIN(T, 1, 2, 0, 0, 0) /* momentum, rmsprop, adagrad, ema */          \
   FASTOPT_TWIN(T, 1, 3, 0, 0, 0) /* adam, adamw */                              \
   FASTOPT_TWIN(T, 1, 4, 0, 0, 0) /* amsgrad */                                  \
+  FASTOPT_TWIN(T, 2, 3, 0, 0, 0) /* 8-bit adam, as float halves (bench/quantized) */ \
   FASTOPT_TWIN(T, 1, 0, 1, 0, 0) /* copy, batch-norm forward */                 \
   FASTOPT_TWIN(T, 2, 0, 1, 0, 0) /* batch-norm backward */                      \
   FASTOPT_TWIN(T, 1, 0, 1, 0, 1) /* dropout forward */                          \
@@ -114,6 +115,7 @@ BodyFn<T> lookup(int R, int W, int O, bool MI, bool MO);
     FASTOPT_CASE(T, 0, 1, 0, 0, 0) FASTOPT_CASE(T, 1, 1, 0, 0, 0)                  \
     FASTOPT_CASE(T, 1, 2, 0, 0, 0) FASTOPT_CASE(T, 1, 3, 0, 0, 0)                  \
     FASTOPT_CASE(T, 1, 4, 0, 0, 0) FASTOPT_CASE(T, 1, 0, 1, 0, 0)                  \
+    FASTOPT_CASE(T, 2, 3, 0, 0, 0)                                                 \
     FASTOPT_CASE(T, 2, 0, 1, 0, 0) FASTOPT_CASE(T, 1, 0, 1, 0, 1)                  \
     FASTOPT_CASE(T, 1, 0, 1, 1, 0)                  \
     return nullptr;                                                                \

@@ -5,6 +5,7 @@
 #include "../cpu/parallel.h"
 #include "../cpu/quantized_kernels.h"
 #include "arrays.h"
+#include "fastopt/quantize.h"
 
 namespace fastopt {
 namespace {
@@ -18,7 +19,12 @@ struct Map {
   const int* lut;
 };
 
+// The tables come from fastopt/backends/cpp/quantized.py; a size other than
+// quantize.h's says the Python and C++ constants of the table disagree.
+template <bool Signed>
 Map map_of(const Array<float>& values, const Array<int>& lut) {
+  if (values.size() != 256 || lut.size() != kLutEntries<Signed>)
+    throw py::value_error("8-bit step: the map or code table does not match quantize.h");
   return Map{values.data(), lut.data()};
 }
 
@@ -45,11 +51,12 @@ void adam(ArrayList<float> params, ArrayList<float> grads, Codes m_codes, Maxes 
   AdamScalars<float> s{float(beta1), float(one_minus_beta1), float(beta2), float(one_minus_beta2),
                        float(eps), float(weight_decay), float(grad_sign), float(step_size),
                        float(bc2_sqrt), float(decay_factor)};
-  const Map sm = map_of(signed_map, signed_lut);
+  const Map sm = map_of<true>(signed_map, signed_lut);
+  const Map um = map_of<false>(unsigned_map, unsigned_lut);
   py::gil_scoped_release nogil;
   each_tensor(params, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
     adam_q_range(p[t], grads[t].data(), view(m_codes, m_absmax, sm, t),
-                 view(v_codes, v_absmax, map_of(unsigned_map, unsigned_lut), t), n, b0, b1, s, weight_decay_mode);
+                 view(v_codes, v_absmax, um, t), n, b0, b1, s, weight_decay_mode);
   });
 }
 
@@ -60,7 +67,7 @@ void sgd(ArrayList<float> params, ArrayList<float> grads, Codes codes, Maxes abs
   for (std::size_t t = 0; t < params.size(); ++t) p[t] = data_of(params[t]);
   SgdScalars<float> s{float(lr), float(momentum), float(one_minus_dampening), float(weight_decay),
                       float(grad_sign)};
-  const Map sm = map_of(signed_map, signed_lut);
+  const Map sm = map_of<true>(signed_map, signed_lut);
   py::gil_scoped_release nogil;
   each_tensor(params, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
     sgd_q_range(p[t], grads[t].data(), view(codes, absmax, sm, t), n, b0, b1, s,
@@ -80,11 +87,12 @@ void rmsprop(ArrayList<float> params, ArrayList<float> grads, Codes sq_codes, Ma
   RmspropScalars<float> s{float(lr), float(alpha), float(one_minus_alpha), float(eps),
                           float(weight_decay), float(momentum), float(grad_sign)};
   const bool cen = ga_codes.has_value(), mom = buf_codes.has_value();
-  const Map sm = map_of(signed_map, signed_lut);
+  const Map sm = map_of<true>(signed_map, signed_lut);
+  const Map um = map_of<false>(unsigned_map, unsigned_lut);
   py::gil_scoped_release nogil;
   each_tensor(params, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
     const QView none{nullptr, nullptr, nullptr, nullptr};
-    rmsprop_q_range(p[t], grads[t].data(), view(sq_codes, sq_absmax, map_of(unsigned_map, unsigned_lut), t),
+    rmsprop_q_range(p[t], grads[t].data(), view(sq_codes, sq_absmax, um, t),
                     cen ? view(*ga_codes, *ga_absmax, sm, t) : none,
                     mom ? view(*buf_codes, *buf_absmax, sm, t) : none, n, b0, b1, s,
                     weight_decay != 0.0, cen, mom);

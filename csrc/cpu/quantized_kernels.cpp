@@ -6,6 +6,7 @@
 
 #include "fastopt/quantize.h"
 #include "isa.h"
+#include "quantized_avx2.h"
 
 #define FASTOPT_LOOP inline __attribute__((always_inline))
 
@@ -17,68 +18,92 @@ using std::size_t;
 FASTOPT_LOOP void load_block(const QView& q, size_t b, size_t len, float* out) {
   const float am = q.absmax[b];
   const std::uint8_t* c = q.codes + b * kQuantBlock;
+#if FASTOPT_HAVE_AVX2_GATHERS
+  if (avx2_gathers_supported()) return dequantize_block_avx2(c, am, q.qmap, out, len);
+#endif
   for (size_t i = 0; i < len; ++i) out[i] = dequantize_code(c[i], am, q.qmap);
 }
 
-FASTOPT_LOOP void store_block(const QView& q, size_t b, size_t len, const float* x) {
-  // Eight running maxima (max is exact, so the order does not matter): GCC does
-  // not vectorize a select-based max reduction without -ffinite-math-only.
-  float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+// The largest |x| of a block, NaN skipped (absmax_update), as an integer max of
+// the magnitude bits (they order like the values; NaN's bits count as 0): GCC
+// vectorizes it, unlike a float select that must keep NaN's order.
+FASTOPT_LOOP float block_absmax(const float* __restrict x, size_t len) {
+  int lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   size_t i = 0;
   for (; i + 8 <= len; i += 8)
-    for (int k = 0; k < 8; ++k) lane[k] = absmax_update(lane[k], x[i + k]);
-  for (; i < len; ++i) lane[0] = absmax_update(lane[0], x[i]);
-  float am = 0.0f;
-  for (int k = 0; k < 8; ++k) am = absmax_update(am, lane[k]);
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) lane[k] = magnitude_max(lane[k], x[i + k]);
+  for (; i < len; ++i) lane[0] = magnitude_max(lane[0], x[i]);
+  int m = 0;
+  for (int k = 0; k < 8; ++k) m = m > lane[k] ? m : lane[k];
+  float am;
+  __builtin_memcpy(&am, &m, sizeof am);
+  return am;
+}
+
+// Restrict parameters and ivdep: a uint8 store may alias anything, which
+// otherwise keeps GCC from vectorizing (the table load becomes a gather).
+template <bool Signed>
+FASTOPT_LOOP void quantize_codes(const float* __restrict x, float am, const int* __restrict lut,
+                                 std::uint8_t* __restrict c, size_t len) {
+#pragma GCC ivdep
+  for (size_t j = 0; j < len; ++j) c[j] = quantize_code<Signed>(x[j], am, lut);
+}
+
+template <bool Signed>
+FASTOPT_LOOP void store_block(const QView& q, size_t b, size_t len, const float* x) {
+  const float am = block_absmax(x, len);
   q.absmax[b] = am;
-  std::uint8_t* __restrict c = q.codes + b * kQuantBlock;
+  std::uint8_t* c = q.codes + b * kQuantBlock;
   if (am == 0.0f) {   // x = 0 for every element: the code of 0
     const unsigned char zero = quantize_nearest(0.0f, 0.0f, q.qmap);
     for (size_t j = 0; j < len; ++j) c[j] = zero;
     return;
   }
-  const float* __restrict qmap = q.qmap;   // locals: the stores to c cannot alias them
-  const int* __restrict lut = q.lut;
-  for (size_t j = 0; j < len; ++j) c[j] = quantize_nearest_lut(x[j], am, qmap, lut);
+#if FASTOPT_HAVE_AVX2_GATHERS
+  if (avx2_gathers_supported()) return quantize_block_avx2(x, am, q.lut, c, len, Signed);
+#endif
+  quantize_codes<Signed>(x, am, q.lut, c, len);
 }
 
-// Calls body(offset, len) for each block of [b0, b1).
-template <typename Body>
-FASTOPT_LOOP void for_blocks(size_t n, size_t b0, size_t b1, const Body& body) {
-  for (size_t b = b0; b < b1; ++b) {
-    const size_t off = b * kQuantBlock;
-    const size_t len = n - off < size_t(kQuantBlock) ? n - off : size_t(kQuantBlock);
-    body(b, off, len);
-  }
+// The length of block b of a tensor of n elements.
+FASTOPT_LOOP size_t block_len(size_t n, size_t b) {
+  const size_t off = b * kQuantBlock;
+  return n - off < size_t(kQuantBlock) ? n - off : size_t(kQuantBlock);
 }
 
+// The block loops are plain loops, not a lambda per block: a lambda's body is a
+// function of its own that GCC may leave un-inlined, compiled once for the
+// baseline ISA and called from every clone (it was: no AVX2 code ran).
 template <int WD>
 FASTOPT_LOOP void adam_q(float* p, const float* g, const QView& m, const QView& v, size_t n,
                          size_t b0, size_t b1, const AdamScalars<float>& s) {
   alignas(64) float mb[kQuantBlock], vb[kQuantBlock];
-  for_blocks(n, b0, b1, [&](size_t b, size_t off, size_t len) {
+  for (size_t b = b0; b < b1; ++b) {
+    const size_t off = b * kQuantBlock, len = block_len(n, b);
     load_block(m, b, len, mb);
     load_block(v, b, len, vb);
     float* __restrict pp = p + off;
     const float* __restrict gg = g + off;
     float unused = 0.0f;
     for (size_t i = 0; i < len; ++i) adam_element<WD, false>(pp[i], gg[i], mb[i], vb[i], unused, s);
-    store_block(m, b, len, mb);
-    store_block(v, b, len, vb);
-  });
+    store_block<true>(m, b, len, mb);
+    store_block<false>(v, b, len, vb);
+  }
 }
 
 template <int WD, int MOM, bool FIRST>
 FASTOPT_LOOP void sgd_q(float* p, const float* g, const QView& buf, size_t n, size_t b0, size_t b1,
                         const SgdScalars<float>& s) {
   alignas(64) float bb[kQuantBlock];
-  for_blocks(n, b0, b1, [&](size_t b, size_t off, size_t len) {
+  for (size_t b = b0; b < b1; ++b) {
+    const size_t off = b * kQuantBlock, len = block_len(n, b);
     if (!FIRST) load_block(buf, b, len, bb);
     float* __restrict pp = p + off;
     const float* __restrict gg = g + off;
     for (size_t i = 0; i < len; ++i) sgd_element<WD, MOM, FIRST>(pp[i], gg[i], bb[i], s);
-    store_block(buf, b, len, bb);
-  });
+    store_block<true>(buf, b, len, bb);
+  }
 }
 
 template <int WD, bool CEN, bool MOM>
@@ -86,17 +111,18 @@ FASTOPT_LOOP void rmsprop_q(float* p, const float* g, const QView& sq, const QVi
                             const QView& buf, size_t n, size_t b0, size_t b1,
                             const RmspropScalars<float>& s) {
   alignas(64) float sb[kQuantBlock], ab[kQuantBlock], bb[kQuantBlock];
-  for_blocks(n, b0, b1, [&](size_t b, size_t off, size_t len) {
+  for (size_t b = b0; b < b1; ++b) {
+    const size_t off = b * kQuantBlock, len = block_len(n, b);
     load_block(sq, b, len, sb);
     if (CEN) load_block(gavg, b, len, ab);
     if (MOM) load_block(buf, b, len, bb);
     float* __restrict pp = p + off;
     const float* __restrict gg = g + off;
     for (size_t i = 0; i < len; ++i) rmsprop_element<WD, CEN, MOM>(pp[i], gg[i], sb[i], ab[i], bb[i], s);
-    store_block(sq, b, len, sb);
-    if (CEN) store_block(gavg, b, len, ab);
-    if (MOM) store_block(buf, b, len, bb);
-  });
+    store_block<false>(sq, b, len, sb);
+    if (CEN) store_block<true>(gavg, b, len, ab);
+    if (MOM) store_block<true>(buf, b, len, bb);
+  }
 }
 
 template <int WD>
@@ -116,28 +142,47 @@ FASTOPT_LOOP void rmsprop_q_mode(float* p, const float* g, const QView& sq, cons
            : rmsprop_q<WD, false, false>(p, g, sq, ga, bf, n, b0, b1, s);
 }
 
-}  // namespace
-
-FASTOPT_CLONES void adam_q_range(float* p, const float* g, QView m, QView v, size_t n, size_t b0,
+FASTOPT_CLONES void adam_q_clones(float* p, const float* g, QView m, QView v, size_t n, size_t b0,
                                  size_t b1, const AdamScalars<float>& s, int wd_mode) {
   if (wd_mode == kL2) adam_q<kL2>(p, g, m, v, n, b0, b1, s);
   else if (wd_mode == kDecoupled) adam_q<kDecoupled>(p, g, m, v, n, b0, b1, s);
   else adam_q<kNoDecay>(p, g, m, v, n, b0, b1, s);
 }
 
-FASTOPT_CLONES void sgd_q_range(float* p, const float* g, QView buf, size_t n, size_t b0,
+FASTOPT_CLONES void sgd_q_clones(float* p, const float* g, QView buf, size_t n, size_t b0,
                                 size_t b1, const SgdScalars<float>& s, bool wd, int mom,
                                 bool first) {
   wd ? sgd_q_mode<kL2>(p, g, buf, n, b0, b1, s, mom, first)
      : sgd_q_mode<kNoDecay>(p, g, buf, n, b0, b1, s, mom, first);
 }
 
-FASTOPT_CLONES void rmsprop_q_range(float* p, const float* g, QView sq, QView gavg, QView buf,
+FASTOPT_CLONES void rmsprop_q_clones(float* p, const float* g, QView sq, QView gavg, QView buf,
                                     size_t n, size_t b0, size_t b1,
                                     const RmspropScalars<float>& s, bool wd, bool centered,
                                     bool momentum) {
   wd ? rmsprop_q_mode<kL2>(p, g, sq, gavg, buf, n, b0, b1, s, centered, momentum)
      : rmsprop_q_mode<kNoDecay>(p, g, sq, gavg, buf, n, b0, b1, s, centered, momentum);
+}
+
+}  // namespace
+
+// Plain entry points: called from another translation unit, a target_clones
+// function bound (under LTO) to its default clone, so the clones stay local
+// to this file, as in optim_kernels.cpp.
+void adam_q_range(float* p, const float* g, QView m, QView v, size_t n, size_t b0, size_t b1,
+                  const AdamScalars<float>& s, int wd_mode) {
+  adam_q_clones(p, g, m, v, n, b0, b1, s, wd_mode);
+}
+
+void sgd_q_range(float* p, const float* g, QView buf, size_t n, size_t b0, size_t b1,
+                 const SgdScalars<float>& s, bool wd, int mom, bool first) {
+  sgd_q_clones(p, g, buf, n, b0, b1, s, wd, mom, first);
+}
+
+void rmsprop_q_range(float* p, const float* g, QView sq, QView gavg, QView buf, size_t n,
+                     size_t b0, size_t b1, const RmspropScalars<float>& s, bool wd,
+                     bool centered, bool momentum) {
+  rmsprop_q_clones(p, g, sq, gavg, buf, n, b0, b1, s, wd, centered, momentum);
 }
 
 }  // namespace fastopt

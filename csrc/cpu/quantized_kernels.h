@@ -13,7 +13,7 @@ struct QView {
   std::uint8_t* codes;
   float* absmax;
   const float* qmap;
-  const int* lut;  // search_table of qmap (fastopt/quantized.py); qmap is padded with +inf
+  const int* lut;  // code_table of qmap (fastopt/quantized.py)
 };
 
 // Blocks [b0, b1) of one tensor of n elements.

@@ -27,7 +27,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 
-from fastopt.demo.train import OPTIMIZERS, Config, History
+from fastopt.demo.train import DEFAULT_OPTIMIZERS, OPTIMIZERS, Config, History
 
 __all__ = ["run", "DemoResult", "OPTIMIZERS", "Config"]
 
@@ -88,7 +88,7 @@ def run(epochs=20, optimizers=None, out="demo-out", seed=0, backend="auto", *, b
 def _run(epochs, optimizers, out, seed, backend, batch_size, p_drop, hidden, progress, gradcheck,
          echo) -> DemoResult:
     t_start = time.perf_counter()
-    optimizers = list(OPTIMIZERS) if optimizers is None else [o.lower() for o in optimizers]
+    optimizers = list(DEFAULT_OPTIMIZERS) if optimizers is None else [o.lower() for o in optimizers]
     unknown = [o for o in optimizers if o not in OPTIMIZERS]
     if unknown or not optimizers:
         raise ValueError(f"unknown optimizer(s) {unknown or optimizers}; choose from {', '.join(OPTIMIZERS)}")

@@ -8,11 +8,12 @@ HELP = "train an MLP on scikit-learn's digits with fastopt's kernels; prints a t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from fastopt.demo.train import OPTIMIZERS
+    from fastopt.demo.train import DEFAULT_OPTIMIZERS, OPTIMIZERS
     parser.description = HELP
     parser.add_argument("--epochs", type=int, default=20, help="epochs per optimizer (default 20)")
-    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS),
-                        help=f"comma-separated subset of {','.join(OPTIMIZERS)} (default: all)")
+    parser.add_argument("--optimizers", default=",".join(DEFAULT_OPTIMIZERS),
+                        help=f"comma-separated subset of {','.join(OPTIMIZERS)} (default: all "
+                             f"but adam8bit, Adam with 8-bit state)")
     parser.add_argument("--out", default="demo-out", help="output folder for the PNG and the JSON (default demo-out)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, init, batches, dropout (default 0)")
     parser.add_argument("--backend", default="auto", choices=["auto", "cpp", "numba", "numpy"],

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastopt.demo.train import OPTIMIZERS, Config, History, batches, schedule_for, warmup_steps
+from fastopt.demo.train import DEFAULT_OPTIMIZERS, OPTIMIZERS, Config, History, batches, schedule_for, warmup_steps
 
 _FUSED = {"SGD", "Adam", "AdamW"}   # torch.optim classes with a fused CPU step
 
@@ -132,7 +132,7 @@ def run_torch(epochs=20, optimizers=None, seed=0, *, batch_size=64, p_drop=0.2, 
     import fastopt.torch
     from fastopt.demo.data import load_digits_splits
     from fastopt.demo.report import format_table
-    optimizers = list(OPTIMIZERS) if optimizers is None else [o.lower() for o in optimizers]
+    optimizers = list(DEFAULT_OPTIMIZERS) if optimizers is None else [o.lower() for o in optimizers]
     unknown = [o for o in optimizers if o not in OPTIMIZERS]
     if unknown or not optimizers:
         raise ValueError(f"unknown optimizer(s) {unknown or optimizers}; choose from {', '.join(OPTIMIZERS)}")

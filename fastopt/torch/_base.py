@@ -42,8 +42,9 @@ from torch.optim.optimizer import _get_scalar_dtype
 
 from fastopt import backends as _backends, _validate as v
 from fastopt._arrays import is_cupy
-from fastopt.optim import slab_views
+from fastopt.optim import _eightbit as _bits, slab_views
 from fastopt.torch import _amp, _cuda
+from fastopt.torch import _eightbit as q8
 from fastopt.torch._layout import arranged, as_array, memory_order, real, scatter, step_slab
 
 try:
@@ -118,8 +119,11 @@ class DropinOptimizer:
     _sparse_ok = False       # torch's class takes sparse gradients (SGD, Adagrad)
 
     def _fo_setup(self, backend, master_weights=False, state_dtype=None,
-                  stochastic_rounding=False, seed=0):
+                  stochastic_rounding=False, seed=0, state_bits=32, amsgrad=False):
         self._fo_backend = v.backend(backend)
+        self._fo_bits = _bits.bits(state_bits, amsgrad)
+        if self._fo_bits == 8:
+            self.register_load_state_dict_post_hook(q8.after_load)
         self._fo_plans = {}
         self._fo_counts = weakref.WeakValueDictionary()   # step-count arrays fastopt made
         self._fo_mp = _amp.settings(self, master_weights, state_dtype, stochastic_rounding, seed)
@@ -130,12 +134,16 @@ class DropinOptimizer:
         state = super().__getstate__()
         state["_fo_backend"] = self._fo_backend
         state["_fo_mp"] = self._fo_mp
+        state["_fo_bits"] = self._fo_bits
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)   # torch's: defaults, plain-number steps to tensors
         self.__dict__.setdefault("_fo_backend", "auto")
         self.__dict__.setdefault("_fo_mp", _amp.DEFAULT)
+        self.__dict__.setdefault("_fo_bits", 32)
+        if self._fo_bits == 8:   # torch's pickled state drops the hooks
+            self.register_load_state_dict_post_hook(q8.after_load)
         self._fo_plans = {}
         self._fo_counts = weakref.WeakValueDictionary()
 
@@ -264,6 +272,9 @@ class DropinOptimizer:
             fresh = self._fresh(st, hp)
             if not fresh:
                 for n in names:
+                    if n != "step" and q8.holds(st, n):   # 8-bit state
+                        spans.extend(q8.check(st, n, lp, cls))
+                        continue
                     t = st[n]   # KeyError, as torch's step gives, for a missing entry
                     if n != "step" and (not isinstance(t, torch.Tensor)
                                         or t.dtype != _amp.state_dtype(self, p, n)
@@ -290,9 +301,10 @@ class DropinOptimizer:
         """torch's initial state for ``entries``: contiguous real CPU parameters of one
         dtype get views of one aligned slab per state name (and their steps one slab)."""
         names = [n for n in self._names(hp) if n != "step"]
+        eight = {id(e.p) for e in entries if q8.quantizes(self._fo_bits, e.p)}
         plain = [e for e in entries if e.p.is_contiguous() and not e.p.is_complex()
                  and not isinstance(e.p, DTensor) and not _cuda.on_gpu(e.p)
-                 and not _amp.is_mixed(self, e.p)]
+                 and not _amp.is_mixed(self, e.p) and id(e.p) not in eight]
         if len({e.p.dtype for e in plain}) != 1:
             plain = []
         slabs = slab_views([e.p.detach().numpy() for e in plain], names,
@@ -307,6 +319,9 @@ class DropinOptimizer:
             st = self.state[e.p]
             if self._has_step:
                 st["step"] = steps[i]
+            if id(e.p) in eight:
+                q8.create(st, names, e.p)
+                continue
             for n in names:
                 if j < len(plain) and plain[j] is e:
                     st[n] = torch.from_numpy(slabs[n][j])
@@ -335,6 +350,10 @@ class DropinOptimizer:
                 st = self.state.get(e.p, {})
                 arrays = {}
                 for n in names + _amp.master_name(self, e.p, st):
+                    if q8.holds(st, n):
+                        arrays[n], written = q8.state(st, n)
+                        bumped.extend(written)
+                        continue
                     arrays[n], back = arranged(_local(st[n]), e.order)
                     if back is not None:
                         backs.append((arrays[n], back))
@@ -343,7 +362,8 @@ class DropinOptimizer:
                 if back is not None:
                     backs.append((pa, back))
                 bumped.append(e.p)
-                buckets.setdefault((e.key, e.p.dtype, e.p.device, _amp.bucket(self, e.p)),
+                eight = bool(names) and q8.holds(st, names[0])
+                buckets.setdefault((e.key, e.p.dtype, e.p.device, _amp.bucket(self, e.p), eight),
                                    []).append((e, pa, arrays))
         except BaseException:
             for e in fresh:   # a rejected call leaves no half-made state behind
@@ -359,7 +379,8 @@ class DropinOptimizer:
         scatter(backs)
         steps = self._advance([e.p for e in entries])
         torch.autograd.graph.increment_version(bumped)
-        if not backs and len(buckets) == 1 and not _amp.unplanned(self, entries):
+        if not backs and len(buckets) == 1 and not _amp.unplanned(self, entries) \
+                and not next(iter(buckets))[4]:   # 8-bit: no plan
             self._make_plan(gi, g, hp, entries, names, buckets, steps)
 
     def _advance(self, ps):

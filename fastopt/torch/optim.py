@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 
 from fastopt import optim as _np_opt
-from fastopt.torch import _cuda
-from fastopt.torch import _amp
+from fastopt.torch import _amp, _cuda
+from fastopt.torch import _eightbit as q8
 from fastopt.torch._base import DropinOptimizer
 
 __all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "clip_grad_norm_"]
@@ -52,15 +52,17 @@ class SGD(DropinOptimizer, torch.optim.SGD):
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
                  *, maximize=False, foreach=None, differentiable=False, fused=None,
                  backend="auto", master_weights=False, state_dtype=None,
-                 stochastic_rounding=False, seed=0):
+                 stochastic_rounding=False, seed=0, state_bits=32):
         torch.optim.SGD.__init__(self, params, lr, momentum, dampening, weight_decay, nesterov,
                                  maximize=maximize, foreach=foreach,
                                  differentiable=differentiable, fused=fused)
-        self._fo_setup(backend, master_weights, state_dtype, stochastic_rounding, seed)
+        self._fo_setup(backend, master_weights, state_dtype, stochastic_rounding, seed,
+                       state_bits)
 
     def _fresh(self, st, hp):
         # torch: a missing (or None) buffer means the first momentum step copies g
-        return hp["momentum"] != 0 and (not st or st.get("momentum_buffer") is None)
+        return hp["momentum"] != 0 and (not st or (st.get("momentum_buffer") is None
+                                                   and not q8.holds(st, "momentum_buffer")))
 
     def _key(self, st):
         return 1   # not the first momentum step
@@ -76,11 +78,11 @@ class RMSprop(DropinOptimizer, torch.optim.RMSprop):
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, capturable=False, foreach=None, maximize=False,
                  differentiable=False, *, backend="auto", master_weights=False,
-                 state_dtype=None,
-                 stochastic_rounding=False, seed=0):
+                 state_dtype=None, stochastic_rounding=False, seed=0, state_bits=32):
         torch.optim.RMSprop.__init__(self, params, lr, alpha, eps, weight_decay, momentum,
                                      centered, capturable, foreach, maximize, differentiable)
-        self._fo_setup(backend, master_weights, state_dtype, stochastic_rounding, seed)
+        self._fo_setup(backend, master_weights, state_dtype, stochastic_rounding, seed,
+                       state_bits)
 
 
 class Adam(DropinOptimizer, torch.optim.Adam):
@@ -94,12 +96,13 @@ class Adam(DropinOptimizer, torch.optim.Adam):
                  amsgrad=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False, fused=None, decoupled_weight_decay=False,
                  backend="auto", master_weights=False, state_dtype=None,
-                 stochastic_rounding=False, seed=0):
+                 stochastic_rounding=False, seed=0, state_bits=32):
         torch.optim.Adam.__init__(self, params, lr, betas, eps, weight_decay, amsgrad,
                                   foreach=foreach, maximize=maximize, capturable=capturable,
                                   differentiable=differentiable, fused=fused,
                                   decoupled_weight_decay=decoupled_weight_decay)
-        self._fo_setup(backend, master_weights, state_dtype, stochastic_rounding, seed)
+        self._fo_setup(backend, master_weights, state_dtype, stochastic_rounding, seed,
+                       state_bits, amsgrad)
 
 
 class AdamW(DropinOptimizer, torch.optim.AdamW):
@@ -111,12 +114,12 @@ class AdamW(DropinOptimizer, torch.optim.AdamW):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False, *, maximize=False, foreach=None, capturable=False,
                  differentiable=False, fused=None, backend="auto", master_weights=False,
-                 state_dtype=None,
-                 stochastic_rounding=False, seed=0):
+                 state_dtype=None, stochastic_rounding=False, seed=0, state_bits=32):
         torch.optim.AdamW.__init__(self, params, lr, betas, eps, weight_decay, amsgrad,
                                    maximize=maximize, foreach=foreach, capturable=capturable,
                                    differentiable=differentiable, fused=fused)
-        self._fo_setup(backend, master_weights, state_dtype, stochastic_rounding, seed)
+        self._fo_setup(backend, master_weights, state_dtype, stochastic_rounding, seed,
+                       state_bits, amsgrad)
 
 
 class Adagrad(DropinOptimizer, torch.optim.Adagrad):

@@ -23,6 +23,16 @@ FASTOPT_HD float absmax_update(float am, float x) {
   return a > am ? a : am;
 }
 
+// absmax_update on the magnitude bits (|x| as an int orders like |x|; NaN
+// counts as 0 and so never replaces the maximum): m = max(m, bits(|x|)).
+FASTOPT_HD int magnitude_max(int m, float x) {
+  int u;
+  __builtin_memcpy(&u, &x, sizeof u);
+  u &= 0x7fffffff;
+  u = u > 0x7f800000 ? 0 : u;
+  return u > m ? u : m;
+}
+
 // The code nearest to x / absmax in the sorted 256-value qmap; ties go to the
 // lower code. i = the last index with qmap[i] <= x (0 if none) by 8 halving
 // steps, clamped to 254, moved up when qmap[i+1] is strictly nearer.
@@ -36,26 +46,39 @@ FASTOPT_HD unsigned char quantize_nearest(float value, float absmax, const float
   return static_cast<unsigned char>(i + (up ? 1 : 0));
 }
 
-// The same code as quantize_nearest for x = value / absmax with absmax > 0,
-// found faster and branch-free (so the block loop vectorizes): lut
-// (fastopt/quantized.py search_table) gives for the top 14 bits of x's order
-// key a start index no greater than the search's i and at most 3 below it;
-// 4 compare-steps reach i. qmap must be followed by +inf (qmap[256]).
-FASTOPT_HD unsigned char quantize_nearest_lut(float value, float absmax, const float* qmap,
-                                              const int* lut) {
+// The bucket table of quantize_code (fastopt/quantized.py code_table, where
+// these constants are mirrored): |x| in binades kLutE0 .. kLutE0 + kLutBinades - 1
+// (clamped), top kLutBits mantissa bits; signed maps add a half for x < 0.
+constexpr int kLutE0 = 103, kLutBinades = 25;
+template <bool Signed>
+constexpr int kLutBits = Signed ? 6 : 7;
+template <bool Signed>
+constexpr int kLutEntries = (Signed ? 2 : 1) * (kLutBinades << kLutBits<Signed>);
+
+// The same code as quantize_nearest for x = value / absmax, absmax > 0, in a
+// few integer operations and one table load, no branch (the block loop
+// vectorizes, the load becoming a gather): the code is the number of
+// thresholds <= x; the entry of x's bucket holds the code at the bucket's
+// first x (low 8 bits) and where its one threshold, if any, cuts the bucket's
+// low mantissa bits (compared as -low for x < 0, whose codes fall as |x| grows).
+template <bool Signed>
+FASTOPT_HD unsigned char quantize_code(float value, float absmax, const int* lut) {
+  constexpr int shift = 23 - kLutBits<Signed>;
+  constexpr int half = kLutBinades << kLutBits<Signed>;
   const float x = value / absmax;
   unsigned u;
   __builtin_memcpy(&u, &x, sizeof u);
-  const unsigned key = u ^ (static_cast<unsigned>(static_cast<int>(u) >> 31) | 0x80000000u);
-  int i = lut[key >> 18];
-  i += qmap[i + 1] <= x;
-  i += qmap[i + 1] <= x;
-  i += qmap[i + 1] <= x;
-  i += qmap[i + 1] <= x;
-  i &= -static_cast<int>(x == x);  // NaN: the search's i, 0
-  i = i < 254 ? i : 254;
-  i += (qmap[i + 1] - x) < (x - qmap[i]);
-  return static_cast<unsigned char>(i);
+  const int a = static_cast<int>(u & 0x7fffffffu);
+  const int neg = static_cast<int>(u >> 31);
+  int b = (a >> shift) - (kLutE0 << kLutBits<Signed>);
+  b = b < 0 ? 0 : b;
+  b = b > half - 1 ? half - 1 : b;
+  const int low = a & ((1 << shift) - 1);
+  const int e = lut[Signed ? b + neg * half : b];
+  const int l = neg ? -low : low;
+  int code = (e & 255) + ((l > (e >> 8)) ? 1 : 0);
+  const bool keep = (x == x) && (Signed || !neg);  // NaN: code 0; unsigned x < 0: code 0
+  return static_cast<unsigned char>(keep ? code : 0);
 }
 
 }  // namespace fastopt

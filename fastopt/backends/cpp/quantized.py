@@ -1,9 +1,9 @@
 """8-bit optimizer steps on the C++ backend (csrc/bindings/quantized.cpp)."""
 from fastopt import _core, _scalars
-from fastopt.backends.cpp import optim as _float
-from fastopt.quantized import SIGNED_LUT, SIGNED_PADDED, UNSIGNED_LUT, UNSIGNED_PADDED
+from fastopt.quantized import SIGNED_MAP, UNSIGNED_MAP, code_table
 
-SIGNED, UNSIGNED = (SIGNED_PADDED, SIGNED_LUT), (UNSIGNED_PADDED, UNSIGNED_LUT)
+SIGNED = (SIGNED_MAP, code_table(SIGNED_MAP, True))
+UNSIGNED = (UNSIGNED_MAP, code_table(UNSIGNED_MAP, False))
 
 
 def _parts(states):
@@ -20,10 +20,6 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, bet
 
 def sgd(params, grads, bufs, *, lr, momentum, dampening, weight_decay, nesterov, maximize,
         first_step):
-    if bufs is None:   # momentum == 0: no state, the float kernel is the same update
-        return _float.sgd(params, grads, None, lr=lr, momentum=momentum, dampening=dampening,
-                          weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
-                          first_step=first_step)
     s = _scalars.sgd(lr=lr, momentum=momentum, dampening=dampening,
                      weight_decay=weight_decay, maximize=maximize)
     _core.sgd_step_8bit(params, grads, *_parts(bufs), *SIGNED, *s, nesterov, first_step)

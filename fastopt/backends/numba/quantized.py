@@ -153,11 +153,6 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, bet
 
 def sgd(params, grads, bufs, *, lr, momentum, dampening, weight_decay, nesterov, maximize,
         first_step):
-    if bufs is None:   # momentum == 0: no state, the float kernel is the same update
-        from fastopt.backends.numba import optim
-        return optim.sgd(params, grads, None, lr=lr, momentum=momentum, dampening=dampening,
-                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
-                         first_step=first_step)
     s = _f32(_scalars.sgd(lr=lr, momentum=momentum, dampening=dampening,
                           weight_decay=weight_decay, maximize=maximize))
     for p, g, q in zip(params, grads, bufs):

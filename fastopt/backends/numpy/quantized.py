@@ -91,9 +91,6 @@ def sgd(params, grads, bufs, *, lr, momentum, dampening, weight_decay, nesterov,
     for i, param in enumerate(params):
         p = param.reshape(-1)
         g = _grad(grads[i].reshape(-1), p, gs, wd, weight_decay != 0.0)
-        if momentum == 0.0:
-            param.reshape(-1)[...] = p - lr_ * g
-            continue
         buf = g if first_step else mom * _load(bufs[i]) + omd * g
         d = g + mom * buf if nesterov else buf
         param.reshape(-1)[...] = p - lr_ * d
