@@ -41,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fastopt import backends as _backends
 from fastopt.functional.batchnorm import batch_norm_backward, batch_norm_forward
 from fastopt.functional.dropout import dropout_backward, dropout_forward
 
@@ -250,6 +251,29 @@ def _dropout_backward(dy: torch.Tensor, mask: torch.Tensor, p: float) -> torch.T
     return _tensor(dropout_backward(_arr(dy.contiguous()), _arr(mask), float(p)))
 
 
+def _dropout_direct(x, p, seed):
+    """:func:`_dropout` for the eager direct path, whose arguments are checked by
+    construction (``p`` by :func:`fastopt.torch.dropout`, ``seed`` drawn in
+    ``[0, 2**63)``, the dtype here): a CPU tensor goes straight to the cpp backend's
+    kernel, skipping the Python validation of ``fastopt.dropout_forward`` (dropout
+    has no native fast path, and that validation costs as much as a small layer)."""
+    _check("dropout", x)
+    if x.device.type != "cpu" or _backends.choose("auto", False) != "cpp":
+        return _dropout(x, p, seed)
+    y, mask = _backends.module("dropout", "cpp").forward(_arr(x.contiguous()), float(p),
+                                                         int(seed))
+    return _tensor(y), _tensor(mask)
+
+
+def _dropout_backward_direct(dy, mask, p):
+    """:func:`_dropout_backward` for the direct path: ``mask`` is the forward's own
+    and autograd gave ``dy`` the output's shape and dtype."""
+    if dy.device.type != "cpu" or _backends.choose("auto", False) != "cpp":
+        return _dropout_backward(dy, mask, p)
+    return _tensor(_backends.module("dropout", "cpp").backward(_arr(dy.contiguous()), _arr(mask),
+                                                               float(p)))
+
+
 def _bn_checks(x, weight, bias, running_mean, running_var):
     _check("batch_norm", x, weight=weight, bias=bias, running_mean=running_mean,
            running_var=running_var)
@@ -371,7 +395,9 @@ def _dropout_setup(ctx, inputs, output):
 
 def _dropout_grads(ctx, dy, _dmask):
     (mask,) = ctx.saved_tensors
-    dx = _dropout_backward(dy, mask, ctx.p) if direct(dy) else dropout_backward_op(dy, mask, ctx.p)
+    if direct(dy):
+        return _dropout_backward_direct(dy, mask, ctx.p), None, None
+    dx = dropout_backward_op(dy, mask, ctx.p)
     return dx, None, None
 
 
@@ -393,8 +419,10 @@ _CASES = {"batch_norm_train": (batch_norm_train, _bn_train, _bn_train_setup, _bn
           "batch_norm_eval": (batch_norm_eval, _bn_eval, _bn_eval_setup, _bn_eval_grads),
           "dropout": (dropout_op, _dropout, _dropout_setup, _dropout_grads)}
 _FUNCTIONS = {}
+_DIRECT_IMPLS = {"dropout": _dropout_direct}
 for _name, (_op, _impl, _setup, _grads) in _CASES.items():
     torch.library.register_autograd(f"fastopt::{_name}", _grads, setup_context=_setup)
+    _impl = _DIRECT_IMPLS.get(_name, _impl)
     _FUNCTIONS[_name] = (_op, _impl, _function(f"_{_name}", _impl, _setup, _grads))
 
 
