@@ -564,6 +564,40 @@ def test_compile_passes_channels_last_activations_to_batch_norm(monkeypatch):
         assert torch.allclose(b, c, rtol=1e-5, atol=1e-6), name
 
 
+@pytest.mark.skipif(getattr(fastopt, "_core", None) is None, reason="cpp backend not built")
+def test_kernels_run_on_torchs_thread_count(path, monkeypatch, rng):
+    """fastopt's cpp kernels run with torch.get_num_threads() threads during a layer
+    call and fastopt's own count is back afterwards; FASTOPT_NUM_THREADS pins it."""
+    core = fastopt._core
+    seen = []
+
+    def spy(fn):
+        def run(*args, **kwargs):
+            seen.append(core.get_num_threads())
+            return fn(*args, **kwargs)
+        return run
+
+    from fastopt.backends.cpp import dropout as cpp_dropout
+    for mod, name in ((fto, "batch_norm_forward"), (fto, "batch_norm_backward"),
+                      (fto, "dropout_forward"), (fto, "dropout_backward"),
+                      (cpp_dropout, "forward"), (cpp_dropout, "backward")):
+        monkeypatch.setattr(mod, name, spy(getattr(mod, name)))
+    bn, drop = ft.BatchNorm1d(4), ft.Dropout(0.5)
+    x = _t(rng, (6, 4), torch.float32).requires_grad_()
+    torch.set_num_threads(1)
+    core.set_num_threads(2)
+    try:
+        drop(bn(x)).sum().backward()
+        assert seen and set(seen) == {1}, seen
+        assert core.get_num_threads() == 2
+        seen.clear()
+        monkeypatch.setattr(fto, "_PINNED", True)
+        drop(bn(x)).sum().backward()
+        assert seen and set(seen) == {2}, seen
+    finally:
+        core.set_num_threads(1)
+
+
 # ---------------------------------------------------------------- convert
 
 class _MyBN(torch.nn.BatchNorm1d):

@@ -38,6 +38,8 @@ microseconds per call.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
@@ -137,6 +139,31 @@ def _empty_as(x, perm=None):
     return x.new_empty([x.shape[i] for i in perm]).permute(_inverse(perm))
 
 
+try:
+    from fastopt import _core
+except ImportError:   # pragma: no cover - extension not built: no cpp threads to set
+    _core = None
+_PINNED = "FASTOPT_NUM_THREADS" in os.environ
+
+
+def _threads(kernel, *args, **kwargs):
+    """Runs ``kernel`` with fastopt's cpp thread count set to torch's
+    (``torch.get_num_threads()``), then puts fastopt's back: fastopt's kernels run on
+    torch's OpenMP team when torch is loaded, and more parts than torch's own
+    threads only contend with them. ``FASTOPT_NUM_THREADS`` in the environment
+    pins fastopt's count instead."""
+    if _core is None or _PINNED:
+        return kernel(*args, **kwargs)
+    n, old = torch.get_num_threads(), _core.get_num_threads()
+    if n == old:
+        return kernel(*args, **kwargs)
+    _core.set_num_threads(n)
+    try:
+        return kernel(*args, **kwargs)
+    finally:
+        _core.set_num_threads(old)
+
+
 _CONST = {}
 
 
@@ -204,7 +231,7 @@ def _bn_train_kernel(x, weight, bias, rm, rv, count, momentum, eps):
     weight, bias = _affine(x, weight, bias)
     if count is not None:   # momentum=None: the cumulative average
         momentum = 1.0 / float(count)
-    y, mean, invstd = batch_norm_forward(xa, _arr(weight), _arr(bias), _opt_arr(rm),
+    y, mean, invstd = _threads(batch_norm_forward, xa, _arr(weight), _arr(bias), _opt_arr(rm),
                                          _opt_arr(rv), training=True, momentum=float(momentum),
                                          eps=float(eps))
     return _unrows(y, x, perm), _tensor(mean), _tensor(invstd)
@@ -217,7 +244,7 @@ def _bn_eval(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | 
     _bn_checks(x, weight, bias, running_mean, running_var)
     perm = _channels_last(x)
     weight, bias = _affine(x, weight, bias)
-    y, mean, invstd = batch_norm_forward(_rows(x, perm), _arr(weight), _arr(bias),
+    y, mean, invstd = _threads(batch_norm_forward, _rows(x, perm), _arr(weight), _arr(bias),
                                          _arr(running_mean.contiguous()),
                                          _arr(running_var.contiguous()), training=False,
                                          eps=float(eps))
@@ -232,7 +259,7 @@ def _bn_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
     _check("batch_norm_backward", x, grad_output=dy, weight=weight)
     perm = _channels_last(x)
     weight, _ = _affine(x, weight, None)
-    dx, dw, db = batch_norm_backward(_rows(dy, perm), _rows(x, perm), _arr(weight),
+    dx, dw, db = _threads(batch_norm_backward, _rows(dy, perm), _rows(x, perm), _arr(weight),
                                      _arr(save_mean), _arr(save_invstd), training=training)
     return _unrows(dx, x, perm), _tensor(dw), _tensor(db)
 
@@ -241,14 +268,15 @@ def _dropout(x: torch.Tensor, p: float, seed: torch.Tensor) -> tuple[torch.Tenso
     """Inverted dropout with fastopt's Philox mask of ``seed`` (a 0-d int64 tensor):
     ``(y, mask)``, ``mask`` bit-packed (``uint8``, ``ceil(numel / 8)`` bytes)."""
     _check("dropout", x)
-    y, mask = dropout_forward(_arr(x.contiguous()), float(p), seed=int(seed), training=True)
+    y, mask = _threads(dropout_forward, _arr(x.contiguous()), float(p), seed=int(seed),
+                       training=True)
     return _tensor(y), _tensor(mask)
 
 
 def _dropout_backward(dy: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tensor:
     """``dx = dy / (1 - p)`` where the mask bit is set, else 0."""
     _check("dropout_backward", dy)
-    return _tensor(dropout_backward(_arr(dy.contiguous()), _arr(mask), float(p)))
+    return _tensor(_threads(dropout_backward, _arr(dy.contiguous()), _arr(mask), float(p)))
 
 
 def _dropout_direct(x, p, seed):
@@ -260,8 +288,8 @@ def _dropout_direct(x, p, seed):
     _check("dropout", x)
     if x.device.type != "cpu" or _backends.choose("auto", False) != "cpp":
         return _dropout(x, p, seed)
-    y, mask = _backends.module("dropout", "cpp").forward(_arr(x.contiguous()), float(p),
-                                                         int(seed))
+    y, mask = _threads(_backends.module("dropout", "cpp").forward, _arr(x.contiguous()),
+                       float(p), int(seed))
     return _tensor(y), _tensor(mask)
 
 
@@ -270,8 +298,8 @@ def _dropout_backward_direct(dy, mask, p):
     and autograd gave ``dy`` the output's shape and dtype."""
     if dy.device.type != "cpu" or _backends.choose("auto", False) != "cpp":
         return _dropout_backward(dy, mask, p)
-    return _tensor(_backends.module("dropout", "cpp").backward(_arr(dy.contiguous()), _arr(mask),
-                                                               float(p)))
+    return _tensor(_threads(_backends.module("dropout", "cpp").backward,
+                            _arr(dy.contiguous()), _arr(mask), float(p)))
 
 
 def _bn_checks(x, weight, bias, running_mean, running_var):
