@@ -528,8 +528,9 @@ def test_compile_fullgraph_no_graph_break():
 def test_compile_passes_channels_last_activations_to_batch_norm(monkeypatch):
     """The batch norm ops are flexible_layout: inductor, which stores a convolution's
     output channels-last on the CPU, hands it over as it is (no conversion to the
-    traced contiguous strides and back), and the compiled CNN still gives the eager
-    model's outputs, gradients and running statistics."""
+    traced contiguous strides and back), and stores the backward's dy as x is (no
+    copy in the op); the compiled CNN still gives the eager model's outputs,
+    gradients and running statistics."""
     import torch._dynamo
     from torch._dynamo.utils import counters
     seen = []
@@ -541,6 +542,15 @@ def test_compile_passes_channels_last_activations_to_batch_norm(monkeypatch):
         return perm
 
     monkeypatch.setattr(fto, "_channels_last", spy, raising=False)
+    copied = []   # channels-last tensors the kernels had to copy (dy stored unlike x)
+    real_rows = getattr(fto, "_rows", None)
+
+    def rows_spy(t, perm):
+        if perm is not None and not t.permute(perm).is_contiguous():
+            copied.append(tuple(t.stride()))
+        return real_rows(t, perm)
+
+    monkeypatch.setattr(fto, "_rows", rows_spy, raising=False)
     torch.manual_seed(0)
     model = ft.convert(torch.nn.Sequential(
         torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.nn.BatchNorm2d(8),
@@ -556,6 +566,7 @@ def test_compile_passes_channels_last_activations_to_batch_norm(monkeypatch):
             m(x).square().sum().backward()
     assert dict(counters["graph_break"]) == {}
     assert any(p is not None for p in seen), "inductor converted every input to contiguous"
+    assert copied == [], "the backward's dy came in another layout than x"
     y = compiled(x)
     close(y, eager(x).double(), torch.float32, "compiled y")
     for (name, p), q in zip(model.named_parameters(), eager.parameters()):

@@ -314,6 +314,7 @@ def _bn_checks(x, weight, bias, running_mean, running_var):
 # flexible_layout: inductor passes batch norm's inputs in the layout it chose (channels-last
 # after a convolution on the CPU) instead of converting them to the traced contiguous strides
 # and back; the kernels read channels-last memory as (M, C) rows and return that layout.
+# The backward op gets its own constraint (_lower_backward): dy stored as x is.
 # Dropout keeps the traced strides: its mask follows memory order, and the backward's dy must
 # be stored as the forward's x was.
 _FLEXIBLE = (torch.Tag.flexible_layout,)
@@ -322,7 +323,33 @@ batch_norm_train = torch.library.custom_op("fastopt::batch_norm_train", _bn_trai
 batch_norm_eval = torch.library.custom_op("fastopt::batch_norm_eval", _bn_eval, mutates_args=(),
                                           tags=_FLEXIBLE)
 batch_norm_backward_op = torch.library.custom_op("fastopt::batch_norm_backward", _bn_backward,
-                                                 mutates_args=(), tags=_FLEXIBLE)
+                                                 mutates_args=())
+_LOWERED = []
+
+
+def _lower_backward():
+    """Gives inductor a lowering of ``batch_norm_backward`` that stores ``dy`` in
+    ``x``'s stride order (once, when the op is first traced, before inductor lowers the
+    graph). Without it inductor hands over ``x`` channels-last (a
+    convolution's output) and ``dy`` contiguous (its default for a computed buffer),
+    and the op must copy one of them. Uses inductor's internal lowering API (pinned
+    torch); if that is missing, the op keeps inductor's default constraint."""
+    if _LOWERED:
+        return
+    _LOWERED.append(True)
+    try:
+        from torch._inductor import ir, lowering
+        from torch._inductor.virtualized import V
+    except ImportError:   # pragma: no cover - torch without inductor
+        return
+
+    def same_layout(fx_node, dy, x, *rest, **kwargs):
+        order = ir.get_stride_order(x.get_stride(), V.graph.sizevars.shape_env)
+        x = ir.ExternKernel.require_stride_order(x, order)
+        return (ir.ExternKernel.require_stride_order(dy, order), x, *rest), kwargs
+
+    lowering.make_fallback(batch_norm_backward_op._opoverload, layout_constraint=same_layout,
+                           warn=False)
 dropout_op = torch.library.custom_op("fastopt::dropout", _dropout, mutates_args=())
 dropout_backward_op = torch.library.custom_op("fastopt::dropout_backward", _dropout_backward,
                                               mutates_args=())
@@ -348,6 +375,7 @@ def _(x, weight, bias, running_mean, running_var, eps):
 
 @batch_norm_backward_op.register_fake
 def _(dy, x, weight, save_mean, save_invstd, training):
+    _lower_backward()   # traced (AOT autograd runs this before inductor lowers the graph)
     _check("batch_norm_backward", x, grad_output=dy, weight=weight)
     return _bn_outputs(x, 2)
 
