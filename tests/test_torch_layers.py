@@ -2,6 +2,7 @@
 torch.ops.fastopt custom ops (opcheck, torch.compile) against torch.nn."""
 import copy
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -542,10 +543,13 @@ def test_compile_passes_channels_last_activations_to_batch_norm(monkeypatch):
         return perm
 
     monkeypatch.setattr(fto, "_channels_last", spy, raising=False)
-    copied = []   # channels-last tensors the kernels had to copy (dy stored unlike x)
+    copied = []     # channels-last tensors the kernels had to copy (dy stored unlike x)
+    backward = []   # the backward kernel's layouts: channels-last or not
     real_rows = getattr(fto, "_rows", None)
 
     def rows_spy(t, perm):
+        if sys._getframe(1).f_code.co_name == "_bn_backward":
+            backward.append(perm is not None)
         if perm is not None and not t.permute(perm).is_contiguous():
             copied.append(tuple(t.stride()))
         return real_rows(t, perm)
@@ -566,6 +570,7 @@ def test_compile_passes_channels_last_activations_to_batch_norm(monkeypatch):
             m(x).square().sum().backward()
     assert dict(counters["graph_break"]) == {}
     assert any(p is not None for p in seen), "inductor converted every input to contiguous"
+    assert any(backward), "inductor converted x to contiguous for the backward"
     assert copied == [], "the backward's dy came in another layout than x"
     y = compiled(x)
     close(y, eager(x).double(), torch.float32, "compiled y")

@@ -26,8 +26,10 @@ from torch's generator by the caller; the op is a pure function of its inputs.
 
 CPU tensors reach the cpp backend zero-copy (``tensor.detach().numpy()``
 views in, ``torch.from_numpy`` of fastopt's outputs out); CUDA tensors go to
-the cuda backend through DLPack (cupy). ``x`` and ``dy`` that are not
-contiguous are copied to contiguous tensors first (they are only read);
+the cuda backend through DLPack (cupy). Batch norm reads a channels-last
+``x`` in place as ``(M, C)`` rows and returns its outputs channels-last; other
+non-contiguous ``x`` and ``dy`` are copied to contiguous tensors first (they
+are only read);
 float32 and float64 only, all float arguments of one call in one dtype on one
 device, else ``TypeError`` naming the argument.
 
