@@ -42,12 +42,14 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import torch
 
 from fastopt import backends as _backends
 from fastopt.functional.batchnorm import batch_norm_backward, batch_norm_forward
 from fastopt.functional.dropout import dropout_backward, dropout_forward
+from fastopt.torch._io import (arr as _arr, channels_last as _channels_last,
+                               empty_as as _empty_as, opt_arr as _opt_arr, rows as _rows,
+                               tensor as _tensor, unrows as _unrows)
 
 __all__ = ["batch_norm_train_", "call", "direct"]
 
@@ -78,67 +80,6 @@ def _check_channels(op, x, **vectors):
         if t is not None and tuple(t.shape) != (c,):
             raise ValueError(f"fastopt.{op}: {name} has shape {tuple(t.shape)} but input has "
                              f"{c} channels")
-
-
-def _arr(t):
-    """What fastopt's functions receive for a contiguous tensor: a NumPy view of a CPU
-    tensor (zero-copy), the tensor itself otherwise (fastopt takes it by DLPack)."""
-    t = t.detach()
-    if t.device.type == "cpu":
-        return t.numpy()
-    return t
-
-
-def _tensor(a):
-    """fastopt's output as a tensor sharing its memory."""
-    if isinstance(a, np.ndarray):
-        return torch.from_numpy(a)
-    return torch.from_dlpack(a)
-
-
-def _opt_arr(t):
-    return None if t is None else _arr(t)
-
-
-def _channels_last(x):
-    """``(0, 2, ..., d-1, 1)`` when ``x`` (3-D or more) is stored channels-last, that
-    is as a contiguous ``(N, *spatial, C)`` array (``torch.channels_last``, and what
-    inductor makes of a convolution's output on the CPU), else None."""
-    d = x.dim()
-    if d < 3 or x.is_contiguous():
-        return None
-    perm = (0, *range(2, d), 1)
-    return perm if x.permute(perm).is_contiguous() else None
-
-
-def _rows(t, perm):
-    """What the batch norm kernels read for ``t``: its NumPy view, contiguous
-    ``(N, C, *spatial)``, or, stored channels-last (``perm``), the ``(M, C)`` rows
-    of that memory (no copy; channel statistics over rows are the same). Other
-    strides, and a ``t`` not stored like ``x``, are copied."""
-    if perm is None:
-        return _arr(t.contiguous())
-    return _arr(t.permute(perm).contiguous().reshape(-1, t.shape[1]))
-
-
-def _unrows(a, x, perm):
-    """A kernel output for input ``x`` as a tensor of ``x``'s shape and layout."""
-    t = _tensor(a)
-    if perm is None:
-        return t
-    return t.view([x.shape[i] for i in perm]).permute(_inverse(perm))
-
-
-def _inverse(perm):
-    return (0, len(perm) - 1, *range(1, len(perm) - 1))
-
-
-def _empty_as(x, perm=None):
-    """An empty tensor shaped like ``x`` in the layout the kernels return (fake kernels)."""
-    perm = _channels_last(x) if perm is None else perm
-    if perm is None:
-        return x.new_empty(x.shape)
-    return x.new_empty([x.shape[i] for i in perm]).permute(_inverse(perm))
 
 
 try:
