@@ -129,21 +129,28 @@ def families(kind, compiled):
 
 
 def interleaved(fns, samples, min_seconds=0.02):
-    """Median seconds per call of each function, timed round-robin."""
+    """Median seconds per call of each function, timed round-robin, on two clocks:
+    wall time and this process's CPU time (``time.process_time``: on a machine
+    shared by many processes it leaves out the time spent descheduled, which
+    otherwise dominates the wall medians; with one thread each it is the work)."""
     reps = {}
     for k, f in fns.items():   # warm-up (and compilation), then calls per sample
         f()
         t = time.perf_counter()
         f()
         reps[k] = max(1, int(min_seconds / max(time.perf_counter() - t, 1e-6)))
-    times = {k: [] for k in fns}
+    times = {clock: {k: [] for k in fns} for clock in CLOCKS}
     for _ in range(samples):
         for k, f in fns.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             for _ in range(reps[k]):
                 f()
-            times[k].append((time.perf_counter() - t) / reps[k])
-    return {k: statistics.median(v) for k, v in times.items()}
+            times["wall"][k].append((time.perf_counter() - t) / reps[k])
+            times["cpu"][k].append((time.process_time() - c) / reps[k])
+    return {clock: {k: statistics.median(v) for k, v in ts.items()} for clock, ts in times.items()}
+
+
+CLOCKS = ("wall", "cpu")
 
 
 def report(kind, compiled, samples):
@@ -156,17 +163,19 @@ def report(kind, compiled, samples):
         for k, (m, xs, gs) in vs.items():
             fns[f"{fam}/{k}"] = lambda m=m, xs=xs, gs=gs: family_step(m, xs, gs)
     t0 = time.perf_counter()
-    med = interleaved(fns, samples)
+    meds = interleaved(fns, samples)
     print(f"\n{kind}, {mode} (batch {MODELS[kind][1]}; {samples} rounds, "
-          f"{time.perf_counter() - t0:.0f} s incl. warm-up)")
-    print(f"| {'part':<28} | {'torch.nn':>10} | {'fastopt':>10} | {'speed-up':>8} |")
-    print(f"|{'-' * 30}|{'-' * 11}:|{'-' * 11}:|{'-' * 9}:|")
+          f"{time.perf_counter() - t0:.0f} s incl. warm-up; load average {os.getloadavg()[0]:.1f})")
+    print(f"| {'part':<28} | {'torch.nn':>10} | {'fastopt':>10} | {'speed-up':>8} "
+          f"| {'torch CPU':>10} | {'fastopt CPU':>11} | {'CPU speed-up':>12} |")
+    print(f"|{'-' * 30}|{'-' * 11}:|{'-' * 11}:|{'-' * 9}:|{'-' * 11}:|{'-' * 12}:|{'-' * 13}:|")
     rows = [("whole step (fwd+bwd+Adam)", "step/torch", "step/fastopt"),
             ("  fastopt layers, torch Adam", "step/torch", "step/layers only")]
     rows += [(f"{fam} layers (fwd+bwd)", f"{fam}/torch", f"{fam}/fastopt") for fam in FAMILIES]
+    w, c = meds["wall"], meds["cpu"]
     for label, a, b in rows:
-        t, f = med[a], med[b]
-        print(f"| {label:<28} | {t * 1e3:8.3f}ms | {f * 1e3:8.3f}ms | {t / f:7.2f}x |")
+        print(f"| {label:<28} | {w[a] * 1e3:8.3f}ms | {w[b] * 1e3:8.3f}ms | {w[a] / w[b]:7.2f}x "
+              f"| {c[a] * 1e3:8.3f}ms | {c[b] * 1e3:9.3f}ms | {c[a] / max(c[b], 1e-9):11.2f}x |")
 
 
 def main():
@@ -177,6 +186,9 @@ def main():
                     help="threads of torch and of fastopt's cpp kernels (default: each one's own)")
     ap.add_argument("--no-compile", action="store_true", help="eager only")
     args = ap.parse_args()
+    # inductor's FX graph cache does not key on a custom op's tags (flexible_layout): a
+    # graph cached by an older fastopt would be reused
+    torch._inductor.config.force_disable_caches = True
     if args.threads:
         torch.set_num_threads(args.threads)
         from fastopt import _core

@@ -2,6 +2,7 @@
 torch.ops.fastopt custom ops (opcheck, torch.compile) against torch.nn."""
 import copy
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -528,8 +529,9 @@ def test_compile_fullgraph_no_graph_break():
 def test_compile_passes_channels_last_activations_to_batch_norm(monkeypatch):
     """The batch norm ops are flexible_layout: inductor, which stores a convolution's
     output channels-last on the CPU, hands it over as it is (no conversion to the
-    traced contiguous strides and back), and the compiled CNN still gives the eager
-    model's outputs, gradients and running statistics."""
+    traced contiguous strides and back), and stores the backward's dy as x is (no
+    copy in the op); the compiled CNN still gives the eager model's outputs,
+    gradients and running statistics."""
     import torch._dynamo
     from torch._dynamo.utils import counters
     seen = []
@@ -541,6 +543,18 @@ def test_compile_passes_channels_last_activations_to_batch_norm(monkeypatch):
         return perm
 
     monkeypatch.setattr(fto, "_channels_last", spy, raising=False)
+    copied = []     # channels-last tensors the kernels had to copy (dy stored unlike x)
+    backward = []   # the backward kernel's layouts: channels-last or not
+    real_rows = getattr(fto, "_rows", None)
+
+    def rows_spy(t, perm):
+        if sys._getframe(1).f_code.co_name == "_bn_backward":
+            backward.append(perm is not None)
+        if perm is not None and not t.permute(perm).is_contiguous():
+            copied.append(tuple(t.stride()))
+        return real_rows(t, perm)
+
+    monkeypatch.setattr(fto, "_rows", rows_spy, raising=False)
     torch.manual_seed(0)
     model = ft.convert(torch.nn.Sequential(
         torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.nn.BatchNorm2d(8),
@@ -556,12 +570,48 @@ def test_compile_passes_channels_last_activations_to_batch_norm(monkeypatch):
             m(x).square().sum().backward()
     assert dict(counters["graph_break"]) == {}
     assert any(p is not None for p in seen), "inductor converted every input to contiguous"
+    assert any(backward), "inductor converted x to contiguous for the backward"
+    assert copied == [], "the backward's dy came in another layout than x"
     y = compiled(x)
     close(y, eager(x).double(), torch.float32, "compiled y")
     for (name, p), q in zip(model.named_parameters(), eager.parameters()):
         close(p.grad, q.grad.double(), torch.float32, f"compiled grad {name}")
     for (name, b), c in zip(model.named_buffers(), eager.buffers()):
         assert torch.allclose(b, c, rtol=1e-5, atol=1e-6), name
+
+
+@pytest.mark.skipif(getattr(fastopt, "_core", None) is None, reason="cpp backend not built")
+def test_kernels_run_on_torchs_thread_count(path, monkeypatch, rng):
+    """fastopt's cpp kernels run with torch.get_num_threads() threads during a layer
+    call and fastopt's own count is back afterwards; FASTOPT_NUM_THREADS pins it."""
+    core = fastopt._core
+    seen = []
+
+    def spy(fn):
+        def run(*args, **kwargs):
+            seen.append(core.get_num_threads())
+            return fn(*args, **kwargs)
+        return run
+
+    from fastopt.backends.cpp import dropout as cpp_dropout
+    for mod, name in ((fto, "batch_norm_forward"), (fto, "batch_norm_backward"),
+                      (fto, "dropout_forward"), (fto, "dropout_backward"),
+                      (cpp_dropout, "forward"), (cpp_dropout, "backward")):
+        monkeypatch.setattr(mod, name, spy(getattr(mod, name)))
+    bn, drop = ft.BatchNorm1d(4), ft.Dropout(0.5)
+    x = _t(rng, (6, 4), torch.float32).requires_grad_()
+    torch.set_num_threads(1)
+    core.set_num_threads(2)
+    try:
+        drop(bn(x)).sum().backward()
+        assert seen and set(seen) == {1}, seen
+        assert core.get_num_threads() == 2
+        seen.clear()
+        monkeypatch.setattr(fto, "_PINNED", True)
+        drop(bn(x)).sum().backward()
+        assert seen and set(seen) == {2}, seen
+    finally:
+        core.set_num_threads(1)
 
 
 # ---------------------------------------------------------------- convert

@@ -27,12 +27,13 @@ from torch's generator by the caller; the op is a pure function of its inputs.
 CPU tensors reach the cpp backend zero-copy (``tensor.detach().numpy()``
 views in, ``torch.from_numpy`` of fastopt's outputs out); CUDA tensors go to
 the cuda backend through DLPack (cupy), launched on torch's current stream
-(:func:`fastopt.torch._cuda.stream_of`). ``x`` and ``dy`` that are not
-contiguous are copied to contiguous tensors first (they are only read);
-float32, float64, float16 and bfloat16 (the per-channel tensors of a 16-bit input
-in float32 or in its own type, widened to float32: save_mean/save_invstd and
-dweight/dbias are float32, the running statistics keep their buffers' type), all
-on one device, else ``TypeError`` naming the argument.
+(:func:`fastopt.torch._cuda.stream_of`). Batch norm reads a channels-last
+``x`` in place as ``(M, C)`` rows and returns its outputs channels-last; other
+non-contiguous ``x`` and ``dy`` are copied to contiguous tensors first (they
+are only read); float32, float64, float16 and bfloat16 (the per-channel tensors
+of a 16-bit input in float32 or in its own type, widened to float32:
+save_mean/save_invstd and dweight/dbias are float32, the running statistics keep
+their buffers' type), all on one device, else ``TypeError`` naming the argument.
 
 Eager calls on plain tensors skip the dispatcher (:func:`call`, :func:`direct`):
 the same kernel functions run inside a ``torch.autograd.Function`` with the
@@ -41,13 +42,17 @@ microseconds per call.
 """
 from __future__ import annotations
 
-import ml_dtypes
-import numpy as np
+import os
+
 import torch
 
+from fastopt import backends as _backends
 from fastopt.functional.batchnorm import batch_norm_backward, batch_norm_forward
 from fastopt.functional.dropout import dropout_backward, dropout_forward
 from fastopt.torch import _cuda
+from fastopt.torch._io import (arr as _arr, channels_last as _channels_last,
+                               empty_as as _empty_as, opt_arr as _opt_arr, rows as _rows,
+                               tensor as _tensor, unrows as _unrows)
 
 __all__ = ["batch_norm_train_", "call", "direct"]
 
@@ -89,76 +94,35 @@ def _check_channels(op, x, **vectors):
                              f"{c} channels")
 
 
-def _arr(t):
-    """What fastopt's functions receive for a contiguous tensor: a NumPy view of a CPU
-    tensor (zero-copy; bfloat16, which NumPy lacks, as ``ml_dtypes.bfloat16`` through
-    an int16 view), the tensor itself otherwise (fastopt takes it by DLPack)."""
-    t = t.detach()
-    if t.device.type == "cpu":
-        if t.dtype == torch.bfloat16:
-            return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-        return t.numpy()
-    return t
-
-
-def _tensor(a):
-    """fastopt's output as a tensor sharing its memory."""
-    if isinstance(a, np.ndarray):
-        if a.dtype == ml_dtypes.bfloat16:
-            return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
-        return torch.from_numpy(a)
-    return torch.from_dlpack(a)
-
-
 def _stat(t, x):
     """A per-channel tensor as the kernels take it: contiguous, ``_stat_dtype(x)``
     (a copy only for non-contiguous or 16-bit ones)."""
     return t.to(_stat_dtype(x), memory_format=torch.contiguous_format)
 
 
-def _opt_arr(t):
-    return None if t is None else _arr(t)
+try:
+    from fastopt import _core
+except ImportError:   # pragma: no cover - extension not built: no cpp threads to set
+    _core = None
+_PINNED = "FASTOPT_NUM_THREADS" in os.environ
 
 
-def _channels_last(x):
-    """``(0, 2, ..., d-1, 1)`` when ``x`` (3-D or more) is stored channels-last, that
-    is as a contiguous ``(N, *spatial, C)`` array (``torch.channels_last``, and what
-    inductor makes of a convolution's output on the CPU), else None."""
-    d = x.dim()
-    if d < 3 or x.is_contiguous():
-        return None
-    perm = (0, *range(2, d), 1)
-    return perm if x.permute(perm).is_contiguous() else None
-
-
-def _rows(t, perm):
-    """What the batch norm kernels read for ``t``: its NumPy view, contiguous
-    ``(N, C, *spatial)``, or, stored channels-last (``perm``), the ``(M, C)`` rows
-    of that memory (no copy; channel statistics over rows are the same). Other
-    strides, and a ``t`` not stored like ``x``, are copied."""
-    if perm is None:
-        return _arr(t.contiguous())
-    return _arr(t.permute(perm).contiguous().reshape(-1, t.shape[1]))
-
-
-def _unrows(a, x, perm):
-    """A kernel output for input ``x`` as a tensor of ``x``'s shape and layout."""
-    t = _tensor(a)
-    if perm is None:
-        return t
-    return t.view([x.shape[i] for i in perm]).permute(_inverse(perm))
-
-
-def _inverse(perm):
-    return (0, len(perm) - 1, *range(1, len(perm) - 1))
-
-
-def _empty_as(x, perm=None):
-    """An empty tensor shaped like ``x`` in the layout the kernels return (fake kernels)."""
-    perm = _channels_last(x) if perm is None else perm
-    if perm is None:
-        return x.new_empty(x.shape)
-    return x.new_empty([x.shape[i] for i in perm]).permute(_inverse(perm))
+def _threads(kernel, *args, **kwargs):
+    """Runs ``kernel`` with fastopt's cpp thread count set to torch's
+    (``torch.get_num_threads()``), then puts fastopt's back: fastopt's kernels run on
+    torch's OpenMP team when torch is loaded, and more parts than torch's own
+    threads only contend with them. ``FASTOPT_NUM_THREADS`` in the environment
+    pins fastopt's count instead."""
+    if _core is None or _PINNED:
+        return kernel(*args, **kwargs)
+    n, old = torch.get_num_threads(), _core.get_num_threads()
+    if n == old:
+        return kernel(*args, **kwargs)
+    _core.set_num_threads(n)
+    try:
+        return kernel(*args, **kwargs)
+    finally:
+        _core.set_num_threads(old)
 
 
 _CONST = {}
@@ -235,9 +199,9 @@ def _bn_train_kernel(x, weight, bias, rm, rv, count, momentum, eps):
     if count is not None:   # momentum=None: the cumulative average
         momentum = 1.0 / float(count)
     with _cuda.stream_of([x]):
-        y, mean, invstd = batch_norm_forward(xa, _arr(weight), _arr(bias), _opt_arr(rm),
-                                             _opt_arr(rv), training=True, momentum=float(momentum),
-                                             eps=float(eps))
+        y, mean, invstd = _threads(batch_norm_forward, xa, _arr(weight), _arr(bias),
+                                   _opt_arr(rm), _opt_arr(rv), training=True,
+                                   momentum=float(momentum), eps=float(eps))
         return _unrows(y, x, perm), _tensor(mean), _tensor(invstd)
 
 
@@ -249,10 +213,9 @@ def _bn_eval(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | 
     perm = _channels_last(x)
     weight, bias = _affine(x, weight, bias)
     with _cuda.stream_of([x]):
-        y, mean, invstd = batch_norm_forward(_rows(x, perm), _arr(weight), _arr(bias),
-                                             _arr(_stat(running_mean, x)),
-                                             _arr(_stat(running_var, x)), training=False,
-                                             eps=float(eps))
+        y, mean, invstd = _threads(batch_norm_forward, _rows(x, perm), _arr(weight),
+                                   _arr(bias), _arr(_stat(running_mean, x)),
+                                   _arr(_stat(running_var, x)), training=False, eps=float(eps))
         return _unrows(y, x, perm), _tensor(mean), _tensor(invstd)
 
 
@@ -265,8 +228,9 @@ def _bn_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
     perm = _channels_last(x)
     weight, _ = _affine(x, weight, None)
     with _cuda.stream_of([x]):
-        dx, dw, db = batch_norm_backward(_rows(dy, perm), _rows(x, perm), _arr(weight),
-                                         _arr(save_mean), _arr(save_invstd), training=training)
+        dx, dw, db = _threads(batch_norm_backward, _rows(dy, perm), _rows(x, perm),
+                              _arr(weight), _arr(save_mean), _arr(save_invstd),
+                              training=training)
         return _unrows(dx, x, perm), _tensor(dw), _tensor(db)
 
 
@@ -275,7 +239,8 @@ def _dropout(x: torch.Tensor, p: float, seed: torch.Tensor) -> tuple[torch.Tenso
     ``(y, mask)``, ``mask`` bit-packed (``uint8``, ``ceil(numel / 8)`` bytes)."""
     _check("dropout", x)
     with _cuda.stream_of([x]):
-        y, mask = dropout_forward(_arr(x.contiguous()), float(p), seed=int(seed), training=True)
+        y, mask = _threads(dropout_forward, _arr(x.contiguous()), float(p), seed=int(seed),
+                           training=True)
         return _tensor(y), _tensor(mask)
 
 
@@ -283,7 +248,30 @@ def _dropout_backward(dy: torch.Tensor, mask: torch.Tensor, p: float) -> torch.T
     """``dx = dy / (1 - p)`` where the mask bit is set, else 0."""
     _check("dropout_backward", dy)
     with _cuda.stream_of([dy]):
-        return _tensor(dropout_backward(_arr(dy.contiguous()), _arr(mask), float(p)))
+        return _tensor(_threads(dropout_backward, _arr(dy.contiguous()), _arr(mask), float(p)))
+
+
+def _dropout_direct(x, p, seed):
+    """:func:`_dropout` for the eager direct path, whose arguments are checked by
+    construction (``p`` by :func:`fastopt.torch.dropout`, ``seed`` drawn in
+    ``[0, 2**63)``, the dtype here): a CPU tensor goes straight to the cpp backend's
+    kernel, skipping the Python validation of ``fastopt.dropout_forward`` (dropout
+    has no native fast path, and that validation costs as much as a small layer)."""
+    _check("dropout", x)
+    if x.device.type != "cpu" or _backends.choose("auto", False) != "cpp":
+        return _dropout(x, p, seed)
+    y, mask = _threads(_backends.module("dropout", "cpp").forward, _arr(x.contiguous()),
+                       float(p), int(seed))
+    return _tensor(y), _tensor(mask)
+
+
+def _dropout_backward_direct(dy, mask, p):
+    """:func:`_dropout_backward` for the direct path: ``mask`` is the forward's own
+    and autograd gave ``dy`` the output's shape and dtype."""
+    if dy.device.type != "cpu" or _backends.choose("auto", False) != "cpp":
+        return _dropout_backward(dy, mask, p)
+    return _tensor(_threads(_backends.module("dropout", "cpp").backward,
+                            _arr(dy.contiguous()), _arr(mask), float(p)))
 
 
 def _bn_checks(x, weight, bias, running_mean, running_var):
@@ -298,6 +286,7 @@ def _bn_checks(x, weight, bias, running_mean, running_var):
 # flexible_layout: inductor passes batch norm's inputs in the layout it chose (channels-last
 # after a convolution on the CPU) instead of converting them to the traced contiguous strides
 # and back; the kernels read channels-last memory as (M, C) rows and return that layout.
+# The backward op gets its own constraint (_lower_backward): dy stored as x is.
 # Dropout keeps the traced strides: its mask follows memory order, and the backward's dy must
 # be stored as the forward's x was.
 _FLEXIBLE = (torch.Tag.flexible_layout,)
@@ -306,7 +295,33 @@ batch_norm_train = torch.library.custom_op("fastopt::batch_norm_train", _bn_trai
 batch_norm_eval = torch.library.custom_op("fastopt::batch_norm_eval", _bn_eval, mutates_args=(),
                                           tags=_FLEXIBLE)
 batch_norm_backward_op = torch.library.custom_op("fastopt::batch_norm_backward", _bn_backward,
-                                                 mutates_args=(), tags=_FLEXIBLE)
+                                                 mutates_args=())
+_LOWERED = []
+
+
+def _lower_backward():
+    """Gives inductor a lowering of ``batch_norm_backward`` that stores ``dy`` in
+    ``x``'s stride order (once, when the op is first traced, before inductor lowers the
+    graph). Without it inductor hands over ``x`` channels-last (a
+    convolution's output) and ``dy`` contiguous (its default for a computed buffer),
+    and the op must copy one of them. Uses inductor's internal lowering API (pinned
+    torch); if that is missing, the op keeps inductor's default constraint."""
+    if _LOWERED:
+        return
+    _LOWERED.append(True)
+    try:
+        from torch._inductor import ir, lowering
+        from torch._inductor.virtualized import V
+    except ImportError:   # pragma: no cover - torch without inductor
+        return
+
+    def same_layout(fx_node, dy, x, *rest, **kwargs):
+        order = ir.get_stride_order(x.get_stride(), V.graph.sizevars.shape_env)
+        x = ir.ExternKernel.require_stride_order(x, order)
+        return (ir.ExternKernel.require_stride_order(dy, order), x, *rest), kwargs
+
+    lowering.make_fallback(batch_norm_backward_op._opoverload, layout_constraint=same_layout,
+                           warn=False)
 dropout_op = torch.library.custom_op("fastopt::dropout", _dropout, mutates_args=())
 dropout_backward_op = torch.library.custom_op("fastopt::dropout_backward", _dropout_backward,
                                               mutates_args=())
@@ -335,6 +350,7 @@ def _(x, weight, bias, running_mean, running_var, eps):
 
 @batch_norm_backward_op.register_fake
 def _(dy, x, weight, save_mean, save_invstd, training):
+    _lower_backward()   # traced (AOT autograd runs this before inductor lowers the graph)
     _check("batch_norm_backward", x, grad_output=dy, weight=weight)
     return _bn_outputs(x, 2)
 
@@ -411,7 +427,9 @@ def _dropout_setup(ctx, inputs, output):
 
 def _dropout_grads(ctx, dy, _dmask):
     (mask,) = ctx.saved_tensors
-    dx = _dropout_backward(dy, mask, ctx.p) if direct(dy) else dropout_backward_op(dy, mask, ctx.p)
+    if direct(dy):
+        return _dropout_backward_direct(dy, mask, ctx.p), None, None
+    dx = dropout_backward_op(dy, mask, ctx.p)
     return dx, None, None
 
 
@@ -433,8 +451,10 @@ _CASES = {"batch_norm_train": (batch_norm_train, _bn_train, _bn_train_setup, _bn
           "batch_norm_eval": (batch_norm_eval, _bn_eval, _bn_eval_setup, _bn_eval_grads),
           "dropout": (dropout_op, _dropout, _dropout_setup, _dropout_grads)}
 _FUNCTIONS = {}
+_DIRECT_IMPLS = {"dropout": _dropout_direct}
 for _name, (_op, _impl, _setup, _grads) in _CASES.items():
     torch.library.register_autograd(f"fastopt::{_name}", _grads, setup_context=_setup)
+    _impl = _DIRECT_IMPLS.get(_name, _impl)
     _FUNCTIONS[_name] = (_op, _impl, _function(f"_{_name}", _impl, _setup, _grads))
 
 

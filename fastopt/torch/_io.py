@@ -1,0 +1,73 @@
+"""Tensors in and out of fastopt's kernels for the torch layers (:mod:`fastopt.torch.ops`):
+NumPy views of CPU tensors (DLPack otherwise) and the channels-last batch norm layout."""
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import torch
+
+
+def arr(t):
+    """What fastopt's functions receive for a contiguous tensor: a NumPy view of a CPU
+    tensor (zero-copy; bfloat16, which NumPy lacks, as ``ml_dtypes.bfloat16`` through
+    an int16 view), the tensor itself otherwise (fastopt takes it by DLPack)."""
+    t = t.detach()
+    if t.device.type == "cpu":
+        if t.dtype == torch.bfloat16:
+            return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        return t.numpy()
+    return t
+
+
+def tensor(a):
+    """fastopt's output as a tensor sharing its memory."""
+    if isinstance(a, np.ndarray):
+        if a.dtype == ml_dtypes.bfloat16:
+            return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+        return torch.from_numpy(a)
+    return torch.from_dlpack(a)
+
+
+def opt_arr(t):
+    return None if t is None else arr(t)
+
+
+def channels_last(x):
+    """``(0, 2, ..., d-1, 1)`` when ``x`` (3-D or more) is stored channels-last, that
+    is as a contiguous ``(N, *spatial, C)`` array (``torch.channels_last``, and what
+    inductor makes of a convolution's output on the CPU), else None."""
+    d = x.dim()
+    if d < 3 or x.is_contiguous():
+        return None
+    perm = (0, *range(2, d), 1)
+    return perm if x.permute(perm).is_contiguous() else None
+
+
+def rows(t, perm):
+    """What the batch norm kernels read for ``t``: its NumPy view, contiguous
+    ``(N, C, *spatial)``, or, stored channels-last (``perm``), the ``(M, C)`` rows
+    of that memory (no copy; channel statistics over rows are the same). Other
+    strides, and a ``t`` not stored like ``x``, are copied."""
+    if perm is None:
+        return arr(t.contiguous())
+    return arr(t.permute(perm).contiguous().reshape(-1, t.shape[1]))
+
+
+def unrows(a, x, perm):
+    """A kernel output for input ``x`` as a tensor of ``x``'s shape and layout."""
+    t = tensor(a)
+    if perm is None:
+        return t
+    return t.view([x.shape[i] for i in perm]).permute(inverse(perm))
+
+
+def inverse(perm):
+    return (0, len(perm) - 1, *range(1, len(perm) - 1))
+
+
+def empty_as(x, perm=None):
+    """An empty tensor shaped like ``x`` in the layout the kernels return (fake kernels)."""
+    perm = channels_last(x) if perm is None else perm
+    if perm is None:
+        return x.new_empty(x.shape)
+    return x.new_empty([x.shape[i] for i in perm]).permute(inverse(perm))
