@@ -124,6 +124,8 @@ def philox_words(n, seed, step):
 def expected(opt, o, tensors, mode, grad_scale, seed, step):
     """Each tensor after the step, from the float32 cpp kernel on float32 copies."""
     roles = [r for r in state_roles(opt, o) if r]
+    if "step" in o:          # adam, adagrad: the step of the update is also the SR counter
+        step = o["step"]
     out = []
     for t in tensors:
         w = {k: widen(v) for k, v in t.items()}
@@ -286,3 +288,57 @@ def test_cpp_mixed_rejects_wrong_dtypes_and_writes_nothing():
         call(cpp, "adam", o, [bad], grad_scale=2.0)
     for k in before:
         assert np.array_equal(t[k].view(np.uint8), before[k].view(np.uint8))
+
+
+# ---- CUDA (skipped without a GPU): the same bits as cpp; found_inf writes nothing
+from fastopt import backends as _backends  # noqa: E402
+
+_CUDA_WHY = _backends.unavailable_reason("cuda")
+needs_gpu = pytest.mark.skipif(_CUDA_WHY is not None,
+                               reason=f"cuda backend unavailable: {_CUDA_WHY}")
+
+
+def _to_device(t):
+    import cupy
+    # CuPy has no bfloat16: the cuda backend takes its bits as uint16
+    return {k: cupy.asarray(v.view(np.uint16) if v.dtype == BF16 else v) for k, v in t.items()}
+
+
+def _to_host(d, like):
+    import cupy
+    return {k: cupy.asnumpy(v).view(like[k].dtype) for k, v in d.items()}
+
+
+@needs_gpu
+@pytest.mark.parametrize("opt", list(OPTIONS))
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("p,g,s", TYPE_COMBOS, ids=lambda d: name_of(d))
+def test_cuda_mixed_equals_cpp(opt, mode, p, g, s):
+    import cupy
+    from fastopt.backends.cuda import optim as cu
+    rng = np.random.default_rng(13)
+    for o in OPTIONS[opt]:
+        for n in SIZES + [LARGE]:
+            t = make_tensor(opt, o, n, p, g, s, rng)
+            want = run(cpp, opt, o, [t], mode, 512.0, 77, 5)[0]
+            for scale in (512.0, cupy.full(1, 512.0, dtype=np.float32)):
+                d = _to_device(t)
+                mp = dict(grad_scale=scale, stochastic_rounding=(mode == "sr"), seed=77)
+                if mode == "master":
+                    mp["masters"] = [d["master"]]
+                if opt in ("sgd", "rmsprop"):
+                    mp["step"] = 5
+                call(cu, opt, o, [d], **mp)
+                assert_bits_equal(_to_host(d, t), want, f"cuda n={n}")
+
+
+@needs_gpu
+def test_cuda_found_inf_writes_nothing():
+    import cupy
+    from fastopt.backends.cuda import optim as cu
+    o = OPTIONS["adam"][1]
+    t = make_tensor("adam", o, 4097, BF16, BF16, F32, np.random.default_rng(2))
+    d = _to_device(t)
+    call(cu, "adam", o, [d], masters=[d["master"]], found_inf=cupy.ones(1, np.float32),
+         grad_scale=cupy.full(1, 8.0, np.float32))
+    assert_bits_equal(_to_host(d, t), t, "found_inf")
