@@ -111,8 +111,18 @@ FASTOPT_MIXED_INLINE void with_decay(int mode, const F& f) {
 // FASTOPT_MIXED_MATCH, expanded over the combinations inside a function of C
 // with `l`, `types`, `run` and `args` in scope, runs the matching one over the
 // list and returns true.
+// The mixed loops carry AVX2 and baseline clones only, no AVX-512 one: ten type
+// combinations times three parameter modes times the option branches made these
+// files take many minutes to compile with three clones each (not yet measured
+// whether AVX-512 would pay off for the 16-bit integer conversions).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FASTOPT_MIXED_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define FASTOPT_MIXED_CLONES
+#endif
+
 #define FASTOPT_MIXED_RANGE(NAME, ARGS, COMBO, P, G, S, CP, CG, CS)                      \
-  FASTOPT_CLONES void NAME##_range_##COMBO(const std::array<void*, 6>& t, std::size_t o,  \
+  FASTOPT_MIXED_CLONES void NAME##_range_##COMBO(const std::array<void*, 6>& t, std::size_t o,  \
                                            std::size_t n, const ::fastopt::MixedRun& run, \
                                            const ARGS<::fastopt::compute_t<P>>& args) { \
     NAME##_typed<P, G, S>(t, o, n, run, args);                                           \
