@@ -115,7 +115,8 @@ FASTOPT_MIXED_INLINE void with_decay(int mode, const F& f) {
 // combinations times three parameter modes times the option branches made these
 // files take many minutes to compile with three clones each (not yet measured
 // whether AVX-512 would pay off for the 16-bit integer conversions).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(FASTOPT_MIXED_NO_CLONES)
 #define FASTOPT_MIXED_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define FASTOPT_MIXED_CLONES
