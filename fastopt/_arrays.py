@@ -9,6 +9,17 @@ def is_cupy(x) -> bool:
     return type(x).__module__.startswith("cupy")
 
 
+def torch_numpy(t):
+    """A CPU torch tensor (detached) as a NumPy array sharing its memory. NumPy's DLPack
+    has no bfloat16: a bfloat16 tensor is viewed as int16 in torch, then as
+    ``ml_dtypes.bfloat16`` in NumPy (both views zero-copy)."""
+    if str(t.dtype) == "torch.bfloat16":
+        import ml_dtypes
+        import torch   # already imported: t is a torch tensor
+        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
 def _from_dlpack(x, name: str):
     """A zero-copy view of a DLPack object (a torch tensor, a JAX array)."""
     device = x.__dlpack_device__()[0] if hasattr(x, "__dlpack_device__") else 1
@@ -16,7 +27,7 @@ def _from_dlpack(x, name: str):
         # torch tensors: .numpy() is a writeable zero-copy view (DLPack views
         # of older producers come back read-only).
         if type(x).__module__ == "torch" and hasattr(x, "detach"):
-            return x.detach().numpy()
+            return torch_numpy(x.detach())
         return np.from_dlpack(x)
     if device == 2:  # kDLCUDA
         try:

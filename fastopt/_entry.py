@@ -12,6 +12,7 @@ raises the precise error.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import linecache
 
@@ -25,6 +26,10 @@ def _bound(x):
 def kind_test(kind, name):
     """A conservative inline test that ``name`` is a plainly valid value of ``kind``
     (exact float/int/bool/str; infinite values never plainly valid), or None."""
+    if kind.optional:
+        if kind.type == "scale":    # an array or a float: the validated path reads it
+            return f"{name} is None"
+        return f"({name} is None or {kind_test(dataclasses.replace(kind, optional=False), name)})"
     if kind.type == "bool":
         return f"type({name}) is bool"
     if kind.type == "str":
@@ -44,17 +49,21 @@ def kind_test(kind, name):
 def plain_expr(spec):
     """The whole pre-check of ``spec``: every hyper-parameter plainly valid, every
     rule holds, every array an option requires is there."""
-    tests = [kind_test(h.kind, h.name) for h in spec.hypers]
+    tests = [h.plain or kind_test(h.kind, h.name) for h in spec.hypers]
     if None in tests:
         raise ValueError(f"{spec.name} has a parameter without a fast pre-check")
-    tests += [f"({r.expr})" for r in spec.rules]
+    tests += [f"({r.expr})" for r in spec.rules if r.plain]
     tests += [f"({r.when.off} or {r.name} is not None)" for r in spec.arrays if r.when]
+    # mixed-precision arrays (a master copy, found_inf) always take the validated path
+    tests += [f"{r.name} is None" for r in spec.arrays if r.precision == "master" or r.dtype == "flag"]
     return "\n            and ".join(tests)
 
 
 def _role_doc(r):
     what = {True: "updated in place", False: "read"}.get(r.written, f"updated in place when {r.written}")
-    form = "bit-packed uint8 mask" if r.dtype == "bits" else "array or list of arrays"
+    form = {"bits": "bit-packed uint8 mask", "flag": "1-element float32 array"}.get(
+        r.dtype, "float32 array or list of arrays" if r.precision == "master"
+        else "array or list of arrays")
     text = f"{r.name}: {form}, {what}"
     if r.when is not None:
         text += f"; required when {r.when.text}, else ignored"
@@ -66,6 +75,7 @@ def _role_doc(r):
 def _hyper_doc(h):
     kind = h.kind
     text = {"real": "real", "int": "int", "bool": "bool", "shape": "shape"}.get(kind.type, "")
+    text = "" if kind.optional else text   # the rule says "None or ..."
     if kind.rule:
         text += f", {kind.rule}" if text else kind.rule
     text += "; required" if h.default is _specs.REQUIRED else f"; default {h.default!r}"
@@ -116,7 +126,7 @@ def entry(name, native=None, native_args=None, returns_result=False):
                     f"        if _out is not None:\n            return _out\n")
         else:
             head = f"    if ({test}\n            and {native}({native_args})):\n        return\n"
-        src = (f"def _make(_validated, _defaults, _INF):\n"
+        src = (f"def _make(_validated, _defaults, _INF, _ZERO):\n"
                f"  def {fn.__name__}({', '.join(params)}):\n"
                + "".join("  " + line + "\n" for line in head.splitlines())
                + f"      return _validated({', '.join(forward)})\n"
@@ -126,7 +136,7 @@ def entry(name, native=None, native_args=None, returns_result=False):
         scope = {}
         exec(compile(src, filename, "exec"), fn.__globals__, scope)
         defaults = {p.name: p.default for p in sig.parameters.values()}
-        public = scope["_make"](fn, defaults, float("inf"))
+        public = scope["_make"](fn, defaults, float("inf"), 0)
         public.__doc__, public.__module__ = fn.__doc__, fn.__module__
         public.__qualname__, public.__wrapped__ = fn.__qualname__, fn
         public.source = src   # for readers: print(fastopt.adam_step.source)

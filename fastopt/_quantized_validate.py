@@ -32,9 +32,18 @@ def _members(name, value, is_list, count):
     return [value], [name]
 
 
+_MIXED = ("master_param", "grad_scale", "found_inf")
+
+
 def call(spec, values):
+    used = [n for n in _MIXED if values.get(n) is not None] + (
+        ["stochastic_rounding"] if values.get("stochastic_rounding") else [])
+    if used:
+        raise ValueError(f"{', '.join(used)}: mixed precision is not supported with 8-bit state "
+                         f"(QuantizedState) in this version")
     quantizable = [r for r in spec.arrays if r.signed is not None]
-    plain = [r for r in spec.arrays if r.signed is None and r.dtype == "float"]
+    plain = [r for r in spec.arrays if r.signed is None and r.dtype == "float"
+             and r.precision != "master"]
     c = v.arrays(*[(r.name, values[r.name], r.written is True) for r in plain],
                  dtypes=(np.dtype(np.float32),))
     if c.on_gpu:

@@ -19,13 +19,14 @@ _INF = float("inf")
 class Kind:
     """A hyper-parameter's type and range: ``low <= value <= high`` (``<`` on an
     open side). ``rule`` is how errors and docstrings say the range."""
-    type: str                      # "real", "int", "bool", "str" (backend), "shape"
+    type: str                      # "real", "int", "bool", "str" (backend), "shape", "scale"
     rule: str = ""
     low: float = -_INF
     high: float = _INF
     low_open: bool = False
     high_open: bool = False
     example: object = None         # a valid value other than the default (for tests)
+    optional: bool = False         # None is accepted too
 
     def contains(self, value) -> bool:
         return ((self.low < value if self.low_open else self.low <= value)
@@ -43,6 +44,10 @@ STEP = Kind("int", "must be >= 1", 1, example=3)
 SEED = Kind("int", "must be in [0, 2**64)", 0, 2 ** 64, high_open=True, example=1234)
 BACKEND = Kind("str", "'auto', 'numpy', 'numba', 'cpp' or 'cuda'", example="auto")
 SHAPE = Kind("shape", "an int or a sequence of ints >= 0", example=(3, 5))
+OPTIONAL_STEP = Kind("int", "None or an int >= 1", 1, example=3, optional=True)
+# the AMP loss scale: a float, or a 1-element float32 array on the arrays' device
+GRAD_SCALE = Kind("scale", "None, a positive finite float or a 1-element float32 array", 0.0,
+                  low_open=True, high_open=True, example=1024.0, optional=True)
 
 REQUIRED = object()   # a hyper-parameter without a default
 
@@ -53,6 +58,7 @@ class Hyper:
     kind: Kind
     default: object = REQUIRED
     per_call: bool = False    # set per call (or per class), not an optimizer group option
+    plain: str = ""           # the fast path's pre-check when narrower than the kind's test
 
 
 @dataclass(frozen=True)
@@ -93,8 +99,12 @@ class Role:
     optional: bool = False         # None is accepted
     when: Optional[Need] = None    # None is refused (and the array used) when this holds
     message: str = ""              # the error when `when` holds and it is None
-    dtype: str = "float"           # "float" (float32/float64, the call's dtype) or "bits"
+    dtype: str = "float"           # "float" (a storage type, see precision), "bits" or "flag"
     signed: Optional[bool] = None  # may be an 8-bit QuantizedState with this map (fastopt.quantized)
+    # mixed precision (optimizer steps): "param" (its type P), "grad" (P, or float32 when P
+    # is 16-bit), "state" (P or float32, one type per call), "master" (float32, P 16-bit);
+    # "" (every other kernel): the call's one dtype
+    precision: str = ""
 
     @property
     def missing(self) -> str:
@@ -106,6 +116,8 @@ class Rule:
     """A cross-parameter rule: ``expr`` (Python, over the parameters) must hold."""
     expr: str
     message: str
+    per_call: bool = False    # over per-call parameters: not a rule of an optimizer group
+    plain: bool = True        # restated in the fast path's pre-check (False: implied there)
 
 
 @dataclass(frozen=True)
@@ -126,36 +138,52 @@ def _backend():
 
 
 def _state(name, when=None, signed=None):
-    return Role(name, written=True, optional=when is not None, when=when, signed=signed)
+    return Role(name, written=True, optional=when is not None, when=when, signed=signed,
+                precision="state")
 
 
-_PARAM, _GRAD = Role("param", written=True), Role("grad")
+_PARAM, _GRAD = Role("param", written=True, precision="param"), Role("grad", precision="grad")
 _LR, _WD = Hyper("lr", NON_NEGATIVE), Hyper("weight_decay", NON_NEGATIVE, 0.0)
 _MAXIMIZE = Hyper("maximize", FLAG, False)
+# mixed precision (docs/mixed-precision.md): the arrays after the states, the options
+# before ``backend``; the fast path takes none of them (their plain value is the default)
+_MASTER = Role("master_param", written=True, optional=True, precision="master")
+_FOUND_INF = Role("found_inf", optional=True, dtype="flag")
+_GRAD_SCALE = Hyper("grad_scale", GRAD_SCALE, None, per_call=True, plain="grad_scale is None")
+_SR = (Hyper("stochastic_rounding", FLAG, False, per_call=True,
+             plain="stochastic_rounding is False"),
+       # ``is``: only the int 0 itself (cached by CPython) passes; any other seed is validated
+       Hyper("seed", SEED, 0, per_call=True, plain="seed is _ZERO"))
+_SR_STEP = Rule("not stochastic_rounding or step is not None",
+                "stochastic_rounding=True needs step=, the 1-based count of this update: the "
+                "random bits are a function of seed, step and the element index", per_call=True,
+                plain=False)   # the fast path's "stochastic_rounding is False" implies it
 
 KERNELS = {k.name: k for k in (
-    Kernel("sgd_step", (_PARAM, _GRAD, _state("momentum_buffer", Need("momentum", "!=", 0), True)),
+    Kernel("sgd_step", (_PARAM, _GRAD, _state("momentum_buffer", Need("momentum", "!=", 0), True),
+                        _MASTER, _FOUND_INF),
            (_LR, Hyper("momentum", NON_NEGATIVE, 0.0), Hyper("dampening", FINITE, 0.0), _WD,
             Hyper("nesterov", FLAG, False), _MAXIMIZE, Hyper("first_step", FLAG, False, per_call=True),
-            _backend()),
+            _GRAD_SCALE, *_SR, Hyper("step", OPTIONAL_STEP, None, per_call=True), _backend()),
            (Rule("not nesterov or (momentum > 0.0 and dampening == 0.0)",
-                 "Nesterov momentum requires a momentum and zero dampening"),)),
+                 "Nesterov momentum requires a momentum and zero dampening"), _SR_STEP)),
     Kernel("rmsprop_step",
            (_PARAM, _GRAD, _state("square_avg", signed=False),
             _state("momentum_buffer", Need("momentum", ">", 0), True),
-            _state("grad_avg", Need("centered", "==", True), True)),
+            _state("grad_avg", Need("centered", "==", True), True), _MASTER, _FOUND_INF),
            (_LR, Hyper("alpha", NON_NEGATIVE, 0.99), Hyper("eps", NON_NEGATIVE, 1e-8), _WD,
             Hyper("momentum", NON_NEGATIVE, 0.0), Hyper("centered", FLAG, False), _MAXIMIZE,
-            _backend())),
+            _GRAD_SCALE, *_SR, Hyper("step", OPTIONAL_STEP, None, per_call=True), _backend()),
+           (_SR_STEP,)),
     Kernel("adam_step",
            (_PARAM, _GRAD, _state("exp_avg", signed=True), _state("exp_avg_sq", signed=False),
-            _state("max_exp_avg_sq", Need("amsgrad", "==", True))),
+            _state("max_exp_avg_sq", Need("amsgrad", "==", True)), _MASTER, _FOUND_INF),
            (Hyper("step", STEP, per_call=True), _LR, Hyper("beta1", UNIT, 0.9), Hyper("beta2", UNIT, 0.999),
             Hyper("eps", NON_NEGATIVE, 1e-8), _WD, Hyper("decoupled_weight_decay", FLAG, False, per_call=True),
-            Hyper("amsgrad", FLAG, False), _MAXIMIZE, _backend())),
-    Kernel("adagrad_step", (_PARAM, _GRAD, _state("state_sum")),
+            Hyper("amsgrad", FLAG, False), _MAXIMIZE, _GRAD_SCALE, *_SR, _backend())),
+    Kernel("adagrad_step", (_PARAM, _GRAD, _state("state_sum"), _MASTER, _FOUND_INF),
            (Hyper("step", STEP, per_call=True), _LR, Hyper("lr_decay", NON_NEGATIVE, 0.0),
-            Hyper("eps", NON_NEGATIVE, 1e-10), _WD, _MAXIMIZE, _backend()),
+            Hyper("eps", NON_NEGATIVE, 1e-10), _WD, _MAXIMIZE, _GRAD_SCALE, *_SR, _backend()),
            group_options=(Hyper("initial_accumulator_value", NON_NEGATIVE, 0.0),)),
     Kernel("batch_norm_forward",
            (Role("x"), Role("gamma", optional=True), Role("beta", optional=True),

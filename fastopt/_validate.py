@@ -12,10 +12,11 @@ import operator
 
 import numpy as np
 
-from fastopt import _specs
+from fastopt import _precision, _specs
 from fastopt._arrays import as_array, is_cupy
+from fastopt._precision import FLOAT_DTYPES, HALF_DTYPES, STORAGE_DTYPES  # noqa: F401
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_F32 = np.dtype(np.float32)
 
 try:  # a native scan of data pointers: the Python fallback costs ~1 us per array
     from fastopt._core import first_overlap as _native_first_overlap
@@ -57,15 +58,16 @@ def first_overlap(arrays):
 
 
 class _CallState:
-    """What the arrays of one call must share: device kind, GPU id and dtype."""
+    """What the arrays of one call must share: device kind, GPU id and dtype (with
+    mixed precision: the param's type P and the one state type S)."""
 
-    __slots__ = ("first", "dtypes", "dtype", "on_gpu", "device")
+    __slots__ = ("first", "dtypes", "dtype", "on_gpu", "device", "state", "state_label")
 
     def __init__(self, first, dtypes):
         self.first, self.dtypes = first, dtypes
-        self.dtype = self.on_gpu = self.device = None
+        self.dtype = self.on_gpu = self.device = self.state = self.state_label = None
 
-    def check(self, a, label, is_output):
+    def check(self, a, label, is_output, precision=""):
         """One array of the call: device, dtype, contiguity, writeability."""
         first = self.first
         gpu = is_cupy(a)
@@ -86,6 +88,8 @@ class _CallState:
                 raise TypeError(f"{label} has dtype {a.dtype}; fastopt takes "
                                 f"{' or '.join(str(d) for d in self.dtypes)}")
             self.dtype = a.dtype
+        elif precision and precision != "param":
+            _precision.check_dtype(self, a, label, precision)
         elif a.dtype != self.dtype:
             raise TypeError(f"{label} has dtype {a.dtype} but {first} has dtype {self.dtype}")
         if not a.flags.c_contiguous:
@@ -117,7 +121,7 @@ def _gpu_lists_key(named, dtypes):
     checks exactly as the first one did.
     """
     key = [dtypes]
-    for name, value, is_output in named:
+    for name, value, is_output, *_ in named:
         if value is None:
             key.append(None)
             continue
@@ -136,9 +140,10 @@ def _gpu_lists_key(named, dtypes):
 def arrays(*named, dtypes=FLOAT_DTYPES):
     """Checks the arrays of one call.
 
-    ``named`` holds ``(name, value, is_output)`` triples; the first is the
-    reference for form (array or list), count, dtype and shape. ``None``
-    values are absent optional arrays. Returns a :class:`Checked`.
+    ``named`` holds ``(name, value, is_output)`` triples, or with a fourth
+    entry, the role's mixed-precision kind (``fastopt._specs.Role.precision``);
+    the first is the reference for form (array or list), count, dtype and
+    shape. ``None`` values are absent optional arrays. Returns a :class:`Checked`.
 
     Lists of cupy arrays are checked once per distinct set of pointers,
     shapes, strides and dtypes (the key of the CUDA pointer table): a GPU
@@ -163,14 +168,14 @@ def arrays(*named, dtypes=FLOAT_DTYPES):
 
 
 def _arrays(named, dtypes):
-    ref_name, ref, _ = named[0]
+    ref_name, ref = named[0][:2]
     is_list = isinstance(ref, (list, tuple))
     count = len(ref) if is_list else 1
     lists = {}
     flat, labels = [], []
     ref_shapes = None
     state = _CallState(ref_name, dtypes)
-    for name, value, is_output in named:
+    for name, value, is_output, *precision in named:
         if value is None:
             lists[name] = None
             continue
@@ -185,7 +190,7 @@ def _arrays(named, dtypes):
                 raise TypeError(f"{name} is a list but {ref_name} is a single array")
             members = [as_array(value, name)]
         for i, a in enumerate(members):
-            state.check(a, f"{name}[{i}]" if is_list else name, is_output)
+            state.check(a, f"{name}[{i}]" if is_list else name, is_output, *precision)
         if ref_shapes is None:
             ref_shapes = [a.shape for a in members]
         else:
@@ -294,15 +299,32 @@ def backend(value):
     return value
 
 
-_CONVERT = {"real": real, "int": integer, "bool": flag,
+def scale(name, value):
+    """A loss scale: a real (its range checked by :func:`check`) or a 1-element float32
+    array, returned as it is (``_precision.amp`` checks its device and reads a CPU one)."""
+    if isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
+        return real(name, value)
+    if not (isinstance(value, np.ndarray) or is_cupy(value) or hasattr(value, "__dlpack__")):
+        raise TypeError(f"{name} must be a real number or a 1-element float32 array, got "
+                        f"{type(value).__name__}")
+    a = as_array(value, name)
+    if a.dtype != _F32 or a.size != 1:
+        raise TypeError(f"{name} must be a real number or a 1-element float32 array, got an "
+                        f"array of dtype {a.dtype} and {a.size} elements")
+    return a
+
+
+_CONVERT = {"real": real, "int": integer, "bool": flag, "scale": scale,
             "str": lambda name, value: backend(value), "shape": lambda name, value: shape(value)}
 
 
 def check(kind, name, value):
     """``value`` as a parameter of ``kind`` (fastopt._specs): converted (float, int,
     bool, tuple), else TypeError for its type or ValueError for its range."""
+    if value is None and kind.optional:
+        return None
     value = _CONVERT[kind.type](name, value)
-    if kind.type in ("real", "int") and not kind.contains(value):
+    if kind.type in ("real", "int", "scale") and type(value) in (float, int) and not kind.contains(value):
         raise ValueError(f"Invalid {name} value: {value} ({kind.rule})")
     return value
 
@@ -375,7 +397,7 @@ def group(spec, g):
         elif (not hp.per_call or hp.name in g) and not (hp.name == "lr" and callable(g["lr"])):
             h[hp.name] = check(hp.kind, hp.name, g[hp.name])
     for rule in spec.rules:
-        if not _holds(rule.expr, h):
+        if not rule.per_call and not _holds(rule.expr, h):
             raise ValueError(rule.message)
 
 
@@ -401,10 +423,13 @@ def call(spec, values):
     if any(_is_quantized(values[r.name]) for r in spec.arrays if r.signed is not None):
         from fastopt._quantized_validate import call as quantized_call
         return quantized_call(spec, values)
-    c = arrays(*[(r.name, values[r.name], r.written is True) for r in spec.arrays
-                 if r.dtype == "float"])
+    mixed = any(r.precision for r in spec.arrays)
+    c = arrays(*[(r.name, values[r.name], r.written is True, r.precision) for r in spec.arrays
+                 if r.dtype == "float"], dtypes=STORAGE_DTYPES if mixed else FLOAT_DTYPES)
     h = hypers(spec, values)
     rules(spec, h, values)
+    if mixed:
+        _precision.amp(c, h, values)
     scope = None
     for role in spec.arrays:
         if role.when is not None and c.lists[role.name] is not None:

@@ -56,7 +56,7 @@ def _valid_call(kernel, rng):
 
 def out_of_range(kind):
     """Values of the right type outside the kind's range (derived from its bounds)."""
-    if kind.type == "real":
+    if kind.type in ("real", "scale"):
         bad = [math.nan]
         if kind.low != -INF:
             bad.append(kind.low if kind.low_open else kind.low - 0.5)
@@ -74,10 +74,16 @@ def out_of_range(kind):
 
 
 WRONG_TYPES = {"real": ["0.5", True, None], "int": [1.5, True, "1"], "bool": [1, "yes", None],
-               "str": [1, None], "shape": [("a",), 2.5]}
+               "str": [1, None], "shape": [("a",), 2.5],
+               "scale": ["0.5", True, np.ones(1, np.float64), np.ones(2, np.float32)]}
+
+
+def wrong_types(kind):
+    return [w for w in WRONG_TYPES[kind.type] if not (w is None and kind.optional)]
+
 
 CASES = [(k, h.name, bad, err) for k, spec in KERNELS.items() for h in spec.hypers
-         for err, values in ((ValueError, out_of_range(h.kind)), (TypeError, WRONG_TYPES[h.kind.type]))
+         for err, values in ((ValueError, out_of_range(h.kind)), (TypeError, wrong_types(h.kind)))
          for bad in values]
 
 
@@ -128,7 +134,7 @@ FAST = [k for k in KERNELS if hasattr(_fn(k), "source")]   # entry points with a
 def _precheck(kernel):
     """The pre-check the generated entry point inlines, as a function of its arguments."""
     code = compile(f"({_entry.plain_expr(KERNELS[kernel])})", kernel, "eval")
-    return lambda values: eval(code, {"_INF": INF}, values)
+    return lambda values: eval(code, {"_INF": INF, "_ZERO": 0}, values)
 
 
 def _full(kernel, call):
@@ -190,7 +196,8 @@ def test_rules_are_enforced(kernel, rng):
     breakers = {"Nesterov momentum requires a momentum and zero dampening":
                 [dict(nesterov=True, momentum=0.0), dict(nesterov=True, dampening=0.1)],
                 "running_mean and running_var must both be arrays or both be None":
-                [dict(running_mean=None), dict(running_var=None)]}
+                [dict(running_mean=None), dict(running_var=None)],
+                KERNELS["sgd_step"].rules[-1].message: [dict(stochastic_rounding=True)]}
     for rule in KERNELS[kernel].rules:
         assert rule.message in breakers, f"no breaking case for the rule {rule.expr!r}"
         for change in breakers[rule.message]:
@@ -244,7 +251,7 @@ CLASSES = [("SGD", "sgd_step"), ("RMSprop", "rmsprop_step"), ("Adam", "adam_step
 GROUP_CASES = [(cls, h, bad, err) for cls, k in CLASSES
                for h in KERNELS[k].hypers + KERNELS[k].group_options if not h.per_call
                for err, values in ((ValueError, out_of_range(h.kind)),
-                                   (TypeError, WRONG_TYPES[h.kind.type]))
+                                   (TypeError, wrong_types(h.kind)))
                for bad in values]
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fastopt import _validate as v
 from fastopt._specs import KERNELS
+from fastopt.optim import _mixed
 from fastopt.optim.optimizer import Optimizer
 from fastopt.functional.optim import adagrad_step
 
@@ -13,7 +14,10 @@ class Adagrad(Optimizer):
     (``step`` = 0, ``sum`` = ``initial_accumulator_value``) exists from construction."""
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False, backend="auto"):
+                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False, backend="auto",
+                 master_weights=False, state_dtype=None,
+                 stochastic_rounding=False, seed=0):
+        self._mp = _mixed.settings(master_weights, state_dtype, stochastic_rounding, seed)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value,
                                       eps=eps, maximize=maximize), backend)
@@ -43,7 +47,7 @@ class Adagrad(Optimizer):
                     lr_decay=float(g["lr_decay"]), eps=float(g["eps"]),
                     weight_decay=float(g["weight_decay"]), maximize=bool(g["maximize"]))
 
-    def _update(self, g, lr, key, params, grads, states):
+    def _update(self, g, lr, key, params, grads, states, **mixed):
         adagrad_step(params, grads, states["sum"], step=key + 1, lr=lr, lr_decay=g["lr_decay"],
                      eps=g["eps"], weight_decay=g["weight_decay"], maximize=g["maximize"],
-                     backend=self.backend)
+                     backend=self.backend, **mixed)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastopt import _validate as v
 from fastopt._specs import KERNELS
-from fastopt.optim import _eightbit
+from fastopt.optim import _eightbit, _mixed
 from fastopt.optim.optimizer import Optimizer
 from fastopt.functional.optim import adam_step
 
@@ -17,8 +17,11 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, maximize=False, backend="auto", state_bits=32):
+                 amsgrad=False, *, maximize=False, backend="auto", state_bits=32,
+                 master_weights=False, state_dtype=None,
+                 stochastic_rounding=False, seed=0):
         self.state_bits = _eightbit.bits(state_bits, amsgrad)
+        self._mp = _mixed.settings(master_weights, state_dtype, stochastic_rounding, seed)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize), backend)
@@ -38,13 +41,13 @@ class Adam(Optimizer):
                  weight_decay=float(g["weight_decay"]), decoupled=self._decoupled,
                  maximize=bool(g["maximize"]))
 
-    def _update(self, g, lr, key, params, grads, states):
+    def _update(self, g, lr, key, params, grads, states, **mixed):
         beta1, beta2 = g["betas"]
         adam_step(params, grads, states["exp_avg"], states["exp_avg_sq"], step=key + 1, lr=lr,
                   beta1=beta1, beta2=beta2, eps=g["eps"], weight_decay=g["weight_decay"],
                   decoupled_weight_decay=self._decoupled, amsgrad=g["amsgrad"],
                   max_exp_avg_sq=states.get("max_exp_avg_sq"), maximize=g["maximize"],
-                  backend=self.backend)
+                  backend=self.backend, **mixed)
 
 
 class AdamW(Adam):
@@ -54,7 +57,11 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False, backend="auto", state_bits=32):
+                 amsgrad=False, *, maximize=False, backend="auto", state_bits=32,
+                 master_weights=False, state_dtype=None,
+                 stochastic_rounding=False, seed=0):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, maximize=maximize, backend=backend,
-                         state_bits=state_bits)
+                         state_bits=state_bits, master_weights=master_weights,
+                         state_dtype=state_dtype, stochastic_rounding=stochastic_rounding,
+                         seed=seed)

@@ -28,7 +28,7 @@ import numpy as np
 
 from fastopt import backends as _backends, _validate as v
 from fastopt._arrays import as_array, is_cupy
-from fastopt.optim import _eightbit
+from fastopt.optim import _eightbit, _mixed
 from fastopt.optim.state import StateDicts
 
 __all__ = ["Optimizer", "slab_views"]
@@ -78,9 +78,9 @@ class Optimizer(StateDicts):
             arrays = []
             for j, p in enumerate(plist):
                 a = as_array(p, f"param_groups[{gi}]['params'][{j}]")
-                if a.dtype not in v.FLOAT_DTYPES:
+                if a.dtype not in v.STORAGE_DTYPES:
                     raise TypeError(f"param_groups[{gi}]['params'][{j}] has dtype {a.dtype}; "
-                                    f"fastopt takes float32 or float64")
+                                    f"fastopt takes float16, bfloat16, float32 or float64")
                 if id(a) in seen:
                     raise ValueError("some parameters appear in more than one parameter group")
                 # cupy arrays have no writeable flag (device memory is always writeable)
@@ -137,14 +137,19 @@ class Optimizer(StateDicts):
         names = self._state_names(g)
         fill = self._fill_value(g)
         out = [dict() for _ in ps]
+        for st, p in zip(out, ps):
+            _mixed.init_master(self, p, st)   # master_weights=True: a float32 copy of p
         if not names or not ps:
             return out
-        if any(is_cupy(p) for p in ps) or len({p.dtype for p in ps}) != 1:
+        dtypes = {_mixed.state_dtype(self, p) for p in ps}
+        if any(is_cupy(p) for p in ps) or len({p.dtype for p in ps}) != 1 or len(dtypes) != 1:
             for st, p in zip(out, ps):
+                dt = _mixed.state_dtype(self, p)
                 for n in names:   # on p's device (cupy allocates on the current one)
-                    st[n] = v.full_like(p, None, fill)
+                    st[n] = v.full_like(p, None, fill) if dt == p.dtype else \
+                        v.full_like(p, None, fill).astype(dt)
             return out
-        slabs = slab_views(ps, names, fill)
+        slabs = slab_views(ps, names, fill, dtypes.pop())
         for j, st in enumerate(out):
             for n in names:
                 st[n] = slabs[n][j]
@@ -256,7 +261,7 @@ class Optimizer(StateDicts):
                 gpu = gpu or is_cupy(gr)
             if gr.shape != p.shape:
                 raise ValueError(f"grads[{i}] has shape {gr.shape} but its parameter has shape {p.shape}")
-            if gr.dtype != p.dtype:
+            if gr.dtype != p.dtype and not (p.dtype in v.HALF_DTYPES and gr.dtype == np.float32):
                 raise TypeError(f"grads[{i}] has dtype {gr.dtype} but its parameter has dtype {p.dtype}")
             if not gr.flags.c_contiguous:
                 raise ValueError(f"grads[{i}] is not C-contiguous (fastopt never copies: pass "
@@ -327,10 +332,12 @@ class Optimizer(StateDicts):
             lacking = [n for n in names if n not in st] if st else []
             if lacking:
                 raise ValueError(f"state of parameter {i} lacks {lacking}")
-            present = names if st else ()
+            present = (names + [_mixed.MASTER] * (_mixed.MASTER in st)) if st else ()
             # 8-bit states are checked by the functional step (fastopt/_quantized_validate.py)
-            v.arrays(("param", params[i], True), ("grad", grad, False),
-                     *[(n, st[n], True) for n in present if not _eightbit.is_quantized(st[n])])
+            v.arrays(("param", params[i], True, "param"), ("grad", grad, False, "grad"),
+                     *[(n, st[n], True, "master" if n == _mixed.MASTER else "state")
+                       for n in present if not _eightbit.is_quantized(st[n])],
+                     dtypes=v.STORAGE_DTYPES)
             out.extend(_eightbit.arrays_of(st[n] for n in present))
         return out
 
@@ -343,16 +350,17 @@ class Optimizer(StateDicts):
                 continue
             i = lo + j
             p = self._params[i]
-            buckets.setdefault((self._key(self._steps[i]), p.dtype, _eightbit.quantizes(self, p)),
-                               []).append(i)
-        for (key, _, _), idx in buckets.items():
+            buckets.setdefault((self._key(self._steps[i]), p.dtype, _eightbit.quantizes(self, p),
+                                _mixed.bucket(self, i, p)), []).append(i)
+        for (key, *_), idx in buckets.items():
             # Lazy state: allocated only now, after the bucket is known.
             fresh = [i for i in idx if not self.state[i]]
             for i, st in zip(fresh, self._init_states(g, [self._params[i] for i in fresh])):
                 self.state[i] = st
             try:
                 self._update(g, lr, key, [self._params[i] for i in idx], [gg[i - lo] for i in idx],
-                             {n: [self.state[i][n] for i in idx] for n in names})
+                             {n: [self.state[i][n] for i in idx] for n in names},
+                             **_mixed.extra(self, idx, self._params, self.state, self._steps))
             except BaseException:
                 for i in fresh:   # a rejected call leaves no half-made state behind
                     self.state[i] = {}
@@ -375,6 +383,8 @@ class Optimizer(StateDicts):
         ps = self._params[lo:hi]
         if len(keys) != 1 or len({p.dtype for p in ps}) != 1 or any(is_cupy(p) for p in ps):
             return
+        if any(_mixed.is_mixed(self, p) for p in ps):
+            return   # 16-bit or mixed types go through the public functional step
         if any(set(self.state[i]) != set(names) for i in range(lo, hi)):
             return
         if _eightbit.any_quantized({n: [self.state[i][n] for i in range(lo, hi)] for n in names}):
@@ -412,12 +422,12 @@ class Optimizer(StateDicts):
         return "\n".join(lines)
 
 
-def slab_views(ps, names, fill=0.0):
+def slab_views(ps, names, fill=0.0, dtype=None):
     """For each state name, one zeroed (or ``fill``-ed) CPU slab holding a C-contiguous
-    view per array of ``ps`` (their shapes and common dtype), each starting on a
-    64-byte boundary: ``{name: [view, ...]}``. NumPy advises huge pages for
-    large allocations, so the views stream like one big array."""
-    dtype = np.dtype(ps[0].dtype)
+    view per array of ``ps`` (their shapes; their common dtype unless ``dtype``), each
+    starting on a 64-byte boundary: ``{name: [view, ...]}``. NumPy advises huge pages
+    for large allocations, so the views stream like one big array."""
+    dtype = np.dtype(ps[0].dtype if dtype is None else dtype)
     offsets, total = [], 0
     for p in ps:
         offsets.append(total)

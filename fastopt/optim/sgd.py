@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastopt import _validate as v
 from fastopt._specs import KERNELS
-from fastopt.optim import _eightbit
+from fastopt.optim import _eightbit, _mixed
 from fastopt.optim.optimizer import Optimizer
 from fastopt.functional.optim import sgd_step
 
@@ -15,9 +15,14 @@ class SGD(Optimizer):
 
     _exports_step = False
 
+    _sr_step = True    # stochastic_rounding needs the step count
+
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False, backend="auto", state_bits=32):
+                 nesterov=False, *, maximize=False, backend="auto", state_bits=32,
+                 master_weights=False, state_dtype=None,
+                 stochastic_rounding=False, seed=0):
         self.state_bits = _eightbit.bits(state_bits)
+        self._mp = _mixed.settings(master_weights, state_dtype, stochastic_rounding, seed)
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov,
                                       maximize=maximize), backend)
@@ -38,8 +43,8 @@ class SGD(Optimizer):
                 weight_decay=float(g["weight_decay"]), nesterov=bool(g["nesterov"]),
                 maximize=bool(g["maximize"]), first_step=key == 0)
 
-    def _update(self, g, lr, key, params, grads, states):
+    def _update(self, g, lr, key, params, grads, states, **mixed):
         sgd_step(params, grads, states.get("momentum_buffer"), lr=lr, momentum=g["momentum"],
                  dampening=g["dampening"], weight_decay=g["weight_decay"],
                  nesterov=g["nesterov"], maximize=g["maximize"], first_step=key == 0,
-                 backend=self.backend)
+                 backend=self.backend, **mixed)

@@ -16,7 +16,8 @@ import zipfile
 import numpy as np
 
 from fastopt._arrays import is_cupy
-from fastopt.optim import _eightbit
+from fastopt._precision import HALF_DTYPES
+from fastopt.optim import _eightbit, _mixed
 from fastopt.quantized import BLOCK, QuantizedState
 
 __all__ = ["StateDicts", "save_state", "load_state"]
@@ -55,7 +56,10 @@ class StateDicts:
             d = self._export_group(g)
             d["params"] = list(range(*self._ranges[gi]))
             groups.append(d)
-        return {"state": state, "param_groups": groups, "step_count": int(self._step_count)}
+        out = {"state": state, "param_groups": groups, "step_count": int(self._step_count)}
+        if _mixed.of(self) != _mixed.Settings() or any(p.dtype in HALF_DTYPES for p in self._params):
+            out["mixed_precision"] = _mixed.describe(self)   # the types (arrays carry theirs)
+        return out
 
     def _group_of(self, i):
         for gi, (lo, hi) in enumerate(self._ranges):
@@ -113,16 +117,18 @@ class StateDicts:
             p = self._params[i]
             names = self._state_names(g)
             entry = _eightbit.gather(entry, names)
-            expected = set(names) | ({"step"} if self._exports_step else set())
+            expected = (set(names) | ({"step"} if self._exports_step else set())
+                        | ({_mixed.MASTER} if _mixed.has_master(self, p) else set()))
             if set(entry) != expected:
                 raise ValueError(f"state of parameter {k}: expected entries {sorted(expected)}, "
                                  f"got {sorted(entry)}")
             st = {}
-            for name in names:
+            for name in sorted(expected - {"step"}):
                 label = f"state[{k}][{name!r}]"
                 st[name] = (_eightbit.check_loaded(entry[name], p, label)
                             if isinstance(entry[name], QuantizedState)
-                            else _state_array(entry[name], p, label))
+                            else _state_array(entry[name], p, label,
+                                              _mixed.expected_dtype(self, name, p)))
             new_state[i] = st
             if self._exports_step:
                 new_steps[i] = _step_value(entry["step"], f"state[{k}]['step']")
@@ -185,14 +191,17 @@ def _step_value(s, label):
     return int(s)
 
 
-def _state_array(a, p, label):
-    """``a`` as an array after checking its shape and dtype against parameter ``p``."""
+def _state_array(a, p, label, dtype=None):
+    """``a`` as an array after checking its shape against parameter ``p`` and its dtype
+    (``dtype``, default ``p``'s)."""
     if hasattr(a, "detach") and hasattr(a, "cpu"):   # a torch tensor
         a = a.detach().cpu().numpy()
     if not isinstance(a, np.ndarray) and not is_cupy(a):
         raise TypeError(f"{label} must be an array, got {type(a).__name__}")
-    if a.dtype != p.dtype:
-        raise TypeError(f"{label} has dtype {a.dtype} but the parameter has dtype {p.dtype}")
+    dtype = p.dtype if dtype is None else dtype
+    if a.dtype != dtype:
+        raise TypeError(f"{label} has dtype {a.dtype} but must have dtype {dtype} "
+                        f"(the parameter has dtype {p.dtype})")
     if a.shape != p.shape:
         raise ValueError(f"{label} has shape {a.shape} but the parameter has shape {p.shape}")
     return a   # copied into the optimizer's own state on commit
@@ -215,6 +224,7 @@ def save_state(state_dict, path):
     temporary files that killed saves left behind are removed."""
     arrays = {}
     meta_state = {}
+    bfloat16 = []   # members holding bfloat16 values as uint16 bits
     for k, entry in state_dict["state"].items():
         scalars = {}
         for name, val in entry.items():
@@ -222,6 +232,9 @@ def save_state(state_dict, path):
                 arr = _to_numpy(val) if not hasattr(val, "detach") else val.detach().cpu().numpy()
                 if arr.ndim == 0 and name == "step":
                     scalars[name] = arr.item()
+                elif arr.dtype == HALF_DTYPES[1]:   # .npy has no bfloat16: its bits
+                    arrays[f"state/{k}/{name}"] = arr.view(np.uint16)
+                    bfloat16.append(f"state/{k}/{name}")
                 else:
                     arrays[f"state/{k}/{name}"] = arr
             else:
@@ -229,7 +242,8 @@ def save_state(state_dict, path):
         meta_state[str(k)] = scalars
     meta = {"format": "fastopt-optimizer-state-1", "state": meta_state,
             "param_groups": state_dict["param_groups"],
-            "extra": {k: val for k, val in state_dict.items() if k not in ("state", "param_groups")}}
+            "extra": {k: val for k, val in state_dict.items() if k not in ("state", "param_groups")},
+            "bfloat16": bfloat16}
     arrays["__meta__"] = np.array(json.dumps(meta, default=_json_default))
     target = os.path.realpath(os.fspath(path))   # through symlinks: the link stays a link
     directory, base = os.path.split(target)
@@ -359,11 +373,13 @@ def load_state(path, params=None):
         state = {}
         for k, scalars in meta["state"].items():
             state[int(k)] = dict(scalars)
+        bfloat16 = set(meta.get("bfloat16", ()))
         for name in names:
             if name.startswith("state/"):
                 _, k, field = name.split("/", 2)
-                check = _state_header(expected, _plain_key(k), name)
-                state.setdefault(int(k), {})[field] = _read_member(zf, name, size, check)
+                check = _state_header(expected, _plain_key(k), name, name in bfloat16)
+                a = _read_member(zf, name, size, check)
+                state.setdefault(int(k), {})[field] = a.view(HALF_DTYPES[1]) if name in bfloat16 else a
     groups = []
     for g in meta["param_groups"]:
         groups.append({k: tuple(val) if isinstance(val, list) and k != "params" else val
@@ -392,8 +408,12 @@ def _meta_header(shape, dtype):
         raise ValueError("__meta__ must be a string")
 
 
-def _state_header(expected, k, name):
+def _state_header(expected, k, name, bfloat16=False):
     def check(shape, dtype):
+        if bfloat16:
+            if dtype != np.uint16:
+                raise TypeError(f"{name} holds bfloat16 bits but has dtype {dtype}")
+            dtype = HALF_DTYPES[1]
         if expected is None:
             return
         if k not in expected:
@@ -404,7 +424,9 @@ def _state_header(expected, k, name):
         elif name.endswith(".absmax"):   # and one float32 absmax per block
             want_dtype = np.dtype(np.float32)
             want_shape = (-(-int(np.prod(want_shape, dtype=np.int64)) // BLOCK),)
-        if dtype != want_dtype:
+        # mixed precision: float32 state or master beside a 16-bit parameter (the exact
+        # type is checked by load_state_dict)
+        if dtype != want_dtype and not (want_dtype in HALF_DTYPES and dtype == np.float32):
             raise TypeError(f"{name} has dtype {dtype} but the parameter has dtype {want_dtype}")
         if shape != want_shape:
             raise ValueError(f"{name} has shape {shape} but the parameter has shape {want_shape}")

@@ -34,7 +34,9 @@ import torch
 from torch.optim.optimizer import _get_scalar_dtype
 
 from fastopt import backends as _backends, _validate as v
+from fastopt._arrays import torch_numpy
 from fastopt.optim import slab_views
+from fastopt.torch import _amp
 from fastopt.torch._layout import arranged, memory_order, real, scatter, step_slab
 
 try:
@@ -42,7 +44,8 @@ try:
 except ImportError:  # pragma: no cover - torch built without distributed
     DTensor = ()
 
-_KERNEL_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+_KERNEL_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128,
+                  torch.float16, torch.bfloat16)
 _warned = set()
 
 
@@ -62,9 +65,9 @@ def _span(t):
     """A NumPy view of all the memory ``t`` touches (for overlap checks)."""
     t = real(_local(t).detach())
     if t.is_contiguous() or t.numel() == 0:
-        return t.numpy()
+        return torch_numpy(t)
     n = 1 + sum((s - 1) * st for s, st in zip(t.shape, t.stride()))
-    return t.as_strided((n,), (1,)).numpy()
+    return torch_numpy(t.as_strided((n,), (1,)))
 
 
 class _Shim:
@@ -99,23 +102,31 @@ class DropinOptimizer:
     _has_step = True         # torch keeps a "step" tensor per parameter (not SGD)
     _sparse_ok = False       # torch's class takes sparse gradients (SGD, Adagrad)
 
-    def _fo_setup(self, backend):
+    def _fo_setup(self, backend, master_weights=False, state_dtype=None,
+                  stochastic_rounding=False, seed=0):
         self._fo_backend = v.backend(backend)
         self._fo_plans = {}
         self._fo_counts = weakref.WeakValueDictionary()   # step-count arrays fastopt made
-        # GradScaler then unscales .grad itself: this step reads no grad_scale / found_inf
-        self._step_supports_amp_scaling = False
+        self._fo_mp = _amp.settings(self, master_weights, state_dtype, stochastic_rounding, seed)
+        # torch.amp.GradScaler hands this step grad_scale / found_inf (fastopt/torch/_amp.py)
+        self._step_supports_amp_scaling = True
 
     def __getstate__(self):
         state = super().__getstate__()
         state["_fo_backend"] = self._fo_backend
+        state["_fo_mp"] = self._fo_mp
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)   # torch's: defaults, plain-number steps to tensors
         self.__dict__.setdefault("_fo_backend", "auto")
+        self.__dict__.setdefault("_fo_mp", _amp.DEFAULT)
         self._fo_plans = {}
         self._fo_counts = weakref.WeakValueDictionary()
+
+    def load_state_dict(self, state_dict):
+        """torch's, keeping float32 state and master copies of 16-bit parameters float32."""
+        _amp.keep_float32_state(self, state_dict, super().load_state_dict)
 
     # -- per-family rules ----------------------------------------------------
     def _hyper(self, g):
@@ -147,7 +158,11 @@ class DropinOptimizer:
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        scale, skip = _amp.from_scaler(self)
+        if skip:
+            return loss   # torch's fused found_inf: nothing is written, steps do not count
         fast, jobs, aside = [], [], []
+        self._fo_scale = scale
         for gi, g in enumerate(self.param_groups):
             if g.get("differentiable") or g.get("capturable"):
                 flag = "differentiable" if g.get("differentiable") else "capturable"
@@ -155,7 +170,7 @@ class DropinOptimizer:
                 aside.append(g)
                 continue
             hp = self._hyper(g)
-            plan = self._fo_plans.get(gi)
+            plan = self._fo_plans.get(gi) if scale is None else None
             grads = (self._plan_grads(plan, g)
                      if plan is not None and plan.names == self._names(hp) else None)
             if grads is not None:
@@ -167,7 +182,8 @@ class DropinOptimizer:
             if torch_params:
                 aside.append(dict(g, params=torch_params))
         if aside:
-            self._torch_step(aside)
+            with _amp.unscaled_for_torch(self, aside, scale):
+                self._torch_step(aside)
         for plan, hp, grads in fast:
             self._run_plan(plan, hp, grads)
         for gi, g, hp, job in jobs:
@@ -208,9 +224,9 @@ class DropinOptimizer:
                 continue
             if p.dtype not in _KERNEL_DTYPES:
                 raise TypeError(f"fastopt.torch.{cls}: a parameter has dtype {p.dtype}; fastopt "
-                                f"steps float32 and float64 (and complex64/128) parameters; "
-                                f"16-bit and mixed precision are not supported yet")
-            if gr.dtype != p.dtype or lg.shape != lp.shape:
+                                f"steps float16, bfloat16, float32 and float64 (and "
+                                f"complex64/128) parameters")
+            if not _amp.grad_fits(p, gr) or lg.shape != lp.shape:
                 raise TypeError(f"fastopt.torch.{cls}: a gradient of dtype {gr.dtype}, shape "
                                 f"{tuple(lg.shape)} for a parameter of dtype {p.dtype}, shape "
                                 f"{tuple(lp.shape)}")
@@ -219,7 +235,8 @@ class DropinOptimizer:
             if not fresh:
                 for n in names:
                     t = st[n]   # KeyError, as torch's step gives, for a missing entry
-                    if n != "step" and (not isinstance(t, torch.Tensor) or t.dtype != p.dtype
+                    if n != "step" and (not isinstance(t, torch.Tensor)
+                                        or t.dtype != _amp.state_dtype(self, p, n)
                                         or _local(t).shape != lp.shape):
                         raise ValueError(f"fastopt.torch.{cls}: state {n!r} of a parameter of "
                                          f"shape {tuple(p.shape)}, {p.dtype} is not a tensor "
@@ -244,7 +261,7 @@ class DropinOptimizer:
         dtype get views of one aligned slab per state name (and their steps one slab)."""
         names = [n for n in self._names(hp) if n != "step"]
         plain = [e for e in entries if e.p.is_contiguous() and not e.p.is_complex()
-                 and not isinstance(e.p, DTensor)]
+                 and not isinstance(e.p, DTensor) and not _amp.is_mixed(self, e.p)]
         if len({e.p.dtype for e in plain}) != 1:
             plain = []
         slabs = slab_views([e.p.detach().numpy() for e in plain], names,
@@ -265,6 +282,7 @@ class DropinOptimizer:
                 else:
                     st[n] = torch.full_like(e.p, self._fill(hp) * (1 + 1j if e.p.is_complex()
                                                                    else 1),
+                                            dtype=_amp.state_dtype(self, e.p, n),
                                             memory_format=torch.preserve_format)
             if j < len(plain) and plain[j] is e:
                 j += 1
@@ -281,7 +299,7 @@ class DropinOptimizer:
             for e in entries:
                 st = self.state.get(e.p, {})
                 arrays = {}
-                for n in names:
+                for n in names + _amp.master_name(self, e.p, st):
                     arrays[n], back = arranged(_local(st[n]), e.order)
                     if back is not None:
                         backs.append((arrays[n], back))
@@ -290,20 +308,22 @@ class DropinOptimizer:
                 if back is not None:
                     backs.append((pa, back))
                 bumped.append(e.p)
-                buckets.setdefault((e.key, e.p.dtype), []).append((e, pa, arrays))
+                buckets.setdefault((e.key, e.p.dtype, _amp.bucket(self, e.p)),
+                                   []).append((e, pa, arrays))
         except BaseException:
             for e in fresh:   # a rejected call leaves no half-made state behind
                 self.state.pop(e.p, None)
             raise
         shim = _Shim(self._fo_backend, bool(hp.get("decoupled_weight_decay", False)))
-        for (key, _), rows in buckets.items():
+        for (key, *_), rows in buckets.items():
             self._checker._update(shim, hp, hp["lr"], key, [r[1] for r in rows],
                                   [r[0].grad for r in rows],
-                                  {n: [r[2][n] for r in rows] for n in names})
+                                  {n: [r[2][n] for r in rows] for n in names},
+                                  **_amp.extra(self, key, rows))
         scatter(backs)
         steps = self._advance([e.p for e in entries])
         torch.autograd.graph.increment_version(bumped)
-        if not backs and len(buckets) == 1:
+        if not backs and len(buckets) == 1 and not _amp.unplanned(self, entries):
             self._make_plan(gi, g, hp, entries, names, buckets, steps)
 
     def _advance(self, ps):
@@ -327,7 +347,7 @@ class DropinOptimizer:
 
     # -- plans ---------------------------------------------------------------
     def _make_plan(self, gi, g, hp, entries, names, buckets, steps):
-        (key, _), rows = next(iter(buckets.items()))
+        (key, *_), rows = next(iter(buckets.items()))
         if any(isinstance(e.p, DTensor) for e in entries):
             return
         plan = _Plan()
@@ -378,7 +398,7 @@ class DropinOptimizer:
                 if plan.versions is not None and sts[0]._version != ver + count:
                     return None
             try:
-                a = gr.numpy() if order is None else arranged(gr, order)[0]
+                a = torch_numpy(gr) if order is None else arranged(gr, order)[0]
             except (RuntimeError, TypeError):   # requires grad (create_graph=True), sparse
                 return None
             if a.shape != pa.shape or a.dtype != pa.dtype or not a.flags.c_contiguous:

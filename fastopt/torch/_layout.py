@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from fastopt._arrays import torch_numpy
+
 
 def real(t):
     """``torch.view_as_real`` for complex tensors (what torch's optimizers step on)."""
@@ -45,14 +47,16 @@ def arranged(t, order):
     if order:
         view = view.permute(order)
     if view.is_contiguous():
-        return view.numpy(), None
-    return view.contiguous().numpy(), view
+        return torch_numpy(view), None
+    return torch_numpy(view.contiguous()), view
 
 
 def scatter(backs):
     """Copies gathered arrays back into their tensors: ``[(array, view), ...]``."""
-    for array, view in backs:
-        view.copy_(torch.from_numpy(array))
+    for array, view in backs:   # (bfloat16 arrays through their bits)
+        src = torch.from_numpy(array.view("u2")).view(view.dtype) if view.dtype == torch.bfloat16 \
+            else torch.from_numpy(array)
+        view.copy_(src)
 
 
 def step_slab(steps, counts):

@@ -25,6 +25,7 @@ import contextlib
 import torch
 
 from fastopt import optim as _np_opt
+from fastopt.torch import _amp
 from fastopt.torch._base import DropinOptimizer
 
 __all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "clip_grad_norm_"]
@@ -49,11 +50,12 @@ class SGD(DropinOptimizer, torch.optim.SGD):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
                  *, maximize=False, foreach=None, differentiable=False, fused=None,
-                 backend="auto"):
+                 backend="auto", master_weights=False, state_dtype=None,
+                 stochastic_rounding=False, seed=0):
         torch.optim.SGD.__init__(self, params, lr, momentum, dampening, weight_decay, nesterov,
                                  maximize=maximize, foreach=foreach,
                                  differentiable=differentiable, fused=fused)
-        self._fo_setup(backend)
+        self._fo_setup(backend, master_weights, state_dtype, stochastic_rounding, seed)
 
     def _fresh(self, st, hp):
         # torch: a missing (or None) buffer means the first momentum step copies g
@@ -72,10 +74,12 @@ class RMSprop(DropinOptimizer, torch.optim.RMSprop):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, capturable=False, foreach=None, maximize=False,
-                 differentiable=False, *, backend="auto"):
+                 differentiable=False, *, backend="auto", master_weights=False,
+                 state_dtype=None,
+                 stochastic_rounding=False, seed=0):
         torch.optim.RMSprop.__init__(self, params, lr, alpha, eps, weight_decay, momentum,
                                      centered, capturable, foreach, maximize, differentiable)
-        self._fo_setup(backend)
+        self._fo_setup(backend, master_weights, state_dtype, stochastic_rounding, seed)
 
 
 class Adam(DropinOptimizer, torch.optim.Adam):
@@ -88,12 +92,13 @@ class Adam(DropinOptimizer, torch.optim.Adam):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False, fused=None, decoupled_weight_decay=False,
-                 backend="auto"):
+                 backend="auto", master_weights=False, state_dtype=None,
+                 stochastic_rounding=False, seed=0):
         torch.optim.Adam.__init__(self, params, lr, betas, eps, weight_decay, amsgrad,
                                   foreach=foreach, maximize=maximize, capturable=capturable,
                                   differentiable=differentiable, fused=fused,
                                   decoupled_weight_decay=decoupled_weight_decay)
-        self._fo_setup(backend)
+        self._fo_setup(backend, master_weights, state_dtype, stochastic_rounding, seed)
 
 
 class AdamW(DropinOptimizer, torch.optim.AdamW):
@@ -104,11 +109,13 @@ class AdamW(DropinOptimizer, torch.optim.AdamW):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False, *, maximize=False, foreach=None, capturable=False,
-                 differentiable=False, fused=None, backend="auto"):
+                 differentiable=False, fused=None, backend="auto", master_weights=False,
+                 state_dtype=None,
+                 stochastic_rounding=False, seed=0):
         torch.optim.AdamW.__init__(self, params, lr, betas, eps, weight_decay, amsgrad,
                                    maximize=maximize, foreach=foreach, capturable=capturable,
                                    differentiable=differentiable, fused=fused)
-        self._fo_setup(backend)
+        self._fo_setup(backend, master_weights, state_dtype, stochastic_rounding, seed)
 
 
 class Adagrad(DropinOptimizer, torch.optim.Adagrad):
@@ -121,11 +128,13 @@ class Adagrad(DropinOptimizer, torch.optim.Adagrad):
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
                  eps=1e-10, foreach=None, *, maximize=False, differentiable=False, fused=None,
-                 backend="auto"):
+                 backend="auto", master_weights=False, state_dtype=None,
+                 stochastic_rounding=False, seed=0):
         torch.optim.Adagrad.__init__(self, params, lr, lr_decay, weight_decay,
                                      initial_accumulator_value, eps, foreach, maximize=maximize,
                                      differentiable=differentiable, fused=fused)
-        self._fo_setup(backend)
+        self._fo_setup(backend, master_weights, state_dtype, stochastic_rounding, seed)
+        _amp.recast_state(self)   # torch made `sum` in the parameter's type
 
     def _fill(self, hp):
         return float(self.defaults["initial_accumulator_value"])   # torch reads defaults
