@@ -30,7 +30,7 @@ def _csv(s: str) -> list:
 
 BENCH_TABLES = {"kernels": None, "optim": "optim", "batchnorm": "batchnorm",
                 "dropout": "dropout", "utils": "utils"}
-BENCH_COMMANDS = tuple(BENCH_TABLES) + ("multi-tensor", "coexistence", "8bit")
+BENCH_COMMANDS = tuple(BENCH_TABLES) + ("multi-tensor", "coexistence", "8bit", "mixed-precision")
 
 
 def _table_options(p, outputs_default):
@@ -82,6 +82,12 @@ def _bench_parser(sub):
     m.add_argument("--repeat", type=int, default=15, help="interleaved rounds (default 15)")
     m.add_argument("--min-time", type=float, default=0.02, metavar="SECONDS")
     m.add_argument("--json", metavar="FILE")
+    mp = bsub.add_parser("mixed-precision", help="Adam in bf16 / bf16+fp32 states / fp32 master "
+                         "modes against twins and torch (10^7 elements)")
+    mp.add_argument("--n", type=_int_size, default=10_000_000, help="elements")
+    mp.add_argument("--repeat", type=int, default=15, help="interleaved rounds (default 15)")
+    mp.add_argument("--min-time", type=float, default=0.05, metavar="SECONDS")
+    mp.add_argument("--json", metavar="FILE")
     c = bsub.add_parser("coexistence", help="fastopt alone vs in a process using torch, numba")
     c.add_argument("--sizes", type=lambda s: [_int_size(x) for x in _csv(s)],
                    default=[1_000, 100_000, 1_000_000, 10_000_000], metavar="N1,N2")
@@ -112,6 +118,12 @@ def _bench(args, parser, argv) -> int:
             parser.error("--repeat must be >= 1")
         r = multi_tensor.run(args.total, repeat=args.repeat, min_time=args.min_time)
         print(multi_tensor.format_report(r))
+        _save(r, args.json)
+        return 0
+    if cmd == "mixed-precision":
+        from fastopt.bench import mixed_precision
+        r = mixed_precision.run(args.n, repeat=args.repeat, min_time=args.min_time)
+        print(mixed_precision.format_report(r))
         _save(r, args.json)
         return 0
     if cmd == "coexistence":

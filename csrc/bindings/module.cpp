@@ -19,6 +19,8 @@ void register_buffers(py::module_& m);
 void register_fast_path(py::module_& m);
 void register_quantized(py::module_& m);
 void register_rounding(py::module_& m);
+void register_optim_mixed(py::module_& m);
+void register_bench_twin_mixed(py::module_& m);
 }  // namespace fastopt
 
 PYBIND11_MODULE(_core, m) {
@@ -36,6 +38,8 @@ PYBIND11_MODULE(_core, m) {
   fastopt::register_fast_path(m);
   fastopt::register_quantized(m);
   fastopt::register_rounding(m);
+  fastopt::register_optim_mixed(m);
+  fastopt::register_bench_twin_mixed(m);
 
   m.def("build_info", [] {
     py::dict d;

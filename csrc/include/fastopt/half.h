@@ -44,6 +44,12 @@ FASTOPT_HD float float_of(uint32_t u) {
 #endif
 }
 
+// c ? a : b as masks: GCC keeps some ternaries of the float16 rounding as
+// branches, which stops the loops from vectorizing.
+FASTOPT_HD uint32_t half_select(bool c, uint32_t a, uint32_t b) {
+  return b ^ ((a ^ b) & (0u - static_cast<uint32_t>(c)));
+}
+
 // ------------------------------------------------------------- widening
 // Exact: every bfloat16 is the float32 with the same upper 16 bits.
 FASTOPT_HD float bf16_to_f32(uint16_t h) { return float_of(static_cast<uint32_t>(h) << 16); }
@@ -96,7 +102,7 @@ FASTOPT_HD uint16_t f32_to_bf16_rne(float x) {
 // result is selected away.
 FASTOPT_HD uint32_t f16_sub_shift(uint32_t a) {
   const uint32_t e = a >> 23;
-  return e >= 112u ? 14u : 126u - e;
+  return half_select(e >= 112u, 14u, 126u - e);
 }
 
 // NaN -> quiet NaN (bit 9 set, sign and leading payload kept); |x| >= 65520
@@ -109,13 +115,13 @@ FASTOPT_HD uint16_t f32_to_f16_rne(float x) {
   const uint32_t normal = (r + 0xFFFu + ((r >> 13) & 1u)) >> 13;
   // subnormal: RNE of m24 >> shift; shift capped at 25, where every m24 < 2^24
   // rounds to 0 (f32 subnormals, E = 0, land here too)
-  uint32_t shift = f16_sub_shift(a);
-  shift = shift > 25u ? 25u : shift;
+  const uint32_t s0 = f16_sub_shift(a);
+  const uint32_t shift = half_select(s0 > 25u, 25u, s0);
   const uint32_t m24 = (a & 0x7FFFFFu) | 0x800000u;
   const uint32_t sub = (m24 + ((1u << (shift - 1)) - 1u) + ((m24 >> shift) & 1u)) >> shift;
-  uint32_t h = a >= 0x38800000u ? normal : sub;
-  h = a >= 0x477FF000u ? 0x7C00u : h;
-  h = a > 0x7F800000u ? 0x7E00u | ((a >> 13) & 0x3FFu) : h;
+  uint32_t h = half_select(a >= 0x38800000u, normal, sub);
+  h = half_select(a >= 0x477FF000u, 0x7C00u, h);
+  h = half_select(a > 0x7F800000u, 0x7E00u | ((a >> 13) & 0x3FFu), h);
   return static_cast<uint16_t>(sign | h);
 }
 
@@ -147,16 +153,16 @@ FASTOPT_HD uint16_t f32_to_f16_sr(float x, uint32_t r) {
   const uint32_t a = u & 0x7FFFFFFFu;
   const uint32_t normal = (a - 0x38000000u + (r >> 19)) >> 13;
   const uint32_t shift = f16_sub_shift(a);
-  const uint32_t d = shift > 32u ? 32u : shift;             // 14 .. 32
-  const uint32_t mask = 0xFFFFFFFFu >> (32u - d);           // 2^d - 1
+  const uint32_t d = half_select(shift > 32u, 32u, shift);    // 14 .. 32
+  const uint32_t mask = 0xFFFFFFFFu >> (32u - d);             // 2^d - 1
   const uint32_t m24 = (a & 0x7FFFFFu) | 0x800000u;
-  const uint32_t rnd = r >> (32u - d);                      // d random bits
-  const uint32_t up = rnd > mask - (m24 & mask) ? 1u : 0u;  // rem + rnd >= 2^d
-  const uint32_t q = m24 >> (d > 31u ? 31u : d);            // 0 once d >= 24
-  uint32_t h = shift > 32u ? 0u : q + up;
-  h = a >= 0x38800000u ? normal : h;
-  h = a >= 0x47800000u ? 0x7C00u : h;
-  h = a > 0x7F800000u ? 0x7E00u | ((a >> 13) & 0x3FFu) : h;
+  const uint32_t rnd = r >> (32u - d);                        // d random bits
+  const uint32_t up = rnd > mask - (m24 & mask) ? 1u : 0u;    // rem + rnd >= 2^d
+  const uint32_t q = m24 >> half_select(d > 31u, 31u, d);     // 0 once d >= 24
+  uint32_t h = half_select(shift > 32u, 0u, q + up);
+  h = half_select(a >= 0x38800000u, normal, h);
+  h = half_select(a >= 0x47800000u, 0x7C00u, h);
+  h = half_select(a > 0x7F800000u, 0x7E00u | ((a >> 13) & 0x3FFu), h);
   return static_cast<uint16_t>(sign | h);
 }
 

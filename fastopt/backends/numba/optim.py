@@ -8,6 +8,7 @@ call numba does not inline, and Adam at 10^7 ran 6x slower (29 ms vs 5.4 ms). Sc
 """
 import math
 
+import ml_dtypes
 import numpy as np
 from numba import carray, njit, prange
 
@@ -166,9 +167,57 @@ def _typed(dtype, scalars):
     return [dtype.type(x) for x in scalars]
 
 
+# ---- mixed precision (fastopt/backends/numba/_optim_mixed.py): 16-bit
+# arrays as integer views, bfloat16 as uint16 and float16 as int16, so that
+# numba compiles each storage type's conversion.
+_INT_VIEW = {np.dtype(ml_dtypes.bfloat16): np.uint16, np.dtype(np.float16): np.int16}
+_NO_MASTER = np.empty(0, dtype=np.float32)
+_U32 = 0xFFFFFFFF
+
+
+def _m():
+    from fastopt.backends.numba import _optim_mixed  # imports this module's _view
+    return _optim_mixed
+
+
+def _plain(params, masters, grad_scale, stochastic_rounding):
+    return (masters is None and grad_scale is None and not stochastic_rounding
+            and params[0].dtype.itemsize >= 4)
+
+
+def _witness(a):
+    return a[:0].view(_INT_VIEW.get(a.dtype, a.dtype))
+
+
+def _mixed(kernel, params, grads, states, masters, scalars, grad_scale, stochastic_rounding,
+           seed, step, *options):
+    """Runs a mixed kernel: the roles' address table (param, grad, three states,
+    master), an empty witness per storage type, the scalars in the compute
+    type, the options, then grad_scale, master / stochastic flags (True or
+    None, so numba compiles the unused path away) and the Philox key/counter."""
+    addresses, _, starts = table(params, grads, *states, masters)
+    state = next((x for x in states if x), params)
+    compute = np.dtype(np.float64 if params[0].dtype == np.float64 else np.float32)
+    scale = compute.type(1.0 if grad_scale is None else grad_scale)
+    sr = bool(stochastic_rounding) and masters is None and params[0].dtype.itemsize == 2
+    seed, step = int(seed), int(step)
+    key = [np.uint64(x) for x in (seed & _U32, seed >> 32 & _U32, step & _U32,
+                                   0x53520000 | (step >> 32 & 0xFFFF))]
+    _pick(kernel, starts)(addresses, starts, _witness(params[0]), _witness(grads[0]),
+                          _witness(state[0]), _NO_MASTER, *_typed(compute, scalars), *options,
+                          scale, masters is not None or None, sr or None, *key)
+
+
 def sgd(params, grads, bufs, *, lr, momentum, dampening, weight_decay, nesterov, maximize,
-        first_step):
+        first_step, masters=None, grad_scale=None, stochastic_rounding=False, seed=0, step=1):
     if not params:
+        return
+    if not _plain(params, masters, grad_scale, stochastic_rounding):
+        s = _scalars.sgd(lr=lr, momentum=momentum, dampening=dampening,
+                         weight_decay=weight_decay, maximize=maximize)
+        mode = 0 if momentum == 0.0 else (2 if nesterov else 1)
+        _mixed(_m().sgd, params, grads, [bufs, None, None], masters, s, grad_scale,
+               stochastic_rounding, seed, step, mode, first_step)
         return
     addresses, _, starts = table(params, grads, bufs)
     s = _scalars.sgd(lr=lr, momentum=momentum, dampening=dampening,
@@ -178,8 +227,16 @@ def sgd(params, grads, bufs, *, lr, momentum, dampening, weight_decay, nesterov,
 
 
 def rmsprop(params, grads, square_avgs, grad_avgs, bufs, *, lr, alpha, eps, weight_decay,
-            momentum, maximize):
+            momentum, maximize, masters=None, grad_scale=None, stochastic_rounding=False, seed=0,
+            step=1):
     if not params:
+        return
+    if not _plain(params, masters, grad_scale, stochastic_rounding):
+        s = _scalars.rmsprop(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                             momentum=momentum, maximize=maximize)
+        _mixed(_m().rmsprop, params, grads, [square_avgs, grad_avgs, bufs], masters, s,
+               grad_scale, stochastic_rounding, seed, step,
+               grad_avgs is not None or None, bufs is not None or None)
         return
     addresses, _, starts = table(params, grads, square_avgs, grad_avgs, bufs)
     s = _scalars.rmsprop(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
@@ -193,8 +250,17 @@ def rmsprop(params, grads, square_avgs, grad_avgs, bufs, *, lr, alpha, eps, weig
 
 
 def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, beta1, beta2, eps,
-         weight_decay, decoupled, maximize):
+         weight_decay, decoupled, maximize, masters=None, grad_scale=None,
+         stochastic_rounding=False, seed=0):
     if not params:
+        return
+    if not _plain(params, masters, grad_scale, stochastic_rounding):
+        s = _scalars.adam(step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                          weight_decay=weight_decay, decoupled=decoupled, maximize=maximize)
+        _mixed(_m().adam, params, grads, [exp_avgs, exp_avg_sqs, max_exp_avg_sqs], masters, s,
+               grad_scale, stochastic_rounding, seed, step,
+               _scalars.adam_weight_decay_mode(weight_decay, decoupled),
+               max_exp_avg_sqs is not None or None)
         return
     addresses, _, starts = table(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
     s = _scalars.adam(step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
@@ -204,8 +270,15 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, bet
           max_exp_avg_sqs is not None or None)  # None, not False: see rmsprop
 
 
-def adagrad(params, grads, state_sums, *, step, lr, lr_decay, eps, weight_decay, maximize):
+def adagrad(params, grads, state_sums, *, step, lr, lr_decay, eps, weight_decay, maximize,
+            masters=None, grad_scale=None, stochastic_rounding=False, seed=0):
     if not params:
+        return
+    if not _plain(params, masters, grad_scale, stochastic_rounding):
+        s = _scalars.adagrad(step=step, lr=lr, lr_decay=lr_decay, eps=eps,
+                             weight_decay=weight_decay, maximize=maximize)
+        _mixed(_m().adagrad, params, grads, [state_sums, None, None], masters, s, grad_scale,
+               stochastic_rounding, seed, step)
         return
     addresses, _, starts = table(params, grads, state_sums)
     s = _scalars.adagrad(step=step, lr=lr, lr_decay=lr_decay, eps=eps,

@@ -1,0 +1,144 @@
+// The one mixed-precision element loop, shared by csrc/cpu/optim_mixed_*.cpp
+// (one file per optimizer, so they compile in parallel): storage types,
+// widening on load, one rounding per stored value, the stochastic-rounding
+// words. Internal to those files.
+#pragma once
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "fastopt/mixed.h"
+#include "fastopt/philox.h"
+#include "isa.h"
+#include "optim_mixed.h"
+
+#define FASTOPT_MIXED_INLINE inline __attribute__((always_inline))
+
+namespace fastopt {
+namespace mixed {
+
+using std::size_t;
+
+template <typename P> constexpr bool is16 = StorageTraits<P>::half;
+
+template <typename P, typename G, typename S, int MODE, unsigned USED, typename Elem>
+FASTOPT_MIXED_INLINE void loop(P* __restrict p, const G* __restrict g, S* __restrict a,
+                               S* __restrict b, S* __restrict c, float* __restrict master,
+                               const uint32_t* __restrict rnd, size_t n, compute_t<P> scale,
+                               const Elem& elem) {
+  for (size_t i = 0; i < n; ++i)
+    mixed_element<P, G, S, MODE, USED>(p, g, a, b, c, master, static_cast<long long>(i),
+                                       MODE == kStochastic ? rnd[i] : 0u, scale, elem);
+}
+
+// Words 4l .. 4l+3 of w are Philox4x32-10 at counter (j0 + l, step) (docs/rounding.md).
+FASTOPT_MIXED_INLINE void sr_words(uint64_t j0, uint64_t seed, uint64_t step, uint32_t* w) {
+  constexpr int L = 16;
+  uint32_t c0[L], c1[L], c2[L], c3[L];
+  for (int l = 0; l < L; ++l) {
+    c0[l] = static_cast<uint32_t>(j0 + l);
+    c1[l] = static_cast<uint32_t>((j0 + l) >> 32);
+    c2[l] = static_cast<uint32_t>(step);
+    c3[l] = sr_counter3(step);
+  }
+  philox4x32_10_lanes<L>(c0, c1, c2, c3, static_cast<uint32_t>(seed),
+                         static_cast<uint32_t>(seed >> 32));
+  for (int l = 0; l < L; ++l) {
+    w[4 * l] = c0[l];
+    w[4 * l + 1] = c1[l];
+    w[4 * l + 2] = c2[l];
+    w[4 * l + 3] = c3[l];
+  }
+}
+
+template <typename T>
+FASTOPT_MIXED_INLINE T* role(const std::array<void*, 6>& t, int r, size_t o) {
+  return t[r] ? static_cast<T*>(t[r]) + o : nullptr;
+}
+
+// Elements [o, o + n) of one tensor, in the parameter mode of `run`.
+template <typename P, typename G, typename S, unsigned USED, typename Elem>
+FASTOPT_MIXED_INLINE void range(const std::array<void*, 6>& t, size_t o, size_t n,
+                                const MixedRun& run, const Elem& elem) {
+  P* p = role<P>(t, 0, o);
+  const G* g = role<G>(t, 1, o);
+  S* a = role<S>(t, 2, o);
+  S* b = role<S>(t, 3, o);
+  S* c = role<S>(t, 4, o);
+  const auto scale = static_cast<compute_t<P>>(run.grad_scale);
+  if constexpr (is16<P>) {
+    if (run.mode == kFromMaster) {
+      loop<P, G, S, kFromMaster, USED>(p, g, a, b, c, role<float>(t, 5, o), nullptr, n, scale, elem);
+      return;
+    }
+    if (run.mode == kStochastic) {
+      // blocks of 64 elements aligned to 4: one 16-lane Philox call each
+      uint32_t w[64];
+      for (size_t k = 0; k < n;) {
+        const size_t i = o + k, base = i / 4 * 4;
+        const size_t len = std::min(n - k, base + 64 - i);
+        sr_words(i / 4, run.seed, run.step, w);
+        loop<P, G, S, kStochastic, USED>(p + k, g + k, a ? a + k : a, b ? b + k : b,
+                                         c ? c + k : c, nullptr, w + (i - base), len, scale, elem);
+        k += len;
+      }
+      return;
+    }
+  }
+  loop<P, G, S, kRoundNearest, USED>(p, g, a, b, c, nullptr, nullptr, n, scale, elem);
+}
+
+// Option values as types, so each combination of options is its own loop:
+// with_bool(b, f) calls f(std::true_type{}) or f(std::false_type{}).
+template <typename F>
+FASTOPT_MIXED_INLINE void with_bool(bool b, const F& f) {
+  if (b) f(std::true_type{});
+  else f(std::false_type{});
+}
+
+template <typename F>
+FASTOPT_MIXED_INLINE void with_decay(int mode, const F& f) {
+  if (mode == kL2) f(std::integral_constant<int, kL2>{});
+  else if (mode == kDecoupled) f(std::integral_constant<int, kDecoupled>{});
+  else f(std::integral_constant<int, kNoDecay>{});
+}
+
+// In an optimizer's file, with NAME_typed<P, G, S>(t, o, n, run, args) and its
+// argument struct ARGS<C> (C the compute type): FASTOPT_MIXED_RANGE defines one
+// instruction-set-cloned range function per combination, NAME_range_<combo>;
+// FASTOPT_MIXED_MATCH, expanded over the combinations inside a function of C
+// with `l`, `types`, `run` and `args` in scope, runs the matching one over the
+// list and returns true.
+// The mixed loops carry AVX2 and baseline clones only, no AVX-512 one: ten type
+// combinations times three parameter modes times the option branches made these
+// files take many minutes to compile with three clones each (not yet measured
+// whether AVX-512 would pay off for the 16-bit integer conversions).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(FASTOPT_MIXED_NO_CLONES)
+#define FASTOPT_MIXED_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define FASTOPT_MIXED_CLONES
+#endif
+
+#define FASTOPT_MIXED_RANGE(NAME, ARGS, COMBO, P, G, S, CP, CG, CS)                      \
+  FASTOPT_MIXED_CLONES void NAME##_range_##COMBO(const std::array<void*, 6>& t, std::size_t o,  \
+                                           std::size_t n, const ::fastopt::MixedRun& run, \
+                                           const ARGS<::fastopt::compute_t<P>>& args) { \
+    NAME##_typed<P, G, S>(t, o, n, run, args);                                           \
+  }
+
+#define FASTOPT_MIXED_MATCH(NAME, COMBO, P, G, S, CP, CG, CS)                             \
+  if constexpr (std::is_same_v<C, ::fastopt::compute_t<P>>) {                      \
+    if (types.param == CP && types.grad == CG && types.state == CS) {                     \
+      multi_tensor_apply(l, kElementwiseGrain,                                            \
+                         [&](const std::array<void*, 6>& t, std::size_t o, std::size_t n) { \
+                           NAME##_range_##COMBO(t, o, n, run, args);                      \
+                         });                                                              \
+      return true;                                                                        \
+    }                                                                                     \
+  }
+
+}  // namespace mixed
+}  // namespace fastopt
