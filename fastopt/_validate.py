@@ -174,7 +174,7 @@ def arrays(*named, dtypes=FLOAT_DTYPES):
         dtype = _GPU_VALID.get(key) if key is not None else None
         if dtype is not None:
             return Checked({name: None if value is None else list(value)
-                            for name, value, _ in named}, True, True, dtype)
+                            for name, value, *_ in named}, True, True, dtype)
     checked = _arrays(named, dtypes)
     if key is not None and all(is_cupy(a) for name in checked.lists if checked.lists[name]
                                for a in checked.lists[name]):

@@ -423,7 +423,7 @@ def emu_dropout16(tmp_path_factory):
     from test_cuda_emulated import CXX, build_host
     if CXX is None:
         pytest.skip("no C++ compiler to build the host emulation")
-    return build_host("dropout", tmp_path_factory.mktemp("cuda_host_dropout16"))
+    return build_host("dropout", tmp_path_factory.mktemp("cuda_host_dropout16"), "shim_block.h")
 
 
 @pytest.fixture(scope="module")
@@ -449,7 +449,7 @@ def test_emulated_cuda_dropout_16bit(n, p, dtype, unaligned, rng, emu_dropout16,
         a[...] = v.astype(dtype)
         return a
     x, dy = arr(rng.standard_normal(n) * 4), arr(rng.standard_normal(n))
-    with emulated(monkeypatch, emu_dropout16, grid_cap=5, block=256):
+    with emulated(monkeypatch, emu_dropout16, grid_cap=5, block=256, two_d=True):
         y, m = cuda_dropout.forward(x, p, seed)
         dx = cuda_dropout.backward(dy, m, p)
     keep = ref_dropout.keep(n, p, seed)
