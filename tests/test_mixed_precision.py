@@ -75,6 +75,10 @@ def make_call(opt, options, n, P, G, S, mode, rng):
         else:
             value = 0.3 * rng.standard_normal(n)
         kw[role] = value.astype(S)
+    if "grad_avg" in kw:   # reachable centered state: square_avg >= grad_avg**2 (as on a real
+        # trajectory from zeros); otherwise sqrt of a negative makes the reference NaN
+        kw["square_avg"] = (kw["grad_avg"].astype(np.float64) ** 2 + rng.uniform(0.5, 2.0, n)
+                            ).astype(S)
     if opt == "adam" and options.get("amsgrad"):
         kw["max_exp_avg_sq"] = (kw["exp_avg_sq"].astype(np.float64) * rng.uniform(0.5, 1.5, n)
                                 ).astype(S)
