@@ -6,17 +6,15 @@ import ml_dtypes
 import numpy as np
 import torch
 
+from fastopt._arrays import torch_numpy
+
 
 def arr(t):
     """What fastopt's functions receive for a contiguous tensor: a NumPy view of a CPU
     tensor (zero-copy; bfloat16, which NumPy lacks, as ``ml_dtypes.bfloat16`` through
     an int16 view), the tensor itself otherwise (fastopt takes it by DLPack)."""
     t = t.detach()
-    if t.device.type == "cpu":
-        if t.dtype == torch.bfloat16:
-            return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-        return t.numpy()
-    return t
+    return torch_numpy(t) if t.device.type == "cpu" else t
 
 
 def tensor(a):
