@@ -9,6 +9,7 @@ bit for bit. Per block of 256: dequantize, update, new absmax, re-quantize.
 import numpy as np
 
 from fastopt import _scalars
+from fastopt._rounding import fma_f32
 from fastopt.quantized import BLOCK, qmap
 
 F = np.float32
@@ -66,6 +67,14 @@ def _grad(g, p, grad_sign, weight_decay, l2):
     return g + weight_decay * p if l2 else g
 
 
+def _adam_first_moment(m, g, w):
+    """torch's ``m.lerp_(g, w)``, ``w = 1 - beta1``: one float32 rounding of
+    ``m + w (g - m)`` (of ``g - (1 - w) (g - m)`` when ``w >= 1/2``), as the C++ rounds it."""
+    if w < 0.5:
+        return fma_f32(w, g - m, m)
+    return fma_f32(w - F(1), g - m, g)
+
+
 def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, beta1, beta2, eps,
          weight_decay, decoupled, maximize):
     mode = _scalars.adam_weight_decay_mode(weight_decay, decoupled)
@@ -77,7 +86,7 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, bet
         if mode == _scalars.DECOUPLED:
             p = p * decay
         g = _grad(grads[i].reshape(-1), p, gs, wd, mode == _scalars.L2)
-        m = b1 * m + omb1 * g
+        m = _adam_first_moment(m, g, omb1)
         v = b2 * v + omb2 * g * g
         param.reshape(-1)[...] = p - step_size * m / (np.sqrt(v) / bc2_sqrt + e)
         quantize_into(m, exp_avgs[i])
