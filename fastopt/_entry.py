@@ -99,7 +99,8 @@ def _document(fn, spec):
 # Kernels with a numba fast path (fastopt/backends/numba/_fast.py, whose FAST
 # table holds one function per name; tests/test_numba_fast.py checks both agree).
 NUMBA_FAST = frozenset({"sgd_step", "rmsprop_step", "adam_step", "adagrad_step", "ema_update",
-                        "dropout_forward", "dropout_backward"})
+                        "dropout_forward", "dropout_backward", "clip_grad_norm", "grad_norm",
+                        "batch_norm_forward", "batch_norm_backward"})
 
 
 def _auto_numba():

@@ -162,3 +162,83 @@ def test_other_backends_do_not_take_it(monkeypatch):
     fastopt.ema_update(p, g, 0.5, backend="numpy")
     fastopt.dropout_forward(p, 0.5, seed=1, backend="numpy")
     assert seen == [1, 1, 1]
+
+
+def _refuse(monkeypatch):
+    for name in ("call", "shaped_arrays"):
+        monkeypatch.setattr(_validate, name, lambda *a, **k: pytest.fail("the validated path ran"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 3), (17, 5), (4, 3, 7), (3, 2, 4, 5)])
+@pytest.mark.parametrize("training", [True, False])
+def test_fast_batch_norm(shape, training, dtype, monkeypatch):
+    rng = np.random.default_rng(list(shape))
+    x = (rng.standard_normal(shape) * 2 + 3).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    C = shape[1]
+    g, b = rng.random(C).astype(dtype), rng.random(C).astype(dtype)
+    stats = [rng.random(C).astype(dtype), rng.random(C).astype(dtype) + 0.5]
+    ref_stats = [s.copy() for s in stats]
+    kw = dict(training=training, backend="numba")
+    ref = fastopt.batch_norm_forward.__wrapped__(x, g, b, *ref_stats, **kw)
+    ref_b = fastopt.batch_norm_backward.__wrapped__(dy, x, g, ref[1], ref[2], **kw)
+    ref_n = fastopt.batch_norm_backward.__wrapped__(dy, x, None, ref[1], ref[2], **kw)
+    _refuse(monkeypatch)
+    out = fastopt.batch_norm_forward(x, g, b, *stats, **kw)
+    outs = [out, fastopt.batch_norm_backward(dy, x, g, out[1], out[2], **kw),
+            fastopt.batch_norm_backward(dy, x, None, out[1], out[2], **kw)]
+    for got, want in zip(outs, [ref, ref_b, ref_n]):
+        for a, e in zip(got, want):
+            assert a.tobytes() == e.tobytes()
+    for a, e in zip(stats, ref_stats):
+        assert a.tobytes() == e.tobytes()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", [[0], [1], [17], [1023, 5, 0]])
+@pytest.mark.parametrize("max_norm", [0.5, 1e6])
+def test_fast_clip(sizes, max_norm, dtype, monkeypatch):
+    gs = [_arrays(n, dtype, 1, seed=i)[0] for i, n in enumerate(sizes)]
+    ref = [g.copy() for g in gs]
+    want = fastopt.clip_grad_norm.__wrapped__(ref, max_norm, backend="numba")
+    want_norm = fastopt.grad_norm.__wrapped__(ref, backend="numba")
+    _refuse(monkeypatch)
+    grads = gs if len(gs) > 1 else gs[0]
+    assert fastopt.clip_grad_norm(grads, max_norm, backend="numba") == want
+    for a, e in zip(gs, ref):
+        assert a.tobytes() == e.tobytes()
+    assert fastopt.grad_norm(grads, backend="numba") == want_norm
+
+
+def test_fast_clip_refusals():
+    g = _arrays(10, np.float32, 1)[0]
+    buf = np.zeros(20, np.float32)
+    with pytest.raises(ValueError, match="overlap"):
+        fastopt.clip_grad_norm([buf[:10], buf[5:15]], 1.0, backend="numba")
+    with pytest.raises(TypeError, match="dtype"):
+        fastopt.clip_grad_norm([g, g.astype(np.float64)], 1.0, backend="numba")
+    ro = g.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        fastopt.clip_grad_norm(ro, 1.0, backend="numba")
+    g[3] = np.inf
+    before = g.copy()
+    with pytest.raises(RuntimeError, match="non-finite"):
+        fastopt.clip_grad_norm(g, 1.0, error_if_nonfinite=True, backend="numba")
+    assert np.array_equal(g, before)
+
+
+def test_fast_batch_norm_refusals():
+    x = np.ones((4, 3), np.float32)
+    g = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="shape"):
+        fastopt.batch_norm_forward(x, np.ones(2, np.float32), g, None, None, backend="numba")
+    with pytest.raises(ValueError, match="more than 1 value"):
+        fastopt.batch_norm_forward(np.ones((1, 3), np.float32), g, g.copy(), None, None,
+                                   backend="numba")
+    with pytest.raises(ValueError, match="overlap"):
+        fastopt.batch_norm_forward(x, g, g, None, None, backend="numba")
+    with pytest.raises(TypeError, match="dtype"):
+        fastopt.batch_norm_backward(x, x.astype(np.float64), g, g.copy(), g.copy(),
+                                    backend="numba")

@@ -25,8 +25,7 @@ from fastopt.bench import kernels as K
 from fastopt.bench.timer import interleaved
 
 SIZES = (10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
-KERNELS = ("sgd", "momentum", "adam", "rmsprop", "adagrad", "ema", "clip-norm", "bn-forward",
-           "bn-backward", "drop-forward", "drop-backward")
+KERNELS = tuple(K.KERNELS)   # every kernel of the registry
 RUNNERS = ("numba", "numpy-plain", "numpy-out")
 
 

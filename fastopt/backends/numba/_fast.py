@@ -22,9 +22,11 @@ import threading
 import numpy as np
 from numba import njit
 
-from fastopt import _scalars
-from fastopt.backends.numba import averaging as _averaging, dropout as _dropout
+from fastopt import _validate
+from fastopt.backends.numba import averaging as _averaging, batchnorm as _nb_bn
+from fastopt.backends.numba import clipping as _nb_clipping, dropout as _dropout
 from fastopt.backends.numba import optim as _optim
+from fastopt.functional import clipping as _clipping
 from fastopt.backends.numba._serial import SERIAL_BELOW
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -172,7 +174,81 @@ def dropout_backward(dy, mask, p, backend):
 
 _U8 = np.dtype(np.uint8)
 
+
+def _plain_grads(grads):
+    """``grads`` (one array or a list) as a list when every member is plainly valid
+    and written (clipping), else None."""
+    gs = [grads] if type(grads) is _ndarray else grads if type(grads) is list else None
+    if not gs or _plain(gs[:1], []) is None:
+        return None
+    d = gs[0].dtype
+    for g in gs:
+        if (type(g) is not _ndarray or g.dtype is not d or not g.flags.c_contiguous
+                or not g.flags.writeable):
+            return None
+    return gs if len(gs) == 1 or _validate.first_overlap(gs) is None else None
+
+
+def clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, backend, sync):
+    gs = _plain_grads(grads)
+    return None if gs is None else _clipping.clip(_nb_clipping, gs, max_norm, norm_type,
+                                                  error_if_nonfinite)
+
+
+def grad_norm(grads, norm_type, backend):
+    gs = _plain_grads(grads)
+    return None if gs is None else float(_nb_clipping.grad_norm(gs, norm_type=norm_type))
+
+
+def _stat(a, dtype, C, written):
+    return (type(a) is _ndarray and a.dtype is dtype and a.shape == (C,) and a.flags.c_contiguous
+            and (not written or a.flags.writeable))
+
+
+def _channels(x):
+    """(C, M) of a plainly valid x, else None."""
+    if type(x) is not _ndarray or x.ndim < 2 or (x.dtype is not _F32 and x.dtype is not _F64) \
+            or not x.flags.c_contiguous:
+        return None
+    return x.shape[1], x.size // x.shape[1] if x.shape[1] else 0
+
+
+def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                       backend):
+    cm = _channels(x)
+    if cm is None or (training and cm[1] < 2):
+        return None
+    C, d = cm[0], x.dtype
+    stats = [a for a in (running_mean, running_var) if a is not None]
+    if not (_stat(gamma, d, C, False) and _stat(beta, d, C, False)
+            and all(_stat(a, d, C, training) for a in stats)
+            and _validate.first_overlap([x, gamma, beta, *stats]) is None):
+        return None
+    y, sm, si = _validate.empty_like(x), _validate.empty_like(x, (C,)), _validate.empty_like(x, (C,))
+    _nb_bn.batch_norm_forward(x, y, gamma, beta, running_mean, running_var, sm, si,
+                              training=training, momentum=momentum, eps=eps)
+    return y, sm, si
+
+
+def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, training, backend):
+    cm = _channels(x)
+    if cm is None:
+        return None
+    C, d = cm[0], x.dtype
+    if not (type(dy) is _ndarray and dy.dtype is d and dy.shape == x.shape
+            and dy.flags.c_contiguous and all(_stat(a, d, C, False)
+                                              for a in (gamma, save_mean, save_invstd))
+            and _validate.first_overlap([x, dy, gamma, save_mean, save_invstd]) is None):
+        return None
+    dx, dg, db = _validate.empty_like(x), _validate.empty_like(x, (C,)), _validate.empty_like(x, (C,))
+    _nb_bn.batch_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dg, db,
+                               training=training)
+    return dx, dg, db
+
+
 # kernel name -> fast function (fastopt._entry resolves them on the first numba call)
 FAST = {"sgd_step": sgd, "rmsprop_step": rmsprop, "adam_step": adam, "adagrad_step": adagrad,
         "ema_update": ema_update, "dropout_forward": dropout_forward,
-        "dropout_backward": dropout_backward}
+        "dropout_backward": dropout_backward, "clip_grad_norm": clip_grad_norm,
+        "grad_norm": grad_norm, "batch_norm_forward": batch_norm_forward,
+        "batch_norm_backward": batch_norm_backward}
