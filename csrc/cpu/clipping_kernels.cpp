@@ -14,7 +14,10 @@ namespace {
 
 using std::size_t;
 
-constexpr int kLanes = 8;  // independent double accumulators: vectorizes, fixed order
+// Independent double accumulators (vectorizes, fixed order). 32, not 8: with
+// two ymm accumulators the norm pass ran at 65-72% of the read twin at 10^7
+// (benchmarks/RESULTS.md, issue 17 session 5), with eight at 76-89%.
+constexpr int kLanes = 32;
 
 template <int KIND, typename T>
 FASTOPT_LOOP double norm_loop(const T* __restrict g, size_t n, double p) {
