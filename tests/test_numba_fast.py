@@ -242,3 +242,22 @@ def test_fast_batch_norm_refusals():
     with pytest.raises(TypeError, match="dtype"):
         fastopt.batch_norm_backward(x, x.astype(np.float64), g, g.copy(), g.copy(),
                                     backend="numba")
+
+
+@pytest.mark.parametrize("n", [31, 32, 33, 95, 4097])
+def test_dropout_backward_words_match_the_reference(n):
+    """The 32-element word loop (and its tail), serial and parallel builds, against the
+    reference's bits: kept dy * scale, dropped +0 (a dropped inf or NaN gives 0)."""
+    from fastopt.backends.numba import dropout as nd
+    from fastopt.backends.numpy import dropout as ref
+    rng = np.random.default_rng(n)
+    for dtype in DTYPES:
+        dy = rng.standard_normal(n).astype(dtype)
+        dy[:4] = [np.inf, np.nan, -0.0, -np.inf]
+        mask = rng.integers(0, 256, (n + 7) // 8, dtype=np.uint8)
+        mask[-1] &= (1 << (n % 8 or 8)) - 1   # unused bits of the last byte are 0
+        want = ref.backward(dy, mask, 0.3)
+        for build in (nd._backward_ser, nd._backward_par.parallel):
+            dx = np.empty_like(dy)
+            build(dy, mask, dx, dtype(1.0 / 0.7))
+            assert dx.view(np.uint8).tobytes() == want.view(np.uint8).tobytes()

@@ -15,8 +15,9 @@ namespace {
 using std::size_t;
 
 // Independent double accumulators (vectorizes, fixed order). 32, not 8: with
-// two ymm accumulators the norm pass ran at 65-72% of the read twin at 10^7
-// (benchmarks/RESULTS.md, issue 17 session 5), with eight at 76-89%.
+// 8 lanes (two ymm accumulators) the norm pass ran at 65-72% of the read twin
+// at 10^7, with 32 lanes (eight ymm) at 76-89% (benchmarks/RESULTS.md, issue 17
+// session 5).
 constexpr int kLanes = 32;
 
 template <int KIND, typename T>
