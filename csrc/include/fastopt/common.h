@@ -23,6 +23,30 @@ FASTOPT_HD double fo_sqrt(double x) { return sqrt(x); }
 FASTOPT_HD float fo_fma(float a, float b, float c) { return fmaf(a, b, c); }
 FASTOPT_HD double fo_fma(double a, double b, double c) { return fma(a, b, c); }
 
+// c ? a : b. On the CPU a select on the bits: GCC keeps some float ternaries
+// (Adam's first moment) as branches, which stops the mixed loops vectorizing.
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+template <typename T>
+FASTOPT_HD T fo_select(bool c, T a, T b) { return c ? a : b; }
+#else
+template <typename T, typename U>
+FASTOPT_HD T fo_select_bits(bool c, T a, T b) {
+  U ua, ub;
+  __builtin_memcpy(&ua, &a, sizeof ua);
+  __builtin_memcpy(&ub, &b, sizeof ub);
+  const U u = ub ^ ((ua ^ ub) & (U(0) - static_cast<U>(c)));
+  T r;
+  __builtin_memcpy(&r, &u, sizeof r);
+  return r;
+}
+FASTOPT_HD float fo_select(bool c, float a, float b) {
+  return fo_select_bits<float, uint32_t>(c, a, b);
+}
+FASTOPT_HD double fo_select(bool c, double a, double b) {
+  return fo_select_bits<double, uint64_t>(c, a, b);
+}
+#endif
+
 // torch.maximum semantics are not needed here: both operands are finite or
 // the step is already NaN; a plain select keeps the loop vectorizable.
 template <typename T>

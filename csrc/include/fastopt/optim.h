@@ -87,7 +87,8 @@ struct AdamScalars {
 // beta1 m + (1 - beta1) g, the lecture notes' form, in exact arithmetic.
 template <typename T>
 FASTOPT_HD T adam_first_moment(T m, T g, T w) {
-  return w < T(0.5) ? fo_fma(w, g - m, m) : fo_fma(w - T(1), g - m, g);
+  const bool near_m = w < T(0.5);
+  return fo_fma(fo_select(near_m, w, w - T(1)), g - m, fo_select(near_m, m, g));
 }
 
 template <int WD, bool AMSGRAD, typename T>
