@@ -3,6 +3,15 @@
 // rounding the param once on store (fastopt/half.h), the states as for float32.
 #include "quantized_loops.h"
 
+// AVX2 and baseline clones only, as the mixed loops (optim_mixed_loops.h), and
+// one baseline clone in development builds (FASTOPT_MIXED_NO_CLONES, CMakeLists.txt).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(FASTOPT_MIXED_NO_CLONES)
+#define FASTOPT_Q_HALF_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define FASTOPT_Q_HALF_CLONES
+#endif
+
 namespace fastopt {
 namespace {
 
@@ -14,17 +23,17 @@ namespace {
   X(hf, F16, float)
 
 #define FASTOPT_Q_CLONES(name, P, G)                                                          \
-  FASTOPT_CLONES void adam_##name(void* p, const void* g, QView m, QView v, size_t n,        \
+  FASTOPT_Q_HALF_CLONES void adam_##name(void* p, const void* g, QView m, QView v, size_t n,        \
                                   size_t b0, size_t b1, const AdamScalars<float>& s, int wd) { \
     adam_q_opts(static_cast<P*>(p), static_cast<const G*>(g), m, v, n, b0, b1, s, wd);        \
   }                                                                                           \
-  FASTOPT_CLONES void sgd_##name(void* p, const void* g, QView buf, size_t n, size_t b0,      \
+  FASTOPT_Q_HALF_CLONES void sgd_##name(void* p, const void* g, QView buf, size_t n, size_t b0,      \
                                  size_t b1, const SgdScalars<float>& s, bool wd, int mom,     \
                                  bool first) {                                               \
     sgd_q_opts(static_cast<P*>(p), static_cast<const G*>(g), buf, n, b0, b1, s, wd, mom,      \
                first);                                                                        \
   }                                                                                           \
-  FASTOPT_CLONES void rmsprop_##name(void* p, const void* g, QView sq, QView ga, QView bf,    \
+  FASTOPT_Q_HALF_CLONES void rmsprop_##name(void* p, const void* g, QView sq, QView ga, QView bf,    \
                                      size_t n, size_t b0, size_t b1,                          \
                                      const RmspropScalars<float>& s, bool wd, bool cen,        \
                                      bool mom) {                                              \
