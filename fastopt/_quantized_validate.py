@@ -9,8 +9,6 @@ per block, no shared or overlapping memory.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from fastopt import _validate as v
 from fastopt.quantized import PARAM_DTYPES, QuantizedState, check
 

@@ -22,23 +22,23 @@ namespace {
   X(hh, F16, F16)                \
   X(hf, F16, float)
 
-#define FASTOPT_Q_CLONES(name, P, G)                                                          \
-  FASTOPT_Q_HALF_CLONES void adam_##name(void* p, const void* g, QView m, QView v, size_t n,        \
-                                  size_t b0, size_t b1, const AdamScalars<float>& s, int wd) { \
-    adam_q_opts(static_cast<P*>(p), static_cast<const G*>(g), m, v, n, b0, b1, s, wd);        \
-  }                                                                                           \
-  FASTOPT_Q_HALF_CLONES void sgd_##name(void* p, const void* g, QView buf, size_t n, size_t b0,      \
-                                 size_t b1, const SgdScalars<float>& s, bool wd, int mom,     \
-                                 bool first) {                                               \
-    sgd_q_opts(static_cast<P*>(p), static_cast<const G*>(g), buf, n, b0, b1, s, wd, mom,      \
-               first);                                                                        \
-  }                                                                                           \
-  FASTOPT_Q_HALF_CLONES void rmsprop_##name(void* p, const void* g, QView sq, QView ga, QView bf,    \
-                                     size_t n, size_t b0, size_t b1,                          \
-                                     const RmspropScalars<float>& s, bool wd, bool cen,        \
-                                     bool mom) {                                              \
-    rmsprop_q_opts(static_cast<P*>(p), static_cast<const G*>(g), sq, ga, bf, n, b0, b1, s, wd, \
-                   cen, mom);                                                                 \
+#define FASTOPT_Q_CLONES(name, P, G)                                                               \
+  FASTOPT_Q_HALF_CLONES void adam_##name(void* p, const void* g, QView m, QView v, size_t n,       \
+                                  size_t b0, size_t b1, const AdamScalars<float>& s, int wd) {     \
+    adam_q_opts(static_cast<P*>(p), static_cast<const G*>(g), m, v, n, b0, b1, s, wd);             \
+  }                                                                                                \
+  FASTOPT_Q_HALF_CLONES void sgd_##name(void* p, const void* g, QView buf, size_t n, size_t b0,    \
+                                 size_t b1, const SgdScalars<float>& s, bool wd, int mom,          \
+                                 bool first) {                                                     \
+    sgd_q_opts(static_cast<P*>(p), static_cast<const G*>(g), buf, n, b0, b1, s, wd, mom,           \
+               first);                                                                             \
+  }                                                                                                \
+  FASTOPT_Q_HALF_CLONES void rmsprop_##name(void* p, const void* g, QView sq, QView ga, QView bf,  \
+                                     size_t n, size_t b0, size_t b1,                               \
+                                     const RmspropScalars<float>& s, bool wd, bool cen,            \
+                                     bool mom) {                                                   \
+    rmsprop_q_opts(static_cast<P*>(p), static_cast<const G*>(g), sq, ga, bf, n, b0, b1, s, wd,     \
+                   cen, mom);                                                                      \
   }
 FASTOPT_Q_HALF_COMBOS(FASTOPT_Q_CLONES)
 #undef FASTOPT_Q_CLONES
