@@ -117,3 +117,25 @@ def f32_to_f16_sr(u, r):
     h = select(a >= np.uint64(0x38800000), normal, h)
     h = select(a >= np.uint64(0x47800000), np.uint64(0x7C00), h)
     return _f16_special(a, sign, h)
+
+
+def fma_f32(a, b, c):
+    """``a * b + c`` for float32 arrays, rounded once to float32 (C's ``fmaf``), in numpy.
+
+    The product of two float32 values is exact in float64, and so is TwoSum's error
+    ``e`` of the float64 sum ``s``. Rounding ``s`` to float32 then errs only when ``s``
+    lies exactly halfway between two float32 values and ``e`` is not zero: the exact
+    value is then past the halfway point, on ``e``'s side. (Not part of the numba set
+    above: the C++ and numba call a hardware or library fma.)
+    """
+    a, b, c = (np.asarray(x, np.float32).astype(np.float64) for x in (a, b, c))
+    p = a * b
+    s = p + c
+    bb = s - p
+    e = (p - (s - bb)) + (c - bb)
+    r = s.astype(np.float32)
+    r64 = r.astype(np.float64)
+    other = np.nextafter(r, np.where(s > r64, np.float32(np.inf), np.float32(-np.inf)))
+    halfway = (s == (r64 + other.astype(np.float64)) * 0.5) & (e != 0)
+    past = np.sign(e) == np.sign(other.astype(np.float64) - r64)
+    return np.where(halfway & past, other, r)

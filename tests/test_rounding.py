@@ -240,3 +240,63 @@ def test_cpp_equals_reference_bit_for_bit():
                 r[:: 7 + seed] = special
             assert np.array_equal(getattr(_core, f"_f32_to_{kind}_sr")(X, r),
                                   getattr(R, f"f32_to_{kind}_sr")(u64(X), u64(r)).astype(np.uint16))
+
+
+# ------------------------------------------------------- fma_f32 (Adam's first moment)
+
+def _exact_fma_f32(a, b, c):
+    """a * b + c in exact rational arithmetic, rounded to nearest-even float32 by hand."""
+    from fractions import Fraction
+    x = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+    lo = np.float32(float(x))            # within one float32 step of x (two roundings)
+    for _ in range(2):
+        if Fraction(float(lo)) > x:
+            lo = np.nextafter(lo, np.float32(-np.inf))
+    while Fraction(float(np.nextafter(lo, np.float32(np.inf)))) <= x:
+        lo = np.nextafter(lo, np.float32(np.inf))
+    hi = np.nextafter(lo, np.float32(np.inf))
+    dl, dh = x - Fraction(float(lo)), Fraction(float(hi)) - x
+    if dl != dh:
+        return lo if dl < dh else hi
+    return lo if lo.view(np.uint32) % 2 == 0 else hi
+
+
+def test_fma_f32_halfway_after_double_rounding():
+    """The case a float64 sum gets wrong: a * b + c sits 2^-70 below the halfway point
+    between 1 + 2^-23 and 1 + 2^-22; float64 rounds it onto that point and ties-to-even
+    would then go up. The exact result is 1 + 2^-23."""
+    a = np.float32(1 + 2.0 ** -23)
+    b = np.float32(2.0 ** -24 * (1 - 2.0 ** -23))
+    c = np.float32(1 + 2.0 ** -23)
+    naive = np.float32(np.float64(a) * np.float64(b) + np.float64(c))
+    assert naive == np.float32(1 + 2.0 ** -22)
+    assert R.fma_f32(a, b, c) == c == _exact_fma_f32(a, b, c)
+    assert R.fma_f32(-a, b, -c) == -c                       # and mirrored
+
+
+def test_fma_f32_against_exact_arithmetic_and_libm():
+    rng = np.random.default_rng(7)
+    n = 3000
+    a = rng.standard_normal(n).astype(np.float32)
+    b = (rng.standard_normal(n) * 10.0 ** rng.integers(-30, 5, n)).astype(np.float32)
+    c = rng.standard_normal(n).astype(np.float32)
+    c[:1000] = -(a[:1000].astype(np.float64) * b[:1000]).astype(np.float32)  # cancellation
+    # halfway families as in the test above, scaled and signed at random
+    k = rng.integers(-20, 20, 500).astype(np.float64)
+    odd = (1 + 2.0 ** -23 * (2 * rng.integers(0, 2 ** 21, 500) + 1)) * 2.0 ** k
+    a[1000:1500] = (1 + 2.0 ** -23)
+    b[1000:1500] = (np.spacing(odd.astype(np.float32)).astype(np.float64) / 2
+                    * (1 - 2.0 ** -23) * rng.choice([1.0, -1.0], 500))
+    c[1000:1500] = odd
+    got = R.fma_f32(a, b, c)
+    want = np.array([_exact_fma_f32(x, y, z) for x, y, z in zip(a, b, c)], np.float32)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    naive = (a.astype(np.float64) * b + c).astype(np.float32)
+    assert (naive != want).sum() > 0          # the family does exercise the fix
+    import ctypes.util
+    libm = ctypes.CDLL(ctypes.util.find_library("m"))
+    libm.fmaf.restype = ctypes.c_float
+    libm.fmaf.argtypes = [ctypes.c_float] * 3
+    ref = np.array([libm.fmaf(float(x), float(y), float(z)) for x, y, z in zip(a, b, c)],
+                   np.float32)
+    np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))

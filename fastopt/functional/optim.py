@@ -153,7 +153,9 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, beta1=0.9, beta2=0.
         vhat = max(max_exp_avg_sq, v)  (stored back) if amsgrad else v
         param -= (lr / (1 - beta1**step)) * m / (sqrt(vhat) / sqrt(1 - beta2**step) + eps)
 
-    Equals ``torch.optim.Adam`` / ``AdamW`` (``fused=True`` included). The
+    The compiled backends round ``m`` as torch's ``exp_avg.lerp_(g, 1 - beta1)``: one
+    fused multiply-add, ``m + w * (g - m)`` with ``w = 1 - beta1`` (``g - (1 - w) * (g - m)``
+    when ``w >= 0.5``). Equals ``torch.optim.Adam`` / ``AdamW`` (``fused=True`` included). The
     lecture notes' ``mt = m / (1 - beta1**t); vt = v / (1 - beta2**t);
     x += -lr * mt / (sqrt(vt) + eps)`` is the same update up to where ``eps``
     enters (torch's form, used here, scales ``eps`` by ``sqrt(1 - beta2**t)``).

@@ -6,9 +6,9 @@
 //
 // Every step-dependent or derived scalar (bias corrections, 1 - beta, the
 // decayed learning rate) is computed once on the host in double and passed in
-// the element type, as torch does. No function here fuses multiply-adds on
-// purpose: the build disables contraction so every ISA and the scalar tail
-// round identically.
+// the element type, as torch does. The build disables implicit contraction so
+// every ISA and the scalar tail round identically; the one fused multiply-add
+// is explicit (adam_first_moment), because torch's Adam rounds it so.
 #pragma once
 #include "fastopt/common.h"
 
@@ -81,11 +81,20 @@ struct AdamScalars {
   T decay_factor;  // 1 - lr * weight_decay (decoupled only)
 };
 
+// torch's exp_avg.lerp_(grad, 1 - beta1): w = 1 - beta1, and one fused
+// multiply-add from the nearer end, m + w (g - m) for w < 1/2, else
+// g - (1 - w) (g - m), as torch's fused CPU kernel rounds it. It equals
+// beta1 m + (1 - beta1) g, the lecture notes' form, in exact arithmetic.
+template <typename T>
+FASTOPT_HD T adam_first_moment(T m, T g, T w) {
+  return w < T(0.5) ? fo_fma(w, g - m, m) : fo_fma(w - T(1), g - m, g);
+}
+
 template <int WD, bool AMSGRAD, typename T>
 FASTOPT_HD void adam_element(T& p, T grad, T& m, T& v, T& vmax, const AdamScalars<T>& s) {
   if (WD == kDecoupled) p = p * s.decay_factor;
   const T g = effective_grad<WD>(grad, p, s.grad_sign, s.weight_decay);
-  m = s.beta1 * m + s.one_minus_beta1 * g;
+  m = adam_first_moment(m, g, s.one_minus_beta1);
   v = s.beta2 * v + s.one_minus_beta2 * g * g;
   T vhat = v;
   if (AMSGRAD) {

@@ -19,6 +19,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
 from fastopt.backends.numba import _half
+from fastopt.backends.numba._fma import adam_first_moment
 from fastopt.backends.numba._lists import CHUNK
 from fastopt.backends.numba._serial import compile_pair
 from fastopt.backends.numba.dropout import _philox4x32_10
@@ -205,7 +206,7 @@ def _adam_body(addresses, starts, wp, wg, ws, wm, beta1, omb1, beta2, omb2, eps,
                     gi = sign * (widen(g[i]) / scale)
                     if wd_mode == 1:
                         gi = gi + wd * pi
-                    mi = beta1 * widen(m[i]) + omb1 * gi
+                    mi = adam_first_moment(widen(m[i]), gi, omb1)
                     vi = beta2 * widen(v[i]) + omb2 * gi * gi
                     m[i] = narrow(mi, m)
                     v[i] = narrow(vi, v)

@@ -14,6 +14,7 @@ from numba import carray, njit, prange
 
 from fastopt import _scalars
 from fastopt.backends.numba._lists import CHUNK, pointer_like, table
+from fastopt.backends.numba._fma import adam_first_moment
 from fastopt.backends.numba._serial import SERIAL_BELOW, compile_pair
 
 
@@ -114,7 +115,7 @@ def _adam_body(addresses, starts, witness, beta1, omb1, beta2, omb2, eps, wd, si
                     gi = sign * g[i]
                     if wd_mode == 1:
                         gi = gi + wd * pi
-                    mi = beta1 * m[i] + omb1 * gi
+                    mi = adam_first_moment(m[i], gi, omb1)
                     vi = beta2 * v[i] + omb2 * gi * gi
                     m[i] = mi
                     v[i] = vi

@@ -10,6 +10,7 @@ from numba import njit, prange
 
 from fastopt import _scalars
 from fastopt.backends.numba import parallel_njit
+from fastopt.backends.numba._fma import adam_first_moment
 from fastopt.backends.numpy.quantized import RECIPROCAL_RANGE, sixteen_bit
 from fastopt.quantized import BLOCK, SIGNED_MAP, UNSIGNED_MAP
 
@@ -71,7 +72,7 @@ def _adam(p, g, mc, ma, vc, va, smap, umap, b1, omb1, b2, omb2, eps, wd, gs, ste
             gi = gs * g[off + i]
             if mode == 1:
                 gi = gi + wd * x
-            m[i] = b1 * m[i] + omb1 * gi
+            m[i] = adam_first_moment(m[i], gi, omb1)
             v[i] = b2 * v[i] + omb2 * gi * gi
             p[off + i] = x - step_size * m[i] / (np.sqrt(v[i]) / bc2 + eps)
         _store(mc, ma, smap, b, off, ln, m, zero)

@@ -11,6 +11,7 @@ rounded back once to nearest even (``sixteen_bit``).
 import numpy as np
 
 from fastopt import _rounding, _scalars
+from fastopt._rounding import fma_f32
 from fastopt.quantized import BLOCK, qmap
 
 F = np.float32
@@ -110,6 +111,14 @@ def _grad(g, p, grad_sign, weight_decay, l2):
     return g + weight_decay * p if l2 else g
 
 
+def _adam_first_moment(m, g, w):
+    """torch's ``m.lerp_(g, w)``, ``w = 1 - beta1``: one float32 rounding of
+    ``m + w (g - m)`` (of ``g - (1 - w) (g - m)`` when ``w >= 1/2``), as the C++ rounds it."""
+    if w < 0.5:
+        return fma_f32(w, g - m, m)
+    return fma_f32(w - F(1), g - m, g)
+
+
 @sixteen_bit
 def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, beta1, beta2, eps,
          weight_decay, decoupled, maximize):
@@ -122,7 +131,7 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, bet
         if mode == _scalars.DECOUPLED:
             p = p * decay
         g = _grad(grads[i].reshape(-1), p, gs, wd, mode == _scalars.L2)
-        m = b1 * m + omb1 * g
+        m = _adam_first_moment(m, g, omb1)
         v = b2 * v + omb2 * g * g
         param.reshape(-1)[...] = p - step_size * m / (np.sqrt(v) / bc2_sqrt + e)
         quantize_into(m, exp_avgs[i])
