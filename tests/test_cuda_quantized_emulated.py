@@ -17,7 +17,7 @@ import fastopt
 from fastopt import _scalars
 from fastopt import quantized as Q
 from test_cuda_emulated import CXX, build_host
-from test_quantized import _copy
+from test_quantized import _copy, threshold_blocks
 from test_quantized_half import _bits, _problem
 
 pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler to build the host emulation")
@@ -150,3 +150,16 @@ def test_zero_block_and_tiny_absmax_equal_reference(emu):
     run_sgd(emu, got[0], got[1], got[2][0], 0.0, 0.5, 0.0, 0.0, False, True)
     _same(got, ref)
     assert got[2][0].absmax[0] == 0 and got[2][0].absmax[2] == 1
+
+
+@pytest.mark.parametrize("scale", [0.3, 3.0, 1e-39, 3e38])
+def test_codes_near_thresholds_with_inexact_reciprocals_equal_reference(emu, scale):
+    """Thresholds times an absmax with an inexact (0.3, 3), subnormal (3e38) or no
+    normal (1e-39) reciprocal: the kernel multiplies or divides as the reference."""
+    g = threshold_blocks(scale)
+    ref = (np.zeros_like(g), g.copy(), [Q.QuantizedState(g.shape, True)])
+    got = _copy(*ref)
+    fastopt.sgd_step(ref[0], ref[1], ref[2][0], lr=0.0, momentum=0.5, first_step=True,
+                     backend="numpy")
+    run_sgd(emu, got[0], got[1], got[2][0], 0.0, 0.5, 0.0, 0.0, False, True)
+    _same(got, ref)

@@ -303,6 +303,16 @@ def test_reference_scales_by_the_blocks_float32_reciprocal():
     assert not _same(x[0], (vals[0] / absmax[0]).astype(np.float32))
 
 
+def threshold_blocks(scale):
+    """Every threshold of the signed map times ``scale`` and its float32 neighbours,
+    in blocks of 256 whose absmax is ``scale`` (each block's last element)."""
+    x = _near_thresholds(True) * np.float32(scale)
+    x = np.concatenate([x, np.nextafter(x, np.float32(np.inf)), np.nextafter(x, -np.float32(np.inf))])
+    x = np.clip(x, -np.float32(scale), np.float32(scale)).astype(np.float32)
+    g = np.concatenate([x, np.full(-x.size % 255, np.float32(scale) / 2, np.float32)]).reshape(-1, 255)
+    return np.concatenate([g, np.full((g.shape[0], 1), scale, np.float32)], axis=1).reshape(-1)
+
+
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("scale", [3.0, 0.3, 1e-39, 2.0 ** -126, 3e38, 2.0 ** 126])
 def test_codes_near_thresholds_with_inexact_reciprocals_equal_reference(backend, scale):
@@ -310,11 +320,7 @@ def test_codes_near_thresholds_with_inexact_reciprocals_equal_reference(backend,
     (3e38: the kernels divide) or none (1e-39: subnormal absmax, divide), holding
     every threshold of the signed map times absmax and its neighbours: the compiled
     codes equal the reference's (SGD's first momentum step stores buf = grad)."""
-    x = _near_thresholds(True) * np.float32(scale)
-    x = np.concatenate([x, np.nextafter(x, np.float32(np.inf)), np.nextafter(x, -np.float32(np.inf))])
-    x = np.clip(x, -np.float32(scale), np.float32(scale)).astype(np.float32)
-    g = np.concatenate([x, np.full(-x.size % 255, np.float32(scale) / 2, np.float32)]).reshape(-1, 255)
-    g = np.concatenate([g, np.full((g.shape[0], 1), scale, np.float32)], axis=1).reshape(-1)
+    g = threshold_blocks(scale)
     outs = []
     for b in ("numpy", backend):
         buf = Q.QuantizedState(g.shape, True)
