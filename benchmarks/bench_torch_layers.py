@@ -7,7 +7,8 @@ separates the layers' share from the optimizer's) and of each layer family alone
 (resp. dropout) layer of the model, forward + backward on inputs of the shapes
 it sees in the model, summed over the family. All variants of one table are
 timed round-robin in one process (A B C D A B C D ...), medians of ``--samples``
-rounds (docs/notes-bench.md: interleaved medians). float32, fresh random data.
+rounds (docs/notes-bench.md: interleaved medians), with the minor page faults per call
+(fresh outputs that the allocator maps and unmaps each call). float32, fresh random data.
 
     PYTHONPATH=. python benchmarks/bench_torch_layers.py --model cnn
     PYTHONPATH=. python benchmarks/bench_torch_layers.py --model mlp --no-compile
@@ -18,6 +19,7 @@ import argparse
 import copy
 import os
 import platform
+import resource
 import statistics
 import time
 
@@ -142,15 +144,22 @@ def interleaved(fns, samples, min_seconds=0.02):
     times = {clock: {k: [] for k in fns} for clock in CLOCKS}
     for _ in range(samples):
         for k, f in fns.items():
-            t, c = time.perf_counter(), time.process_time()
+            t, c, pf = time.perf_counter(), time.process_time(), _faults()
             for _ in range(reps[k]):
                 f()
             times["wall"][k].append((time.perf_counter() - t) / reps[k])
             times["cpu"][k].append((time.process_time() - c) / reps[k])
+            times["faults"][k].append((_faults() - pf) / reps[k])
     return {clock: {k: statistics.median(v) for k, v in ts.items()} for clock, ts in times.items()}
 
 
-CLOCKS = ("wall", "cpu")
+# faults: minor page faults per call (this process), e.g. fresh 2 MiB outputs that glibc
+# mmaps and unmaps on every call, each page faulted in and zeroed by the kernel
+CLOCKS = ("wall", "cpu", "faults")
+
+
+def _faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def report(kind, compiled, samples):
@@ -167,15 +176,18 @@ def report(kind, compiled, samples):
     print(f"\n{kind}, {mode} (batch {MODELS[kind][1]}; {samples} rounds, "
           f"{time.perf_counter() - t0:.0f} s incl. warm-up; load average {os.getloadavg()[0]:.1f})")
     print(f"| {'part':<28} | {'torch.nn':>10} | {'fastopt':>10} | {'speed-up':>8} "
-          f"| {'torch CPU':>10} | {'fastopt CPU':>11} | {'CPU speed-up':>12} |")
-    print(f"|{'-' * 30}|{'-' * 11}:|{'-' * 11}:|{'-' * 9}:|{'-' * 11}:|{'-' * 12}:|{'-' * 13}:|")
+          f"| {'torch CPU':>10} | {'fastopt CPU':>11} | {'CPU speed-up':>12} | {'faults':>11} |")
+    print(f"|{'-' * 30}|{'-' * 11}:|{'-' * 11}:|{'-' * 9}:|{'-' * 11}:|{'-' * 12}:|{'-' * 13}:"
+          f"|{'-' * 12}:|")
     rows = [("whole step (fwd+bwd+Adam)", "step/torch", "step/fastopt"),
             ("  fastopt layers, torch Adam", "step/torch", "step/layers only")]
     rows += [(f"{fam} layers (fwd+bwd)", f"{fam}/torch", f"{fam}/fastopt") for fam in FAMILIES]
-    w, c = meds["wall"], meds["cpu"]
+    w, c, pf = meds["wall"], meds["cpu"], meds["faults"]
     for label, a, b in rows:
         print(f"| {label:<28} | {w[a] * 1e3:8.3f}ms | {w[b] * 1e3:8.3f}ms | {w[a] / w[b]:7.2f}x "
-              f"| {c[a] * 1e3:8.3f}ms | {c[b] * 1e3:9.3f}ms | {c[a] / max(c[b], 1e-9):11.2f}x |")
+              f"| {c[a] * 1e3:8.3f}ms | {c[b] * 1e3:9.3f}ms | {c[a] / max(c[b], 1e-9):11.2f}x "
+              f"| {pf[a]:5.0f}/{pf[b]:<5.0f} |")
+    print("(faults: minor page faults per call, torch.nn / fastopt)")
 
 
 def main():

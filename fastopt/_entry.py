@@ -96,6 +96,41 @@ def _document(fn, spec):
     return fn
 
 
+# Kernels with a numba fast path (fastopt/backends/numba/_fast.py, whose FAST
+# table holds one function per name; tests/test_numba_fast.py checks both agree).
+NUMBA_FAST = frozenset({"sgd_step", "rmsprop_step", "adam_step", "adagrad_step", "ema_update",
+                        "dropout_forward", "dropout_backward", "clip_grad_norm", "grad_norm",
+                        "batch_norm_forward", "batch_norm_backward"})
+
+
+def _auto_numba():
+    """True when ``backend="auto"`` selects numba for CPU arrays (the cpp backend not built)."""
+    from fastopt import backends
+    try:
+        return backends.choose("auto", False) == "numba"
+    except ValueError:   # a bad FASTOPT_BACKEND: the validated path raises it
+        return False
+
+
+def _numba_leg(name, declined):
+    """A one-element list holding the numba fast function of kernel ``name``: first
+    a resolver that imports fastopt/backends/numba/_fast.py on the first call that
+    selects numba (``import fastopt`` never imports numba), then the function
+    itself (or one returning ``declined`` when numba is unavailable)."""
+    cell = []
+
+    def resolve(*args):
+        from fastopt import backends
+        fn = lambda *a: declined   # noqa: E731
+        if backends.unavailable_reason("numba") is None:
+            from fastopt.backends.numba import _fast
+            fn = _fast.FAST[name]
+        cell[0] = fn
+        return fn(*args)
+    cell.append(resolve)
+    return cell
+
+
 def entry(name, native=None, native_args=None, returns_result=False):
     """Decorator of the public entry point of kernel ``name``: appends its
     parameter list to the docstring and, when ``native`` is given (the name of
@@ -108,7 +143,8 @@ def entry(name, native=None, native_args=None, returns_result=False):
 
     def wrap(fn):
         _document(fn, spec)
-        if native is None:
+        numba = name in NUMBA_FAST
+        if native is None and not numba:
             return fn
         sig = inspect.signature(fn)
         params, forward, seen_star = [], [], False
@@ -120,13 +156,23 @@ def entry(name, native=None, native_args=None, returns_result=False):
             forward.append(p.name if p.kind is p.POSITIONAL_OR_KEYWORD else f"{p.name}={p.name}")
         # `native` is looked up in the module's globals on every call, as the
         # hand-written checks did (tests switch the fast path off by setting it to None).
-        test = f"{native} is not None\n            and {plain_expr(spec)}"
-        if returns_result:
-            head = (f"    if ({test}):\n        _out = {native}({native_args})\n"
-                    f"        if _out is not None:\n            return _out\n")
+        # The numba leg (fastopt/backends/numba/_fast.py) takes the native arguments,
+        # or without a native fast path the entry point's own, in order.
+        args = native_args if native else ", ".join(sig.parameters)
+        legs = [f"{native} is not None and {native}({native_args})"] if native else []
+        if numba:
+            legs.append(f"(backend == 'numba' or backend == 'auto' and _auto_numba())\n"
+                        f"                and _numba[0]({args})")
+        result = returns_result or bool(spec.returns)
+        if result:
+            head = (f"    if ({plain_expr(spec)}):\n"
+                    + "".join(f"        _out = ({leg})\n        if _out is not None and _out is not "
+                              f"False:\n            return _out\n" for leg in legs))
         else:
-            head = f"    if ({test}\n            and {native}({native_args})):\n        return\n"
-        src = (f"def _make(_validated, _defaults, _INF, _ZERO):\n"
+            head = (f"    if ({plain_expr(spec)}\n            and ("
+                    + "\n                 or ".join(f"({leg})" for leg in legs) + ")):\n"
+                    f"        return\n")
+        src = (f"def _make(_validated, _defaults, _INF, _ZERO, _numba, _auto_numba):\n"
                f"  def {fn.__name__}({', '.join(params)}):\n"
                + "".join("  " + line + "\n" for line in head.splitlines())
                + f"      return _validated({', '.join(forward)})\n"
@@ -136,7 +182,8 @@ def entry(name, native=None, native_args=None, returns_result=False):
         scope = {}
         exec(compile(src, filename, "exec"), fn.__globals__, scope)
         defaults = {p.name: p.default for p in sig.parameters.values()}
-        public = scope["_make"](fn, defaults, float("inf"), 0)
+        public = scope["_make"](fn, defaults, float("inf"), 0, _numba_leg(name, None if result
+                                                                         else False), _auto_numba)
         public.__doc__, public.__module__ = fn.__doc__, fn.__module__
         public.__qualname__, public.__wrapped__ = fn.__qualname__, fn
         public.source = src   # for readers: print(fastopt.adam_step.source)

@@ -158,8 +158,9 @@ def test_fast_path_precheck_declines_every_bad_value(kernel, name, bad, error, r
 
 
 def test_fast_kernels_are_the_native_ones():
+    # native (cpp) fast paths, and the numba backend's (fastopt/backends/numba/_fast.py)
     assert set(FAST) == {"sgd_step", "rmsprop_step", "adam_step", "adagrad_step",
-                         "batch_norm_forward", "batch_norm_backward"}
+                         "batch_norm_forward", "batch_norm_backward"} | _entry.NUMBA_FAST
     for k in FAST:   # the generated entry point inlines exactly this pre-check
         assert " ".join(_entry.plain_expr(KERNELS[k]).split()) in " ".join(_fn(k).source.split())
 

@@ -555,6 +555,17 @@ def test_compile_passes_channels_last_activations_to_batch_norm(monkeypatch):
         return real_rows(t, perm)
 
     monkeypatch.setattr(fto, "_rows", rows_spy, raising=False)
+    # the short road (fastopt.torch._lean) reads x and dy in place or hands over to fto
+    from fastopt.torch import _lean
+    real_lean_rows = _lean._rows
+
+    def lean_rows_spy(t, perm):
+        if sys._getframe(1).f_code.co_name == "backward":
+            backward.append(perm is not None)
+        return real_lean_rows(t, perm)
+
+    monkeypatch.setattr(_lean, "channels_last", spy)
+    monkeypatch.setattr(_lean, "_rows", lean_rows_spy)
     torch.manual_seed(0)
     model = ft.convert(torch.nn.Sequential(
         torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.nn.BatchNorm2d(8),
@@ -594,7 +605,9 @@ def test_kernels_run_on_torchs_thread_count(path, monkeypatch, rng):
         return run
 
     from fastopt.backends.cpp import dropout as cpp_dropout
+    from fastopt.torch import _io, _lean
     for mod, name in ((fto, "batch_norm_forward"), (fto, "batch_norm_backward"),
+                      (_lean, "_forward_fast"), (_lean, "_backward_fast"),
                       (fto, "dropout_forward"), (fto, "dropout_backward"),
                       (cpp_dropout, "forward"), (cpp_dropout, "backward")):
         monkeypatch.setattr(mod, name, spy(getattr(mod, name)))
@@ -607,7 +620,7 @@ def test_kernels_run_on_torchs_thread_count(path, monkeypatch, rng):
         assert seen and set(seen) == {1}, seen
         assert core.get_num_threads() == 2
         seen.clear()
-        monkeypatch.setattr(fto, "_PINNED", True)
+        monkeypatch.setattr(_io, "_PINNED", True)
         drop(bn(x)).sum().backward()
         assert seen and set(seen) == {2}, seen
     finally:

@@ -14,7 +14,11 @@ namespace {
 
 using std::size_t;
 
-constexpr int kLanes = 8;  // independent double accumulators: vectorizes, fixed order
+// Independent double accumulators (vectorizes, fixed order). 32, not 8: with
+// 8 lanes (two ymm accumulators) the norm pass ran at 65-72% of the read twin
+// at 10^7, with 32 lanes (eight ymm) at 76-89% (benchmarks/RESULTS.md, issue 17
+// session 5).
+constexpr int kLanes = 32;
 
 template <int KIND, typename T>
 FASTOPT_LOOP double norm_loop(const T* __restrict g, size_t n, double p) {

@@ -66,13 +66,19 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False, bac
             raise ValueError("error_if_nonfinite=True needs the norm on the host: it cannot be "
                              "combined with sync=False")
         return mod.clip_grad_norm_device(c["grads"], max_norm=max_norm, norm_type=norm_type)
-    norm = float(mod.grad_norm(c["grads"], norm_type=norm_type))
-    if h["error_if_nonfinite"] and not math.isfinite(norm):
+    return clip(mod, c["grads"], max_norm, norm_type, h["error_if_nonfinite"])
+
+
+def clip(mod, grads, max_norm, norm_type, error_if_nonfinite):
+    """clip_grad_norm on validated CPU arrays with backend module ``mod`` (also the
+    numba fast path's, fastopt/backends/numba/_fast.py)."""
+    norm = float(mod.grad_norm(grads, norm_type=norm_type))
+    if error_if_nonfinite and not math.isfinite(norm):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients is non-finite, "
                            f"so it cannot be clipped. To disable this error and scale the "
                            f"gradients by the non-finite norm anyway, set "
                            f"error_if_nonfinite=False")
     coef = max_norm / (norm + 1e-6)
     if not coef >= 1.0:  # also NaN: torch multiplies by the NaN coefficient
-        mod.scale(c["grads"], coef=coef)
+        mod.scale(grads, coef=coef)
     return norm

@@ -1,6 +1,9 @@
 """Tensors in and out of fastopt's kernels for the torch layers (:mod:`fastopt.torch.ops`):
-NumPy views of CPU tensors (DLPack otherwise) and the channels-last batch norm layout."""
+NumPy views of CPU tensors (DLPack otherwise), the channels-last batch norm layout and the
+thread count the kernels run on."""
 from __future__ import annotations
+
+import os
 
 import ml_dtypes
 import numpy as np
@@ -69,3 +72,28 @@ def empty_as(x, perm=None):
     if perm is None:
         return x.new_empty(x.shape)
     return x.new_empty([x.shape[i] for i in perm]).permute(inverse(perm))
+
+
+try:
+    from fastopt import _core
+except ImportError:   # pragma: no cover - extension not built: no cpp threads to set
+    _core = None
+_PINNED = "FASTOPT_NUM_THREADS" in os.environ
+
+
+def threads(kernel, *args, **kwargs):
+    """Runs ``kernel`` with fastopt's cpp thread count set to torch's
+    (``torch.get_num_threads()``), then puts fastopt's back: fastopt's kernels run on
+    torch's OpenMP team when torch is loaded, and more parts than torch's own
+    threads only contend with them. ``FASTOPT_NUM_THREADS`` in the environment
+    pins fastopt's count instead."""
+    if _core is None or _PINNED:
+        return kernel(*args, **kwargs)
+    n, old = torch.get_num_threads(), _core.get_num_threads()
+    if n == old:
+        return kernel(*args, **kwargs)
+    _core.set_num_threads(n)
+    try:
+        return kernel(*args, **kwargs)
+    finally:
+        _core.set_num_threads(old)

@@ -37,8 +37,7 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
     if running_mean is None or running_var is None:
         raise ValueError("fastopt.torch.batch_norm: training=False normalizes with running_mean "
                          "and running_var, which cannot be None")
-    return _ops.call("batch_norm_eval", input, weight, bias, running_mean, running_var,
-                     eps)[0]
+    return _ops.batch_norm_eval_(input, weight, bias, running_mean, running_var, eps)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,

@@ -42,19 +42,17 @@ microseconds per call.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
 from fastopt import backends as _backends
 from fastopt.functional.batchnorm import batch_norm_backward, batch_norm_forward
 from fastopt.functional.dropout import dropout_backward, dropout_forward
-from fastopt.torch import _cuda
+from fastopt.torch import _cuda, _lean
 from fastopt.torch._io import (arr as _arr, channels_last as _channels_last,
                                empty_as as _empty_as, opt_arr as _opt_arr, rows as _rows,
-                               tensor as _tensor, unrows as _unrows)
+                               tensor as _tensor, threads as _threads, unrows as _unrows)
 
-__all__ = ["batch_norm_train_", "call", "direct"]
+__all__ = ["batch_norm_eval_", "batch_norm_train_", "call", "direct"]
 
 _HALF = (torch.float16, torch.bfloat16)
 _DTYPES = (torch.float32, torch.float64) + _HALF
@@ -98,31 +96,6 @@ def _stat(t, x):
     """A per-channel tensor as the kernels take it: contiguous, ``_stat_dtype(x)``
     (a copy only for non-contiguous or 16-bit ones)."""
     return t.to(_stat_dtype(x), memory_format=torch.contiguous_format)
-
-
-try:
-    from fastopt import _core
-except ImportError:   # pragma: no cover - extension not built: no cpp threads to set
-    _core = None
-_PINNED = "FASTOPT_NUM_THREADS" in os.environ
-
-
-def _threads(kernel, *args, **kwargs):
-    """Runs ``kernel`` with fastopt's cpp thread count set to torch's
-    (``torch.get_num_threads()``), then puts fastopt's back: fastopt's kernels run on
-    torch's OpenMP team when torch is loaded, and more parts than torch's own
-    threads only contend with them. ``FASTOPT_NUM_THREADS`` in the environment
-    pins fastopt's count instead."""
-    if _core is None or _PINNED:
-        return kernel(*args, **kwargs)
-    n, old = torch.get_num_threads(), _core.get_num_threads()
-    if n == old:
-        return kernel(*args, **kwargs)
-    _core.set_num_threads(n)
-    try:
-        return kernel(*args, **kwargs)
-    finally:
-        _core.set_num_threads(old)
 
 
 _CONST = {}
@@ -184,20 +157,30 @@ def _bn_train_inplace(x, weight, bias, running_mean, running_var, count, momentu
         running_var.copy_(new_rv)
         return y, mean, invstd
     out = _bn_train_kernel(x, weight, bias, running_mean, running_var, count, momentum, eps)
-    if running_mean is not None:   # written through NumPy views: torch's counter must move
-        torch.autograd.graph.increment_version(running_mean)
-        torch.autograd.graph.increment_version(running_var)
+    return out if running_mean is None else _bumped(out, running_mean, running_var)
+
+
+def _bumped(out, running_mean, running_var):
+    # written through NumPy views: torch's version counters must move
+    torch.autograd.graph.increment_version(running_mean)
+    torch.autograd.graph.increment_version(running_var)
     return out
+
+
+def _momentum(count, momentum):
+    return momentum if count is None else 1.0 / float(count)
 
 
 def _bn_train_kernel(x, weight, bias, rm, rv, count, momentum, eps):
     """The training kernel on checked arguments; updates ``rm``/``rv`` (contiguous
-    tensors or None) in place."""
+    tensors or None) in place. Plain CPU float32/float64 calls: :mod:`._lean`."""
+    momentum = _momentum(count, momentum)   # momentum=None: the cumulative average
+    out = _lean.forward(x, weight, bias, rm, rv, True, momentum, eps)
+    if out is not None:
+        return out
     perm = _channels_last(x)
     xa = _rows(x, perm)
     weight, bias = _affine(x, weight, bias)
-    if count is not None:   # momentum=None: the cumulative average
-        momentum = 1.0 / float(count)
     with _cuda.stream_of([x]):
         y, mean, invstd = _threads(batch_norm_forward, xa, _arr(weight), _arr(bias),
                                    _opt_arr(rm), _opt_arr(rv), training=True,
@@ -209,6 +192,9 @@ def _bn_eval(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | 
              running_mean: torch.Tensor, running_var: torch.Tensor, eps: float
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eval-mode batch norm: normalizes with the running statistics."""
+    out = _lean.forward(x, weight, bias, running_mean, running_var, False, 0.0, eps)
+    if out is not None:
+        return out
     _bn_checks(x, weight, bias, running_mean, running_var)
     perm = _channels_last(x)
     weight, bias = _affine(x, weight, bias)
@@ -224,6 +210,9 @@ def _bn_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(dx, dweight, dbias)`` from the forward's saved statistics; ``dx`` has ``x``'s
     layout (``dy`` is brought to it)."""
+    out = _lean.backward(dy, x, weight, save_mean, save_invstd, training)
+    if out is not None:
+        return out
     _check("batch_norm_backward", x, grad_output=dy, weight=weight)
     perm = _channels_last(x)
     weight, _ = _affine(x, weight, None)
@@ -433,14 +422,15 @@ def _dropout_grads(ctx, dy, _dmask):
     return dx, None, None
 
 
-def _function(name, impl, setup, grads):
+def _function(name, impl, setup, grads, first=False):
     """An autograd.Function running ``impl`` with the ops' setup and backward (the
     classic ``forward(ctx, ...)`` form: a ``setup_context`` Function binds its arguments
-    with ``inspect`` on every call)."""
+    with ``inspect`` on every call). ``first``: it returns ``impl``'s first output alone
+    (a layer's ``y``; fewer outputs for autograd to wrap and to feed zeros to)."""
     def forward(ctx, *args):
         out = impl(*args)
         setup(ctx, args, out)
-        return out
+        return out[0] if first else out
     # once_differentiable: a double backward raises, as the ops' does (no formula for it)
     return type(name, (torch.autograd.Function,), {
         "forward": staticmethod(forward),
@@ -476,7 +466,15 @@ def _run(op, impl, fn, args):
 
 
 _TRAIN_INPLACE = _function("_batch_norm_train_inplace", _bn_train_inplace, _bn_train_setup,
-                           _bn_train_grads)
+                           _bn_train_grads, first=True)
+_EVAL_Y = _function("_batch_norm_eval_y", _bn_eval, _bn_eval_setup, _bn_eval_grads, first=True)
+
+
+def batch_norm_eval_(x, weight, bias, running_mean, running_var, eps):
+    """Eval-mode batch norm's ``y`` (:func:`call` of ``batch_norm_eval``, first output)."""
+    out = _run(batch_norm_eval, _bn_eval, _EVAL_Y, (x, weight, bias, running_mean, running_var,
+                                                    eps))
+    return out if isinstance(out, torch.Tensor) else out[0]
 
 
 def batch_norm_train_(x, weight, bias, running_mean, running_var, count, momentum, eps):
@@ -487,6 +485,8 @@ def batch_norm_train_(x, weight, bias, running_mean, running_var, count, momentu
     with no copy."""
     args = (x, weight, bias, running_mean, running_var, count, momentum, eps)
     out = _run(batch_norm_train, _bn_train_inplace, _TRAIN_INPLACE, args)
+    if isinstance(out, torch.Tensor):   # the direct autograd.Function: y alone
+        return out
     if len(out) == 5 and running_mean is not None:   # the functional op ran
         running_mean.copy_(out[3])
         running_var.copy_(out[4])

@@ -1,0 +1,254 @@
+"""The numba backend's fast path: plainly valid single-array calls go straight
+to the kernels, as the cpp backend's native fast path does for cpp.
+
+A small numba call spent most of its time in Python before reaching its
+kernel: the shared validator (``fastopt._validate.call``), the backend
+wrapper's address table and the dispatch (benchmarks/RESULTS.md, "Issue 17,
+session 5"). ``fastopt._entry`` puts in front of each entry point a
+generated pre-check that every hyper-parameter is plainly valid; when the
+call then selects the numba backend it calls the function of this module
+registered under the kernel's name, with the native fast path's arguments
+(or the entry point's own). Each function accepts only calls that the
+validator would accept unchanged: single C-contiguous NumPy arrays (exact
+``np.ndarray``) of one float32/float64 dtype and one shape, outputs writeable,
+no two overlapping, no array passed that its option leaves unused. It returns
+False (None for kernels that return a result) for anything else, which then
+takes the validated path and gets its precise error. The kernels, their
+arguments and the serial/parallel choice are the backend wrappers' own, so
+results are the same bits.
+"""
+import threading
+
+import numpy as np
+from numba import njit
+
+from fastopt import _validate
+from fastopt.backends.numba import averaging as _averaging, batchnorm as _nb_bn
+from fastopt.backends.numba import clipping as _nb_clipping, dropout as _dropout
+from fastopt.backends.numba import optim as _optim
+from fastopt.functional import clipping as _clipping
+from fastopt.backends.numba._serial import SERIAL_BELOW
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_ndarray = np.ndarray
+_local = threading.local()
+
+
+def _plain(outs, ins):
+    """The call's dtype when every array of ``outs`` (written) and ``ins`` (read)
+    is plainly valid and none overlaps another, else None."""
+    a0 = (outs or ins)[0]
+    if type(a0) is not _ndarray:
+        return None
+    dtype, shape = a0.dtype, a0.shape
+    if dtype is not _F32 and dtype is not _F64:
+        return None
+    for a in outs:
+        if (type(a) is not _ndarray or a.dtype is not dtype or a.shape != shape
+                or not a.flags.c_contiguous or not a.flags.writeable):
+            return None
+    for a in ins:
+        if (type(a) is not _ndarray or a.dtype is not dtype or a.shape != shape
+                or not a.flags.c_contiguous):
+            return None
+    return dtype
+
+
+@njit(inline="always")
+def _address(a):
+    return 0 if a is None else a.ctypes.data
+
+
+@njit(cache=True)
+def _fill(addresses, starts, a0, a1, a2, a3, a4):
+    """The list form's table for one tensor per role (``addresses`` has a row per
+    role, absent roles are None and get address 0): True, or False when two
+    present arrays overlap (they all have a0's size: spans overlap iff two
+    starts are closer than one span). Reading a data address here costs a
+    fraction of ``__array_interface__`` in Python (1.5 us per array)."""
+    addresses[0, 0] = _address(a0)
+    addresses[1, 0] = _address(a1)
+    if addresses.shape[0] > 2:
+        addresses[2, 0] = _address(a2)
+    if addresses.shape[0] > 3:
+        addresses[3, 0] = _address(a3)
+        addresses[4, 0] = _address(a4)
+    starts[1] = a0.size
+    span = a0.nbytes
+    if span == 0:
+        return True
+    k = addresses.shape[0]
+    for i in range(k):
+        for j in range(i + 1, k):
+            ai, aj = addresses[i, 0], addresses[j, 0]
+            if ai != 0 and aj != 0 and abs(ai - aj) < span:
+                return False
+    return True
+
+
+def _table(k):
+    """(addresses, starts) of a k-role table, one per thread and reused: the kernel
+    reads them only during the call."""
+    cache = _local.__dict__
+    t = cache.get(k)
+    if t is None:
+        t = cache[k] = (np.zeros((k, 1), np.int64), np.zeros(2, np.int64))
+    return t
+
+
+def _run(kernel, roles, outs, ins, tail):
+    """Runs ``kernel``'s build for the size on ``roles`` (param, grad, the states;
+    None where absent) when every array of ``outs`` (written) and ``ins`` (read)
+    is plainly valid; the witness, then ``tail(dtype)``'s arguments."""
+    dtype = _plain(outs, ins)
+    if dtype is None:
+        return False
+    addresses, starts = _table(len(roles))
+    if not _fill(addresses, starts, *roles, *(None,) * (5 - len(roles))):
+        return False
+    n = roles[0].size
+    (kernel[1] if n < SERIAL_BELOW else kernel[0])(addresses, starts, roles[0], *tail(dtype))
+    return True
+
+
+def sgd(param, grad, buf, lr, momentum, omd, wd, sign, nesterov, first_step, backend):
+    if (momentum == 0.0) != (buf is None):
+        return False
+    mode = 0 if momentum == 0.0 else (2 if nesterov else 1)
+    t = lambda d: (d.type(lr), d.type(momentum), d.type(omd), d.type(wd), d.type(sign),  # noqa: E731
+                   mode, first_step)
+    outs = [param] if buf is None else [param, buf]
+    return _run(_optim._sgd, (param, grad, buf), outs, [grad], t)
+
+
+def rmsprop(param, grad, square_avg, grad_avg, buf, lr, alpha, oma, eps, wd, momentum, sign,
+            centered, backend):
+    if centered != (grad_avg is not None) or (momentum == 0.0) != (buf is None):
+        return False
+    t = lambda d: (d.type(lr), d.type(alpha), d.type(oma), d.type(eps), d.type(wd),  # noqa: E731
+                   d.type(momentum), d.type(sign), grad_avg is not None or None,
+                   buf is not None or None)
+    outs = [x for x in (param, square_avg, grad_avg, buf) if x is not None]
+    return _run(_optim._rmsprop, (param, grad, square_avg, grad_avg, buf), outs, [grad], t)
+
+
+def adam(param, grad, m, v, vmax, beta1, omb1, beta2, omb2, eps, wd, sign, step_size, bc2_sqrt,
+         decay_factor, wd_mode, amsgrad, backend):
+    if amsgrad != (vmax is not None):
+        return False
+    s = (beta1, omb1, beta2, omb2, eps, wd, sign, step_size, bc2_sqrt, decay_factor)
+    t = lambda d: [d.type(x) for x in s] + [wd_mode, vmax is not None or None]  # noqa: E731
+    outs = [param, m, v] if vmax is None else [param, m, v, vmax]
+    return _run(_optim._adam, (param, grad, m, v, vmax), outs, [grad], t)
+
+
+def adagrad(param, grad, state_sum, clr, eps, wd, sign, backend):
+    t = lambda d: (d.type(clr), d.type(eps), d.type(wd), d.type(sign))  # noqa: E731
+    return _run(_optim._adagrad, (param, grad, state_sum), [param, state_sum], [grad], t)
+
+
+def ema_update(avg, param, decay, backend):
+    if _plain([avg], [param]) is None or not _fill(*_table(2), avg, param, None, None, None):
+        return False
+    _averaging.ema([avg], [param], decay=decay)
+    return True
+
+
+def dropout_forward(x, p, seed, training, backend):
+    if _plain([], [x]) is None:
+        return None
+    if not training:
+        return x, None
+    return _dropout.forward(x, p, seed)
+
+
+def dropout_backward(dy, mask, p, backend):
+    if mask is None or _plain([], [dy]) is None:
+        return None
+    n = dy.size
+    if (type(mask) is not _ndarray or mask.dtype is not _U8 or not mask.flags.c_contiguous
+            or mask.size != (n + 7) // 8):
+        return None
+    return _dropout.backward(dy, mask, p)
+
+
+_U8 = np.dtype(np.uint8)
+
+
+def _plain_grads(grads):
+    """``grads`` (one array or a list) as a list when every member is plainly valid
+    and written (clipping), else None."""
+    gs = [grads] if type(grads) is _ndarray else grads if type(grads) is list else None
+    if not gs or _plain(gs[:1], []) is None:
+        return None
+    d = gs[0].dtype
+    for g in gs:
+        if (type(g) is not _ndarray or g.dtype is not d or not g.flags.c_contiguous
+                or not g.flags.writeable):
+            return None
+    return gs if len(gs) == 1 or _validate.first_overlap(gs) is None else None
+
+
+def clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, backend, sync):
+    gs = _plain_grads(grads)
+    return None if gs is None else _clipping.clip(_nb_clipping, gs, max_norm, norm_type,
+                                                  error_if_nonfinite)
+
+
+def grad_norm(grads, norm_type, backend):
+    gs = _plain_grads(grads)
+    return None if gs is None else float(_nb_clipping.grad_norm(gs, norm_type=norm_type))
+
+
+def _stat(a, dtype, C, written):
+    return (type(a) is _ndarray and a.dtype is dtype and a.shape == (C,) and a.flags.c_contiguous
+            and (not written or a.flags.writeable))
+
+
+def _channels(x):
+    """(C, M) of a plainly valid x, else None."""
+    if type(x) is not _ndarray or x.ndim < 2 or (x.dtype is not _F32 and x.dtype is not _F64) \
+            or not x.flags.c_contiguous:
+        return None
+    return x.shape[1], x.size // x.shape[1] if x.shape[1] else 0
+
+
+def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                       backend):
+    cm = _channels(x)
+    if cm is None or (training and cm[1] < 2):
+        return None
+    C, d = cm[0], x.dtype
+    stats = [a for a in (running_mean, running_var) if a is not None]
+    if not (_stat(gamma, d, C, False) and _stat(beta, d, C, False)
+            and all(_stat(a, d, C, training) for a in stats)
+            and _validate.first_overlap([x, gamma, beta, *stats]) is None):
+        return None
+    y, sm, si = _validate.empty_like(x), _validate.empty_like(x, (C,)), _validate.empty_like(x, (C,))
+    _nb_bn.batch_norm_forward(x, y, gamma, beta, running_mean, running_var, sm, si,
+                              training=training, momentum=momentum, eps=eps)
+    return y, sm, si
+
+
+def batch_norm_backward(dy, x, gamma, save_mean, save_invstd, training, backend):
+    cm = _channels(x)
+    if cm is None:
+        return None
+    C, d = cm[0], x.dtype
+    if not (type(dy) is _ndarray and dy.dtype is d and dy.shape == x.shape
+            and dy.flags.c_contiguous and all(_stat(a, d, C, False)
+                                              for a in (gamma, save_mean, save_invstd))
+            and _validate.first_overlap([x, dy, gamma, save_mean, save_invstd]) is None):
+        return None
+    dx, dg, db = _validate.empty_like(x), _validate.empty_like(x, (C,)), _validate.empty_like(x, (C,))
+    _nb_bn.batch_norm_backward(dy, x, gamma, save_mean, save_invstd, dx, dg, db,
+                               training=training)
+    return dx, dg, db
+
+
+# kernel name -> fast function (fastopt._entry resolves them on the first numba call)
+FAST = {"sgd_step": sgd, "rmsprop_step": rmsprop, "adam_step": adam, "adagrad_step": adagrad,
+        "ema_update": ema_update, "dropout_forward": dropout_forward,
+        "dropout_backward": dropout_backward, "clip_grad_norm": clip_grad_norm,
+        "grad_norm": grad_norm, "batch_norm_forward": batch_norm_forward,
+        "batch_norm_backward": batch_norm_backward}
