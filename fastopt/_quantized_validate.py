@@ -2,16 +2,15 @@
 
 ``fastopt._validate.call`` hands a call here when any state role the table marks
 quantizable (``Role.signed``) holds a QuantizedState. Same rules as the float
-path (every check before anything is written), plus: float32 parameters on the
-CPU, every used state role quantized with its role's map, codes of the
-parameter's shape, one absmax per block, no shared or overlapping memory.
+path (every check before anything is written), plus: float32, bfloat16 or
+float16 parameters on the CPU (grads of their type or float32), every used state
+role quantized with its role's map, codes of the parameter's shape, one absmax
+per block, no shared or overlapping memory.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from fastopt import _validate as v
-from fastopt.quantized import QuantizedState, check
+from fastopt.quantized import PARAM_DTYPES, QuantizedState, check
 
 
 class QuantizedChecked(v.Checked):
@@ -58,8 +57,10 @@ def call(spec, values):
     quantizable = [r for r in spec.arrays if r.signed is not None]
     plain = [r for r in spec.arrays if r.signed is None and r.dtype == "float"
              and r.precision != "master"]
-    c = v.arrays(*[(r.name, values[r.name], r.written is True) for r in plain],
-                 dtypes=(np.dtype(np.float32),))
+    # param float32, bfloat16 or float16; grad the param's type or float32 (the
+    # type rules of fastopt._precision); the codes hold float32 values either way
+    c = v.arrays(*[(r.name, values[r.name], r.written is True, r.precision) for r in plain],
+                 dtypes=PARAM_DTYPES)
     if c.on_gpu:
         raise TypeError("8-bit state (QuantizedState) runs on the CPU only in this version")
     h = v.hypers(spec, values)

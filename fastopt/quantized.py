@@ -10,9 +10,12 @@ element, the state's shape) and ``absmax`` (float32, one per block of
 ``qmap`` is the paper's dynamic (tree) map of 256 sorted float32 values in
 [-1, 1] (signed, first moments) or [0, 1] (unsigned, second moments); its
 values equal bitsandbytes' ``create_dynamic_map(signed)``. Quantizing a block
-divides each value by the block's absmax (float32 ``x = value / absmax``, 0 when
-absmax is 0) and takes the nearest code; on a tie the lower index wins (the
-exact comparison sequence is ``fastopt.backends.numpy.quantized.nearest``).
+scales each value by the block's absmax (float32 ``x = value * (1 / absmax)``,
+the reciprocal rounded once per block as bitsandbytes does, a division only
+where absmax is outside [2**-126, 2**126]; 0 when absmax is 0:
+``fastopt.backends.numpy.quantized.ratios``) and takes the nearest code; on a tie
+the lower index wins (the exact comparison sequence is
+``fastopt.backends.numpy.quantized.nearest``).
 
 >>> q = fastopt.quantize(np.random.randn(1000).astype(np.float32), signed=True)
 >>> q.codes.shape, q.absmax.shape, q.dequantize().dtype
@@ -20,10 +23,13 @@ exact comparison sequence is ``fastopt.backends.numpy.quantized.nearest``).
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 BLOCK = 256
 MIN_SIZE = 4096   # the optimizer classes keep float32 state for smaller params
+# params whose state may be 8-bit (16-bit ones computed in float32, rounded once)
+PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
 
 
 def _linspace32(start, end, steps):

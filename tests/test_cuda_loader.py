@@ -247,7 +247,8 @@ def _code(param):
         return "p"
     typ = param.rsplit(" ", 1)[0]
     # fastopt::compute_t<T>: the element type's compute type (float for 16-bit storage)
-    return {"T": "T", "fastopt::compute_t<T>": "T", "double": "d", "int": "i",
+    # float: the 8-bit kernels' scalars (quantized.cu), launched with dtype float32
+    return {"T": "T", "fastopt::compute_t<T>": "T", "float": "T", "double": "d", "int": "i",
             "long long": "q", "unsigned long long": "Q"}[typ]
 
 
@@ -264,7 +265,8 @@ def kernel_signatures(text):
 
 @pytest.mark.parametrize("family, source", [("optim", "optim"), ("batchnorm", "batchnorm"),
                                             ("dropout", "dropout"), ("averaging", "averaging"),
-                                            ("clipping", "clipping")])
+                                            ("clipping", "clipping"),
+                                            ("quantized", "quantized")])
 def test_backend_arg_specs_match_kernel_signatures(family, source):
     """Every KERNELS spec in fastopt/backends/cuda/<family>.py equals the C parameter
     list of its entry point in csrc/cuda/<source>.cu: a mismatch would pass wrong
@@ -272,10 +274,10 @@ def test_backend_arg_specs_match_kernel_signatures(family, source):
     mod = importlib.import_module(f"fastopt.backends.cuda.{family}")
     sigs = kernel_signatures((ROOT / "csrc" / "cuda" / f"{source}.cu").read_text())
     prefix = {"optim": "fastopt_", "batchnorm": "fastopt_bn_", "dropout": "fastopt_dropout_",
-              "averaging": "fastopt_", "clipping": "fastopt_"}[family]
+              "averaging": "fastopt_", "clipping": "fastopt_", "quantized": "fastopt_"}[family]
     assert sigs
     for name, spec in mod.KERNELS.items():
-        candidates = [f"{prefix}{name}_", f"{prefix}{name}"]
+        candidates = [f"{prefix}{name}_", f"{prefix}{name}", f"{prefix}{name}_8bit_"]
         found = [c for c in candidates if c in sigs]
         assert found, (name, sorted(sigs))
         assert sigs[found[0]] == spec, (family, name, sigs[found[0]], spec)

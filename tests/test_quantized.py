@@ -281,3 +281,51 @@ def test_codes_at_every_threshold_equal_reference(backend):
     assert np.all(m.absmax == 1.0) and np.all(v.absmax == 1.0)
     assert np.array_equal(m.codes, nearest(g, Q.qmap(True)))
     assert np.array_equal(v.codes, nearest((g * g).astype(np.float32), Q.qmap(False)))
+
+
+def test_reference_scales_by_the_blocks_float32_reciprocal():
+    """The reference's x (ratios): value * fl32(1 / absmax) for absmax in
+    [2**-126, 2**126], value / absmax outside it (where the reciprocal is subnormal
+    or overflows), 0 for a block of absmax 0."""
+    from fastopt.backends.numpy.quantized import ratios
+    rng = np.random.default_rng(3)
+    absmax = np.array([3.0, 0.7, 2.0 ** -126, 1e-39, 2.0 ** 126, 3e38, 0.0], np.float32)
+    vals = (rng.uniform(-1, 1, (absmax.size, 256)) * absmax[:, None]).astype(np.float32)
+    x = ratios(vals.reshape(-1), absmax).reshape(absmax.size, 256)
+    recip = (np.float32(1) / absmax[:5]).astype(np.float32)
+    assert _same(x[:2], (vals[:2] * recip[:2, None]).astype(np.float32))
+    assert _same(x[2], (vals[2] * recip[2]).astype(np.float32))
+    assert _same(x[4], (vals[4] * recip[4]).astype(np.float32))
+    for b in (3, 5):
+        assert _same(x[b], (vals[b] / absmax[b]).astype(np.float32))
+    assert np.all(x[6] == 0)
+    # a product differs from the quotient: the two definitions are not the same rule
+    assert not _same(x[0], (vals[0] / absmax[0]).astype(np.float32))
+
+
+def threshold_blocks(scale):
+    """Every threshold of the signed map times ``scale`` and its float32 neighbours,
+    in blocks of 256 whose absmax is ``scale`` (each block's last element)."""
+    x = _near_thresholds(True) * np.float32(scale)
+    x = np.concatenate([x, np.nextafter(x, np.float32(np.inf)), np.nextafter(x, -np.float32(np.inf))])
+    x = np.clip(x, -np.float32(scale), np.float32(scale)).astype(np.float32)
+    g = np.concatenate([x, np.full(-x.size % 255, np.float32(scale) / 2, np.float32)]).reshape(-1, 255)
+    return np.concatenate([g, np.full((g.shape[0], 1), scale, np.float32)], axis=1).reshape(-1)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("scale", [3.0, 0.3, 1e-39, 2.0 ** -126, 3e38, 2.0 ** 126])
+def test_codes_near_thresholds_with_inexact_reciprocals_equal_reference(backend, scale):
+    """Blocks whose absmax has an inexact reciprocal (3, 0.3), a subnormal one
+    (3e38: the kernels divide) or none (1e-39: subnormal absmax, divide), holding
+    every threshold of the signed map times absmax and its neighbours: the compiled
+    codes equal the reference's (SGD's first momentum step stores buf = grad)."""
+    g = threshold_blocks(scale)
+    outs = []
+    for b in ("numpy", backend):
+        buf = Q.QuantizedState(g.shape, True)
+        fastopt.sgd_step(np.zeros_like(g), g.copy(), buf, lr=0.0, momentum=0.5, first_step=True,
+                         backend=b)
+        assert np.all(buf.absmax == np.float32(scale))
+        outs.append(buf.codes.copy())
+    assert np.array_equal(outs[0], outs[1])

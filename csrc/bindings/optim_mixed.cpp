@@ -13,11 +13,8 @@
 #include "gil.h"
 
 namespace fastopt {
-namespace {
 
-using Arrays = std::vector<py::array>;
-using OptArrays = std::optional<Arrays>;
-
+// Also used by the 8-bit steps' bindings (quantized.cpp).
 PyObject* storage_dtype(int code) {
   static PyObject* f32 = py::dtype::of<float>().release().ptr();
   static PyObject* f64 = py::dtype::of<double>().release().ptr();
@@ -32,6 +29,11 @@ PyObject* storage_dtype(int code) {
     default: throw py::value_error("unknown storage type code");
   }
 }
+
+namespace {
+
+using Arrays = std::vector<py::array>;
+using OptArrays = std::optional<Arrays>;
 
 void fill(MixedList& l, Arrays& arrays, int role, int code, bool write, const char* name) {
   if (arrays.size() != l.sizes.size()) throw py::value_error(std::string(name) + ": list length");

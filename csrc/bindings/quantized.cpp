@@ -8,6 +8,9 @@
 #include "fastopt/quantize.h"
 
 namespace fastopt {
+
+PyObject* storage_dtype(int code);   // optim_mixed.cpp
+
 namespace {
 
 using Codes = ArrayList<std::uint8_t>;
@@ -32,67 +35,94 @@ QView view(Codes& codes, Maxes& absmax, const Map& map, std::size_t t) {
   return QView{codes[t].mutable_data(), absmax[t].mutable_data(), map.values, map.lut};
 }
 
+// The params and grads of a call, of storage types p_type / g_type (mixed.h;
+// checked by fastopt/_quantized_validate.py, and here again so that a wrong
+// call cannot touch memory it does not own).
+struct Tensors {
+  std::vector<QTensor> t;
+  std::vector<std::size_t> n;
+};
+
+Tensors tensors(std::vector<py::array>& params, std::vector<py::array>& grads, int p_type,
+                int g_type) {
+  if (grads.size() != params.size()) throw py::value_error("8-bit step: grads: list length");
+  const py::dtype pd = py::reinterpret_borrow<py::dtype>(storage_dtype(p_type));
+  const py::dtype gd = py::reinterpret_borrow<py::dtype>(storage_dtype(g_type));
+  Tensors out;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    py::array &p = params[i], &g = grads[i];
+    if (!p.dtype().equal(pd) || !g.dtype().equal(gd))
+      throw py::type_error("8-bit step: dtype does not match its storage type code");
+    if (!(p.flags() & py::array::c_style) || !(g.flags() & py::array::c_style) ||
+        g.size() != p.size())
+      throw py::value_error("8-bit step: not C-contiguous or of the wrong size");
+    out.t.push_back(QTensor{p.mutable_data(), g.data(), p_type, g_type});
+    out.n.push_back(static_cast<std::size_t>(p.size()));
+  }
+  return out;
+}
+
 template <typename Range>
-void each_tensor(ArrayList<float>& params, const Range& range) {
-  for (std::size_t t = 0; t < params.size(); ++t) {
-    const std::size_t n = static_cast<std::size_t>(params[t].size());
+void each_tensor(const Tensors& ts, const Range& range) {
+  for (std::size_t t = 0; t < ts.t.size(); ++t) {
+    const std::size_t n = ts.n[t];
     const std::size_t blocks = (n + 255) / 256;
     parallel_for(blocks, kBlockGrain, [&](std::size_t b0, std::size_t b1) { range(t, n, b0, b1); });
   }
 }
 
-void adam(ArrayList<float> params, ArrayList<float> grads, Codes m_codes, Maxes m_absmax,
+void adam(std::vector<py::array> params, std::vector<py::array> grads, int p_type, int g_type,
+          Codes m_codes, Maxes m_absmax,
           Codes v_codes, Maxes v_absmax, Array<float> signed_map, Array<int> signed_lut,
           Array<float> unsigned_map, Array<int> unsigned_lut, double beta1, double one_minus_beta1, double beta2, double one_minus_beta2, double eps,
           double weight_decay, double grad_sign, double step_size, double bc2_sqrt,
           double decay_factor, int weight_decay_mode) {
-  std::vector<float*> p(params.size());
-  for (std::size_t t = 0; t < params.size(); ++t) p[t] = data_of(params[t]);
+  const Tensors ts = tensors(params, grads, p_type, g_type);
   AdamScalars<float> s{float(beta1), float(one_minus_beta1), float(beta2), float(one_minus_beta2),
                        float(eps), float(weight_decay), float(grad_sign), float(step_size),
                        float(bc2_sqrt), float(decay_factor)};
   const Map sm = map_of<true>(signed_map, signed_lut);
   const Map um = map_of<false>(unsigned_map, unsigned_lut);
   py::gil_scoped_release nogil;
-  each_tensor(params, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
-    adam_q_range(p[t], grads[t].data(), view(m_codes, m_absmax, sm, t),
+  each_tensor(ts, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
+    adam_q_range(ts.t[t], view(m_codes, m_absmax, sm, t),
                  view(v_codes, v_absmax, um, t), n, b0, b1, s, weight_decay_mode);
   });
 }
 
-void sgd(ArrayList<float> params, ArrayList<float> grads, Codes codes, Maxes absmax,
+void sgd(std::vector<py::array> params, std::vector<py::array> grads, int p_type, int g_type,
+         Codes codes, Maxes absmax,
          Array<float> signed_map, Array<int> signed_lut, double lr, double momentum, double one_minus_dampening,
          double weight_decay, double grad_sign, bool nesterov, bool first_step) {
-  std::vector<float*> p(params.size());
-  for (std::size_t t = 0; t < params.size(); ++t) p[t] = data_of(params[t]);
+  const Tensors ts = tensors(params, grads, p_type, g_type);
   SgdScalars<float> s{float(lr), float(momentum), float(one_minus_dampening), float(weight_decay),
                       float(grad_sign)};
   const Map sm = map_of<true>(signed_map, signed_lut);
   py::gil_scoped_release nogil;
-  each_tensor(params, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
-    sgd_q_range(p[t], grads[t].data(), view(codes, absmax, sm, t), n, b0, b1, s,
+  each_tensor(ts, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
+    sgd_q_range(ts.t[t], view(codes, absmax, sm, t), n, b0, b1, s,
                 weight_decay != 0.0, nesterov ? 2 : 1, first_step);
   });
 }
 
-void rmsprop(ArrayList<float> params, ArrayList<float> grads, Codes sq_codes, Maxes sq_absmax,
+void rmsprop(std::vector<py::array> params, std::vector<py::array> grads, int p_type,
+             int g_type, Codes sq_codes, Maxes sq_absmax,
              std::optional<Codes> ga_codes, std::optional<Maxes> ga_absmax,
              std::optional<Codes> buf_codes, std::optional<Maxes> buf_absmax,
              Array<float> signed_map, Array<int> signed_lut, Array<float> unsigned_map,
              Array<int> unsigned_lut, double lr, double alpha,
              double one_minus_alpha, double eps, double weight_decay, double momentum,
              double grad_sign) {
-  std::vector<float*> p(params.size());
-  for (std::size_t t = 0; t < params.size(); ++t) p[t] = data_of(params[t]);
+  const Tensors ts = tensors(params, grads, p_type, g_type);
   RmspropScalars<float> s{float(lr), float(alpha), float(one_minus_alpha), float(eps),
                           float(weight_decay), float(momentum), float(grad_sign)};
   const bool cen = ga_codes.has_value(), mom = buf_codes.has_value();
   const Map sm = map_of<true>(signed_map, signed_lut);
   const Map um = map_of<false>(unsigned_map, unsigned_lut);
   py::gil_scoped_release nogil;
-  each_tensor(params, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
+  each_tensor(ts, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
     const QView none{nullptr, nullptr, nullptr, nullptr};
-    rmsprop_q_range(p[t], grads[t].data(), view(sq_codes, sq_absmax, um, t),
+    rmsprop_q_range(ts.t[t], view(sq_codes, sq_absmax, um, t),
                     cen ? view(*ga_codes, *ga_absmax, sm, t) : none,
                     mom ? view(*buf_codes, *buf_absmax, sm, t) : none, n, b0, b1, s,
                     weight_decay != 0.0, cen, mom);
@@ -102,7 +132,8 @@ void rmsprop(ArrayList<float> params, ArrayList<float> grads, Codes sq_codes, Ma
 }  // namespace
 
 void register_quantized(py::module_& m) {
-  m.def("adam_step_8bit", &adam, py::arg("params").noconvert(), py::arg("grads").noconvert(),
+  m.def("adam_step_8bit", &adam, py::arg("params").noconvert(), py::arg("grads").noconvert(), py::arg("p_type"),
+        py::arg("g_type"),
         py::arg("m_codes").noconvert(), py::arg("m_absmax").noconvert(),
         py::arg("v_codes").noconvert(), py::arg("v_absmax").noconvert(),
         py::arg("signed_map").noconvert(), py::arg("signed_lut").noconvert(),
@@ -110,13 +141,15 @@ void register_quantized(py::module_& m) {
         py::arg("one_minus_beta1"), py::arg("beta2"), py::arg("one_minus_beta2"), py::arg("eps"),
         py::arg("weight_decay"), py::arg("grad_sign"), py::arg("step_size"), py::arg("bc2_sqrt"),
         py::arg("decay_factor"), py::arg("weight_decay_mode"));
-  m.def("sgd_step_8bit", &sgd, py::arg("params").noconvert(), py::arg("grads").noconvert(),
+  m.def("sgd_step_8bit", &sgd, py::arg("params").noconvert(), py::arg("grads").noconvert(), py::arg("p_type"),
+        py::arg("g_type"),
         py::arg("codes").noconvert(), py::arg("absmax").noconvert(),
         py::arg("signed_map").noconvert(), py::arg("signed_lut").noconvert(), py::arg("lr"),
         py::arg("momentum"),
         py::arg("one_minus_dampening"), py::arg("weight_decay"), py::arg("grad_sign"),
         py::arg("nesterov"), py::arg("first_step"));
-  m.def("rmsprop_step_8bit", &rmsprop, py::arg("params").noconvert(), py::arg("grads").noconvert(),
+  m.def("rmsprop_step_8bit", &rmsprop, py::arg("params").noconvert(), py::arg("grads").noconvert(), py::arg("p_type"),
+        py::arg("g_type"),
         py::arg("sq_codes").noconvert(), py::arg("sq_absmax").noconvert(),
         py::arg("ga_codes").noconvert(), py::arg("ga_absmax").noconvert(),
         py::arg("buf_codes").noconvert(), py::arg("buf_absmax").noconvert(),

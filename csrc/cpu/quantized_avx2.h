@@ -11,8 +11,9 @@ bool avx2_gathers_supported();
 // out[i] = qmap[c[i]] * am
 void dequantize_block_avx2(const std::uint8_t* c, float am, const float* qmap, float* out,
                            std::size_t len);
-// c[i] = quantize_code<is_signed>(x[i], am, lut)
-void quantize_block_avx2(const float* x, float am, const int* lut, std::uint8_t* c,
+// c[i] = quantize_code<is_signed>(x[i] * recip, lut), recip = 1 / absmax
+// (quant_by_reciprocal(absmax) holds)
+void quantize_block_avx2(const float* x, float recip, const int* lut, std::uint8_t* c,
                          std::size_t len, bool is_signed);
 }  // namespace fastopt
 #else

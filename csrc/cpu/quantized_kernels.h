@@ -16,13 +16,30 @@ struct QView {
   const int* lut;  // code_table of qmap (fastopt/quantized.py)
 };
 
+// One tensor's param and grad, of storage types p_type / g_type (mixed.h's
+// Storage: kF32, or kBF16 / kF16 with a grad of the param's type or kF32).
+struct QTensor {
+  void* p;
+  const void* g;
+  int p_type, g_type;
+};
+
 // Blocks [b0, b1) of one tensor of n elements.
-void adam_q_range(float* p, const float* g, QView m, QView v, std::size_t n, std::size_t b0,
-                  std::size_t b1, const AdamScalars<float>& s, int wd_mode);
-void sgd_q_range(float* p, const float* g, QView buf, std::size_t n, std::size_t b0,
-                 std::size_t b1, const SgdScalars<float>& s, bool wd, int mom, bool first);
-void rmsprop_q_range(float* p, const float* g, QView sq, QView gavg, QView buf, std::size_t n,
-                     std::size_t b0, std::size_t b1, const RmspropScalars<float>& s, bool wd,
-                     bool centered, bool momentum);
+void adam_q_range(QTensor t, QView m, QView v, std::size_t n, std::size_t b0, std::size_t b1,
+                  const AdamScalars<float>& s, int wd_mode);
+void sgd_q_range(QTensor t, QView buf, std::size_t n, std::size_t b0, std::size_t b1,
+                 const SgdScalars<float>& s, bool wd, int mom, bool first);
+void rmsprop_q_range(QTensor t, QView sq, QView gavg, QView buf, std::size_t n, std::size_t b0,
+                     std::size_t b1, const RmspropScalars<float>& s, bool wd, bool centered,
+                     bool momentum);
+
+// The same for a 16-bit param (quantized_half.cpp), called by the above.
+void adam_q_range_half(QTensor t, QView m, QView v, std::size_t n, std::size_t b0,
+                       std::size_t b1, const AdamScalars<float>& s, int wd_mode);
+void sgd_q_range_half(QTensor t, QView buf, std::size_t n, std::size_t b0, std::size_t b1,
+                      const SgdScalars<float>& s, bool wd, int mom, bool first);
+void rmsprop_q_range_half(QTensor t, QView sq, QView gavg, QView buf, std::size_t n,
+                          std::size_t b0, std::size_t b1, const RmspropScalars<float>& s,
+                          bool wd, bool centered, bool momentum);
 
 }  // namespace fastopt

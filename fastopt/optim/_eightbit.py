@@ -1,7 +1,7 @@
 """``state_bits=8`` for the optimizer classes (docs/quantized-state.md).
 
-Parameters with at least ``MIN_SIZE`` (4096) float32 elements on the CPU get
-their state as :class:`fastopt.QuantizedState` (exp_avg, momentum_buffer,
+Parameters with at least ``MIN_SIZE`` (4096) elements on the CPU, float32,
+bfloat16 or float16 (``PARAM_DTYPES``), get their state as :class:`fastopt.QuantizedState` (exp_avg, momentum_buffer,
 grad_avg signed; exp_avg_sq, square_avg unsigned, from the kernels' tables);
 smaller ones keep float32 state. State dicts hold ``<name>.codes`` and
 ``<name>.absmax`` for a quantized entry (plain arrays, so ``.npz`` files work
@@ -13,7 +13,7 @@ import numpy as np
 
 from fastopt._specs import KERNELS
 from fastopt.backends.numpy.quantized import quantize_into
-from fastopt.quantized import MIN_SIZE, QuantizedState, check
+from fastopt.quantized import MIN_SIZE, PARAM_DTYPES, QuantizedState, check
 
 SIGNED = {r.name: r.signed for k in KERNELS.values() for r in k.arrays if r.signed is not None}
 
@@ -29,7 +29,7 @@ def bits(value, amsgrad=False):
 
 def quantizes(opt, p) -> bool:
     return (getattr(opt, "state_bits", 32) == 8 and isinstance(p, np.ndarray)
-            and p.dtype == np.float32 and p.size >= MIN_SIZE)
+            and p.dtype in PARAM_DTYPES and p.size >= MIN_SIZE)
 
 
 def big(opt, ps):
@@ -91,8 +91,9 @@ def gather(entry, names):
 
 def check_loaded(q, p, label):
     check(q, label, p.shape)
-    if p.dtype != np.float32:
-        raise TypeError(f"{label} is 8-bit state but the parameter is {p.dtype} (float32 only)")
+    if p.dtype not in PARAM_DTYPES:
+        raise TypeError(f"{label} is 8-bit state but the parameter is {p.dtype} (float32, "
+                        f"bfloat16 or float16 only)")
     return q
 
 

@@ -33,11 +33,22 @@ FASTOPT_HD int magnitude_max(int m, float x) {
   return u > m ? u : m;
 }
 
-// The code nearest to x / absmax in the sorted 256-value qmap; ties go to the
-// lower code. i = the last index with qmap[i] <= x (0 if none) by 8 halving
-// steps, clamped to 254, moved up when qmap[i+1] is strictly nearer.
-FASTOPT_HD unsigned char quantize_nearest(float value, float absmax, const float* qmap) {
-  const float x = absmax == 0.0f ? 0.0f : value / absmax;
+// What quantizing a block of absmax > 0 maps each value to: x = value times
+// the block's float32 reciprocal (rounded once per block, as bitsandbytes'
+// kernels do: one division per block, not per element), where 1/absmax is a
+// normal float (absmax in [2^-126, 2^126]); outside it, value / absmax.
+FASTOPT_HD bool quant_by_reciprocal(float absmax) {
+  return absmax >= 0x1p-126f && absmax <= 0x1p126f;
+}
+FASTOPT_HD float quant_ratio(float value, float absmax, float recip) {
+  return quant_by_reciprocal(absmax) ? value * recip : value / absmax;
+}
+
+// The code nearest to x (quant_ratio; 0 for a block of absmax 0) in the sorted
+// 256-value qmap; ties go to the lower code. i = the last index with
+// qmap[i] <= x (0 if none) by 8 halving steps, clamped to 254, moved up when
+// qmap[i+1] is strictly nearer.
+FASTOPT_HD unsigned char quantize_nearest(float x, const float* qmap) {
   unsigned i = 0;
   for (unsigned step = 128; step != 0; step >>= 1)
     if (qmap[i + step] <= x) i += step;
@@ -55,17 +66,16 @@ constexpr int kLutBits = Signed ? 6 : 7;
 template <bool Signed>
 constexpr int kLutEntries = (Signed ? 2 : 1) * (kLutBinades << kLutBits<Signed>);
 
-// The same code as quantize_nearest for x = value / absmax, absmax > 0, in a
+// The same code as quantize_nearest for x = quant_ratio(...), absmax > 0, in a
 // few integer operations and one table load, no branch (the block loop
 // vectorizes, the load becoming a gather): the code is the number of
 // thresholds <= x; the entry of x's bucket holds the code at the bucket's
 // first x (low 8 bits) and where its one threshold, if any, cuts the bucket's
 // low mantissa bits (compared as -low for x < 0, whose codes fall as |x| grows).
 template <bool Signed>
-FASTOPT_HD unsigned char quantize_code(float value, float absmax, const int* lut) {
+FASTOPT_HD unsigned char quantize_code(float x, const int* lut) {
   constexpr int shift = 23 - kLutBits<Signed>;
   constexpr int half = kLutBinades << kLutBits<Signed>;
-  const float x = value / absmax;
   unsigned u;
   __builtin_memcpy(&u, &x, sizeof u);
   const int a = static_cast<int>(u & 0x7fffffffu);

@@ -11,6 +11,7 @@ from numba import njit, prange
 from fastopt import _scalars
 from fastopt.backends.numba import parallel_njit
 from fastopt.backends.numba._fma import adam_first_moment
+from fastopt.backends.numpy.quantized import RECIPROCAL_RANGE, sixteen_bit
 from fastopt.quantized import BLOCK, SIGNED_MAP, UNSIGNED_MAP
 
 F = np.float32
@@ -46,8 +47,10 @@ def _store(codes, absmax, table, b, off, n, x, zero):
         if a > am:
             am = a
     absmax[b] = am
-    for i in range(n):
-        xn = zero if am == zero else x[i] / am
+    r = np.float32(1.0) / am if am != zero else zero
+    by_recip = am >= RECIPROCAL_RANGE[0] and am <= RECIPROCAL_RANGE[1]
+    for i in range(n):   # x as fastopt.backends.numpy.quantized.ratios states it
+        xn = zero if am == zero else (x[i] * r if by_recip else x[i] / am)
         codes[off + i] = _nearest(xn, table)
 
 
@@ -142,6 +145,7 @@ def _f32(scalars):
     return [F(s) for s in scalars]
 
 
+@sixteen_bit   # 16-bit params: float32 copies, rounded back as the reference
 def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, beta1, beta2, eps,
          weight_decay, decoupled, maximize):
     s = _f32(_scalars.adam(step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
@@ -152,6 +156,7 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, bet
               UNSIGNED_MAP, *s, mode, F(0))
 
 
+@sixteen_bit   # 16-bit params: float32 copies, rounded back as the reference
 def sgd(params, grads, bufs, *, lr, momentum, dampening, weight_decay, nesterov, maximize,
         first_step):
     s = _f32(_scalars.sgd(lr=lr, momentum=momentum, dampening=dampening,
@@ -161,6 +166,7 @@ def sgd(params, grads, bufs, *, lr, momentum, dampening, weight_decay, nesterov,
              nesterov, first_step, F(0))
 
 
+@sixteen_bit   # 16-bit params: float32 copies, rounded back as the reference
 def rmsprop(params, grads, square_avgs, grad_avgs, bufs, *, lr, alpha, eps, weight_decay,
             momentum, maximize):
     s = _f32(_scalars.rmsprop(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,

@@ -5,10 +5,12 @@ computes in float32 with the exact operation order of
 csrc/include/fastopt/quantize.h and optim.h (float32 scalars from
 fastopt/_scalars.py, no fused multiply-add), so the compiled backends equal it
 bit for bit. Per block of 256: dequantize, update, new absmax, re-quantize.
+bfloat16 / float16 params (and grads) are widened to float32, updated alike and
+rounded back once to nearest even (``sixteen_bit``).
 """
 import numpy as np
 
-from fastopt import _scalars
+from fastopt import _rounding, _scalars
 from fastopt._rounding import fma_f32
 from fastopt.quantized import BLOCK, qmap
 
@@ -43,15 +45,57 @@ def _absmax(values):
                           initial=F(0)).astype(F)
 
 
+RECIPROCAL_RANGE = (F(2.0 ** -126), F(2.0 ** 126))   # 1 / absmax is a normal float32
+
+
+def ratios(values, absmax):
+    """What each value is quantized as: ``x = value * fl(1 / absmax)``, the float32
+    reciprocal of its block's absmax rounded once per block (as bitsandbytes' kernels
+    do; a product in place of a division per element), or ``value / absmax`` where
+    absmax lies outside ``RECIPROCAL_RANGE``; 0 in a block of absmax 0."""
+    n = values.size
+    lo, hi = RECIPROCAL_RANGE
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        recip = np.float32(1) / absmax
+        scale = np.repeat(absmax, BLOCK)[:n]
+        by_recip = np.repeat((absmax >= lo) & (absmax <= hi), BLOCK)[:n]
+        safe = np.where(scale == 0, F(1), scale)
+        x = np.where(by_recip, values * np.repeat(recip, BLOCK)[:n], values / safe)
+    return np.where(scale == 0, F(0), x).astype(F)
+
+
 def quantize_into(values, q):
     """Writes flat float32 ``values`` into ``q``: new absmax per block, nearest codes."""
-    n = values.size
     absmax = _absmax(values)
-    scale = np.repeat(absmax, BLOCK)[:n]
-    safe = np.where(scale == 0, F(1), scale)
-    x = np.where(scale == 0, F(0), values / safe).astype(F)
-    q.codes.reshape(-1)[...] = nearest(x, qmap(q.signed))
+    q.codes.reshape(-1)[...] = nearest(ratios(values, absmax), qmap(q.signed))
     q.absmax[...] = absmax
+
+
+def widened(arrays):
+    """float32 copies of the params or grads (16-bit values widen exactly)."""
+    return [a if a.dtype == F else a.astype(F) for a in arrays]
+
+
+def narrow_into(params, values):
+    """Writes float32 ``values`` into ``params``, each rounded once to nearest even to a
+    16-bit param's type (the bit-level rounding of fastopt._rounding, as half.h)."""
+    for param, x in zip(params, values):
+        if param is x:
+            continue
+        u = np.ascontiguousarray(x, F).reshape(-1).view(np.uint32).astype(np.uint64)
+        rne = _rounding.f32_to_f16_rne if param.dtype == np.float16 else _rounding.f32_to_bf16_rne
+        param.reshape(-1).view(np.uint16)[...] = rne(u).astype(np.uint16)
+
+
+def sixteen_bit(step):
+    """``step`` on float32 params and grads, or on float32 copies of 16-bit ones whose
+    results are rounded back (docs/quantized-state.md, 16-bit parameters)."""
+    def run(params, grads, *args, **kwargs):
+        wide = widened(params)
+        step(wide, widened(grads), *args, **kwargs)
+        narrow_into(params, wide)
+    run.__doc__, run.__name__ = step.__doc__, step.__name__
+    return run
 
 
 def _load(q):
@@ -75,6 +119,7 @@ def _adam_first_moment(m, g, w):
     return fma_f32(w - F(1), g - m, g)
 
 
+@sixteen_bit
 def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, beta1, beta2, eps,
          weight_decay, decoupled, maximize):
     mode = _scalars.adam_weight_decay_mode(weight_decay, decoupled)
@@ -93,6 +138,7 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, bet
         quantize_into(v, exp_avg_sqs[i])
 
 
+@sixteen_bit
 def sgd(params, grads, bufs, *, lr, momentum, dampening, weight_decay, nesterov, maximize,
         first_step):
     lr_, mom, omd, wd, gs = _f32(_scalars.sgd(lr=lr, momentum=momentum, dampening=dampening,
@@ -106,6 +152,7 @@ def sgd(params, grads, bufs, *, lr, momentum, dampening, weight_decay, nesterov,
         quantize_into(buf, bufs[i])
 
 
+@sixteen_bit
 def rmsprop(params, grads, square_avgs, grad_avgs, bufs, *, lr, alpha, eps, weight_decay,
             momentum, maximize):
     lr_, a, oma, e, wd, mom, gs = _f32(_scalars.rmsprop(
