@@ -11,14 +11,7 @@
 // per-element loop is branch-free. Scalars are the fields of the structs in
 // optim.h, in order, in the element type (fastopt/_scalars.py computes them
 // in double; fastopt/backends/cuda/optim.py casts them to the dtype).
-#if defined(__CUDACC_RTC__)
-// NVRTC has no <cstdint>; half.h and philox.h expect these from the including source.
-typedef unsigned short uint16_t;
-typedef unsigned int uint32_t;
-typedef unsigned long long uint64_t;
-#else
-#include <cstdint>
-#endif
+// fixed-width integer types: fastopt/common.h (NVRTC has no <cstdint>)
 #include "fastopt/mixed.h"
 #include "fastopt/optim.h"
 #include "fastopt/philox.h"

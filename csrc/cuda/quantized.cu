@@ -13,13 +13,7 @@
 // float16), arguments: param, grad, n, then per state role codes and absmax,
 // the signed and unsigned maps and code tables, the optim.h scalars (float)
 // and the options (int).
-#if defined(__CUDACC_RTC__)
-typedef unsigned short uint16_t;
-typedef unsigned int uint32_t;
-typedef unsigned long long uint64_t;
-#else
-#include <cstdint>
-#endif
+// fixed-width integer types: fastopt/common.h (NVRTC has no <cstdint>)
 #include "fastopt/mixed.h"
 #include "fastopt/optim.h"
 #include "fastopt/quantize.h"

@@ -3,6 +3,14 @@
 #pragma once
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#if defined(__CUDACC_RTC__)
+// NVRTC has no <cstdint>: the fixed-width types every header here uses.
+typedef unsigned short uint16_t;
+typedef unsigned int uint32_t;
+typedef unsigned long long uint64_t;
+#else
+#include <cstdint>
+#endif
 #define FASTOPT_HD __host__ __device__ __forceinline__
 #else
 #include <cmath>

@@ -9,12 +9,6 @@
 // Bf16 and F16 hold the bit pattern; the Python side passes uint16 views of
 // ml_dtypes.bfloat16 / numpy.float16 arrays, reinterpreted as these.
 #pragma once
-#if defined(__CUDACC_RTC__)
-// NVRTC has no <cstdint>; half.h and philox.h take these from here.
-typedef unsigned short uint16_t;
-typedef unsigned int uint32_t;
-typedef unsigned long long uint64_t;
-#endif
 #include "fastopt/half.h"
 
 namespace fastopt {
