@@ -242,6 +242,52 @@ def test_cpp_equals_reference_bit_for_bit():
                                   getattr(R, f"f32_to_{kind}_sr")(u64(X), u64(r)).astype(np.uint16))
 
 
+def _set_fp_env(rounding=None, flush=False):
+    """The calling thread's float environment: C99 fesetround (x86 values) and
+    MXCSR's flush-to-zero/denormals-are-zero bits through torch, where given.
+    Returns a function that restores the defaults."""
+    import ctypes
+    libm = ctypes.CDLL(None)
+    modes = {"nearest": 0x000, "downward": 0x400, "upward": 0x800, "towardzero": 0xC00}
+    if rounding is not None:
+        assert libm.fesetround(modes[rounding]) == 0
+    if flush:
+        torch = pytest.importorskip("torch")
+        assert torch.set_flush_denormal(True)
+
+    def restore():
+        libm.fesetround(0)
+        if flush:
+            import torch
+            torch.set_flush_denormal(False)
+    return restore
+
+
+@needs_core
+@pytest.mark.skipif(__import__("platform").machine() not in ("x86_64", "AMD64"),
+                    reason="the fesetround mode values are x86's")
+@pytest.mark.parametrize("rounding,flush", [("downward", False), ("upward", False),
+                                            ("towardzero", False), ("nearest", True),
+                                            ("downward", True)])
+def test_cpp_conversions_ignore_the_float_environment(rounding, flush):
+    """half.h promises the same bits whatever the rounding and flush-to-zero
+    modes: float16's subnormals are widened with an exact float subtraction
+    (rounding downward would give -0 for +0 without its sign clearing), and
+    everything else is integer code."""
+    expect_widen = R.f16_to_f32(u64(ALL16)).astype(np.uint32)
+    expect_rne = {k: getattr(R, f"f32_to_{k}_rne")(u64(X)).astype(np.uint16)
+                  for k in ("f16", "bf16")}
+    restore = _set_fp_env(rounding, flush)
+    try:
+        widened = _core._f16_to_f32(ALL16)
+        rounded = {k: getattr(_core, f"_f32_to_{k}_rne")(X) for k in ("f16", "bf16")}
+    finally:
+        restore()
+    assert np.array_equal(widened, expect_widen)
+    for k in rounded:
+        assert np.array_equal(rounded[k], expect_rne[k]), k
+
+
 # ------------------------------------------------------- fma_f32 (Adam's first moment)
 
 def _exact_fma_f32(a, b, c):

@@ -6,6 +6,7 @@
 #if defined(__CUDACC_RTC__)
 // NVRTC has no <cstdint>: the fixed-width types every header here uses.
 typedef unsigned short uint16_t;
+typedef int int32_t;
 typedef unsigned int uint32_t;
 typedef unsigned long long uint64_t;
 #else
@@ -31,27 +32,39 @@ FASTOPT_HD double fo_sqrt(double x) { return sqrt(x); }
 FASTOPT_HD float fo_fma(float a, float b, float c) { return fmaf(a, b, c); }
 FASTOPT_HD double fo_fma(double a, double b, double c) { return fma(a, b, c); }
 
-// c ? a : b. On the CPU a select on the bits: GCC keeps some float ternaries
-// (Adam's first moment) as branches, which stops the mixed loops vectorizing.
+// Float <-> bit-pattern casts: a register move on GCC and NVCC.
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+FASTOPT_HD uint32_t bits_of(float x) { return __float_as_uint(x); }
+FASTOPT_HD float float_of(uint32_t u) { return __uint_as_float(u); }
+#else
+template <typename To, typename From>
+FASTOPT_HD To fo_bit_cast(From x) {
+  To y;
+  __builtin_memcpy(&y, &x, sizeof y);
+  return y;
+}
+FASTOPT_HD uint32_t bits_of(float x) { return fo_bit_cast<uint32_t>(x); }
+FASTOPT_HD float float_of(uint32_t u) { return fo_bit_cast<float>(u); }
+#endif
+
+// a where mask is all ones, b where it is zero: a bit select. GCC keeps some
+// ternaries as branches (Adam's first moment, float16 rounding), which stops
+// the loops vectorizing; masks and selects always vectorize.
+template <typename U>
+FASTOPT_HD U select_bits(U mask, U a, U b) { return b ^ ((a ^ b) & mask); }
+FASTOPT_HD uint32_t mask_of(bool c) { return 0u - static_cast<uint32_t>(c); }
+
+// c ? a : b, on the CPU as a select on the bits.
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 template <typename T>
 FASTOPT_HD T fo_select(bool c, T a, T b) { return c ? a : b; }
 #else
-template <typename T, typename U>
-FASTOPT_HD T fo_select_bits(bool c, T a, T b) {
-  U ua, ub;
-  __builtin_memcpy(&ua, &a, sizeof ua);
-  __builtin_memcpy(&ub, &b, sizeof ub);
-  const U u = ub ^ ((ua ^ ub) & (U(0) - static_cast<U>(c)));
-  T r;
-  __builtin_memcpy(&r, &u, sizeof r);
-  return r;
-}
 FASTOPT_HD float fo_select(bool c, float a, float b) {
-  return fo_select_bits<float, uint32_t>(c, a, b);
+  return float_of(select_bits(mask_of(c), bits_of(a), bits_of(b)));
 }
 FASTOPT_HD double fo_select(bool c, double a, double b) {
-  return fo_select_bits<double, uint64_t>(c, a, b);
+  const uint64_t m = 0ull - static_cast<uint64_t>(c);
+  return fo_bit_cast<double>(select_bits(m, fo_bit_cast<uint64_t>(a), fo_bit_cast<uint64_t>(b)));
 }
 #endif
 

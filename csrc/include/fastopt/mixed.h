@@ -64,14 +64,17 @@ enum ParamMode : int { kRoundNearest = 0, kFromMaster = 1, kStochastic = 2 };
 // Element i. USED: bit k set when state role k (a, b, c) is read and written;
 // elem(p, g, a, b, c) is the optim.h element function with its options bound;
 // r is the element's random word (kStochastic only). The gradient is divided
-// by scale (1 when no grad_scale was given: g / 1 is g exactly).
-template <typename P, typename G, typename S, int MODE, unsigned USED, typename Elem>
+// by scale when UNSCALE (the CPU loops instantiate UNSCALE = false for calls
+// without a grad_scale: g / 1 is g exactly, and the division is a third of the
+// step's divider work).
+template <typename P, typename G, typename S, int MODE, unsigned USED, bool UNSCALE = true,
+          typename Elem>
 FASTOPT_HD void mixed_element(P* __restrict__ p, const G* __restrict__ g, S* __restrict__ a,
                               S* __restrict__ b, S* __restrict__ c, float* __restrict__ master,
                               long long i, uint32_t r, compute_t<P> scale, const Elem& elem) {
   using C = compute_t<P>;
   C pv = MODE == kFromMaster ? C(master[i]) : C(widen(p[i]));
-  const C gv = C(widen(g[i])) / scale;
+  const C gv = UNSCALE ? C(widen(g[i])) / scale : C(widen(g[i]));
   C av = (USED & 1u) ? C(widen(a[i])) : C(0);
   C bv = (USED & 2u) ? C(widen(b[i])) : C(0);
   C cv = (USED & 4u) ? C(widen(c[i])) : C(0);
