@@ -148,10 +148,15 @@ def test_entry_converts_python_floats_as_the_dtype_does(dtype):
     p, g = np.zeros(1, dtype), np.ones(1, dtype)
     fastopt.sgd_step(p, g, lr=0.5, backend="numba")   # records the entry
     assert _direct.SGD.entries
+    q, h = _arrays(64, dtype, 2)
     for lr in lrs:
         p[0] = 0
         fastopt.sgd_step(p, g, lr=float(lr), backend="numba")
         assert p.tobytes() == (-dtype(lr)).tobytes() if dtype(lr) != 0 else p[0] == 0, lr
+        want = q.copy()   # and on random values, the validated call's bits
+        fastopt.sgd_step.__wrapped__(want, h, lr=float(lr) % 1.0, backend="numba")
+        fastopt.sgd_step(q, h, lr=float(lr) % 1.0, backend="numba")
+        assert q.tobytes() == want.tobytes(), lr
 
 
 def _validated_count(monkeypatch):

@@ -143,20 +143,18 @@ def ema(avg, param, decay, one_minus_decay):
     return True
 
 
+# Outputs are allocated by the caller: an array numba allocates and returns
+# has its own dtype instance (not ``np.dtype(np.float32)`` itself), which the
+# fast path's ``dtype is`` checks would then decline on the next call.
 @njit(cache=True)
-def dropout_backward(dy, mask, scale):
-    dx = np.empty_like(dy)
+def dropout_backward(dy, mask, dx, scale):
     _backward_serial(dy.reshape(dy.size), mask, dx.reshape(dx.size), scale)
-    return dx
 
 
 @njit(cache=True)
-def dropout_forward(x, k0, k1, threshold, scale):
-    y = np.empty_like(x)
-    mask = np.empty((x.size + 7) // 8, np.uint8)
+def dropout_forward(x, y, mask, k0, k1, threshold, scale):
     _forward_serial(x.reshape(x.size), y.reshape(y.size), mask, np.uint64(k0), np.uint64(k1),
                     np.uint64(threshold), scale)
-    return y, mask
 
 
 @njit(cache=True)

@@ -151,8 +151,10 @@ def dropout_forward(x, p, seed, training, backend):
         return x, None
     if x.size < SERIAL_BELOW:
         s = _scalars.dropout(p)
-        return _direct.DROP_FORWARD(plain, x, seed & 0xFFFFFFFF, seed >> 32, s.threshold,
-                                    s.scale)
+        y, mask = np.empty_like(x), np.empty((x.size + 7) // 8, np.uint8)
+        _direct.DROP_FORWARD(plain, x, y, mask, seed & 0xFFFFFFFF, seed >> 32, s.threshold,
+                             s.scale)
+        return y, mask
     return _dropout.forward(x, p, seed)
 
 
@@ -170,7 +172,9 @@ def dropout_backward(dy, mask, p, backend):
     if not writeable and not (mask.flags.c_contiguous and mask.flags.aligned):
         return None
     if n < SERIAL_BELOW:
-        return _direct.DROP_BACKWARD((plain, writeable), dy, mask, _scalars.dropout_scale(p))
+        dx = np.empty_like(dy)
+        _direct.DROP_BACKWARD((plain, writeable), dy, mask, dx, _scalars.dropout_scale(p))
+        return dx
     return _dropout.backward(dy, mask, p)
 
 
