@@ -10,13 +10,13 @@ pytest.importorskip("numba")
 
 import fastopt  # noqa: E402
 from fastopt import _validate  # noqa: E402
-from fastopt.backends.numba import _direct, _fast, averaging, clipping, dropout, optim  # noqa: E402
+from fastopt.backends.numba import _direct, averaging, clipping, dropout, optim  # noqa: E402
 from fastopt.backends.numba._serial import SERIAL_BELOW  # noqa: E402
 
 from conftest import DTYPES  # noqa: E402
 
 DIRECTS = ("SGD", "RMSPROP", "ADAM", "ADAGRAD", "EMA", "DROP_FORWARD", "DROP_BACKWARD",
-           "L2_NORM_SUM", "SCALE")
+           "CLIP_L2")
 
 
 def _arrays(n, dtype, k, seed=0, shape=None):

@@ -22,6 +22,8 @@ ndim and writeability, which optional arrays are None. The entry point does
 no type checks, so callers pass only arrays of the types their key names
 (fastopt/backends/numba/_fast.py checks them first).
 """
+import math
+
 import numba
 import numpy as np
 from numba import njit
@@ -157,23 +159,22 @@ def dropout_forward(x, y, mask, k0, k1, threshold, scale):
                     np.uint64(threshold), scale)
 
 
-@njit(cache=True)
-def l2_norm_sum(g):
-    """The sum of the L2 block partials of one array, added in order (as
-    ``clipping.grad_norm`` adds them)."""
+@njit(cache=True, error_model="numpy")
+def clip_l2(g, max_norm):
+    """``functional.clipping.clip`` on one array with the L2 norm, in one call: the
+    block partials added in order (as ``clipping.grad_norm`` adds them), the same
+    coefficient, the scaling when it is below 1 (or NaN). Returns the norm."""
     acc = 0.0
     if g.size:
         for part in _partials_serial(g.reshape(g.size), _clipping.L2, 2.0):
             acc += part
-    return acc
-
-
-@njit(cache=True)
-def scale(g, coef):
-    if g.size:
-        _scale_serial(g.reshape(g.size), coef)
+    norm = math.sqrt(acc)
+    coef = max_norm / (norm + 1e-6)
+    if not coef >= 1.0 and g.size:
+        _scale_serial(g.reshape(g.size), g.dtype.type(coef))
+    return norm
 
 
 SGD, RMSPROP, ADAM, ADAGRAD = Direct(sgd), Direct(rmsprop), Direct(adam), Direct(adagrad)
 EMA, DROP_BACKWARD, DROP_FORWARD = Direct(ema), Direct(dropout_backward), Direct(dropout_forward)
-L2_NORM_SUM, SCALE = Direct(l2_norm_sum), Direct(scale)
+CLIP_L2 = Direct(clip_l2)

@@ -17,7 +17,6 @@ takes the validated path and gets its precise error. The kernels, their
 arguments and the serial/parallel choice are the backend wrappers' own, so
 results are the same bits.
 """
-import math
 import threading
 
 import numpy as np
@@ -197,29 +196,14 @@ def _plain_grads(grads):
 
 def clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, backend, sync):
     g = grads[0] if type(grads) is list and len(grads) == 1 else grads
-    if type(g) is _ndarray and norm_type == 2.0 and g.size < SERIAL_BELOW:
-        plain = _plain([g], [])
-        if plain is not None:   # one array, L2: the serial builds through _direct
-            return _clipping.clip(_OneL2(plain), [g], max_norm, norm_type, error_if_nonfinite)
+    if (type(g) is _ndarray and norm_type == 2.0 and not error_if_nonfinite
+            and g.size < SERIAL_BELOW):
+        key = _plain([g], [])
+        if key is not None:   # one array, L2: clipping.clip in one direct call
+            return _direct.CLIP_L2(key, g, max_norm)
     gs = _plain_grads(grads)
     return None if gs is None else _clipping.clip(_nb_clipping, gs, max_norm, norm_type,
                                                   error_if_nonfinite)
-
-
-class _OneL2:
-    """``clipping.clip``'s backend module for one plainly valid array and the L2
-    norm: ``backends.numba.clipping``'s builds called through ``_direct``."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, key):
-        self.key = key
-
-    def grad_norm(self, grads, norm_type):
-        return math.sqrt(_direct.L2_NORM_SUM(self.key, grads[0]))
-
-    def scale(self, grads, coef):
-        _direct.SCALE(self.key, grads[0], coef)
 
 
 def grad_norm(grads, norm_type, backend):
