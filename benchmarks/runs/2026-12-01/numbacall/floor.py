@@ -24,8 +24,9 @@ def variants(n, dt):
     dx = np.empty_like(g)
     fastopt.sgd_step(p, g, lr=1e-3, backend="numba")
     fastopt.dropout_backward(g, mask, 0.5, backend="numba")
-    sgd = next(iter(_direct.SGD.entries.values()))
-    dbwd = next(iter(_direct.DROP_BACKWARD.entries.values()))
+    num = np.dtype(dt).num
+    sgd = _direct.SGD.entries[((num, 1, True), 0)]
+    dbwd = _direct.DROP_BACKWARD.entries[((num, 1, True), True)]
     return {
         "sgd public": lambda: fastopt.sgd_step(p, g, lr=1e-3, backend="numba"),
         "sgd _fast.sgd": lambda: _fast.sgd(p, g, None, 1e-3, 0.0, 1.0, 0.0, 1.0, False, False,

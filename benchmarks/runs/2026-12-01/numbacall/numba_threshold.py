@@ -33,6 +33,7 @@ def cases(n, rng):
     dbwd = (dropout._backward_par.parallel, dropout._backward_ser)
     dfwd = (dropout._forward_par.parallel, dropout._forward_ser)
     k = (np.uint64(1), np.uint64(0), np.uint64(1 << 31), f(2))
+    cases.keep = (p, g, m, v)   # the tables hold only addresses: keep the arrays alive
     return {
         "sgd": (sgd, lambda: p.__iadd__(-1e-3 * g)),
         "adam": (adam, None),
