@@ -14,6 +14,7 @@ from fastopt.backends.numba import _direct, averaging, clipping, dropout, optim 
 from fastopt.backends.numba._serial import SERIAL_BELOW  # noqa: E402
 
 from conftest import DTYPES  # noqa: E402
+from test_numba_threshold import Spy  # noqa: E402  (records which build of a pair ran)
 
 DIRECTS = ("SGD", "RMSPROP", "ADAM", "ADAGRAD", "EMA", "DROP_FORWARD", "DROP_BACKWARD",
            "CLIP_L2")
@@ -74,19 +75,6 @@ class _Log:
         return self.real(key, *args)
 
 
-class _Spy:
-    """A (parallel, serial) pair that records which build ran."""
-
-    def __init__(self, pair, log):
-        self.pair, self.log = pair, log
-
-    def __getitem__(self, i):
-        def run(*args):
-            self.log.append("parallel" if i == 0 else "serial")
-            return self.pair[i](*args)
-        return run
-
-
 @pytest.mark.parametrize("n, expected", [(SERIAL_BELOW - 1, "direct"),
                                          (SERIAL_BELOW, "parallel")])
 def test_threshold_takes_the_direct_call_below_and_the_parallel_build_from_it(
@@ -97,10 +85,10 @@ def test_threshold_takes_the_direct_call_below_and_the_parallel_build_from_it(
     for mod, name in ((optim, "_sgd"), (optim, "_rmsprop"), (optim, "_adam"),
                       (optim, "_adagrad"), (averaging, "_ema"), (clipping, "_block_partials"),
                       (clipping, "_scale")):
-        monkeypatch.setattr(mod, name, _Spy(getattr(mod, name), log))
+        monkeypatch.setattr(mod, name, Spy(getattr(mod, name), log))
     for name, build in (("_forward_par", 0), ("_forward_ser", 1), ("_backward_par", 0),
                         ("_backward_ser", 1)):
-        monkeypatch.setattr(dropout, name, _Spy((getattr(dropout, name),) * 2, log)[build])
+        monkeypatch.setattr(dropout, name, Spy((getattr(dropout, name),) * 2, log)[build])
     monkeypatch.setattr(_validate, "call", lambda *a, **k: pytest.fail("validated path ran"))
     a, mask, calls = _calls(n, np.float32)
     for what, call in calls:
