@@ -21,6 +21,11 @@ A key must determine every argument's numba type: the dtype, the arrays'
 ndim and writeability, which optional arrays are None. The entry point does
 no type checks, so callers pass only arrays of the types their key names
 (fastopt/backends/numba/_fast.py checks them first).
+
+numba's on-disk cache (``cache=True``) of a function here is checked against
+this file only: after editing a body in optim.py, averaging.py, dropout.py or
+clipping.py, delete this module's cache files (``__pycache__/_direct.*.nbi``/
+``.nbc``) or touch this file, or these functions keep running the old body.
 """
 import math
 
