@@ -160,6 +160,8 @@ def entry(name, native=None, native_args=None, returns_result=False):
         # or without a native fast path the entry point's own, in order.
         args = native_args if native else ", ".join(sig.parameters)
         legs = [f"{native} is not None and {native}({native_args})"] if native else []
+        if native and numba:   # the native fast path declines backend="numba": skip its call
+            legs[0] = f"backend != 'numba' and {legs[0]}"
         if numba:
             legs.append(f"(backend == 'numba' or backend == 'auto' and _auto_numba())\n"
                         f"                and _numba[0]({args})")

@@ -86,4 +86,9 @@ class DropoutScalars(NamedTuple):
 
 def dropout(p) -> DropoutScalars:
     """Threshold and scale of inverted dropout with drop probability p in [0, 1]."""
-    return DropoutScalars(round(p * 2.0 ** 32), 0.0 if p == 1.0 else 1.0 / (1.0 - p))
+    return DropoutScalars(round(p * 2.0 ** 32), dropout_scale(p))
+
+
+def dropout_scale(p) -> float:
+    """The scale of inverted dropout's kept elements, ``1 / (1 - p)`` (0 when p = 1)."""
+    return 0.0 if p == 1.0 else 1.0 / (1.0 - p)

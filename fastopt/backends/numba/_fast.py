@@ -20,9 +20,9 @@ results are the same bits.
 import threading
 
 import numpy as np
-from numba import njit
 
-from fastopt import _validate
+from fastopt import _scalars, _validate
+from fastopt.backends.numba import _direct
 from fastopt.backends.numba import averaging as _averaging, batchnorm as _nb_bn
 from fastopt.backends.numba import clipping as _nb_clipping, dropout as _dropout
 from fastopt.backends.numba import optim as _optim
@@ -35,8 +35,11 @@ _local = threading.local()
 
 
 def _plain(outs, ins):
-    """The call's dtype when every array of ``outs`` (written) and ``ins`` (read)
-    is plainly valid and none overlaps another, else None."""
+    """The call's key (dtype number, ndim, True when every read array is writeable)
+    when every array of ``outs`` (written) and ``ins`` (read) is plainly valid
+    (exact, C-contiguous, aligned ndarrays of one float dtype and shape, outputs
+    writeable), else None. Overlaps are checked in njit code (``_direct.fill``).
+    ``flags.carray`` is C-contiguous, aligned and writeable in one attribute."""
     a0 = (outs or ins)[0]
     if type(a0) is not _ndarray:
         return None
@@ -45,45 +48,18 @@ def _plain(outs, ins):
         return None
     for a in outs:
         if (type(a) is not _ndarray or a.dtype is not dtype or a.shape != shape
-                or not a.flags.c_contiguous or not a.flags.writeable):
+                or not a.flags.carray):
             return None
+    writeable = True
     for a in ins:
-        if (type(a) is not _ndarray or a.dtype is not dtype or a.shape != shape
-                or not a.flags.c_contiguous):
+        if type(a) is not _ndarray or a.dtype is not dtype or a.shape != shape:
             return None
-    return dtype
-
-
-@njit(inline="always")
-def _address(a):
-    return 0 if a is None else a.ctypes.data
-
-
-@njit(cache=True)
-def _fill(addresses, starts, a0, a1, a2, a3, a4):
-    """The list form's table for one tensor per role (``addresses`` has a row per
-    role, absent roles are None and get address 0): True, or False when two
-    present arrays overlap (they all have a0's size: spans overlap iff two
-    starts are closer than one span). Reading a data address here costs a
-    fraction of ``__array_interface__`` in Python (1.5 us per array)."""
-    addresses[0, 0] = _address(a0)
-    addresses[1, 0] = _address(a1)
-    if addresses.shape[0] > 2:
-        addresses[2, 0] = _address(a2)
-    if addresses.shape[0] > 3:
-        addresses[3, 0] = _address(a3)
-        addresses[4, 0] = _address(a4)
-    starts[1] = a0.size
-    span = a0.nbytes
-    if span == 0:
-        return True
-    k = addresses.shape[0]
-    for i in range(k):
-        for j in range(i + 1, k):
-            ai, aj = addresses[i, 0], addresses[j, 0]
-            if ai != 0 and aj != 0 and abs(ai - aj) < span:
-                return False
-    return True
+        if not a.flags.carray:
+            f = a.flags
+            if not (f.c_contiguous and f.aligned):
+                return None
+            writeable = writeable and f.writeable
+    return dtype.num, a0.ndim, writeable
 
 
 def _table(k):
@@ -96,18 +72,25 @@ def _table(k):
     return t
 
 
-def _run(kernel, roles, outs, ins, tail):
+def _run(kernel, direct, roles, outs, ins, key, scalars):
     """Runs ``kernel``'s build for the size on ``roles`` (param, grad, the states;
     None where absent) when every array of ``outs`` (written) and ``ins`` (read)
-    is plainly valid; the witness, then ``tail(dtype)``'s arguments."""
-    dtype = _plain(outs, ins)
-    if dtype is None:
+    is plainly valid, with ``scalars`` (Python floats, then the options): below
+    ``SERIAL_BELOW`` elements the serial build through ``direct`` (one njit call,
+    fastopt/backends/numba/_direct.py), else the parallel build. ``key`` names
+    the options that change the compiled types (which states are None...)."""
+    plain = _plain(outs, ins)
+    if plain is None:
         return False
+    if roles[0].size < SERIAL_BELOW:
+        key = plain, key
+        entry = direct.entries.get(key)   # Direct's own first step, without its call
+        return entry(*roles, *scalars) if entry is not None else direct(key, *roles, *scalars)
     addresses, starts = _table(len(roles))
-    if not _fill(addresses, starts, *roles, *(None,) * (5 - len(roles))):
+    if not _direct.fill(addresses, starts, *roles, *(None,) * (5 - len(roles))):
         return False
-    n = roles[0].size
-    (kernel[1] if n < SERIAL_BELOW else kernel[0])(addresses, starts, roles[0], *tail(dtype))
+    d = roles[0].dtype.type
+    kernel[0](addresses, starts, roles[0], *[d(x) if type(x) is float else x for x in scalars])
     return True
 
 
@@ -115,60 +98,82 @@ def sgd(param, grad, buf, lr, momentum, omd, wd, sign, nesterov, first_step, bac
     if (momentum == 0.0) != (buf is None):
         return False
     mode = 0 if momentum == 0.0 else (2 if nesterov else 1)
-    t = lambda d: (d.type(lr), d.type(momentum), d.type(omd), d.type(wd), d.type(sign),  # noqa: E731
-                   mode, first_step)
     outs = [param] if buf is None else [param, buf]
-    return _run(_optim._sgd, (param, grad, buf), outs, [grad], t)
+    return _run(_optim._sgd, _direct.SGD, (param, grad, buf), outs, [grad], mode,
+                (lr, momentum, omd, wd, sign, mode, first_step))
 
 
 def rmsprop(param, grad, square_avg, grad_avg, buf, lr, alpha, oma, eps, wd, momentum, sign,
             centered, backend):
     if centered != (grad_avg is not None) or (momentum == 0.0) != (buf is None):
         return False
-    t = lambda d: (d.type(lr), d.type(alpha), d.type(oma), d.type(eps), d.type(wd),  # noqa: E731
-                   d.type(momentum), d.type(sign), grad_avg is not None or None,
-                   buf is not None or None)
+    # None, not False, for an unused state: see backends/numba/optim.py rmsprop
+    c, m = centered or None, buf is not None or None
     outs = [x for x in (param, square_avg, grad_avg, buf) if x is not None]
-    return _run(_optim._rmsprop, (param, grad, square_avg, grad_avg, buf), outs, [grad], t)
+    return _run(_optim._rmsprop, _direct.RMSPROP, (param, grad, square_avg, grad_avg, buf), outs,
+                [grad], (c, m), (lr, alpha, oma, eps, wd, momentum, sign, c, m))
 
 
 def adam(param, grad, m, v, vmax, beta1, omb1, beta2, omb2, eps, wd, sign, step_size, bc2_sqrt,
          decay_factor, wd_mode, amsgrad, backend):
     if amsgrad != (vmax is not None):
         return False
-    s = (beta1, omb1, beta2, omb2, eps, wd, sign, step_size, bc2_sqrt, decay_factor)
-    t = lambda d: [d.type(x) for x in s] + [wd_mode, vmax is not None or None]  # noqa: E731
     outs = [param, m, v] if vmax is None else [param, m, v, vmax]
-    return _run(_optim._adam, (param, grad, m, v, vmax), outs, [grad], t)
+    a = amsgrad or None
+    return _run(_optim._adam, _direct.ADAM, (param, grad, m, v, vmax), outs, [grad], a,
+                (beta1, omb1, beta2, omb2, eps, wd, sign, step_size, bc2_sqrt, decay_factor,
+                 wd_mode, a))
 
 
 def adagrad(param, grad, state_sum, clr, eps, wd, sign, backend):
-    t = lambda d: (d.type(clr), d.type(eps), d.type(wd), d.type(sign))  # noqa: E731
-    return _run(_optim._adagrad, (param, grad, state_sum), [param, state_sum], [grad], t)
+    return _run(_optim._adagrad, _direct.ADAGRAD, (param, grad, state_sum), [param, state_sum],
+                [grad], None, (clr, eps, wd, sign))
 
 
 def ema_update(avg, param, decay, backend):
-    if _plain([avg], [param]) is None or not _fill(*_table(2), avg, param, None, None, None):
+    plain = _plain([avg], [param])
+    if plain is None:
+        return False
+    if avg.size < SERIAL_BELOW:
+        return _direct.EMA(plain, avg, param, decay, 1.0 - decay)
+    if not _direct.fill(*_table(2), avg, param, None, None, None):
         return False
     _averaging.ema([avg], [param], decay=decay)
     return True
 
 
 def dropout_forward(x, p, seed, training, backend):
-    if _plain([], [x]) is None:
+    plain = _plain([], [x])
+    if plain is None:
         return None
     if not training:
         return x, None
+    if x.size < SERIAL_BELOW:
+        s = _scalars.dropout(p)
+        y, mask = np.empty_like(x), np.empty((x.size + 7) // 8, np.uint8)
+        _direct.DROP_FORWARD(plain, x, y, mask, seed & 0xFFFFFFFF, seed >> 32, s.threshold,
+                             s.scale)
+        return y, mask
     return _dropout.forward(x, p, seed)
 
 
 def dropout_backward(dy, mask, p, backend):
-    if mask is None or _plain([], [dy]) is None:
+    if mask is None:
+        return None
+    plain = _plain([], [dy])
+    if plain is None:
         return None
     n = dy.size
-    if (type(mask) is not _ndarray or mask.dtype is not _U8 or not mask.flags.c_contiguous
+    if (type(mask) is not _ndarray or mask.dtype is not _U8 or mask.ndim != 1
             or mask.size != (n + 7) // 8):
         return None
+    writeable = mask.flags.carray   # else read-only or not plain: the flags one by one
+    if not writeable and not (mask.flags.c_contiguous and mask.flags.aligned):
+        return None
+    if n < SERIAL_BELOW:
+        dx = np.empty_like(dy)
+        _direct.DROP_BACKWARD((plain, writeable), dy, mask, dx, _scalars.dropout_scale(p))
+        return dx
     return _dropout.backward(dy, mask, p)
 
 
@@ -190,6 +195,12 @@ def _plain_grads(grads):
 
 
 def clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, backend, sync):
+    g = grads[0] if type(grads) is list and len(grads) == 1 else grads
+    if (type(g) is _ndarray and norm_type == 2.0 and not error_if_nonfinite
+            and g.size < SERIAL_BELOW):
+        key = _plain([g], [])
+        if key is not None:   # one array, L2: clipping.clip in one direct call
+            return _direct.CLIP_L2(key, g, max_norm)
     gs = _plain_grads(grads)
     return None if gs is None else _clipping.clip(_nb_clipping, gs, max_norm, norm_type,
                                                   error_if_nonfinite)
