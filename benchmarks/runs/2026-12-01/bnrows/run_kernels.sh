@@ -3,6 +3,7 @@
 # /tmp/bnr/after), alternating processes, 1 and 2 threads:
 #   bash benchmarks/runs/2026-12-01/bnrows/run_kernels.sh ROUND
 set -u
+. /work/venv/bin/activate
 D=benchmarks/runs/2026-12-01/bnrows
 for t in 1 2; do
   for tag in before after; do
