@@ -37,6 +37,9 @@ CASES = [
     ((2, 2, 130, 131), "4-D two blocks per plane"),
     ((4, 3, 300, 300), "4-D over a million elements"),
     ((2, 1100, 5), "3-D row layout, two tiles, S=5"),
+    ((1000, 95), "2-D row layout: register chunks (32, 24, 16, 12 columns) plus a tail column "
+                 "run; a sub-block and a flush group that end short (697 + 303 rows)"),
+    ((33, 3, 21), "3-D row layout, W=63: one register chunk plus a 31-column tail"),
     ((2, 3, 2, 3, 4), "5-D small"),
     ((3, 4, 5, 6, 7), "5-D row layout, S=210"),
     ((2, 2, 4, 8, 9), "5-D plane layout, S=288"),

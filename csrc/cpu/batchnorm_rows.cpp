@@ -4,139 +4,240 @@
 // double per-column accumulators. X is the storage type of the values, T =
 // compute_t<X> the type they are computed in (16-bit values widened on load,
 // results rounded once on store).
+//
+// The reductions (statistics, backward sums) take columns in chunks of K
+// 32-byte vectors whose accumulators and per-column constants stay in
+// registers while the loop walks down the rows (GCC's vector extensions, which
+// each target_clones clone lowers to its own registers). Written as plain loops
+// over per-column arrays, GCC kept the accumulators in memory. Columns past the
+// last full chunk go one at a time (a scalar "vector"). Every column sees the
+// same operations in the same order whichever way it is reached, so chunking
+// changes no result (bit for bit the same as the plain loops).
+
+// The header's element formulas take and return V by value; they are inlined
+// into the cloned loops, so no call crosses a clone's ABI.
+#pragma GCC diagnostic ignored "-Wpsabi"
+#include <cstring>
+#include <type_traits>
+
 #include "batchnorm_layout.h"
 #include "isa.h"
+
+
+// Loops over a chunk's K vectors: unrolled before scalar replacement, so
+// that the vectors live in registers, not in a stack array.
+#define FASTOPT_UNROLL _Pragma("GCC unroll 16")
 
 namespace fastopt {
 namespace bn {
 namespace {
 
-// R rows of w columns at stride W (pointers already at the tile's start).
-// Per column, the same corrected two-pass as block_moments over
-// cache-resident sub-blocks of rows, merged in order. Within a group of
-// kFlushRows rows, a chunk of CW columns accumulates in registers in the
-// element type, then flushes into the double sums in memory; columns past
-// the last full chunk go one at a time (CW = 1), which changes no result.
+template <typename T>
+struct Simd;
+template <>
+struct Simd<float> {
+  typedef float V __attribute__((vector_size(32)));
+};
+template <>
+struct Simd<double> {
+  typedef double V __attribute__((vector_size(32)));
+};
 
-// pass A: tmp_s[c] += sum over the group's rows of x
-template <size_t CW, typename X, typename T = compute_t<X>>
-FASTOPT_LOOP void rows_group_sum(const X* __restrict x, size_t rows, size_t W, size_t c0,
-                                 double* __restrict tmp_s) {
-  T acc[CW] = {};
-  for (size_t r = 0; r < rows; ++r)
-    for (size_t l = 0; l < CW; ++l) acc[l] += widen(x[r * W + c0 + l]);
-  for (size_t l = 0; l < CW; ++l) tmp_s[c0 + l] += double(acc[l]);
+// Lanes of V, a Simd<T>::V or T itself (one column at a time).
+template <typename V, typename T>
+constexpr size_t lanes = sizeof(V) / sizeof(T);
+
+template <typename V, typename X>
+FASTOPT_LOOP void load(V& v, const X* p) {
+  using T = compute_t<X>;
+  if constexpr (lanes<V, T> == 1) {
+    v = widen(*p);
+  } else if constexpr (std::is_same_v<X, T>) {
+    std::memcpy(&v, p, sizeof v);
+  } else {
+    T t[lanes<V, T>];
+    for (size_t l = 0; l < lanes<V, T>; ++l) t[l] = widen(p[l]);
+    std::memcpy(&v, t, sizeof v);
+  }
 }
 
-// pass B: sums of d = x - approx and d*d
-template <size_t CW, typename X, typename T>
-FASTOPT_LOOP void rows_group_dev(const X* __restrict x, size_t rows, size_t W, size_t c0,
-                                 const T* __restrict approx, double* __restrict tmp_s,
-                                 double* __restrict tmp_q) {
-  T a[CW], sd[CW] = {}, sq[CW] = {};
-  for (size_t l = 0; l < CW; ++l) a[l] = approx[c0 + l];
-  for (size_t r = 0; r < rows; ++r)
-    for (size_t l = 0; l < CW; ++l) {
-      const T d = widen(x[r * W + c0 + l]) - a[l];
-      sd[l] += d;
-      sq[l] += d * d;
+template <typename V, typename X>
+FASTOPT_LOOP void store(X* p, const V& v) {
+  using T = compute_t<X>;
+  if constexpr (lanes<V, T> == 1) {
+    *p = narrow<X>(v);
+  } else if constexpr (std::is_same_v<X, T>) {
+    std::memcpy(p, &v, sizeof v);
+  } else {
+    T t[lanes<V, T>];
+    std::memcpy(t, &v, sizeof v);
+    for (size_t l = 0; l < lanes<V, T>; ++l) p[l] = narrow<X>(t[l]);
+  }
+}
+
+// acc64[c] += double(acc[c]) for the chunk's K * lanes columns (through an
+// array: GCC widens that loop with vcvtps2pd on full registers).
+template <typename V, size_t K, typename T>
+FASTOPT_LOOP void flush(const V (&acc)[K], double* __restrict acc64) {
+  constexpr size_t L = lanes<V, T>;
+  T t[K * L];
+  FASTOPT_UNROLL
+  for (size_t k = 0; k < K; ++k) std::memcpy(t + k * L, &acc[k], sizeof(V));
+  for (size_t c = 0; c < K * L; ++c) acc64[c] += double(t[c]);
+}
+
+// One chunk of columns of a sub-block of rb rows: the corrected two-pass of
+// block_moments per column (pass A: approximate mean; pass B: sums of d = x -
+// approx and d*d), each pass over element-type runs of kFlushRows rows flushed
+// into double. The chunk's rows are in L1 for pass B. Writes the approximate
+// mean and the double sums of d and d*d.
+template <typename V, size_t K, typename X, typename T = compute_t<X>>
+FASTOPT_LOOP void chunk_moments(const X* __restrict x, size_t rb, size_t W, double inv_n,
+                                T* __restrict approx, double* __restrict s64,
+                                double* __restrict q64) {
+  constexpr size_t L = lanes<V, T>, CW = K * L;
+  for (size_t c = 0; c < CW; ++c) s64[c] = 0.0;
+  for (size_t f0 = 0; f0 < rb; f0 += kFlushRows) {
+    const size_t f1 = std::min(rb, f0 + kFlushRows);
+    V acc[K] = {};
+    for (size_t r = f0; r < f1; ++r) {
+      FASTOPT_UNROLL
+      for (size_t k = 0; k < K; ++k) {
+        V v;
+        load(v, x + r * W + k * L);
+        acc[k] += v;
+      }
     }
-  for (size_t l = 0; l < CW; ++l) {
-    tmp_s[c0 + l] += double(sd[l]);
-    tmp_q[c0 + l] += double(sq[l]);
+    flush<V, K, T>(acc, s64);
+  }
+  for (size_t c = 0; c < CW; ++c) {
+    approx[c] = T(s64[c] * inv_n);
+    s64[c] = q64[c] = 0.0;
+  }
+  V a[K];
+  FASTOPT_UNROLL
+  for (size_t k = 0; k < K; ++k) load(a[k], approx + k * L);
+  for (size_t f0 = 0; f0 < rb; f0 += kFlushRows) {
+    const size_t f1 = std::min(rb, f0 + kFlushRows);
+    V sd[K] = {}, sq[K] = {};
+    for (size_t r = f0; r < f1; ++r)
+      FASTOPT_UNROLL
+      for (size_t k = 0; k < K; ++k) {
+        V d;
+        load(d, x + r * W + k * L);
+        d = d - a[k];
+        sd[k] += d;
+        sq[k] += d * d;
+      }
+    flush<V, K, T>(sd, s64);
+    flush<V, K, T>(sq, q64);
   }
 }
 
-// backward: sums of dy and dy * (x - mean); EVAL writes dx = k * dy
-template <size_t CW, bool EVAL, typename X, typename T>
-FASTOPT_LOOP void rows_group_grad(const X* __restrict dy, const X* __restrict x, X* __restrict dx,
-                                  size_t rows, size_t W, size_t c0, const T* __restrict mean,
-                                  const T* __restrict k, double* __restrict s_dy,
-                                  double* __restrict s_dyxmu) {
-  T m[CW], kk[CW], a[CW] = {}, b[CW] = {};
-  for (size_t l = 0; l < CW; ++l) {
-    m[l] = mean[c0 + l];
-    kk[l] = k[c0 + l];
-  }
-  for (size_t r = 0; r < rows; ++r)
-    for (size_t l = 0; l < CW; ++l) {
-      const T g = widen(dy[r * W + c0 + l]);
-      a[l] += g;
-      b[l] += g * (widen(x[r * W + c0 + l]) - m[l]);
-      if (EVAL) dx[r * W + c0 + l] = narrow<X>(bn_backward_eval_element(g, kk[l]));
+// A sub-block's (mean, M2) per column from chunk_moments' sums, merged in
+// order into the running (mean, m2) of the na rows before it.
+template <typename T>
+FASTOPT_LOOP void finish_sub_block(size_t w, double n, double inv_n, double na,
+                                   const T* __restrict approx, const double* __restrict s64,
+                                   const double* __restrict q64, double* __restrict mean,
+                                   double* __restrict m2) {
+  if (na == 0.0) {
+    for (size_t c = 0; c < w; ++c) {
+      mean[c] = bn_block_mean(double(approx[c]), s64[c], n);
+      m2[c] = bn_nonneg(q64[c] - s64[c] * s64[c] * inv_n);
     }
-  for (size_t l = 0; l < CW; ++l) {
-    s_dy[c0 + l] += double(a[l]);
-    s_dyxmu[c0 + l] += double(b[l]);
+    return;
+  }
+  for (size_t c = 0; c < w; ++c) {
+    const double bm = bn_block_mean(double(approx[c]), s64[c], n);
+    const double bq = bn_nonneg(q64[c] - s64[c] * s64[c] * inv_n);
+    double ma = mean[c], qa = m2[c];
+    bn_merge_nonempty(ma, qa, na, bm, bq, n);
+    mean[c] = ma;
+    m2[c] = qa;
   }
 }
 
-constexpr size_t kChunk = 32;  // columns per register chunk
+constexpr size_t kMomentVecs = 4;  // pass B: K approx, K sums, K squares: 12 of AVX2's 16 ymm
 
 template <typename X, typename T>
 FASTOPT_LOOP void rows_moments_loop(const X* __restrict x, size_t R, size_t W, size_t w,
-                               double* __restrict mean, double* __restrict m2,
-                               double* __restrict tmp_s, double* __restrict tmp_q,
-                               T* __restrict approx) {
+                                    double* __restrict mean, double* __restrict m2,
+                                    double* __restrict tmp_s, double* __restrict tmp_q,
+                                    T* __restrict approx) {
+  using V = typename Simd<T>::V;
+  constexpr size_t CW = kMomentVecs * lanes<V, T>;
   // Sub-blocks of rows depend on the row width W, never on the tile width w,
   // so a column's result does not depend on how columns are grouped.
   const size_t sub = std::max<size_t>(kFlushRows, kSubBlockElems / W);
-  const size_t wb = w - w % kChunk;
+  const size_t wb = w - w % CW;
   double na = 0.0;
   for (size_t r0 = 0; r0 < R; r0 += sub) {
     const size_t rb = std::min(sub, R - r0);
-    for (size_t c = 0; c < w; ++c) tmp_s[c] = 0.0;
-    for (size_t f0 = r0; f0 < r0 + rb; f0 += kFlushRows) {
-      const size_t rows = std::min(kFlushRows, r0 + rb - f0);
-      const X* xg = x + f0 * W;
-      for (size_t c0 = 0; c0 < wb; c0 += kChunk) rows_group_sum<kChunk>(xg, rows, W, c0, tmp_s);
-      for (size_t c0 = wb; c0 < w; ++c0) rows_group_sum<1>(xg, rows, W, c0, tmp_s);
-    }
     const double n = double(rb), inv_n = 1.0 / n;
-    for (size_t c = 0; c < w; ++c) approx[c] = T(tmp_s[c] * inv_n);
-    for (size_t c = 0; c < w; ++c) tmp_s[c] = tmp_q[c] = 0.0;
-    for (size_t f0 = r0; f0 < r0 + rb; f0 += kFlushRows) {
-      const size_t rows = std::min(kFlushRows, r0 + rb - f0);
-      const X* xg = x + f0 * W;
-      for (size_t c0 = 0; c0 < wb; c0 += kChunk)
-        rows_group_dev<kChunk>(xg, rows, W, c0, approx, tmp_s, tmp_q);
-      for (size_t c0 = wb; c0 < w; ++c0) rows_group_dev<1>(xg, rows, W, c0, approx, tmp_s, tmp_q);
-    }
-    // block (mean, M2) into tmp_s, tmp_q, then merged in order
-    for (size_t c = 0; c < w; ++c) {
-      const double sd = tmp_s[c];
-      tmp_s[c] = bn_block_mean(double(approx[c]), sd, n);
-      tmp_q[c] = bn_nonneg(tmp_q[c] - sd * sd * inv_n);
-    }
-    if (na == 0.0) {
-      for (size_t c = 0; c < w; ++c) {
-        mean[c] = tmp_s[c];
-        m2[c] = tmp_q[c];
-      }
-    } else {
-      for (size_t c = 0; c < w; ++c) bn_merge_nonempty(mean[c], m2[c], na, tmp_s[c], tmp_q[c], n);
-    }
+    const X* xs = x + r0 * W;
+    for (size_t c0 = 0; c0 < wb; c0 += CW)
+      chunk_moments<V, kMomentVecs>(xs + c0, rb, W, inv_n, approx + c0, tmp_s + c0, tmp_q + c0);
+    for (size_t c0 = wb; c0 < w; ++c0)
+      chunk_moments<T, 1>(xs + c0, rb, W, inv_n, approx + c0, tmp_s + c0, tmp_q + c0);
+    finish_sub_block(w, n, inv_n, na, approx, tmp_s, tmp_q, mean, m2);
     na += n;
   }
 }
 
+// Backward sums over kFlushRows rows of one chunk: s_dy += sum of dy,
+// s_dyxmu += sum of dy * (x - mean); EVAL writes dx = k * dy.
+template <typename V, size_t K, bool EVAL, typename X, typename T = compute_t<X>>
+FASTOPT_LOOP void chunk_grad(const X* __restrict dy, const X* __restrict x, X* __restrict dx,
+                             size_t rows, size_t W, const T* __restrict mean,
+                             const T* __restrict k, double* __restrict s_dy,
+                             double* __restrict s_dyxmu) {
+  constexpr size_t L = lanes<V, T>;
+  V m[K], kk[K], a[K] = {}, b[K] = {};
+  FASTOPT_UNROLL
+  for (size_t j = 0; j < K; ++j) {
+    load(m[j], mean + j * L);
+    if constexpr (EVAL) load(kk[j], k + j * L);
+  }
+  for (size_t r = 0; r < rows; ++r)
+    FASTOPT_UNROLL
+    for (size_t j = 0; j < K; ++j) {
+      const size_t o = r * W + j * L;
+      V g, v;
+      load(g, dy + o);
+      load(v, x + o);
+      a[j] += g;
+      b[j] += g * (v - m[j]);
+      if constexpr (EVAL) store(dx + o, bn_backward_eval_element(g, kk[j]));
+    }
+  flush<V, K, T>(a, s_dy);
+  flush<V, K, T>(b, s_dyxmu);
+}
+
 template <bool EVAL, typename X, typename T>
 FASTOPT_LOOP void rows_sums_loop(const X* __restrict dy, const X* __restrict x, X* __restrict dx,
-                            size_t R, size_t W, size_t w, const T* __restrict mean,
-                            const T* __restrict k, double* __restrict s_dy,
-                            double* __restrict s_dyxmu) {
-  const size_t wb = w - w % kChunk;
+                                 size_t R, size_t W, size_t w, const T* __restrict mean,
+                                 const T* __restrict k, double* __restrict s_dy,
+                                 double* __restrict s_dyxmu) {
+  using V = typename Simd<T>::V;
+  constexpr size_t K = EVAL ? 3 : 4;  // eval also holds k: 4K + temporaries in 16 ymm
+  constexpr size_t CW = K * lanes<V, T>;
+  const size_t wb = w - w % CW;
   for (size_t c = 0; c < w; ++c) s_dy[c] = s_dyxmu[c] = 0.0;
   for (size_t f0 = 0; f0 < R; f0 += kFlushRows) {
     const size_t rows = std::min(kFlushRows, R - f0);
     const size_t o = f0 * W;
-    for (size_t c0 = 0; c0 < wb; c0 += kChunk)
-      rows_group_grad<kChunk, EVAL>(dy + o, x + o, dx + o, rows, W, c0, mean, k, s_dy, s_dyxmu);
+    for (size_t c0 = 0; c0 < wb; c0 += CW)
+      chunk_grad<V, K, EVAL>(dy + o + c0, x + o + c0, dx + o + c0, rows, W, mean + c0, k + c0,
+                             s_dy + c0, s_dyxmu + c0);
     for (size_t c0 = wb; c0 < w; ++c0)
-      rows_group_grad<1, EVAL>(dy + o, x + o, dx + o, rows, W, c0, mean, k, s_dy, s_dyxmu);
+      chunk_grad<T, 1, EVAL>(dy + o + c0, x + o + c0, dx + o + c0, rows, W, mean + c0, k + c0,
+                             s_dy + c0, s_dyxmu + c0);
   }
 }
 
+// The elementwise passes: plain row-major loops over whole rows, which stream
+// better than chunks of rows (measured: chunked, the normalize pass was slower).
 template <typename X, typename T>
 FASTOPT_LOOP void rows_affine_loop(const X* __restrict x, X* __restrict y, size_t R, size_t W,
                                    size_t w, const T* __restrict mean_hi,
