@@ -48,10 +48,11 @@ FASTOPT_HD float f16_to_f32(uint16_t h16) {
 // ------------------------------------------------- round to nearest even
 // NaN -> quiet NaN with the same sign and leading payload bits (bit 6 set):
 // no rounding bias, the quiet bit set; inf and overflow to inf follow from
-// the integer carry. All in 32-bit lanes, truncated once.
+// the integer carry. All in 32-bit lanes, truncated once; x != x (one vector
+// compare, true for NaN alone in every float mode) finds the NaNs.
 FASTOPT_HD uint16_t f32_to_bf16_rne(float x) {
   const uint32_t u = bits_of(x);
-  const uint32_t nan = half_ge(u & 0x7FFFFFFFu, 0x7F800001u);
+  const uint32_t nan = x != x ? 0xFFFFFFFFu : 0u;
   const uint32_t bias = ~nan & (0x7FFFu + ((u >> 16) & 1u));
   return static_cast<uint16_t>(((u | (nan & 0x00400000u)) + bias) >> 16);
 }
