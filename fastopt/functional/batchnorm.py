@@ -82,8 +82,9 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
                    running_var  = (1 - momentum) * running_var  + momentum * var * M / (M - 1)
         eval:      mean = running_mean ;  var = running_var   (nothing is updated)
         invstd = 1 / sqrt(var + eps)
-        y = gamma * (x - mean) * invstd + beta    (computed as x * scale + shift,
-                                                    scale = gamma*invstd, shift = beta - mean*scale)
+        y = gamma * (x - mean) * invstd + beta    (cpp, cuda: ((x - hi) - lo) * scale + beta,
+                                                    scale = gamma*invstd, hi + lo = mean;
+                                                    numba: x * scale + (beta - mean*scale))
 
     ``save_mean`` and ``save_invstd`` (shape ``(C,)``, ``x``'s dtype; float32 for a
     16-bit ``x``) are what :func:`batch_norm_backward` needs; in eval they are a copy of
