@@ -41,9 +41,7 @@ FASTOPT_LOOP float block_absmax(const float* __restrict x, size_t len) {
   for (; i < len; ++i) lane[0] = magnitude_max(lane[0], x[i]);
   int m = 0;
   for (int k = 0; k < 8; ++k) m = m > lane[k] ? m : lane[k];
-  float am;
-  __builtin_memcpy(&am, &m, sizeof am);
-  return am;
+  return float_of(static_cast<uint32_t>(m));
 }
 
 // Restrict parameters and ivdep: a uint8 store may alias anything, which

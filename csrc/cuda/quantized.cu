@@ -54,9 +54,7 @@ __device__ void store_state(QState q, long long i, float x, const QMap& map, int
     }
     __syncthreads();
   }
-  float am;
-  const int bits = red[0];
-  __builtin_memcpy(&am, &bits, sizeof am);
+  const float am = float_of(static_cast<uint32_t>(red[0]));
   __syncthreads();   // red is reused by the next state
   if (threadIdx.x == 0) q.absmax[blockIdx.x] = am;
   if (i < 0) return;

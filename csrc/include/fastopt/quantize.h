@@ -26,9 +26,7 @@ FASTOPT_HD float absmax_update(float am, float x) {
 // absmax_update on the magnitude bits (|x| as an int orders like |x|; NaN
 // counts as 0 and so never replaces the maximum): m = max(m, bits(|x|)).
 FASTOPT_HD int magnitude_max(int m, float x) {
-  int u;
-  __builtin_memcpy(&u, &x, sizeof u);
-  u &= 0x7fffffff;
+  int u = static_cast<int>(bits_of(x) & 0x7fffffffu);
   u = u > 0x7f800000 ? 0 : u;
   return u > m ? u : m;
 }
@@ -76,8 +74,7 @@ template <bool Signed>
 FASTOPT_HD unsigned char quantize_code(float x, const int* lut) {
   constexpr int shift = 23 - kLutBits<Signed>;
   constexpr int half = kLutBinades << kLutBits<Signed>;
-  unsigned u;
-  __builtin_memcpy(&u, &x, sizeof u);
+  const unsigned u = bits_of(x);
   const int a = static_cast<int>(u & 0x7fffffffu);
   const int neg = static_cast<int>(u >> 31);
   int b = (a >> shift) - (kLutE0 << kLutBits<Signed>);
