@@ -717,3 +717,25 @@ def test_demo_cli_framework_torch(capsys):
     assert main(["demo", "--framework", "torch", "--epochs", "1", "--optimizers", "sgd"]) == 0
     out = capsys.readouterr().out
     assert "| SGD (torch)" in out and "| SGD " in out
+
+
+def test_import_tags_torch_compile_caches_with_the_ops_definitions():
+    """torch's compile caches key on the traced graph, not on a custom op's tags, fake
+    kernels or lowerings: fastopt.torch adds a hash of its op definitions to the cache key
+    tag, keeping a tag the user set, once."""
+    from fastopt.torch._compile_cache import tag_compile_caches
+    tag = torch.compiler.config.cache_key_tag
+    tokens = [t for t in tag.split("+") if t.startswith("fastopt-ops-")]
+    assert len(tokens) == 1 and len(tokens[0]) == len("fastopt-ops-") + 16
+
+    class Config:
+        cache_key_tag = "mine"
+
+    cfg = Config()
+    tag_compile_caches(cfg)
+    assert cfg.cache_key_tag == f"mine+{tokens[0]}"
+    tag_compile_caches(cfg)
+    assert cfg.cache_key_tag == f"mine+{tokens[0]}"
+    cfg.cache_key_tag = ""
+    tag_compile_caches(cfg)
+    assert cfg.cache_key_tag == tokens[0]

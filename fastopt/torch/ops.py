@@ -48,6 +48,7 @@ from fastopt import backends as _backends
 from fastopt.functional.batchnorm import batch_norm_backward, batch_norm_forward
 from fastopt.functional.dropout import dropout_backward, dropout_forward
 from fastopt.torch import _cuda, _lean
+from fastopt.torch._compile_cache import tag_compile_caches
 from fastopt.torch._io import (arr as _arr, channels_last as _channels_last,
                                empty_as as _empty_as, opt_arr as _opt_arr, rows as _rows,
                                tensor as _tensor, threads as _threads, unrows as _unrows)
@@ -446,6 +447,9 @@ for _name, (_op, _impl, _setup, _grads) in _CASES.items():
     torch.library.register_autograd(f"fastopt::{_name}", _grads, setup_context=_setup)
     _impl = _DIRECT_IMPLS.get(_name, _impl)
     _FUNCTIONS[_name] = (_op, _impl, _function(f"_{_name}", _impl, _setup, _grads))
+
+
+tag_compile_caches()
 
 
 def call(name, *args):
