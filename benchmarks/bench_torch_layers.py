@@ -198,8 +198,8 @@ def main():
                     help="threads of torch and of fastopt's cpp kernels (default: each one's own)")
     ap.add_argument("--no-compile", action="store_true", help="eager only")
     args = ap.parse_args()
-    # inductor's FX graph cache does not key on a custom op's tags (flexible_layout): a
-    # graph cached by an older fastopt would be reused
+    # every run compiles afresh: the figures must not depend on what an earlier run (of
+    # this tree or another, e.g. a before/after pair) left in inductor's cache
     torch._inductor.config.force_disable_caches = True
     if args.threads:
         torch.set_num_threads(args.threads)

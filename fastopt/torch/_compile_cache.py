@@ -26,4 +26,3 @@ def tag_compile_caches(config=None):
     tag = config.cache_key_tag
     if token not in tag.split("+"):
         config.cache_key_tag = f"{tag}+{token}" if tag else token
-
