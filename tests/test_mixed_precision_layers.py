@@ -610,8 +610,8 @@ def test_torch_opcheck_16bit():
             check(FO.batch_norm_backward, (dy, x.detach(), None, mean, invstd, False))
         for p in (0.0, 0.3, 1.0):
             check(FO.dropout, (x, p, torch.tensor(123)))
-        _, mask = FO.dropout(x, 0.3, torch.tensor(123))
-        check(FO.dropout_backward, (torch.randn(6, 4, 3).to(dt), mask, 0.3))
+        _, mask, order = FO.dropout(x, 0.3, torch.tensor(123))
+        check(FO.dropout_backward, (torch.randn(6, 4, 3).to(dt), mask, 0.3, order))
 
 
 def test_torch_autocast_bf16_model_matches_torch():

@@ -364,8 +364,10 @@ def test_dropout_saves_only_the_bit_mask(path, rng):
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         y = ft.Dropout(0.5)(x * 2.0)
     y.sum().backward()
-    # x * 2 saves nothing (multiplication by a constant); dropout saves its mask
-    assert [(t.dtype, t.numel()) for t in saved] == [(torch.uint8, math.ceil(330 / 8))]
+    # x * 2 saves nothing (multiplication by a constant); dropout saves its mask and the
+    # memory order the mask follows (one int64 per dimension)
+    assert [(t.dtype, t.numel()) for t in saved] == [(torch.uint8, math.ceil(330 / 8)),
+                                                      (torch.int64, 2)]
 
 
 def test_dropout_gradcheck_float64(path, rng):
@@ -403,13 +405,40 @@ def test_dropout_inplace_and_non_contiguous(path, rng):
     kept = y != 0
     y.sum().backward()
     assert torch.equal(a.grad, kept.float() * 2.0)
+    # a dense non-contiguous input is read in place, in memory order, and y keeps its
+    # layout (as torch's dropout does); one with gaps is copied, y contiguous
     xt = _t(rng, (6, 8), torch.float64).t()
     torch.manual_seed(1)
     y = ft.dropout(xt, 0.25)
+    assert y.stride() == xt.stride()
     torch.manual_seed(1)
-    assert torch.equal(y, ft.dropout(xt.contiguous(), 0.25))
+    assert torch.equal(y, ft.dropout(xt.t().contiguous(), 0.25).t())
     k = y != 0
     assert torch.equal(y[k], xt[k] * (1 / 0.75))
+    xs = _t(rng, (6, 16), torch.float32)[:, ::2]
+    torch.manual_seed(2)
+    y = ft.dropout(xs, 0.25)
+    assert y.is_contiguous()
+    torch.manual_seed(2)
+    assert torch.equal(y, ft.dropout(xs.contiguous(), 0.25))
+
+
+@pytest.mark.parametrize("fmt", [torch.channels_last, torch.contiguous_format])
+def test_dropout_keeps_the_layout_and_takes_any_dy(fmt, path, rng):
+    """A channels-last activation stays channels-last with no copy (the kernel reads it in
+    memory order); the gradient is right whichever layout dy comes in, and dx is stored
+    as dy is."""
+    x = _t(rng, (4, 3, 5, 6), torch.float32).to(memory_format=fmt).requires_grad_()
+    y = ft.dropout(x, 0.4)
+    assert y.stride() == x.stride()
+    kept = y != 0
+    scale = torch.tensor(1 / 0.6, dtype=torch.float32)
+    assert torch.equal(y[kept], x.detach()[kept] * scale)
+    for dy_fmt in (torch.channels_last, torch.contiguous_format):
+        dy = _t(rng, (4, 3, 5, 6), torch.float32).to(memory_format=dy_fmt)
+        (dx,) = torch.autograd.grad(y, x, dy, retain_graph=True)
+        assert torch.equal(dx, torch.where(kept, dy * scale, torch.zeros(())))
+        assert dx.stride() == dy.stride()
 
 
 def test_dropout_errors_as_torch(path):
@@ -461,8 +490,18 @@ def test_opcheck_dropout(rng):
     x = _t(rng, (6, 7), torch.float32).requires_grad_()
     for p in (0.0, 0.3, 1.0):
         _opcheck(FO.dropout, (x, p, torch.tensor(123)))
-    y, mask = FO.dropout(x, 0.3, torch.tensor(123))
-    _opcheck(FO.dropout_backward, (_t(rng, (6, 7), torch.float32), mask, 0.3))
+    y, mask, order = FO.dropout(x, 0.3, torch.tensor(123))
+    assert order.tolist() == [0, 1]
+    _opcheck(FO.dropout_backward, (_t(rng, (6, 7), torch.float32), mask, 0.3, order))
+    # channels-last: the fake kernels give the real ones' strides, for either dy layout
+    xc = _t(rng, (3, 4, 2, 5), torch.float32).to(memory_format=torch.channels_last)
+    _opcheck(FO.dropout, (xc.requires_grad_(), 0.3, torch.tensor(5)))
+    y, mask, order = FO.dropout(xc, 0.3, torch.tensor(5))
+    assert order.tolist() == [0, 2, 3, 1] and y.stride() == xc.stride()
+    for dy in (torch.randn(3, 4, 2, 5), torch.randn(3, 4, 2, 5).to(memory_format=torch.channels_last)):
+        _opcheck(FO.dropout_backward, (dy, mask, 0.3, order))
+    with pytest.raises(ValueError, match="not a permutation"):
+        FO.dropout_backward(torch.randn(3, 4, 2, 5), mask, 0.3, torch.tensor([0, 1, 2]))
 
 
 def test_ops_are_functional(rng):
@@ -589,6 +628,41 @@ def test_compile_passes_channels_last_activations_to_batch_norm(monkeypatch):
         close(p.grad, q.grad.double(), torch.float32, f"compiled grad {name}")
     for (name, b), c in zip(model.named_buffers(), eager.buffers()):
         assert torch.allclose(b, c, rtol=1e-5, atol=1e-6), name
+
+
+@pytest.mark.torch_compile
+def test_compile_passes_channels_last_activations_to_dropout(monkeypatch):
+    """The dropout ops are flexible_layout: in a compiled CNN inductor hands the pooled
+    channels-last activation over as it is, the op reads it and the backward's dy in
+    place (no copy either way), and the backward follows the order the forward returned."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+    calls = []   # (caller, order, read in place)
+    real = fto._in_order
+
+    def spy(t, order):
+        calls.append((sys._getframe(1).f_code.co_name, order,
+                      t.permute(order).is_contiguous()))
+        return real(t, order)
+
+    monkeypatch.setattr(fto, "_in_order", spy)
+    torch.manual_seed(0)
+    model = ft.convert(torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Dropout(0.3),
+        torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(8 * 16, 3)))
+    torch._dynamo.reset()
+    counters.clear()
+    with torch._inductor.config.patch(force_disable_caches=True):
+        compiled = torch.compile(model, fullgraph=True)
+        compiled(torch.randn(4, 3, 8, 8)).square().sum().backward()
+    assert dict(counters["graph_break"]) == {}
+    fwd = [c for c in calls if c[0] == "_dropout_in_order"]
+    bwd = [c for c in calls if c[0] == "_dropout_backward_in_order"]
+    assert fwd and bwd, calls
+    assert all(order == (0, 2, 3, 1) for _, order, _ in fwd + bwd), calls
+    assert all(in_place for _, _, in_place in fwd + bwd), "a dropout op copied its input"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
 @pytest.mark.skipif(getattr(fastopt, "_core", None) is None, reason="cpp backend not built")

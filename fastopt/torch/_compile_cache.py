@@ -20,7 +20,8 @@ def tag_compile_caches(config=None):
         return
     here = pathlib.Path(__file__).parent
     digest = hashlib.sha256()
-    for name in ("ops.py", "_io.py"):   # schemas, tags, fake kernels, lowering; output strides
+    # schemas, tags, fake kernels, lowering; the kernels' output strides; their checks
+    for name in ("ops.py", "_io.py", "_layout.py", "_checks.py"):
         digest.update((here / name).read_bytes())
     token = f"fastopt-ops-{digest.hexdigest()[:16]}"
     tag = config.cache_key_tag

@@ -1,6 +1,6 @@
 """Tensors in and out of fastopt's kernels for the torch layers (:mod:`fastopt.torch.ops`):
-NumPy views of CPU tensors (DLPack otherwise), the channels-last batch norm layout and the
-thread count the kernels run on."""
+NumPy views of CPU tensors (DLPack otherwise), the channels-last batch norm layout, dropout's
+memory order and the thread count the kernels run on."""
 from __future__ import annotations
 
 import os
@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from fastopt._arrays import torch_numpy
+from fastopt.torch._layout import memory_order
 
 
 def arr(t):
@@ -72,6 +73,41 @@ def empty_as(x, perm=None):
     if perm is None:
         return x.new_empty(x.shape)
     return x.new_empty([x.shape[i] for i in perm]).permute(inverse(perm))
+
+
+def dense_order(t):
+    """The permutation ``order`` of ``t``'s dimensions, outermost first, with
+    ``t.permute(order)`` stored contiguously (dense ``t``: contiguous, transposed,
+    channels-last), else None (gaps or overlaps)."""
+    order = memory_order(t)
+    if order is None:
+        return None
+    return order or tuple(range(t.dim()))
+
+
+def in_order(t, order):
+    """``t``'s elements in the memory order ``order`` (of another tensor) as a contiguous
+    array: a view when ``t`` is stored so, else a copy."""
+    return arr(t.permute(order).contiguous())
+
+
+def from_order(a, order):
+    """A kernel output ``a`` (contiguous, shaped as ``x.permute(order)``) as a tensor of
+    ``x``'s shape stored in the memory order ``order``."""
+    return tensor(a).permute(argsort(order))
+
+
+def empty_in_order(x, order):
+    """An empty tensor of ``x``'s shape stored in the memory order ``order`` (what
+    :func:`from_order` returns; fake kernels)."""
+    return x.new_empty([x.shape[i] for i in order]).permute(argsort(order))
+
+
+def argsort(order):
+    inv = [0] * len(order)
+    for k, d in enumerate(order):
+        inv[d] = k
+    return inv
 
 
 try:

@@ -81,7 +81,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return input
     # an int64 in [0, 2**63): one draw from torch's generator per call
     seed = torch.randint(0, 2**63 - 1, (), dtype=torch.int64)
-    y, _ = _ops.call("dropout", input, float(p), seed)
+    y = _ops.call("dropout", input, float(p), seed)[0]
     if inplace:
         return input.copy_(y)
     return y

@@ -12,33 +12,21 @@ fastopt's backward kernels too)::
                               -> (y, save_mean, save_invstd)
     fastopt::batch_norm_backward(dy, x, weight?, save_mean, save_invstd, training)
                               -> (dx, dweight, dbias)
-    fastopt::dropout(x, p, seed) -> (y, mask)          # mask: uint8, one bit per element
-    fastopt::dropout_backward(dy, mask, p) -> dx
+    fastopt::dropout(x, p, seed) -> (y, mask, order)   # mask: uint8, a bit per element
+    fastopt::dropout_backward(dy, mask, p, order) -> dx
 
-The ops are functional: nothing they receive is written. torch refuses
-registered autograd on an op that mutates an argument, so the training op
-returns the updated running statistics (``(0,)``-shaped when none are
-tracked) and the caller copies them into its buffers (``layers.py`` does).
-``count`` (the module's ``num_batches_tracked``, already incremented) selects
-the cumulative average, ``momentum = 1 / count``, read inside the op so that a
-compiled graph never calls ``.item()``. ``seed`` is a 0-d int64 tensor drawn
-from torch's generator by the caller; the op is a pure function of its inputs.
-
-CPU tensors reach the cpp backend zero-copy (``tensor.detach().numpy()``
-views in, ``torch.from_numpy`` of fastopt's outputs out); CUDA tensors go to
-the cuda backend through DLPack (cupy), launched on torch's current stream
-(:func:`fastopt.torch._cuda.stream_of`). Batch norm reads a channels-last
-``x`` in place as ``(M, C)`` rows and returns its outputs channels-last; other
-non-contiguous ``x`` and ``dy`` are copied to contiguous tensors first (they
-are only read); float32, float64, float16 and bfloat16 (the per-channel tensors
-of a 16-bit input in float32 or in its own type, widened to float32:
-save_mean/save_invstd and dweight/dbias are float32, the running statistics keep
-their buffers' type), all on one device, else ``TypeError`` naming the argument.
-
-Eager calls on plain tensors skip the dispatcher (:func:`call`, :func:`direct`):
-the same kernel functions run inside a ``torch.autograd.Function`` with the
-same setup and backward, since a custom op's Python dispatch costs tens of
-microseconds per call.
+The ops are functional (nothing they receive is written: torch refuses registered
+autograd on a mutating op), so the training op returns the updated running statistics
+(``(0,)``-shaped when none are tracked) for the caller to copy into its buffers.
+``count`` (``num_batches_tracked``, already incremented) selects the cumulative average
+inside the op, so a compiled graph never calls ``.item()``; ``seed`` is a 0-d int64
+tensor drawn from torch's generator by the caller. CPU tensors reach the cpp backend
+zero-copy, CUDA tensors the cuda backend through DLPack on torch's current stream.
+Batch norm reads channels-last memory as ``(M, C)`` rows, dropout any dense layout in
+memory order; both return their input's layout. Eager calls on plain tensors skip the
+dispatcher (:func:`call`, :func:`direct`: tens of microseconds a call), running the same
+kernel functions, setup and backward in a ``torch.autograd.Function``. Layouts, dtypes
+and errors: docs/torch-layers.md.
 """
 from __future__ import annotations
 
@@ -48,50 +36,16 @@ from fastopt import backends as _backends
 from fastopt.functional.batchnorm import batch_norm_backward, batch_norm_forward
 from fastopt.functional.dropout import dropout_backward, dropout_forward
 from fastopt.torch import _cuda, _lean
+from fastopt.torch._checks import (check as _check, check_channels as _check_channels,
+                                   stat_dtype as _stat_dtype)
 from fastopt.torch._compile_cache import tag_compile_caches
 from fastopt.torch._io import (arr as _arr, channels_last as _channels_last,
-                               empty_as as _empty_as, opt_arr as _opt_arr, rows as _rows,
+                               dense_order as _dense_order, empty_as as _empty_as,
+                               empty_in_order as _empty_in_order, from_order as _from_order,
+                               in_order as _in_order, opt_arr as _opt_arr, rows as _rows,
                                tensor as _tensor, threads as _threads, unrows as _unrows)
 
 __all__ = ["batch_norm_eval_", "batch_norm_train_", "call", "direct"]
-
-_HALF = (torch.float16, torch.bfloat16)
-_DTYPES = (torch.float32, torch.float64) + _HALF
-
-
-def _stat_dtype(x):
-    """The dtype of the kernels' per-channel arrays for input ``x``: float32 for a
-    16-bit ``x`` (its compute type), else ``x``'s."""
-    return torch.float32 if x.dtype in _HALF else x.dtype
-
-
-def _check(op, x, **others):
-    """torch-named checks shared by the real and the fake kernels. A 16-bit input takes
-    per-channel tensors in float32 or in its own type (a module converted with
-    ``.to(torch.bfloat16)``), as torch's batch norm does; they are widened to float32."""
-    if x.dtype not in _DTYPES:
-        raise TypeError(f"fastopt.{op}: input has dtype {x.dtype}; fastopt's torch layers take "
-                        f"torch.float16, torch.bfloat16, torch.float32 or torch.float64")
-    for name, t in others.items():
-        if t is None:
-            continue
-        if t.dtype != x.dtype and t.dtype != _stat_dtype(x):
-            raise TypeError(f"fastopt.{op}: {name} has dtype {t.dtype} but input has dtype "
-                            f"{x.dtype}")
-        if t.device != x.device:
-            raise TypeError(f"fastopt.{op}: {name} is on {t.device} but input is on {x.device}")
-
-
-def _check_channels(op, x, **vectors):
-    if x.dim() < 2:
-        raise ValueError(f"fastopt.{op}: input must have at least 2 dimensions (N, C, *spatial), "
-                         f"got shape {tuple(x.shape)}")
-    c = x.shape[1]
-    for name, t in vectors.items():
-        if t is not None and tuple(t.shape) != (c,):
-            raise ValueError(f"fastopt.{op}: {name} has shape {tuple(t.shape)} but input has "
-                             f"{c} channels")
-
 
 def _stat(t, x):
     """A per-channel tensor as the kernels take it: contiguous, ``_stat_dtype(x)``
@@ -224,21 +178,40 @@ def _bn_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
         return _unrows(dx, x, perm), _tensor(dw), _tensor(db)
 
 
-def _dropout(x: torch.Tensor, p: float, seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inverted dropout with fastopt's Philox mask of ``seed`` (a 0-d int64 tensor):
-    ``(y, mask)``, ``mask`` bit-packed (``uint8``, ``ceil(numel / 8)`` bytes)."""
+def _dropout(x: torch.Tensor, p: float, seed: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inverted dropout with fastopt's Philox mask of ``seed`` (a 0-d int64 tensor) over
+    ``x``'s elements in memory order: ``(y, mask, order)``, ``y`` stored as ``x`` is
+    (contiguous if ``x`` has gaps), ``mask`` bit-packed (``uint8``, ``ceil(numel / 8)``
+    bytes), ``order`` (CPU int64) the permutation of dimensions ``mask`` follows."""
     _check("dropout", x)
+    return _dropout_in_order(dropout_forward, x, p, seed, training=True)
+
+
+def _dropout_in_order(kernel, x, p, seed, **kwargs):
+    order = _dense_order(x) or tuple(range(x.dim()))
     with _cuda.stream_of([x]):
-        y, mask = _threads(dropout_forward, _arr(x.contiguous()), float(p), seed=int(seed),
-                           training=True)
-        return _tensor(y), _tensor(mask)
+        y, mask = _threads(kernel, _in_order(x, order), float(p), seed=int(seed), **kwargs)
+        return _from_order(y, order), _tensor(mask), torch.tensor(order, dtype=torch.int64)
 
 
-def _dropout_backward(dy: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tensor:
-    """``dx = dy / (1 - p)`` where the mask bit is set, else 0."""
+def _dropout_backward(dy: torch.Tensor, mask: torch.Tensor, p: float, order: torch.Tensor
+                      ) -> torch.Tensor:
+    """``dx = dy / (1 - p)`` where the mask bit is set, else 0; ``mask`` follows the memory
+    ``order`` of the forward's ``x``; ``dx`` is stored as ``dy`` is."""
     _check("dropout_backward", dy)
+    return _dropout_backward_in_order(dropout_backward, dy, mask, p, order)
+
+
+def _dropout_backward_in_order(kernel, dy, mask, p, order):
+    order = tuple(order.tolist())
+    if sorted(order) != list(range(dy.dim())):
+        raise ValueError(f"fastopt.dropout_backward: order {order} is not a permutation of "
+                         f"the {dy.dim()} dimensions of grad_output")
     with _cuda.stream_of([dy]):
-        return _tensor(_threads(dropout_backward, _arr(dy.contiguous()), _arr(mask), float(p)))
+        dx = _from_order(_threads(kernel, _in_order(dy, order), _arr(mask), float(p)), order)
+    mine = _dense_order(dy) or tuple(range(dy.dim()))
+    return dx if mine == order else _empty_in_order(dy, mine).copy_(dx)
 
 
 def _dropout_direct(x, p, seed):
@@ -248,20 +221,24 @@ def _dropout_direct(x, p, seed):
     kernel, skipping the Python validation of ``fastopt.dropout_forward`` (dropout
     has no native fast path, and that validation costs as much as a small layer)."""
     _check("dropout", x)
-    if x.device.type != "cpu" or _backends.choose("auto", False) != "cpp":
-        return _dropout(x, p, seed)
-    y, mask = _threads(_backends.module("dropout", "cpp").forward, _arr(x.contiguous()),
-                       float(p), int(seed))
-    return _tensor(y), _tensor(mask)
+    kernel = _cpp_dropout_forward if _direct_cpp(x) else dropout_forward
+    return _dropout_in_order(kernel, x, p, seed, training=True)
 
 
-def _dropout_backward_direct(dy, mask, p):
+def _dropout_backward_direct(dy, mask, p, order):
     """:func:`_dropout_backward` for the direct path: ``mask`` is the forward's own
     and autograd gave ``dy`` the output's shape and dtype."""
-    if dy.device.type != "cpu" or _backends.choose("auto", False) != "cpp":
-        return _dropout_backward(dy, mask, p)
-    return _tensor(_threads(_backends.module("dropout", "cpp").backward,
-                            _arr(dy.contiguous()), _arr(mask), float(p)))
+    kernel = _backends.module("dropout", "cpp").backward if _direct_cpp(dy) else dropout_backward
+    return _dropout_backward_in_order(kernel, dy, mask, p, order)
+
+
+def _direct_cpp(t):
+    return t.device.type == "cpu" and _backends.choose("auto", False) == "cpp"
+
+
+def _cpp_dropout_forward(x, p, seed, training):
+    """The cpp backend's kernel with ``fastopt.dropout_forward``'s arguments."""
+    return _backends.module("dropout", "cpp").forward(x, p, seed)
 
 
 def _bn_checks(x, weight, bias, running_mean, running_var):
@@ -277,8 +254,8 @@ def _bn_checks(x, weight, bias, running_mean, running_var):
 # after a convolution on the CPU) instead of converting them to the traced contiguous strides
 # and back; the kernels read channels-last memory as (M, C) rows and return that layout.
 # The backward op gets its own constraint (_lower_backward): dy stored as x is.
-# Dropout keeps the traced strides: its mask follows memory order, and the backward's dy must
-# be stored as the forward's x was.
+# Dropout too: its mask follows x's memory order, which the op returns (order) for the
+# backward, since the traced graph cannot know the layout inductor picks.
 _FLEXIBLE = (torch.Tag.flexible_layout,)
 batch_norm_train = torch.library.custom_op("fastopt::batch_norm_train", _bn_train, mutates_args=(),
                                            tags=_FLEXIBLE)
@@ -312,9 +289,10 @@ def _lower_backward():
 
     lowering.make_fallback(batch_norm_backward_op._opoverload, layout_constraint=same_layout,
                            warn=False)
-dropout_op = torch.library.custom_op("fastopt::dropout", _dropout, mutates_args=())
+dropout_op = torch.library.custom_op("fastopt::dropout", _dropout, mutates_args=(),
+                                     tags=_FLEXIBLE)
 dropout_backward_op = torch.library.custom_op("fastopt::dropout_backward", _dropout_backward,
-                                              mutates_args=())
+                                              mutates_args=(), tags=_FLEXIBLE)
 
 
 def _bn_outputs(x, n_stats):
@@ -348,13 +326,15 @@ def _(dy, x, weight, save_mean, save_invstd, training):
 @dropout_op.register_fake
 def _(x, p, seed):
     _check("dropout", x)
-    return x.new_empty(x.shape), x.new_empty(((x.numel() + 7) // 8,), dtype=torch.uint8)
+    order = _dense_order(x) or tuple(range(x.dim()))
+    return (_empty_in_order(x, order), x.new_empty(((x.numel() + 7) // 8,), dtype=torch.uint8),
+            torch.empty((x.dim(),), dtype=torch.int64, device="cpu"))
 
 
 @dropout_backward_op.register_fake
-def _(dy, mask, p):
+def _(dy, mask, p, order):
     _check("dropout_backward", dy)
-    return dy.new_empty(dy.shape)
+    return _empty_in_order(dy, _dense_order(dy) or tuple(range(dy.dim())))
 
 
 # ---------------------------------------------------------------- autograd
@@ -411,16 +391,14 @@ def _bn_eval_grads(ctx, dy, *_):
 
 def _dropout_setup(ctx, inputs, output):
     ctx.p = inputs[1]
-    ctx.save_for_backward(output[1])   # the 1-bit mask is all the backward needs
-    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(*output[1:])   # the 1-bit mask and its order: all the backward needs
+    ctx.mark_non_differentiable(*output[1:])
 
 
-def _dropout_grads(ctx, dy, _dmask):
-    (mask,) = ctx.saved_tensors
-    if direct(dy):
-        return _dropout_backward_direct(dy, mask, ctx.p), None, None
-    dx = dropout_backward_op(dy, mask, ctx.p)
-    return dx, None, None
+def _dropout_grads(ctx, dy, *_):
+    mask, order = ctx.saved_tensors
+    run = _dropout_backward_direct if direct(dy) else dropout_backward_op
+    return run(dy, mask, ctx.p, order), None, None
 
 
 def _function(name, impl, setup, grads, first=False):
