@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from fastopt._arrays import torch_numpy
-from fastopt.torch._layout import memory_order
+from fastopt.torch._layout import memory_order  # noqa: F401  (the ops' dropout layouts)
 
 
 def arr(t):
@@ -75,31 +75,24 @@ def empty_as(x, perm=None):
     return x.new_empty([x.shape[i] for i in perm]).permute(inverse(perm))
 
 
-def dense_order(t):
-    """The permutation ``order`` of ``t``'s dimensions, outermost first, with
-    ``t.permute(order)`` stored contiguously (dense ``t``: contiguous, transposed,
-    channels-last), else None (gaps or overlaps)."""
-    order = memory_order(t)
-    if order is None:
-        return None
-    return order or tuple(range(t.dim()))
-
-
 def in_order(t, order):
-    """``t``'s elements in the memory order ``order`` (of another tensor) as a contiguous
-    array: a view when ``t`` is stored so, else a copy."""
-    return arr(t.permute(order).contiguous())
+    """``t``'s elements in the memory order ``order`` (of another tensor; ``()``:
+    contiguous, see :func:`fastopt.torch._layout.memory_order`) as a contiguous array: a
+    view when ``t`` is stored so, else a copy."""
+    return arr((t.permute(order) if order else t).contiguous())
 
 
 def from_order(a, order):
     """A kernel output ``a`` (contiguous, shaped as ``x.permute(order)``) as a tensor of
     ``x``'s shape stored in the memory order ``order``."""
-    return tensor(a).permute(argsort(order))
+    return tensor(a).permute(argsort(order)) if order else tensor(a)
 
 
 def empty_in_order(x, order):
     """An empty tensor of ``x``'s shape stored in the memory order ``order`` (what
     :func:`from_order` returns; fake kernels)."""
+    if not order:
+        return x.new_empty(x.shape)
     return x.new_empty([x.shape[i] for i in order]).permute(argsort(order))
 
 

@@ -40,9 +40,9 @@ from fastopt.torch._checks import (check as _check, check_channels as _check_cha
                                    stat_dtype as _stat_dtype)
 from fastopt.torch._compile_cache import tag_compile_caches
 from fastopt.torch._io import (arr as _arr, channels_last as _channels_last,
-                               dense_order as _dense_order, empty_as as _empty_as,
-                               empty_in_order as _empty_in_order, from_order as _from_order,
-                               in_order as _in_order, opt_arr as _opt_arr, rows as _rows,
+                               empty_as as _empty_as, empty_in_order as _empty_in_order,
+                               from_order as _from_order, in_order as _in_order,
+                               memory_order as _memory_order, opt_arr as _opt_arr, rows as _rows,
                                tensor as _tensor, threads as _threads, unrows as _unrows)
 
 __all__ = ["batch_norm_eval_", "batch_norm_train_", "call", "direct"]
@@ -188,11 +188,28 @@ def _dropout(x: torch.Tensor, p: float, seed: torch.Tensor
     return _dropout_in_order(dropout_forward, x, p, seed, training=True)
 
 
-def _dropout_in_order(kernel, x, p, seed, **kwargs):
-    order = _dense_order(x) or tuple(range(x.dim()))
+def _dropout_in_order(kernel, x, p, seed, cached_order=False, **kwargs):
+    order = _memory_order(x)
+    if order is None:   # gaps: a contiguous copy, y contiguous
+        x, order = x.contiguous(), ()
     with _cuda.stream_of([x]):
         y, mask = _threads(kernel, _in_order(x, order), float(p), seed=int(seed), **kwargs)
-        return _from_order(y, order), _tensor(mask), torch.tensor(order, dtype=torch.int64)
+        return _from_order(y, order), _tensor(mask), _order_tensor(order, x.dim(), cached_order)
+
+
+_ORDERS = {}
+
+
+def _order_tensor(order, ndim, cached):
+    """``order`` (``()``: contiguous) as the int64 permutation the ops return; the direct
+    path shares one per order (never written), the ops return a new one."""
+    full = order or tuple(range(ndim))
+    t = _ORDERS.get(full) if cached else None
+    if t is None:
+        t = torch.tensor(full, dtype=torch.int64)
+        if cached:
+            _ORDERS[full] = t
+    return t
 
 
 def _dropout_backward(dy: torch.Tensor, mask: torch.Tensor, p: float, order: torch.Tensor
@@ -208,9 +225,11 @@ def _dropout_backward_in_order(kernel, dy, mask, p, order):
     if sorted(order) != list(range(dy.dim())):
         raise ValueError(f"fastopt.dropout_backward: order {order} is not a permutation of "
                          f"the {dy.dim()} dimensions of grad_output")
+    order = () if order == tuple(range(dy.dim())) else order
     with _cuda.stream_of([dy]):
         dx = _from_order(_threads(kernel, _in_order(dy, order), _arr(mask), float(p)), order)
-    mine = _dense_order(dy) or tuple(range(dy.dim()))
+    mine = _memory_order(dy)
+    mine = () if mine is None else mine
     return dx if mine == order else _empty_in_order(dy, mine).copy_(dx)
 
 
@@ -222,7 +241,7 @@ def _dropout_direct(x, p, seed):
     has no native fast path, and that validation costs as much as a small layer)."""
     _check("dropout", x)
     kernel = _cpp_dropout_forward if _direct_cpp(x) else dropout_forward
-    return _dropout_in_order(kernel, x, p, seed, training=True)
+    return _dropout_in_order(kernel, x, p, seed, cached_order=True, training=True)
 
 
 def _dropout_backward_direct(dy, mask, p, order):
@@ -326,15 +345,16 @@ def _(dy, x, weight, save_mean, save_invstd, training):
 @dropout_op.register_fake
 def _(x, p, seed):
     _check("dropout", x)
-    order = _dense_order(x) or tuple(range(x.dim()))
-    return (_empty_in_order(x, order), x.new_empty(((x.numel() + 7) // 8,), dtype=torch.uint8),
+    order = _memory_order(x)
+    return (_empty_in_order(x, () if order is None else order), x.new_empty(((x.numel() + 7) // 8,), dtype=torch.uint8),
             torch.empty((x.dim(),), dtype=torch.int64, device="cpu"))
 
 
 @dropout_backward_op.register_fake
 def _(dy, mask, p, order):
     _check("dropout_backward", dy)
-    return _empty_in_order(dy, _dense_order(dy) or tuple(range(dy.dim())))
+    order = _memory_order(dy)
+    return _empty_in_order(dy, () if order is None else order)
 
 
 # ---------------------------------------------------------------- autograd
