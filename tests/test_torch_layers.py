@@ -502,6 +502,9 @@ def test_opcheck_dropout(rng):
         _opcheck(FO.dropout_backward, (dy, mask, 0.3, order))
     with pytest.raises(ValueError, match="not a permutation"):
         FO.dropout_backward(torch.randn(3, 4, 2, 5), mask, 0.3, torch.tensor([0, 1, 2]))
+    for bad in (order.double(), order[None]):
+        with pytest.raises(TypeError, match="order must be the 1-D int64 tensor"):
+            FO.dropout_backward(torch.randn(3, 4, 2, 5), mask, 0.3, bad)
 
 
 def test_ops_are_functional(rng):

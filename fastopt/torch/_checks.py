@@ -40,3 +40,10 @@ def check_channels(op, x, **vectors):
         if t is not None and tuple(t.shape) != (c,):
             raise ValueError(f"fastopt.{op}: {name} has shape {tuple(t.shape)} but input has "
                              f"{c} channels")
+
+
+def check_order(order):
+    """dropout_backward's ``order``: the 1-D int64 permutation the forward returned."""
+    if order.dtype != torch.int64 or order.dim() != 1:
+        raise TypeError(f"fastopt.dropout_backward: order must be the 1-D int64 tensor the "
+                        f"forward returned, got {order.dtype} of shape {tuple(order.shape)}")

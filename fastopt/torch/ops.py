@@ -37,7 +37,7 @@ from fastopt.functional.batchnorm import batch_norm_backward, batch_norm_forward
 from fastopt.functional.dropout import dropout_backward, dropout_forward
 from fastopt.torch import _cuda, _lean
 from fastopt.torch._checks import (check as _check, check_channels as _check_channels,
-                                   stat_dtype as _stat_dtype)
+                                   check_order as _check_order, stat_dtype as _stat_dtype)
 from fastopt.torch._compile_cache import tag_compile_caches
 from fastopt.torch._io import (arr as _arr, channels_last as _channels_last,
                                empty_as as _empty_as, empty_in_order as _empty_in_order,
@@ -221,6 +221,7 @@ def _dropout_backward(dy: torch.Tensor, mask: torch.Tensor, p: float, order: tor
 
 
 def _dropout_backward_in_order(kernel, dy, mask, p, order):
+    _check_order(order)
     order = tuple(order.tolist())
     if sorted(order) != list(range(dy.dim())):
         raise ValueError(f"fastopt.dropout_backward: order {order} is not a permutation of "
@@ -353,6 +354,7 @@ def _(x, p, seed):
 @dropout_backward_op.register_fake
 def _(dy, mask, p, order):
     _check("dropout_backward", dy)
+    _check_order(order)
     order = _memory_order(dy)
     return _empty_in_order(dy, () if order is None else order)
 
