@@ -64,7 +64,12 @@ def unrows(a, x, perm):
 
 
 def inverse(perm):
-    return (0, len(perm) - 1, *range(1, len(perm) - 1))
+    """The permutation that undoes ``perm`` (``t.permute(perm).permute(inverse(perm))`` is
+    ``t``)."""
+    inv = [0] * len(perm)
+    for k, d in enumerate(perm):
+        inv[d] = k
+    return inv
 
 
 def empty_as(x, perm=None):
@@ -85,7 +90,7 @@ def in_order(t, order):
 def from_order(a, order):
     """A kernel output ``a`` (contiguous, shaped as ``x.permute(order)``) as a tensor of
     ``x``'s shape stored in the memory order ``order``."""
-    return tensor(a).permute(argsort(order)) if order else tensor(a)
+    return tensor(a).permute(inverse(order)) if order else tensor(a)
 
 
 def empty_in_order(x, order):
@@ -93,14 +98,7 @@ def empty_in_order(x, order):
     :func:`from_order` returns; fake kernels)."""
     if not order:
         return x.new_empty(x.shape)
-    return x.new_empty([x.shape[i] for i in order]).permute(argsort(order))
-
-
-def argsort(order):
-    inv = [0] * len(order)
-    for k, d in enumerate(order):
-        inv[d] = k
-    return inv
+    return x.new_empty([x.shape[i] for i in order]).permute(inverse(order))
 
 
 try:
