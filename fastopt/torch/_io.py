@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from fastopt._arrays import torch_numpy
-from fastopt.torch._layout import memory_order  # noqa: F401  (the ops' dropout layouts)
+from fastopt.torch._layout import memory_order
 
 
 def arr(t):
@@ -78,6 +78,14 @@ def empty_as(x, perm=None):
     if perm is None:
         return x.new_empty(x.shape)
     return x.new_empty([x.shape[i] for i in perm]).permute(inverse(perm))
+
+
+def output_order(t):
+    """The memory order an output computed from ``t`` takes: ``t``'s own for a dense ``t``
+    (``()``: contiguous, :func:`fastopt.torch._layout.memory_order`), contiguous for one
+    with gaps (as ``torch.empty_like``)."""
+    order = memory_order(t)
+    return () if order is None else order
 
 
 def in_order(t, order):

@@ -42,7 +42,7 @@ from fastopt.torch._compile_cache import tag_compile_caches
 from fastopt.torch._io import (arr as _arr, channels_last as _channels_last,
                                empty_as as _empty_as, empty_in_order as _empty_in_order,
                                from_order as _from_order, in_order as _in_order,
-                               memory_order as _memory_order, opt_arr as _opt_arr, rows as _rows,
+                               opt_arr as _opt_arr, output_order as _output_order, rows as _rows,
                                tensor as _tensor, threads as _threads, unrows as _unrows)
 
 __all__ = ["batch_norm_eval_", "batch_norm_train_", "call", "direct"]
@@ -189,9 +189,7 @@ def _dropout(x: torch.Tensor, p: float, seed: torch.Tensor
 
 
 def _dropout_in_order(kernel, x, p, seed, cached_order=False, **kwargs):
-    order = _memory_order(x)
-    if order is None:   # gaps: a contiguous copy, y contiguous
-        x, order = x.contiguous(), ()
+    order = _output_order(x)   # x with gaps: in_order copies it, y is contiguous
     with _cuda.stream_of([x]):
         y, mask = _threads(kernel, _in_order(x, order), float(p), seed=int(seed), **kwargs)
         return _from_order(y, order), _tensor(mask), _order_tensor(order, x.dim(), cached_order)
@@ -229,8 +227,7 @@ def _dropout_backward_in_order(kernel, dy, mask, p, order):
     order = () if order == tuple(range(dy.dim())) else order
     with _cuda.stream_of([dy]):
         dx = _from_order(_threads(kernel, _in_order(dy, order), _arr(mask), float(p)), order)
-    mine = _memory_order(dy)
-    mine = () if mine is None else mine
+    mine = _output_order(dy)
     return dx if mine == order else _empty_in_order(dy, mine).copy_(dx)
 
 
@@ -346,8 +343,8 @@ def _(dy, x, weight, save_mean, save_invstd, training):
 @dropout_op.register_fake
 def _(x, p, seed):
     _check("dropout", x)
-    order = _memory_order(x)
-    return (_empty_in_order(x, () if order is None else order), x.new_empty(((x.numel() + 7) // 8,), dtype=torch.uint8),
+    return (_empty_in_order(x, _output_order(x)),
+            x.new_empty(((x.numel() + 7) // 8,), dtype=torch.uint8),
             torch.empty((x.dim(),), dtype=torch.int64, device="cpu"))
 
 
@@ -355,8 +352,7 @@ def _(x, p, seed):
 def _(dy, mask, p, order):
     _check("dropout_backward", dy)
     _check_order(order)
-    order = _memory_order(dy)
-    return _empty_in_order(dy, () if order is None else order)
+    return _empty_in_order(dy, _output_order(dy))
 
 
 # ---------------------------------------------------------------- autograd
