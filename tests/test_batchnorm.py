@@ -266,6 +266,40 @@ def test_constant_channel(backend, dtype, shape, rng):
     assert_scaled("y", y[:, 1:], want[:, 1:], scales[:, 1:], FACTOR[np.dtype(dtype)])
 
 
+
+# The row layout's one-pass statistics shift each column by the mean of its first 8 rows,
+# and fall back to the two-pass sub-blocks where that shift is more than one standard
+# deviation off (csrc/cpu/batchnorm_rows.cpp, rows_moments_loop). Shapes past one
+# sub-block (R > 32768 / W rows): one row range, two ranges, channel groups.
+DRIFT_SHAPES = [(20000, 4), (30000, 3), (300, 520)]
+
+
+@pytest.mark.parametrize("shape", DRIFT_SHAPES, ids=["rows", "two-ranges", "groups"])
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_statistics_of_drifting_channels_float32(backend, shape, rng):
+    """float32 channels whose first rows sit far from the rest keep the variance within a
+    few float32 roundings of the float64 one: a ReLU output that is zero but for its first
+    rows (each float32 run rounds the same d*d the same way, so without the fallback the
+    variance was off by 1e-5 to 4e-4), a sorted batch, an outlier in the first row, and a
+    constant channel."""
+    N, C = shape
+    x = rng.standard_normal(shape)
+    x[:, 0] = 0.0
+    x[:8, 0] = 3.0 + rng.random(8)
+    x[:, 1] = np.linspace(-50.0, 50.0, N) + 1e-2 * rng.standard_normal(N)  # a sorted batch
+    x[:, 2] = 7.25                          # constant, nonzero: variance 0
+    x[0, 3:] = -3e2                         # one outlier in the first row of the other columns
+    x = x.astype(np.float32)
+    gamma, beta = np.ones(C, np.float32), np.zeros(C, np.float32)
+    rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
+    y, sm, si = fastopt.batch_norm_forward(x, gamma, beta, rm, rv, momentum=1.0, backend=backend)
+    x64 = f64(x)
+    mean, var = x64.mean(axis=0), x64.var(axis=0)
+    np.testing.assert_allclose(sm, mean, rtol=1e-6, atol=1e-7 * np.abs(x64).max())
+    np.testing.assert_allclose(si, 1.0 / np.sqrt(var + 1e-5), rtol=2e-6)
+    np.testing.assert_allclose(rv, var * N / (N - 1), rtol=2e-6)
+
+
 # ---------------------------------------------------------- determinism
 @pytest.mark.parametrize("shape", [(4097, 257), (2, 3, 130, 131), (3, 9000), (2, 1100, 5),
                                    (300, 520), (40, 100, 3)],

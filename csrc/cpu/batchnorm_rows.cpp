@@ -1,7 +1,7 @@
 // Batch norm's row loops: R rows of w columns at stride W (the row layout
-// of batchnorm_layout.h), vectorized over columns. Statistics and gradient
-// sums accumulate in the element type over kFlushRows rows, then flush into
-// double per-column accumulators. X is the storage type of the values, T =
+// of batchnorm_layout.h), vectorized over columns. Statistics (kFlushRows
+// rows) and gradient sums (kSumRows rows) accumulate in the element type, then
+// flush into double per-column accumulators. X is the storage type of the values, T =
 // compute_t<X> the type they are computed in (16-bit values widened on load,
 // results rounded once on store).
 //
@@ -18,6 +18,7 @@
 // into the cloned loops, so no call crosses a clone's ABI.
 #pragma GCC diagnostic ignored "-Wpsabi"
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "batchnorm_layout.h"
@@ -86,6 +87,33 @@ FASTOPT_LOOP void flush(const V (&acc)[K], double* __restrict acc64) {
   for (size_t c = 0; c < K * L; ++c) acc64[c] += double(t[c]);
 }
 
+// s64 += sum of x (SUM_ONLY) or, shifted by `shift`, s64 += sum of d = x - shift
+// and q64 += sum of d*d, over `rows` <= kFlushRows rows of one chunk, in the
+// element type, flushed once into double.
+template <typename V, size_t K, bool SUM_ONLY, typename X, typename T = compute_t<X>>
+FASTOPT_LOOP void chunk_shifted(const X* __restrict x, size_t rows, size_t W,
+                                const T* __restrict shift, double* __restrict s64,
+                                double* __restrict q64) {
+  constexpr size_t L = lanes<V, T>;
+  V a[K], sd[K] = {}, sq[K] = {};
+  FASTOPT_UNROLL
+  for (size_t k = 0; k < K; ++k) {
+    if constexpr (SUM_ONLY) a[k] = V{};
+    else load(a[k], shift + k * L);
+  }
+  for (size_t r = 0; r < rows; ++r)
+    FASTOPT_UNROLL
+    for (size_t k = 0; k < K; ++k) {
+      V d;
+      load(d, x + r * W + k * L);
+      d = d - a[k];
+      sd[k] += d;
+      if constexpr (!SUM_ONLY) sq[k] += d * d;
+    }
+  flush<V, K, T>(sd, s64);
+  if constexpr (!SUM_ONLY) flush<V, K, T>(sq, q64);
+}
+
 // One chunk of columns of a sub-block of rb rows: the corrected two-pass of
 // block_moments per column (pass A: approximate mean; pass B: sums of d = x -
 // approx and d*d), each pass over element-type runs of kFlushRows rows flushed
@@ -95,43 +123,16 @@ template <typename V, size_t K, typename X, typename T = compute_t<X>>
 FASTOPT_LOOP void chunk_moments(const X* __restrict x, size_t rb, size_t W, double inv_n,
                                 T* __restrict approx, double* __restrict s64,
                                 double* __restrict q64) {
-  constexpr size_t L = lanes<V, T>, CW = K * L;
+  constexpr size_t CW = K * lanes<V, T>;
   for (size_t c = 0; c < CW; ++c) s64[c] = 0.0;
-  for (size_t f0 = 0; f0 < rb; f0 += kFlushRows) {
-    const size_t f1 = std::min(rb, f0 + kFlushRows);
-    V acc[K] = {};
-    for (size_t r = f0; r < f1; ++r) {
-      FASTOPT_UNROLL
-      for (size_t k = 0; k < K; ++k) {
-        V v;
-        load(v, x + r * W + k * L);
-        acc[k] += v;
-      }
-    }
-    flush<V, K, T>(acc, s64);
-  }
+  for (size_t f0 = 0; f0 < rb; f0 += kFlushRows)
+    chunk_shifted<V, K, true>(x + f0 * W, std::min(kFlushRows, rb - f0), W, approx, s64, q64);
   for (size_t c = 0; c < CW; ++c) {
     approx[c] = T(s64[c] * inv_n);
     s64[c] = q64[c] = 0.0;
   }
-  V a[K];
-  FASTOPT_UNROLL
-  for (size_t k = 0; k < K; ++k) load(a[k], approx + k * L);
-  for (size_t f0 = 0; f0 < rb; f0 += kFlushRows) {
-    const size_t f1 = std::min(rb, f0 + kFlushRows);
-    V sd[K] = {}, sq[K] = {};
-    for (size_t r = f0; r < f1; ++r)
-      FASTOPT_UNROLL
-      for (size_t k = 0; k < K; ++k) {
-        V d;
-        load(d, x + r * W + k * L);
-        d = d - a[k];
-        sd[k] += d;
-        sq[k] += d * d;
-      }
-    flush<V, K, T>(sd, s64);
-    flush<V, K, T>(sq, q64);
-  }
+  for (size_t f0 = 0; f0 < rb; f0 += kFlushRows)
+    chunk_shifted<V, K, false>(x + f0 * W, std::min(kFlushRows, rb - f0), W, approx, s64, q64);
 }
 
 // A sub-block's (mean, M2) per column from chunk_moments' sums, merged in
@@ -160,16 +161,23 @@ FASTOPT_LOOP void finish_sub_block(size_t w, double n, double inv_n, double na,
 
 constexpr size_t kMomentVecs = 4;  // pass B: K approx, K sums, K squares: 12 of AVX2's 16 ymm
 
+// Rows per sub-block of the exact statistics: a function of the row width W,
+// never of the tile width w, so a column's result does not depend on how
+// columns are grouped.
+FASTOPT_LOOP size_t moment_sub_block(size_t W) {
+  return std::max<size_t>(kFlushRows, kSubBlockElems / W);
+}
+
+// The exact statistics of R rows: sub-blocks of rows, each a cache-resident
+// corrected two-pass per column (chunk_moments), merged in order.
 template <typename X, typename T>
-FASTOPT_LOOP void rows_moments_loop(const X* __restrict x, size_t R, size_t W, size_t w,
-                                    double* __restrict mean, double* __restrict m2,
-                                    double* __restrict tmp_s, double* __restrict tmp_q,
-                                    T* __restrict approx) {
+FASTOPT_LOOP void rows_moments_exact(const X* __restrict x, size_t R, size_t W, size_t w,
+                                     double* __restrict mean, double* __restrict m2,
+                                     double* __restrict tmp_s, double* __restrict tmp_q,
+                                     T* __restrict approx) {
   using V = typename Simd<T>::V;
   constexpr size_t CW = kMomentVecs * lanes<V, T>;
-  // Sub-blocks of rows depend on the row width W, never on the tile width w,
-  // so a column's result does not depend on how columns are grouped.
-  const size_t sub = std::max<size_t>(kFlushRows, kSubBlockElems / W);
+  const size_t sub = moment_sub_block(W);
   const size_t wb = w - w % CW;
   double na = 0.0;
   for (size_t r0 = 0; r0 < R; r0 += sub) {
@@ -185,7 +193,71 @@ FASTOPT_LOOP void rows_moments_loop(const X* __restrict x, size_t R, size_t W, s
   }
 }
 
-// Backward sums over kFlushRows rows of one chunk: s_dy += sum of dy,
+// Groups of kFlushRows rows (row by row: at most kFlushRows streams at the
+// 4 KiB-aliasing row stride, which the prefetchers follow), the chunks of
+// each group in turn.
+template <bool SUM_ONLY, typename X, typename T>
+FASTOPT_LOOP void rows_shifted(const X* __restrict x, size_t R, size_t W, size_t w,
+                               const T* __restrict shift, double* __restrict s64,
+                               double* __restrict q64) {
+  using V = typename Simd<T>::V;
+  constexpr size_t CW = kMomentVecs * lanes<V, T>;
+  const size_t wb = w - w % CW;
+  for (size_t c = 0; c < w; ++c) s64[c] = q64[c] = 0.0;
+  for (size_t f0 = 0; f0 < R; f0 += kFlushRows) {
+    const size_t rows = std::min(kFlushRows, R - f0);
+    const X* xs = x + f0 * W;
+    for (size_t c0 = 0; c0 < wb; c0 += CW)
+      chunk_shifted<V, kMomentVecs, SUM_ONLY>(xs + c0, rows, W, shift + c0, s64 + c0, q64 + c0);
+    for (size_t c0 = wb; c0 < w; ++c0)
+      chunk_shifted<T, 1, SUM_ONLY>(xs + c0, rows, W, shift + c0, s64 + c0, q64 + c0);
+  }
+}
+
+// The statistics of R rows in one pass over x: sums of d = x - shift and d*d,
+// with the shift the mean of the first kFlushRows rows (rounded to the element
+// type), then mean = shift + sum(d)/R and M2 = sum(d*d) - sum(d)^2/R, as the
+// corrected two-pass gives. The rounding of d*d in the element type is
+// relative to d*d, so it stays within a few roundings of M2 while the shift
+// is within one standard deviation of the mean (plus the shift's own
+// rounding): columns where it is not (a drifting or non-finite column) take
+// rows_moments_exact. The two-pass of every cache-resident sub-block cost 2.3
+// instructions per element and ran at 35% of a read of x at 10^7
+// (benchmarks/RESULTS.md, session 9); this pass runs at about the read's speed.
+template <typename X, typename T>
+FASTOPT_LOOP void rows_moments_loop(const X* __restrict x, size_t R, size_t W, size_t w,
+                                    double* __restrict mean, double* __restrict m2,
+                                    double* __restrict tmp_s, double* __restrict tmp_q,
+                                    T* __restrict approx) {
+  if (R <= moment_sub_block(W)) return rows_moments_exact(x, R, W, w, mean, m2, tmp_s, tmp_q, approx);
+  rows_shifted<true>(x, kFlushRows, W, w, approx, tmp_s, tmp_q);
+  for (size_t c = 0; c < w; ++c) approx[c] = T(tmp_s[c] * (1.0 / double(kFlushRows)));
+  rows_shifted<false>(x, R, W, w, approx, tmp_s, tmp_q);
+  const double n = double(R), inv_n = 1.0 / n;
+  const double ulps = 4.0 * double(std::numeric_limits<T>::epsilon());
+  size_t off = 0;
+  for (size_t c = 0; c < w; ++c) {
+    const double a = double(approx[c]), s = tmp_s[c];
+    mean[c] = bn_block_mean(a, s, n);
+    m2[c] = bn_nonneg(tmp_q[c] - s * s * inv_n);
+    const double slack = ulps * a;
+    off += !(s * s <= n * (m2[c] + n * slack * slack));
+  }
+  if (off == 0) return;
+  for (size_t c = 0; c < w; ++c) {
+    const double a = double(approx[c]), s = tmp_s[c], slack = ulps * a;
+    if (!(s * s <= n * (m2[c] + n * slack * slack)))
+      rows_moments_exact(x + c, R, W, 1, mean + c, m2 + c, tmp_s + c, tmp_q + c, approx + c);
+  }
+}
+
+// Rows per flush of the backward sums: each row brings two streams (dy and x)
+// at the row stride, which aliases in the L1 sets; 8 rows (16 streams) ran at
+// 58% of a read of dy and x at 10^7, 4 rows at 86% (benchmarks/RESULTS.md,
+// session 9).
+constexpr size_t kSumRows = 4;
+
+// Backward sums over kSumRows rows of one chunk: s_dy += sum of dy,
 // s_dyxmu += sum of dy * (x - mean); EVAL writes dx = k * dy.
 template <typename V, size_t K, bool EVAL, typename X, typename T = compute_t<X>>
 FASTOPT_LOOP void chunk_grad(const X* __restrict dy, const X* __restrict x, X* __restrict dx,
@@ -224,8 +296,8 @@ FASTOPT_LOOP void rows_sums_loop(const X* __restrict dy, const X* __restrict x, 
   constexpr size_t CW = K * lanes<V, T>;
   const size_t wb = w - w % CW;
   for (size_t c = 0; c < w; ++c) s_dy[c] = s_dyxmu[c] = 0.0;
-  for (size_t f0 = 0; f0 < R; f0 += kFlushRows) {
-    const size_t rows = std::min(kFlushRows, R - f0);
+  for (size_t f0 = 0; f0 < R; f0 += kSumRows) {
+    const size_t rows = std::min(kSumRows, R - f0);
     const size_t o = f0 * W;
     for (size_t c0 = 0; c0 < wb; c0 += CW)
       chunk_grad<V, K, EVAL>(dy + o + c0, x + o + c0, dx + o + c0, rows, W, mean + c0, k + c0,
