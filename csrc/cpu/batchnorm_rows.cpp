@@ -214,6 +214,15 @@ FASTOPT_LOOP void rows_shifted(const X* __restrict x, size_t R, size_t W, size_t
   }
 }
 
+// The shift a within one standard deviation of the mean, or within a few
+// roundings of a itself, for s = sum(x - a) and M2 over n values: s^2 <=
+// n * (M2 + n * slack^2). False for NaN.
+template <typename T>
+FASTOPT_LOOP bool shift_holds(T a, double s, double m2, double n) {
+  const double slack = 4.0 * double(std::numeric_limits<T>::epsilon()) * double(a);
+  return s * s <= n * (m2 + n * slack * slack);
+}
+
 // The statistics of R rows in one pass over x: sums of d = x - shift and d*d,
 // with the shift the mean of the first kFlushRows rows (rounded to the element
 // type), then mean = shift + sum(d)/R and M2 = sum(d*d) - sum(d)^2/R, as the
@@ -222,8 +231,8 @@ FASTOPT_LOOP void rows_shifted(const X* __restrict x, size_t R, size_t W, size_t
 // is within one standard deviation of the mean (plus the shift's own
 // rounding): columns where it is not (a drifting or non-finite column) take
 // rows_moments_exact. The two-pass of every cache-resident sub-block cost 2.3
-// instructions per element and ran at 35% of a read of x at 10^7
-// (benchmarks/RESULTS.md, session 9); this pass runs at about the read's speed.
+// instructions per element and ran at a third of the speed of a read of x at
+// 10^7; this pass at three quarters of it (benchmarks/RESULTS.md, session 9).
 template <typename X, typename T>
 FASTOPT_LOOP void rows_moments_loop(const X* __restrict x, size_t R, size_t W, size_t w,
                                     double* __restrict mean, double* __restrict m2,
@@ -234,27 +243,23 @@ FASTOPT_LOOP void rows_moments_loop(const X* __restrict x, size_t R, size_t W, s
   for (size_t c = 0; c < w; ++c) approx[c] = T(tmp_s[c] * (1.0 / double(kFlushRows)));
   rows_shifted<false>(x, R, W, w, approx, tmp_s, tmp_q);
   const double n = double(R), inv_n = 1.0 / n;
-  const double ulps = 4.0 * double(std::numeric_limits<T>::epsilon());
   size_t off = 0;
   for (size_t c = 0; c < w; ++c) {
-    const double a = double(approx[c]), s = tmp_s[c];
-    mean[c] = bn_block_mean(a, s, n);
+    const double s = tmp_s[c];
+    mean[c] = bn_block_mean(double(approx[c]), s, n);
     m2[c] = bn_nonneg(tmp_q[c] - s * s * inv_n);
-    const double slack = ulps * a;
-    off += !(s * s <= n * (m2[c] + n * slack * slack));
+    off += !shift_holds(approx[c], s, m2[c], n);
   }
   if (off == 0) return;
-  for (size_t c = 0; c < w; ++c) {
-    const double a = double(approx[c]), s = tmp_s[c], slack = ulps * a;
-    if (!(s * s <= n * (m2[c] + n * slack * slack)))
+  for (size_t c = 0; c < w; ++c)
+    if (!shift_holds(approx[c], tmp_s[c], m2[c], n))
       rows_moments_exact(x + c, R, W, 1, mean + c, m2 + c, tmp_s + c, tmp_q + c, approx + c);
-  }
 }
 
 // Rows per flush of the backward sums: each row brings two streams (dy and x)
 // at the row stride, which aliases in the L1 sets; 8 rows (16 streams) ran at
-// 58% of a read of dy and x at 10^7, 4 rows at 86% (benchmarks/RESULTS.md,
-// session 9).
+// 52-57% of the speed of a read of dy and x at 10^7, 4 rows at 81-85%
+// (benchmarks/RESULTS.md, session 9).
 constexpr size_t kSumRows = 4;
 
 // Backward sums over kSumRows rows of one chunk: s_dy += sum of dy,
