@@ -9,11 +9,8 @@
 
 #include "isa.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define FASTOPT_HAVE_AVX2_NORM 1
+#if FASTOPT_X86_GCC
 #include <immintrin.h>
-#else
-#define FASTOPT_HAVE_AVX2_NORM 0
 #endif
 
 #define FASTOPT_LOOP inline __attribute__((always_inline))
@@ -51,15 +48,7 @@ FASTOPT_LOOP double norm_loop(const T* __restrict g, size_t n, double p) {
   return norm_finish_lanes<KIND>(acc, g, i, n, p);
 }
 
-#if FASTOPT_HAVE_AVX2_NORM
-bool avx2_supported() {
-  static const bool ok = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
-  }();
-  return ok;
-}
-
+#if FASTOPT_X86_GCC
 // norm_loop<kNormL2, float>, bit for bit (the same lanes, the same sums:
 // acc + double(g) * double(g), as norm_accumulate; |g| squares alike), with
 // each group of four floats widened straight from memory, and a software
@@ -132,9 +121,9 @@ double norm_cpu(const GradList<T>& l, int kind, double p) {
   auto reduce = [&](size_t b, size_t e) {
     for (size_t k = b; k < e; ++k) {
       const T* g = static_cast<const T*>(blocks[k].ptr);
-#if FASTOPT_HAVE_AVX2_NORM
+#if FASTOPT_X86_GCC
       if constexpr (std::is_same_v<T, float>) {
-        if (kind == kNormL2 && avx2_supported()) {
+        if (kind == kNormL2 && cpu_has_avx2()) {
           partial[k] = norm_l2_float_avx2(g, blocks[k].n);
           continue;
         }

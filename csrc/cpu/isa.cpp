@@ -2,11 +2,23 @@
 
 namespace fastopt {
 const char* active_isa() {
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if FASTOPT_X86_GCC
   __builtin_cpu_init();
   if (__builtin_cpu_supports("x86-64-v4")) return "avx512";
   if (__builtin_cpu_supports("x86-64-v3")) return "avx2";
 #endif
   return "baseline";
+}
+
+bool cpu_has_avx2() {
+#if FASTOPT_X86_GCC
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return ok;
+#else
+  return false;
+#endif
 }
 }  // namespace fastopt

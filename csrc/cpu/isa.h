@@ -4,9 +4,15 @@
 // AVX-512, AVX2 and baseline code and never needs a host-specific -march flag.
 #pragma once
 
+//
+// FASTOPT_X86_GCC: GCC on x86-64, where the clones exist and where the few
+// loops written with AVX2 intrinsics (target("avx2") functions) are built;
+// those run only when cpu_has_avx2().
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FASTOPT_X86_GCC 1
 #define FASTOPT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
+#define FASTOPT_X86_GCC 0
 #define FASTOPT_CLONES
 #endif
 
@@ -14,4 +20,6 @@ namespace fastopt {
 // The clone the loader picks on this CPU: "avx512" (x86-64-v4), "avx2"
 // (x86-64-v3) or "baseline".
 const char* active_isa();
+// Whether this CPU runs AVX2 code (checked once).
+bool cpu_has_avx2();
 }  // namespace fastopt

@@ -16,14 +16,6 @@
 
 namespace fastopt {
 
-bool avx2_gathers_supported() {
-  static const bool ok = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
-  }();
-  return ok;
-}
-
 // Eight map values for the eight codes packed in w (lowest byte first).
 __attribute__((target("avx2"))) static inline __m256 map_values(std::uint64_t w, const float* qmap) {
   const auto at = [&](int k) { return _mm_load_ss(qmap + ((w >> (8 * k)) & 255)); };

@@ -1,13 +1,14 @@
 // AVX2 gather loops of the 8-bit steps (quantized_avx2.cpp), used by the block
-// loops of quantized_kernels.cpp when the CPU has AVX2.
+// loops of quantized_kernels.cpp when the CPU has AVX2 (cpu_has_avx2()).
 #pragma once
 #include <cstddef>
 #include <cstdint>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include "isa.h"
+
+#if FASTOPT_X86_GCC
 #define FASTOPT_HAVE_AVX2_GATHERS 1
 namespace fastopt {
-bool avx2_gathers_supported();
 // out[i] = qmap[c[i]] * am
 void dequantize_block_avx2(const std::uint8_t* c, float am, const float* qmap, float* out,
                            std::size_t len);

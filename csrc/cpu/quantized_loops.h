@@ -24,7 +24,7 @@ FASTOPT_LOOP void load_block(const QView& q, size_t b, size_t len, float* out) {
   const float am = q.absmax[b];
   const std::uint8_t* c = q.codes + b * kQuantBlock;
 #if FASTOPT_HAVE_AVX2_GATHERS
-  if (avx2_gathers_supported()) return dequantize_block_avx2(c, am, q.qmap, out, len);
+  if (cpu_has_avx2()) return dequantize_block_avx2(c, am, q.qmap, out, len);
 #endif
   for (size_t i = 0; i < len; ++i) out[i] = dequantize_code(c[i], am, q.qmap);
 }
@@ -69,7 +69,7 @@ FASTOPT_LOOP void store_block(const QView& q, size_t b, size_t len, const float*
     return;
   }
 #if FASTOPT_HAVE_AVX2_GATHERS
-  if (avx2_gathers_supported() && quant_by_reciprocal(am))
+  if (cpu_has_avx2() && quant_by_reciprocal(am))
     return quantize_block_avx2(x, 1.0f / am, q.lut, c, len, Signed);
 #endif
   quantize_codes<Signed>(x, am, q.lut, c, len);
