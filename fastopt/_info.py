@@ -28,7 +28,11 @@ def info() -> dict:
     }
     if status["cpp"] == "available":
         from fastopt import _core
+        from fastopt.backends.cpp.quantized import SIGNED, UNSIGNED
         out["cpp"] = dict(_core.build_info())
+        # the 8-bit steps' table loops on this CPU (first moments' map, second's)
+        out["cpp"]["loops_8bit"] = {"signed": dict(_core.loops_8bit(*SIGNED, True)),
+                                    "unsigned": dict(_core.loops_8bit(*UNSIGNED, False))}
     if status["cuda"] == "available":
         from fastopt.backends.cuda import loader
         out["cuda"] = loader.describe()
@@ -50,6 +54,9 @@ def format_info(d: dict) -> str:
     if "cpp" in d:
         c = d["cpp"]
         lines.append(f"cpp: SIMD path {c['isa']}, {c['threads']} threads ({c['threading']})")
+        if "loops_8bit" in c:
+            q = c["loops_8bit"]["signed"]
+            lines.append(f"cpp 8-bit state: dequantize {q['dequantize']}, code {q['code']}")
     if "cuda" in d:
         c = d["cuda"]
         lines.append(f"cuda: device {c['device']}, cupy {c['cupy']}, NVRTC {c['nvrtc']}, "

@@ -109,6 +109,9 @@ def test_info_reports_every_backend():
     assert info["default"] in fastopt.available_backends()
     if "cpp" in fastopt.available_backends():
         assert info["cpp"]["isa"] in ("avx512", "avx2", "baseline")
+        for loops in info["cpp"]["loops_8bit"].values():
+            assert loops["dequantize"] in ("avx512-vbmi", "avx2", "scalar")
+            assert loops["code"] in ("avx512-lines", "avx2", "scalar")
     for name, state in info["backends"].items():
         assert state == "available" or len(state) > 5  # a reason, not a blank
 

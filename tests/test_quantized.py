@@ -192,6 +192,43 @@ def test_bad_inputs_raise_and_write_nothing(backend):
     assert _unchanged([before[0]] + before[3:], p, [v]) and np.array_equal(m.codes, before[1])
 
 
+def _around_thresholds(signed, ulps=64):
+    """Every float32 within ``ulps`` of each threshold of the map, both signs."""
+    t = np.abs(Q.thresholds(Q.qmap(signed))).view(np.uint32).astype(np.int64)
+    bits = (t[:, None] + np.arange(-ulps, ulps + 1)[None, :]).ravel().astype(np.uint32)
+    x = bits.view(np.float32)
+    return np.concatenate([x, -x])
+
+
+@pytest.mark.skipif("cpp" not in available_backends(), reason="cpp backend not built")
+@pytest.mark.parametrize("signed", [True, False])
+def test_cpp_codes_equal_the_reference_search(signed):
+    """The codes the cpp steps write (whichever of the AVX-512 lines, the AVX2
+    bucket table or the scalar loop this CPU takes) equal the reference's search,
+    around every threshold, at the map's values, and on random bit patterns."""
+    from fastopt import _core
+    from fastopt.backends.cpp.quantized import SIGNED, UNSIGNED
+    from fastopt.backends.numpy.quantized import nearest
+    table, lut = SIGNED if signed else UNSIGNED
+    rng = np.random.default_rng(11)
+    near_values = (table.view(np.uint32).astype(np.int64)[:, None]
+                   + np.arange(-3, 4)[None, :]).ravel().astype(np.uint32).view(np.float32)
+    x = np.concatenate([
+        _around_thresholds(signed), near_values,
+        rng.integers(0, 2 ** 32, 2 ** 20, dtype=np.uint64).astype(np.uint32).view(np.float32),
+        rng.uniform(-1, 1, 2 ** 20).astype(np.float32),
+        np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 2.0, 1.0000001],
+                 np.float32)])
+    for n in (x.size, 4097, 17):   # SIMD tails
+        got = _core.quantize_codes_8bit(x[:n], table, lut, signed, 1.0)
+        np.testing.assert_array_equal(got, nearest(x[:n], table))
+    # scaled by a block's reciprocal as in a step (x = value * fl(1 / absmax))
+    am = np.float32(3.7e-3)
+    v = (x[np.isfinite(x) & (np.abs(x) <= 1)] * am).astype(np.float32)
+    got = _core.quantize_codes_8bit(v, table, lut, signed, float(am))
+    np.testing.assert_array_equal(got, nearest(v * (np.float32(1) / am), table))
+
+
 def test_quantize_refuses_bad_arrays():
     with pytest.raises(TypeError):
         fastopt.quantize(np.zeros(4), True)

@@ -4,6 +4,7 @@
 // size, dtype and overlap. Each tensor runs parallel over its blocks.
 #include "../cpu/parallel.h"
 #include "../cpu/quantized_kernels.h"
+#include "../cpu/quantized_simd.h"
 #include "arrays.h"
 #include "fastopt/quantize.h"
 
@@ -17,22 +18,74 @@ using Codes = ArrayList<std::uint8_t>;
 using Maxes = ArrayList<float>;
 constexpr std::size_t kBlockGrain = kElementwiseGrain / 256;
 
+// A map's tables for one call. The byte planes of the VBMI lookup are derived
+// from the values here, once per call (1 KiB; a table passed from Python could
+// disagree with the values).
 struct Map {
   const float* values;
   const int* lut;
+#if FASTOPT_HAVE_SIMD_LOOKUPS
+  alignas(64) std::uint8_t planes[kMapPlaneBytes];
+  CodeLines lines;
+#endif
+  bool has_planes = false, has_lines = false;
 };
 
 // The tables come from fastopt/backends/cpp/quantized.py; a size other than
 // quantize.h's says the Python and C++ constants of the table disagree.
 template <bool Signed>
-Map map_of(const Array<float>& values, const Array<int>& lut) {
+void map_of(const Array<float>& values, const Array<int>& lut, Map& map) {
   if (values.size() != 256 || lut.size() != kLutEntries<Signed>)
     throw py::value_error("8-bit step: the map or code table does not match quantize.h");
-  return Map{values.data(), lut.data()};
+  map.values = values.data();
+  map.lut = lut.data();
+#if FASTOPT_HAVE_SIMD_LOOKUPS
+  if (cpu_has_avx512_vbmi()) {
+    map_byte_planes(map.values, map.planes);
+    map.has_planes = true;
+    map.has_lines = code_lines_of(map.values, &map.lines);
+  }
+#endif
+}
+
+QView map_view(std::uint8_t* codes, float* absmax, const Map& map) {
+#if FASTOPT_HAVE_SIMD_LOOKUPS
+  const std::uint8_t* planes = map.has_planes ? map.planes : nullptr;
+  const CodeLines* lines = map.has_lines ? &map.lines : nullptr;
+#else
+  const std::uint8_t* planes = nullptr;
+  const CodeLines* lines = nullptr;
+#endif
+  return QView{codes, absmax, map.values, map.lut, planes, lines};
 }
 
 QView view(Codes& codes, Maxes& absmax, const Map& map, std::size_t t) {
-  return QView{codes[t].mutable_data(), absmax[t].mutable_data(), map.values, map.lut};
+  return map_view(codes[t].mutable_data(), absmax[t].mutable_data(), map);
+}
+
+// The codes the steps write for x / absmax (tests/test_quantized.py checks them
+// against the reference's search on the floats around every threshold).
+py::array_t<std::uint8_t> codes_8bit(Array<float> x, Array<float> values, Array<int> lut,
+                                     bool is_signed, double absmax) {
+  Map map;
+  is_signed ? map_of<true>(values, lut, map) : map_of<false>(values, lut, map);
+  if (!(absmax > 0.0)) throw py::value_error("quantize_codes_8bit: absmax must be > 0");
+  py::array_t<std::uint8_t> out(x.size());
+  const QView q = map_view(nullptr, nullptr, map);
+  quantize_codes_range(q, is_signed, x.data(), static_cast<float>(absmax), out.mutable_data(),
+                       static_cast<std::size_t>(x.size()));
+  return out;
+}
+
+// Which loops the 8-bit steps take here: dequantize "avx512-vbmi", "avx2" or
+// "scalar"; code "avx512-lines", "avx2" or "scalar".
+py::dict loops_8bit(Array<float> values, Array<int> lut, bool is_signed) {
+  Map map;
+  is_signed ? map_of<true>(values, lut, map) : map_of<false>(values, lut, map);
+  py::dict d;
+  d["dequantize"] = map.has_planes ? "avx512-vbmi" : cpu_has_avx2() ? "avx2" : "scalar";
+  d["code"] = map.has_lines ? "avx512-lines" : cpu_has_avx2() ? "avx2" : "scalar";
+  return d;
 }
 
 // The params and grads of a call, of storage types p_type / g_type (mixed.h;
@@ -81,8 +134,9 @@ void adam(std::vector<py::array> params, std::vector<py::array> grads, int p_typ
   AdamScalars<float> s{float(beta1), float(one_minus_beta1), float(beta2), float(one_minus_beta2),
                        float(eps), float(weight_decay), float(grad_sign), float(step_size),
                        float(bc2_sqrt), float(decay_factor)};
-  const Map sm = map_of<true>(signed_map, signed_lut);
-  const Map um = map_of<false>(unsigned_map, unsigned_lut);
+  Map sm, um;
+  map_of<true>(signed_map, signed_lut, sm);
+  map_of<false>(unsigned_map, unsigned_lut, um);
   py::gil_scoped_release nogil;
   each_tensor(ts, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
     adam_q_range(ts.t[t], view(m_codes, m_absmax, sm, t),
@@ -97,7 +151,8 @@ void sgd(std::vector<py::array> params, std::vector<py::array> grads, int p_type
   const Tensors ts = tensors(params, grads, p_type, g_type);
   SgdScalars<float> s{float(lr), float(momentum), float(one_minus_dampening), float(weight_decay),
                       float(grad_sign)};
-  const Map sm = map_of<true>(signed_map, signed_lut);
+  Map sm;
+  map_of<true>(signed_map, signed_lut, sm);
   py::gil_scoped_release nogil;
   each_tensor(ts, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
     sgd_q_range(ts.t[t], view(codes, absmax, sm, t), n, b0, b1, s,
@@ -117,11 +172,12 @@ void rmsprop(std::vector<py::array> params, std::vector<py::array> grads, int p_
   RmspropScalars<float> s{float(lr), float(alpha), float(one_minus_alpha), float(eps),
                           float(weight_decay), float(momentum), float(grad_sign)};
   const bool cen = ga_codes.has_value(), mom = buf_codes.has_value();
-  const Map sm = map_of<true>(signed_map, signed_lut);
-  const Map um = map_of<false>(unsigned_map, unsigned_lut);
+  Map sm, um;
+  map_of<true>(signed_map, signed_lut, sm);
+  map_of<false>(unsigned_map, unsigned_lut, um);
   py::gil_scoped_release nogil;
   each_tensor(ts, [&](std::size_t t, std::size_t n, std::size_t b0, std::size_t b1) {
-    const QView none{nullptr, nullptr, nullptr, nullptr};
+    const QView none{nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
     rmsprop_q_range(ts.t[t], view(sq_codes, sq_absmax, um, t),
                     cen ? view(*ga_codes, *ga_absmax, sm, t) : none,
                     mom ? view(*buf_codes, *buf_absmax, sm, t) : none, n, b0, b1, s,
@@ -132,6 +188,10 @@ void rmsprop(std::vector<py::array> params, std::vector<py::array> grads, int p_
 }  // namespace
 
 void register_quantized(py::module_& m) {
+  m.def("quantize_codes_8bit", &codes_8bit, py::arg("x").noconvert(), py::arg("map").noconvert(),
+        py::arg("lut").noconvert(), py::arg("signed"), py::arg("absmax"));
+  m.def("loops_8bit", &loops_8bit, py::arg("map").noconvert(), py::arg("lut").noconvert(),
+        py::arg("signed"));
   m.def("adam_step_8bit", &adam, py::arg("params").noconvert(), py::arg("grads").noconvert(), py::arg("p_type"),
         py::arg("g_type"),
         py::arg("m_codes").noconvert(), py::arg("m_absmax").noconvert(),

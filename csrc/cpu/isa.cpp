@@ -21,4 +21,17 @@ bool cpu_has_avx2() {
   return false;
 #endif
 }
+
+bool cpu_has_avx512_vbmi() {
+#if FASTOPT_X86_GCC
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vbmi");
+  }();
+  return ok;
+#else
+  return false;
+#endif
+}
 }  // namespace fastopt

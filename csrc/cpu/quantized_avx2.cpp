@@ -7,9 +7,9 @@
 // loops are written with intrinsics; they compute exactly quantize_code /
 // dequantize_code of csrc/include/fastopt/quantize.h (the scalar tail calls
 // them), bit for bit. Called once per block of 256.
-#include "quantized_avx2.h"
+#include "quantized_simd.h"
 
-#if FASTOPT_HAVE_AVX2_GATHERS
+#if FASTOPT_HAVE_SIMD_LOOKUPS
 #include <immintrin.h>
 
 #include "fastopt/quantize.h"

@@ -44,6 +44,11 @@ void sgd_q_range(QTensor t, QView buf, size_t n, size_t b0, size_t b1,
                mom, first);
 }
 
+void quantize_codes_range(const QView& q, bool is_signed, const float* x, float absmax,
+                          std::uint8_t* c, std::size_t len) {
+  is_signed ? code_block<true>(q, x, absmax, c, len) : code_block<false>(q, x, absmax, c, len);
+}
+
 void rmsprop_q_range(QTensor t, QView sq, QView gavg, QView buf, size_t n, size_t b0, size_t b1,
                      const RmspropScalars<float>& s, bool wd, bool centered, bool momentum) {
   if (!all_f32(t))

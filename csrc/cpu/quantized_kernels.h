@@ -9,12 +9,25 @@
 
 namespace fastopt {
 
+struct CodeLines;   // quantized_simd.h
+
 struct QView {
   std::uint8_t* codes;
   float* absmax;
   const float* qmap;
   const int* lut;  // code_table of qmap (fastopt/quantized.py)
+  // qmap's byte planes (quantized_simd.h map_byte_planes) where the CPU runs
+  // the VBMI lookup (cpu_has_avx512_vbmi()), else nullptr
+  const std::uint8_t* planes;
+  // qmap's lines (quantized_simd.h CodeLines) where the CPU runs the AVX-512 coding
+  // loop and qmap is a dynamic map, else nullptr
+  const CodeLines* lines;
 };
+
+// c[i] = the code of x[i] / absmax, absmax > 0, as the steps write it (the
+// loops of quantized_loops.h store_block); for tests of those loops.
+void quantize_codes_range(const QView& q, bool is_signed, const float* x, float absmax,
+                          std::uint8_t* c, std::size_t len);
 
 // One tensor's param and grad, of storage types p_type / g_type (mixed.h's
 // Storage: kF32, or kBF16 / kF16 with a grad of the param's type or kF32).

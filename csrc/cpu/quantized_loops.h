@@ -10,7 +10,7 @@
 #include "fastopt/mixed.h"
 #include "fastopt/quantize.h"
 #include "isa.h"
-#include "quantized_avx2.h"
+#include "quantized_simd.h"
 #include "quantized_kernels.h"
 
 #define FASTOPT_LOOP inline __attribute__((always_inline))
@@ -23,7 +23,8 @@ using std::size_t;
 FASTOPT_LOOP void load_block(const QView& q, size_t b, size_t len, float* out) {
   const float am = q.absmax[b];
   const std::uint8_t* c = q.codes + b * kQuantBlock;
-#if FASTOPT_HAVE_AVX2_GATHERS
+#if FASTOPT_HAVE_SIMD_LOOKUPS
+  if (q.planes) return dequantize_block_vbmi(c, am, q.planes, out, len);
   if (cpu_has_avx2()) return dequantize_block_avx2(c, am, q.qmap, out, len);
 #endif
   for (size_t i = 0; i < len; ++i) out[i] = dequantize_code(c[i], am, q.qmap);
@@ -58,6 +59,19 @@ FASTOPT_LOOP void quantize_codes(const float* __restrict x, float am, const int*
   }
 }
 
+// The codes of x / am (am > 0) into c.
+template <bool Signed>
+FASTOPT_LOOP void code_block(const QView& q, const float* x, float am, std::uint8_t* c,
+                             size_t len) {
+#if FASTOPT_HAVE_SIMD_LOOKUPS
+  if (quant_by_reciprocal(am)) {
+    if (q.lines) return quantize_block_avx512(x, 1.0f / am, *q.lines, q.lut, c, len, Signed);
+    if (cpu_has_avx2()) return quantize_block_avx2(x, 1.0f / am, q.lut, c, len, Signed);
+  }
+#endif
+  quantize_codes<Signed>(x, am, q.lut, c, len);
+}
+
 template <bool Signed>
 FASTOPT_LOOP void store_block(const QView& q, size_t b, size_t len, const float* x) {
   const float am = block_absmax(x, len);
@@ -68,11 +82,7 @@ FASTOPT_LOOP void store_block(const QView& q, size_t b, size_t len, const float*
     for (size_t j = 0; j < len; ++j) c[j] = zero;
     return;
   }
-#if FASTOPT_HAVE_AVX2_GATHERS
-  if (cpu_has_avx2() && quant_by_reciprocal(am))
-    return quantize_block_avx2(x, 1.0f / am, q.lut, c, len, Signed);
-#endif
-  quantize_codes<Signed>(x, am, q.lut, c, len);
+  code_block<Signed>(q, x, am, c, len);
 }
 
 // The length of block b of a tensor of n elements.
