@@ -130,7 +130,7 @@ bool code_lines_of(const float* qmap, CodeLines* t) {
   }
   for (int k = 9; k < 16; ++k) t->slope[k] = 0.0f, t->offset[k] = -0.5f, t->cap[k] = 0;
   t->e0 = std::ilogb(bound[0]) - 1;
-  if (t->e0 + 31 < 0 || t->e0 < -125) return false;   // binade 31 must hold 1.0
+  if (t->e0 + 31 < 1 || t->e0 < -125) return false;   // binades 0 .. 31 must hold [.., 2)
   for (int k = 0; k < 32; ++k) {
     const double lo = std::ldexp(1.0, t->e0 + k), hi = 2.0 * lo;
     int r = 0;
@@ -161,14 +161,16 @@ __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) static void code_l
   const __m512i cap = _mm512_load_si512(t.cap);
   const __m512 scale = _mm512_set1_ps(recip), near = _mm512_set1_ps(0x1p-10f);
   const __m512i first_binade = _mm512_set1_epi32(127 + t.e0), zero = _mm512_set1_epi32(t.zero);
-  const __m512i none = _mm512_setzero_si512(), last_binade = _mm512_set1_epi32(31);
+  const __m512i none = _mm512_setzero_si512();
   std::size_t j = 0;
   for (; j + 16 <= len; j += 16) {
     const __m512 xv = _mm512_mul_ps(_mm512_loadu_ps(x + j), scale);
     const __m512 a = _mm512_abs_ps(xv);
     const __m512i abits = _mm512_castps_si512(a);
-    __m512i binade = _mm512_sub_epi32(_mm512_srli_epi32(abits, 23), first_binade);
-    binade = _mm512_min_epi32(_mm512_max_epi32(binade, none), last_binade);
+    // the binade, 0 below the first (an unsigned saturating subtraction on the low
+    // 16 bits; the high ones are 0); above the last (|x| >= 2^(e0 + 32) > 2) the
+    // lane is unsure below, whatever region its low 5 bits pick
+    const __m512i binade = _mm512_subs_epu16(_mm512_srli_epi32(abits, 23), first_binade);
     const __m512 b = _mm512_permutex2var_ps(bound0, binade, bound1);
     __m512i r = _mm512_permutex2var_epi32(region0, binade, region1);
     r = _mm512_mask_add_epi32(r, _mm512_cmp_ps_mask(b, a, _CMP_LE_OQ), r, _mm512_set1_epi32(1));
@@ -176,8 +178,7 @@ __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) static void code_l
                                      _mm512_permutexvar_ps(r, offset));
     __m512i n = _mm512_cvt_roundps_epi32(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
     n = _mm512_min_epi32(n, _mm512_permutexvar_epi32(r, cap));
-    const __m512 frac =
-        _mm512_sub_ps(y, _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m512 frac = _mm512_reduce_ps(y, _MM_FROUND_TO_NEAREST_INT);   // y - round(y)
     const __m512i ulps = _mm512_abs_epi32(_mm512_sub_epi32(abits, _mm512_castps_si512(b)));
     // near a threshold or a boundary; |x| >= 2 or NaN (never from a step: |x| <= 1)
     const __mmask16 unsure = _mm512_cmp_ps_mask(_mm512_abs_ps(frac), near, _CMP_LT_OQ) |
