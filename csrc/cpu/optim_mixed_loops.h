@@ -167,13 +167,14 @@ FASTOPT_MIXED_INLINE void with_decay(int mode, const F& f) {
 // FASTOPT_MIXED_MATCH, expanded over the combinations inside a function of C
 // with `l`, `types`, `run` and `args` in scope, runs the matching one over the
 // list and returns true.
-// The mixed loops carry AVX2 and baseline clones only, no AVX-512 one: ten type
-// combinations times three parameter modes times the option branches made these
-// files take many minutes to compile with three clones each (not yet measured
-// whether AVX-512 would pay off for the 16-bit integer conversions).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(FASTOPT_MIXED_NO_CLONES)
-#define FASTOPT_MIXED_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+// The mixed loops carry isa.h's three clones. The AVX-512 one was left out at
+// first for compile time (ten type combinations times three parameter modes
+// times the option branches); on a Zen 4 host it took pure bf16 Adam at 10^7
+// from 39% to 63-64% of its twin and the float32-state modes to 94-97%
+// (benchmarks/RESULTS.md, session 11). Development builds may keep one
+// baseline clone (FASTOPT_MIXED_NO_CLONES, CMakeLists.txt).
+#if FASTOPT_X86_GCC && !defined(FASTOPT_MIXED_NO_CLONES)
+#define FASTOPT_MIXED_CLONES FASTOPT_CLONES
 #else
 #define FASTOPT_MIXED_CLONES
 #endif

@@ -3,11 +3,10 @@
 // rounding the param once on store (fastopt/half.h), the states as for float32.
 #include "quantized_loops.h"
 
-// AVX2 and baseline clones only, as the mixed loops (optim_mixed_loops.h), and
-// one baseline clone in development builds (FASTOPT_MIXED_NO_CLONES, CMakeLists.txt).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(FASTOPT_MIXED_NO_CLONES)
-#define FASTOPT_Q_HALF_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+// isa.h's clones, as the mixed loops (optim_mixed_loops.h), and one baseline
+// clone in development builds (FASTOPT_MIXED_NO_CLONES, CMakeLists.txt).
+#if FASTOPT_X86_GCC && !defined(FASTOPT_MIXED_NO_CLONES)
+#define FASTOPT_Q_HALF_CLONES FASTOPT_CLONES
 #else
 #define FASTOPT_Q_HALF_CLONES
 #endif
