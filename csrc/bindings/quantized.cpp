@@ -2,6 +2,10 @@
 // A QuantizedState arrives as its codes and absmax arrays (lists, one per
 // tensor) plus the map; fastopt/_quantized_validate.py has checked every
 // size, dtype and overlap. Each tensor runs parallel over its blocks.
+#include <cstring>
+#include <deque>
+#include <mutex>
+
 #include "../cpu/parallel.h"
 #include "../cpu/quantized_kernels.h"
 #include "../cpu/quantized_simd.h"
@@ -18,17 +22,46 @@ using Codes = ArrayList<std::uint8_t>;
 using Maxes = ArrayList<float>;
 constexpr std::size_t kBlockGrain = kElementwiseGrain / 256;
 
-// A map's tables for one call. The byte planes of the VBMI lookup are derived
-// from the values here, once per call (1 KiB; a table passed from Python could
-// disagree with the values).
+#if FASTOPT_HAVE_SIMD_LOOKUPS
+// The tables the AVX-512 loops derive from a map's values (byte planes, lines),
+// built from the values themselves rather than taken from Python, so that they
+// cannot disagree with them.
+struct MapTables {
+  float values[256];
+  alignas(64) std::uint8_t planes[kMapPlaneBytes];
+  CodeLines lines;
+  bool has_lines;
+};
+
+void build_tables(const float* values, MapTables& t) {
+  std::memcpy(t.values, values, sizeof t.values);
+  map_byte_planes(values, t.planes);
+  t.has_lines = code_lines_of(values, &t.lines);
+}
+
+// Building them takes about 2.7 us per map, so the tables of the maps seen so
+// far (the two dynamic maps in practice) are kept, found by their values.
+// nullptr once 8 different maps have been seen: the caller builds its own.
+const MapTables* cached_tables(const float* values) {
+  static std::mutex mutex;
+  static std::deque<MapTables> cache;   // stable addresses
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const MapTables& t : cache)
+    if (std::memcmp(t.values, values, sizeof t.values) == 0) return &t;
+  if (cache.size() >= 8) return nullptr;
+  build_tables(values, cache.emplace_back());
+  return &cache.back();
+}
+#endif
+
+// A map's tables for one call.
 struct Map {
   const float* values;
   const int* lut;
 #if FASTOPT_HAVE_SIMD_LOOKUPS
-  alignas(64) std::uint8_t planes[kMapPlaneBytes];
-  CodeLines lines;
+  const MapTables* tables = nullptr;   // where the CPU runs the AVX-512 loops
+  MapTables own;                       // when the cache is full
 #endif
-  bool has_planes = false, has_lines = false;
 };
 
 // The tables come from fastopt/backends/cpp/quantized.py; a size other than
@@ -41,17 +74,20 @@ void map_of(const Array<float>& values, const Array<int>& lut, Map& map) {
   map.lut = lut.data();
 #if FASTOPT_HAVE_SIMD_LOOKUPS
   if (cpu_has_avx512_vbmi()) {
-    map_byte_planes(map.values, map.planes);
-    map.has_planes = true;
-    map.has_lines = code_lines_of(map.values, &map.lines);
+    map.tables = cached_tables(map.values);
+    if (!map.tables) {
+      build_tables(map.values, map.own);
+      map.tables = &map.own;
+    }
   }
 #endif
 }
 
 QView map_view(std::uint8_t* codes, float* absmax, const Map& map) {
 #if FASTOPT_HAVE_SIMD_LOOKUPS
-  const std::uint8_t* planes = map.has_planes ? map.planes : nullptr;
-  const CodeLines* lines = map.has_lines ? &map.lines : nullptr;
+  const MapTables* t = map.tables;
+  const std::uint8_t* planes = t ? t->planes : nullptr;
+  const CodeLines* lines = t && t->has_lines ? &t->lines : nullptr;
 #else
   const std::uint8_t* planes = nullptr;
   const CodeLines* lines = nullptr;
@@ -82,9 +118,10 @@ py::array_t<std::uint8_t> codes_8bit(Array<float> x, Array<float> values, Array<
 py::dict loops_8bit(Array<float> values, Array<int> lut, bool is_signed) {
   Map map;
   is_signed ? map_of<true>(values, lut, map) : map_of<false>(values, lut, map);
+  const QView q = map_view(nullptr, nullptr, map);
   py::dict d;
-  d["dequantize"] = map.has_planes ? "avx512-vbmi" : cpu_has_avx2() ? "avx2" : "scalar";
-  d["code"] = map.has_lines ? "avx512-lines" : cpu_has_avx2() ? "avx2" : "scalar";
+  d["dequantize"] = q.planes ? "avx512-vbmi" : cpu_has_avx2() ? "avx2" : "scalar";
+  d["code"] = q.lines ? "avx512-lines" : cpu_has_avx2() ? "avx2" : "scalar";
   return d;
 }
 
