@@ -22,6 +22,6 @@ namespace fastopt {
 const char* active_isa();
 // Whether this CPU runs AVX2 code (checked once).
 bool cpu_has_avx2();
-// Whether it runs AVX-512 F, BW and VBMI code (byte permutes; checked once).
+// Whether it runs AVX-512 F, BW, DQ, VL and VBMI code (byte permutes; checked once).
 bool cpu_has_avx512_vbmi();
 }  // namespace fastopt
