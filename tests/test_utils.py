@@ -138,6 +138,65 @@ def test_grad_norm_sizes_single_array(backend, n, rng):
     assert fastopt.grad_norm(g, backend=backend) == pytest.approx(expect, rel=1e-12, abs=0)
 
 
+@pytest.mark.parametrize("threads", [2, 3, 4])
+def test_block_loops_split_blocks_evenly_across_threads(threads):
+    # The norm pass (blocks of 16384 elements) and the 8-bit steps (blocks of 256)
+    # hand whole blocks to threads through parallel_for_units; at 10^6 (61 norm
+    # blocks) it once gave all of them to one thread, at 10^7 (611) a 256 / 355 split.
+    if "cpp" not in CPU_BACKENDS:
+        pytest.skip("cpp backend not built")
+    from fastopt import _core
+
+    saved = _core.get_num_threads()
+    try:
+        _core.set_num_threads(threads)
+        for units in (1, 2, 3, 61, 64, 65, 391, 611, 4097, 39063):
+            parts = _core.parallel_units_split(units, 1)
+            assert len(parts) == min(units, threads)
+            assert parts[0][0] == 0 and parts[-1][1] == units
+            assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+            sizes = [e - b for b, e in parts]
+            assert max(sizes) - min(sizes) <= 1, (units, parts)
+        assert _core.parallel_units_split(100, 60) == [(0, 100)]   # below two threads' grain
+    finally:
+        _core.set_num_threads(saved)
+
+
+def _l2_in_cpp_order(grads, block=1 << 14, lanes=32):
+    """The cpp backend's L2 norm, its summation order written out in float64: blocks
+    of 16384 elements per array; in each, lane j sums the squares of elements j,
+    j + 32, ... in order; the lanes merge pairwise (j += j + 16, j + 8, ..., j + 1);
+    the blocks' sums add in order. The squares of float32 or float64 values in
+    float64 (exact for float32) are the only other rounding."""
+    total = 0.0
+    for g in grads:
+        sq = g.astype(np.float64) ** 2
+        for o in range(0, sq.size, block):
+            part = sq[o:o + block]
+            rows = np.zeros((-(-part.size // lanes), lanes))
+            rows.reshape(-1)[:part.size] = part      # zeros add nothing to a lane's sum
+            acc = np.cumsum(rows, axis=0)[-1]      # cumsum: strictly in order
+            w = lanes // 2
+            while w:
+                acc[:w] = acc[:w] + acc[w:2 * w]
+                w //= 2
+            total = total + acc[0]
+    return math.sqrt(total)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [1e-30, 1.0, 1e30])
+def test_grad_norm_l2_bits_follow_the_documented_order(dtype, scale, rng):
+    # The float32 loop fuses square and sum (FMA, one rounding) where the order
+    # above rounds twice; the square being exact in double makes them equal.
+    if "cpp" not in CPU_BACKENDS:
+        pytest.skip("cpp backend not built")
+    grads = _list(rng, dtype, sizes=(0, 1, 31, 33, 1023, 16384, 16417, 100_003))
+    grads = [(g * scale).astype(dtype) for g in grads]
+    for one in [[g] for g in grads] + [grads]:
+        assert fastopt.grad_norm(one, 2.0, backend="cpp") == _l2_in_cpp_order(one)
+
+
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_grad_norm_empty_list(backend):
     assert fastopt.grad_norm([], backend=backend) == 0.0

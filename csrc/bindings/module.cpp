@@ -1,5 +1,11 @@
 // fastopt._core: one module, one registration function per kernel family.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 #include "../cpu/isa.h"
 #include "gil.h"
@@ -53,4 +59,15 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("set_num_threads", &fastopt::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &fastopt::num_threads);
+  // For the tests: the (first, end) units each part of parallel_for_units got.
+  m.def("parallel_units_split", [](std::size_t units, std::size_t min_units) {
+    std::mutex lock;
+    std::vector<std::pair<std::size_t, std::size_t>> parts;
+    fastopt::parallel_for_units(units, min_units, [&](std::size_t b, std::size_t e) {
+      std::lock_guard<std::mutex> hold(lock);
+      parts.emplace_back(b, e);
+    });
+    std::sort(parts.begin(), parts.end());
+    return parts;
+  }, py::arg("units"), py::arg("min_units"));
 }

@@ -157,7 +157,8 @@ void each_tensor(const Tensors& ts, const Range& range) {
   for (std::size_t t = 0; t < ts.t.size(); ++t) {
     const std::size_t n = ts.n[t];
     const std::size_t blocks = (n + 255) / 256;
-    parallel_for(blocks, kBlockGrain, [&](std::size_t b0, std::size_t b1) { range(t, n, b0, b1); });
+    parallel_for_units(blocks, kBlockGrain,
+                       [&](std::size_t b0, std::size_t b1) { range(t, n, b0, b1); });
   }
 }
 

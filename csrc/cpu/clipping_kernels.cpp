@@ -49,18 +49,24 @@ FASTOPT_LOOP double norm_loop(const T* __restrict g, size_t n, double p) {
 }
 
 #if FASTOPT_X86_GCC
-// norm_loop<kNormL2, float>, bit for bit (the same lanes, the same sums:
-// acc + double(g) * double(g), as norm_accumulate; |g| squares alike), with
-// each group of four floats widened straight from memory, and a software
-// prefetch. GCC vectorizes the generic loop with 256-bit loads, an extract
-// and two conversions per eight floats: on this Zen 3 host 0.117 ns per
-// element in L1, against 0.081 for this loop and 0.042 for a float32 sum.
-// At 10^7, 2 threads, that work no longer hid under the read: 1.19 ms
-// without the prefetch, 0.99 with it, 0.93 for the float32 sum
-// (benchmarks/RESULTS.md, issue 17 session 10).
+// norm_loop<kNormL2, float>, bit for bit (the same lanes, the same sums), with
+// each group of four floats widened straight from memory, one fused
+// multiply-add per four lanes, and a software prefetch. The FMA rounds once
+// where norm_accumulate's acc + double(g) * double(g) rounds twice, yet gives
+// the same bits: the square of a float's 24-bit significand has at most 48
+// bits and a float's exponent range squared stays inside double's normal
+// range (2^-298 .. 2^256), so double(g) * double(g) is exact and the only
+// rounding left is the addition's. GCC vectorizes the generic loop with
+// 256-bit loads, an extract and two conversions per eight floats; at 10^7,
+// 2 threads, that work did not hide under the read (1.19 ms without the
+// prefetch, 0.99 with it, 0.93 for a float32 sum; issue 17 session 10). On
+// the Zen 4 host, in L2, one thread, the multiply and add took 0.68-0.75 ms
+// per 10^7 floats, the FMA 0.40-0.48, a float32 sum 0.34-0.39 (session 14,
+// benchmarks/runs/2026-12-03/s14/clipnorm/norm_fma.cpp).
 constexpr size_t kPrefetchAhead = 1024;  // floats
 
-__attribute__((target("avx2"))) double norm_l2_float_avx2(const float* __restrict g, size_t n) {
+__attribute__((target("avx2,fma"))) double norm_l2_float_avx2(const float* __restrict g,
+                                                              size_t n) {
   static_assert(kLanes == 32, "eight vectors of four double lanes");
   __m256d v[8];
   for (int k = 0; k < 8; ++k) v[k] = _mm256_setzero_pd();
@@ -74,7 +80,7 @@ __attribute__((target("avx2"))) double norm_l2_float_avx2(const float* __restric
 #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) {
       const __m256d d = _mm256_cvtps_pd(_mm_loadu_ps(g + i + 4 * k));
-      v[k] = _mm256_add_pd(v[k], _mm256_mul_pd(d, d));
+      v[k] = _mm256_fmadd_pd(d, d, v[k]);
     }
   }
   double acc[kLanes];
@@ -123,7 +129,7 @@ double norm_cpu(const GradList<T>& l, int kind, double p) {
       const T* g = static_cast<const T*>(blocks[k].ptr);
 #if FASTOPT_X86_GCC
       if constexpr (std::is_same_v<T, float>) {
-        if (kind == kNormL2 && cpu_has_avx2()) {
+        if (kind == kNormL2 && cpu_has_avx2_fma()) {
           partial[k] = norm_l2_float_avx2(g, blocks[k].n);
           continue;
         }
@@ -134,7 +140,7 @@ double norm_cpu(const GradList<T>& l, int kind, double p) {
   };
   // Threads only decide who computes which block, never how a block is summed.
   if (total < 2 * kElementwiseGrain) reduce(0, blocks.size());
-  else parallel_for(blocks.size(), 1, reduce);
+  else parallel_for_units(blocks.size(), 1, reduce);
   double acc = 0.0;
   for (size_t k = 0; k < partial.size(); ++k) {
     switch (kind) {

@@ -22,6 +22,18 @@ bool cpu_has_avx2() {
 #endif
 }
 
+bool cpu_has_avx2_fma() {
+#if FASTOPT_X86_GCC
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return ok;
+#else
+  return false;
+#endif
+}
+
 bool cpu_has_avx512_vbmi() {
 #if FASTOPT_X86_GCC
   static const bool ok = [] {

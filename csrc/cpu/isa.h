@@ -7,7 +7,8 @@
 //
 // FASTOPT_X86_GCC: GCC on x86-64, where the clones exist and where the few
 // loops written with AVX2 intrinsics (target("avx2") functions) are built;
-// those run only when cpu_has_avx2().
+// those run only when cpu_has_avx2() (target("avx2,fma") ones when
+// cpu_has_avx2_fma()).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define FASTOPT_X86_GCC 1
 #define FASTOPT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -22,6 +23,8 @@ namespace fastopt {
 const char* active_isa();
 // Whether this CPU runs AVX2 code (checked once).
 bool cpu_has_avx2();
+// Whether it runs AVX2 and FMA3 code (target("avx2,fma") loops; checked once).
+bool cpu_has_avx2_fma();
 // Whether it runs AVX-512 F, BW, DQ, VL and VBMI code (byte permutes; checked once).
 bool cpu_has_avx512_vbmi();
 }  // namespace fastopt
