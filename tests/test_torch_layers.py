@@ -634,6 +634,53 @@ def test_compile_passes_channels_last_activations_to_batch_norm(monkeypatch):
 
 
 @pytest.mark.torch_compile
+@pytest.mark.parametrize("layer", ["BatchNorm2d", "BatchNorm1d"])
+def test_compile_keeps_batch_norm_output_for_a_following_relu(layer):
+    """Traced, the batch norm ops save ``y`` for the backward op (its ``output``), so
+    inductor's partitioner saves no bool mask for the ReLU after the layer: it
+    recomputes the mask from ``y`` in the backward. Inductor
+    (torch 2.13, AVX-512) stores bool masks lane by lane with a branch, which made a
+    compiled BN + ReLU + max-pool forward 2-3x slower (benchmarks/RESULTS.md, session 15)."""
+    import torch._dynamo
+    from torch._inductor.compile_fx import compile_fx, compile_fx_inner
+    saved = []   # dtypes of the forward graph's outputs (y, then what the backward keeps)
+
+    def spy(gm, example_inputs, **kwargs):
+        if not kwargs.get("is_backward"):
+            out = next(n for n in gm.graph.nodes if n.op == "output")
+            saved.extend(a.meta["val"].dtype for a in out.args[0]
+                         if isinstance(a, torch.fx.Node)
+                         and isinstance(a.meta.get("val"), torch.Tensor))
+        return compile_fx_inner(gm, example_inputs, **kwargs)
+
+    def backend(gm, example_inputs):   # inductor, watching what its partitioner saved
+        return compile_fx(gm, example_inputs, inner_compile=spy)
+
+    torch.manual_seed(0)
+    bn = getattr(torch.nn, layer)(8)
+    # after the ReLU a layer that saves no float copy of its input (the CNN's max-pool
+    # keeps int8 offsets, the MLP's dropout its mask), so the mask is not found elsewhere
+    after = torch.nn.MaxPool2d(2) if layer == "BatchNorm2d" else torch.nn.Dropout(0.25)
+    model = ft.convert(torch.nn.Sequential(bn, torch.nn.ReLU(), after, torch.nn.Flatten(),
+                                           torch.nn.Linear(8 * 4 if layer == "BatchNorm2d"
+                                                           else 8, 3)))
+    eager = copy.deepcopy(model)
+    x = torch.randn((6, 8, 4, 4) if layer == "BatchNorm2d" else (6, 8))
+    torch._dynamo.reset()
+    torch.manual_seed(1)
+    # compiled here, not loaded from a cache; dropout draws as eager does
+    with torch._inductor.config.patch(force_disable_caches=True, fallback_random=True):
+        y = torch.compile(model, backend=backend, fullgraph=True)(x)
+        y.square().sum().backward()
+    torch.manual_seed(1)
+    eager(x).square().sum().backward()
+    assert saved, "the forward graph was not compiled"
+    assert torch.bool not in saved, f"a bool mask is saved for the backward: {saved}"
+    for (name, p), q in zip(model.named_parameters(), eager.parameters()):
+        close(p.grad, q.grad.double(), torch.float32, f"compiled grad {name}")
+
+
+@pytest.mark.torch_compile
 def test_compile_passes_channels_last_activations_to_dropout(monkeypatch):
     """The dropout ops are flexible_layout: in a compiled CNN inductor hands the pooled
     channels-last activation over as it is, the op reads it and the backward's dy in

@@ -10,8 +10,8 @@ fastopt's backward kernels too)::
                                                  new_running_mean, new_running_var)
     fastopt::batch_norm_eval(x, weight?, bias?, running_mean, running_var, eps)
                               -> (y, save_mean, save_invstd)
-    fastopt::batch_norm_backward(dy, x, weight?, save_mean, save_invstd, training)
-                              -> (dx, dweight, dbias)
+    fastopt::batch_norm_backward(dy, x, weight?, save_mean, save_invstd, training,
+                                 output?=None) -> (dx, dweight, dbias)
     fastopt::dropout(x, p, seed) -> (y, mask, order)   # mask: uint8, a bit per element
     fastopt::dropout_backward(dy, mask, p, order) -> dx
 
@@ -161,10 +161,13 @@ def _bn_eval(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | 
 
 
 def _bn_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
-                 save_mean: torch.Tensor, save_invstd: torch.Tensor, training: bool
+                 save_mean: torch.Tensor, save_invstd: torch.Tensor, training: bool,
+                 output: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(dx, dweight, dbias)`` from the forward's saved statistics; ``dx`` has ``x``'s
-    layout (``dy`` is brought to it)."""
+    layout (``dy`` is brought to it). ``output`` (the forward's ``y``) is not read: the
+    traced backward takes it so that torch.compile's partitioner keeps ``y`` and
+    recomputes what a ReLU after the layer needs from it (see :func:`_bn_op_setup`)."""
     out = _lean.backward(dy, x, weight, save_mean, save_invstd, training)
     if out is not None:
         return out
@@ -334,7 +337,7 @@ def _(x, weight, bias, running_mean, running_var, eps):
 
 
 @batch_norm_backward_op.register_fake
-def _(dy, x, weight, save_mean, save_invstd, training):
+def _(dy, x, weight, save_mean, save_invstd, training, output=None):
     _lower_backward()   # traced (AOT autograd runs this before inductor lowers the graph)
     _check("batch_norm_backward", x, grad_output=dy, weight=weight)
     return _bn_outputs(x, 2)
@@ -374,18 +377,33 @@ DIRECT = True   # tests turn it off to run the eager calls through the ops
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
-def _bn_setup(ctx, inputs, output, training):
+def _bn_setup(ctx, inputs, output, training, keep_y=False):
     x, weight, bias = inputs[:3]
     y, mean, invstd = output[:3]
-    ctx.save_for_backward(x, weight, mean, invstd)
+    ctx.save_for_backward(x, weight, mean, invstd, *((y,) if keep_y else ()))
     ctx.training, ctx.bias_dtype = training, None if bias is None else bias.dtype
     ctx.mark_non_differentiable(*output[1:])
 
 
+def _bn_op_setup(ctx, inputs, output, training):
+    """The ops' setup (``register_autograd``): :func:`_bn_setup`, and ``y`` saved too,
+    for the backward op's ``output``. Without it, torch.compile's min-cut partitioner
+    saves a ReLU's mask after the layer as a bool tensor (1 byte an element instead of
+    ``y``'s 4), and inductor (torch 2.13, AVX-512) stores bool masks with a per-lane
+    branch: on (32, 32, 32, 32) that store made a compiled ReLU + max-pool forward 2-3x
+    slower than one that keeps ``y`` (docs/torch-layers.md, benchmarks/RESULTS.md,
+    session 15). With ``y`` saved anyway, the partitioner recomputes the mask from it
+    inside the backward's fused kernel. Eager ReLU keeps its output for the same reason."""
+    _bn_setup(ctx, inputs, output, training, keep_y=True)
+
+
 def _bn_grads(ctx, dy, n_inputs):
-    x, weight, mean, invstd = ctx.saved_tensors
+    x, weight, mean, invstd, *y = ctx.saved_tensors
     args = (dy, x, weight, mean, invstd, ctx.training)
-    dx, dw, db = _bn_backward(*args) if direct(dy, x) else batch_norm_backward_op(*args)
+    if direct(dy, x):
+        dx, dw, db = _bn_backward(*args)
+    else:
+        dx, dw, db = batch_norm_backward_op(*args, y[0] if y else None)
     # the kernels' dweight/dbias are in the compute type: a 16-bit weight gets its own type
     return (dx, None if weight is None else dw.to(weight.dtype),
             None if ctx.bias_dtype is None else db.to(ctx.bias_dtype)) + (None,) * (n_inputs - 3)
@@ -397,6 +415,14 @@ def _bn_train_setup(ctx, inputs, output):
 
 def _bn_eval_setup(ctx, inputs, output):
     _bn_setup(ctx, inputs, output, False)
+
+
+def _bn_train_op_setup(ctx, inputs, output):
+    _bn_op_setup(ctx, inputs, output, True)
+
+
+def _bn_eval_op_setup(ctx, inputs, output):
+    _bn_op_setup(ctx, inputs, output, False)
 
 
 def _bn_train_grads(ctx, dy, *_):
@@ -439,8 +465,10 @@ _CASES = {"batch_norm_train": (batch_norm_train, _bn_train, _bn_train_setup, _bn
           "dropout": (dropout_op, _dropout, _dropout_setup, _dropout_grads)}
 _FUNCTIONS = {}
 _DIRECT_IMPLS = {"dropout": _dropout_direct}
+_OP_SETUPS = {"batch_norm_train": _bn_train_op_setup, "batch_norm_eval": _bn_eval_op_setup}
 for _name, (_op, _impl, _setup, _grads) in _CASES.items():
-    torch.library.register_autograd(f"fastopt::{_name}", _grads, setup_context=_setup)
+    torch.library.register_autograd(f"fastopt::{_name}", _grads,
+                                    setup_context=_OP_SETUPS.get(_name, _setup))
     _impl = _DIRECT_IMPLS.get(_name, _impl)
     _FUNCTIONS[_name] = (_op, _impl, _function(f"_{_name}", _impl, _setup, _grads))
 
