@@ -476,6 +476,11 @@ def test_opcheck_batch_norm(rng):
     dy = _t(rng, (6, 4, 3), torch.float32)
     _opcheck(FO.batch_norm_backward, (dy, x.detach(), w.detach(), mean, invstd, True))
     _opcheck(FO.batch_norm_backward, (dy, x.detach(), None, mean, invstd, False))
+    # the forward's y as `output` (kept for inductor's partitioner, never read): same results
+    args = (dy, x.detach(), w.detach(), mean, invstd, True)
+    _opcheck(FO.batch_norm_backward, args + (y.detach(),))
+    for a, b in zip(FO.batch_norm_backward(*args, y.detach()), FO.batch_norm_backward(*args)):
+        assert torch.equal(a, b)
     # channels-last: the fake kernels give the real ones' strides
     xc = _t(rng, (3, 4, 2, 5), torch.float32).to(memory_format=torch.channels_last)
     xc.requires_grad_()
