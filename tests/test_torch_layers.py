@@ -638,12 +638,31 @@ def test_compile_passes_channels_last_activations_to_batch_norm(monkeypatch):
         assert torch.allclose(b, c, rtol=1e-5, atol=1e-6), name
 
 
+def test_batch_norm_followed_by_an_inplace_relu(path, rng):
+    """BN -> ReLU(inplace=True), as in ResNets, eager on both roads: the ReLU writes the
+    layer's output in place, which must not trip autograd's check of saved tensors, and
+    gradients and running statistics equal torch.nn's."""
+    torch.manual_seed(0)
+    ref = torch.nn.Sequential(torch.nn.BatchNorm2d(4), torch.nn.ReLU(inplace=True)).double()
+    mine = ft.convert(copy.deepcopy(ref))
+    x = _t(rng, (3, 4, 5, 5))
+    xs = [x.clone().requires_grad_(), x.clone().requires_grad_()]
+    for m, xi in zip((mine, ref), xs):
+        m(xi).square().sum().backward()
+    close(xs[0].grad, xs[1].grad, torch.float64, "dx")
+    for (name, p), q in zip(mine.named_parameters(), ref.parameters()):
+        close(p.grad, q.grad, torch.float64, f"grad {name}")
+    for (name, b), c in zip(mine.named_buffers(), ref.buffers()):
+        assert torch.allclose(b, c), name
+
+
 @pytest.mark.torch_compile
+@pytest.mark.parametrize("inplace", [False, True])
 @pytest.mark.parametrize("layer", ["BatchNorm2d", "BatchNorm1d"])
-def test_compile_keeps_batch_norm_output_for_a_following_relu(layer):
-    """Traced, the batch norm ops save ``y`` for the backward op (its ``output``), so
+def test_compile_keeps_batch_norm_output_for_a_following_relu(layer, inplace):
+    """Traced, the batch norm ops hand ``y`` to the backward op (its ``output``), so
     inductor's partitioner saves no bool mask for the ReLU after the layer: it
-    recomputes the mask from ``y`` in the backward. Inductor
+    recomputes the mask from ``y`` in the backward. An in-place ReLU works too. Inductor
     (torch 2.13, AVX-512) stores bool masks lane by lane with a branch, which made a
     compiled BN + ReLU + max-pool forward 2-3x slower (benchmarks/RESULTS.md, session 15)."""
     import torch._dynamo
@@ -666,7 +685,7 @@ def test_compile_keeps_batch_norm_output_for_a_following_relu(layer):
     # after the ReLU a layer that saves no float copy of its input (the CNN's max-pool
     # keeps int8 offsets, the MLP's dropout its mask), so the mask is not found elsewhere
     after = torch.nn.MaxPool2d(2) if layer == "BatchNorm2d" else torch.nn.Dropout(0.25)
-    model = ft.convert(torch.nn.Sequential(bn, torch.nn.ReLU(), after, torch.nn.Flatten(),
+    model = ft.convert(torch.nn.Sequential(bn, torch.nn.ReLU(inplace), after, torch.nn.Flatten(),
                                            torch.nn.Linear(8 * 4 if layer == "BatchNorm2d"
                                                            else 8, 3)))
     eager = copy.deepcopy(model)

@@ -386,24 +386,29 @@ def _bn_setup(ctx, inputs, output, training, keep_y=False):
 
 
 def _bn_op_setup(ctx, inputs, output, training):
-    """The ops' setup (``register_autograd``): :func:`_bn_setup`, and ``y`` saved too,
-    for the backward op's ``output``. Without it, torch.compile's min-cut partitioner
-    saves a ReLU's mask after the layer as a bool tensor (1 byte an element instead of
-    ``y``'s 4), and inductor (torch 2.13, AVX-512) stores bool masks with a per-lane
-    branch: on (32, 32, 32, 32) that store made a compiled ReLU + max-pool forward 2-3x
-    slower than one that keeps ``y`` (docs/torch-layers.md, benchmarks/RESULTS.md,
-    session 15). With ``y`` saved anyway, the partitioner recomputes the mask from it
-    inside the backward's fused kernel. Eager ReLU keeps its output for the same reason."""
-    _bn_setup(ctx, inputs, output, training, keep_y=True)
+    """The ops' setup (``register_autograd``): :func:`_bn_setup`, and, while torch.compile
+    traces, ``y`` on the context for the backward op's ``output``. Without it, the min-cut
+    partitioner saves a ReLU's mask after the layer as a bool tensor (1 byte an element
+    instead of ``y``'s 4), and inductor (torch 2.13, AVX-512) stores bool masks with a
+    per-lane branch: on (32, 32, 32, 32) that store made a compiled BN + ReLU + max-pool
+    step 2-3x slower than with ``y`` kept (docs/torch-layers.md, benchmarks/RESULTS.md,
+    session 15); with ``y`` an input of the backward graph, the partitioner recomputes
+    the mask from it. A context attribute, not ``save_for_backward``: a saved ``y`` would
+    trip autograd's version check under an in-place ReLU (which then passes its own
+    output here, equally unread). Eager calls of the ops keep nothing more: there the
+    attribute would only hold ``y`` alive in a cycle through its own ``grad_fn``."""
+    _bn_setup(ctx, inputs, output, training)
+    if torch.compiler.is_compiling():
+        ctx.output = output[0]
 
 
 def _bn_grads(ctx, dy, n_inputs):
-    x, weight, mean, invstd, *y = ctx.saved_tensors
+    x, weight, mean, invstd = ctx.saved_tensors
     args = (dy, x, weight, mean, invstd, ctx.training)
     if direct(dy, x):
         dx, dw, db = _bn_backward(*args)
     else:
-        dx, dw, db = batch_norm_backward_op(*args, y[0] if y else None)
+        dx, dw, db = batch_norm_backward_op(*args, getattr(ctx, "output", None))
     # the kernels' dweight/dbias are in the compute type: a 16-bit weight gets its own type
     return (dx, None if weight is None else dw.to(weight.dtype),
             None if ctx.bias_dtype is None else db.to(ctx.bias_dtype)) + (None,) * (n_inputs - 3)
