@@ -377,10 +377,10 @@ DIRECT = True   # tests turn it off to run the eager calls through the ops
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
-def _bn_setup(ctx, inputs, output, training, keep_y=False):
+def _bn_setup(ctx, inputs, output, training):
     x, weight, bias = inputs[:3]
     y, mean, invstd = output[:3]
-    ctx.save_for_backward(x, weight, mean, invstd, *((y,) if keep_y else ()))
+    ctx.save_for_backward(x, weight, mean, invstd)
     ctx.training, ctx.bias_dtype = training, None if bias is None else bias.dtype
     ctx.mark_non_differentiable(*output[1:])
 
