@@ -167,7 +167,7 @@ def _bn_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
     """``(dx, dweight, dbias)`` from the forward's saved statistics; ``dx`` has ``x``'s
     layout (``dy`` is brought to it). ``output`` (the forward's ``y``) is not read: the
     traced backward takes it so that torch.compile's partitioner keeps ``y`` and
-    recomputes what a ReLU after the layer needs from it (see :func:`_bn_op_setup`)."""
+    recomputes what a ReLU after the layer needs from it (see :func:`_bn_setup`)."""
     out = _lean.backward(dy, x, weight, save_mean, save_invstd, training)
     if out is not None:
         return out
@@ -378,28 +378,25 @@ _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def _bn_setup(ctx, inputs, output, training):
+    """Saves what the backward needs; while torch.compile traces (the ops' road: the
+    direct road's Functions never run then), also puts ``y`` on the context for the
+    backward op's ``output``. Without it, the min-cut partitioner saves a ReLU's mask
+    after the layer as a bool tensor (1 byte an element instead of ``y``'s 4), and
+    inductor (torch 2.13, AVX-512) stores bool masks with a per-lane branch: on
+    (32, 32, 32, 32) that store made a compiled BN + ReLU + max-pool step 2-3x slower
+    than with ``y`` kept (docs/torch-layers.md, benchmarks/RESULTS.md, session 15); with
+    ``y`` an input of the backward graph, the partitioner recomputes the mask from it.
+    A context attribute, not ``save_for_backward``: a saved ``y`` would trip autograd's
+    version check under an in-place ReLU (which then passes its own output here, equally
+    unread). Eager calls keep nothing more: there the attribute would only hold ``y``
+    alive in a cycle through its own ``grad_fn``."""
     x, weight, bias = inputs[:3]
     y, mean, invstd = output[:3]
     ctx.save_for_backward(x, weight, mean, invstd)
     ctx.training, ctx.bias_dtype = training, None if bias is None else bias.dtype
     ctx.mark_non_differentiable(*output[1:])
-
-
-def _bn_op_setup(ctx, inputs, output, training):
-    """The ops' setup (``register_autograd``): :func:`_bn_setup`, and, while torch.compile
-    traces, ``y`` on the context for the backward op's ``output``. Without it, the min-cut
-    partitioner saves a ReLU's mask after the layer as a bool tensor (1 byte an element
-    instead of ``y``'s 4), and inductor (torch 2.13, AVX-512) stores bool masks with a
-    per-lane branch: on (32, 32, 32, 32) that store made a compiled BN + ReLU + max-pool
-    step 2-3x slower than with ``y`` kept (docs/torch-layers.md, benchmarks/RESULTS.md,
-    session 15); with ``y`` an input of the backward graph, the partitioner recomputes
-    the mask from it. A context attribute, not ``save_for_backward``: a saved ``y`` would
-    trip autograd's version check under an in-place ReLU (which then passes its own
-    output here, equally unread). Eager calls of the ops keep nothing more: there the
-    attribute would only hold ``y`` alive in a cycle through its own ``grad_fn``."""
-    _bn_setup(ctx, inputs, output, training)
     if torch.compiler.is_compiling():
-        ctx.output = output[0]
+        ctx.output = y
 
 
 def _bn_grads(ctx, dy, n_inputs):
@@ -420,14 +417,6 @@ def _bn_train_setup(ctx, inputs, output):
 
 def _bn_eval_setup(ctx, inputs, output):
     _bn_setup(ctx, inputs, output, False)
-
-
-def _bn_train_op_setup(ctx, inputs, output):
-    _bn_op_setup(ctx, inputs, output, True)
-
-
-def _bn_eval_op_setup(ctx, inputs, output):
-    _bn_op_setup(ctx, inputs, output, False)
 
 
 def _bn_train_grads(ctx, dy, *_):
@@ -470,10 +459,8 @@ _CASES = {"batch_norm_train": (batch_norm_train, _bn_train, _bn_train_setup, _bn
           "dropout": (dropout_op, _dropout, _dropout_setup, _dropout_grads)}
 _FUNCTIONS = {}
 _DIRECT_IMPLS = {"dropout": _dropout_direct}
-_OP_SETUPS = {"batch_norm_train": _bn_train_op_setup, "batch_norm_eval": _bn_eval_op_setup}
 for _name, (_op, _impl, _setup, _grads) in _CASES.items():
-    torch.library.register_autograd(f"fastopt::{_name}", _grads,
-                                    setup_context=_OP_SETUPS.get(_name, _setup))
+    torch.library.register_autograd(f"fastopt::{_name}", _grads, setup_context=_setup)
     _impl = _DIRECT_IMPLS.get(_name, _impl)
     _FUNCTIONS[_name] = (_op, _impl, _function(f"_{_name}", _impl, _setup, _grads))
 
