@@ -116,6 +116,21 @@ def _bad_cases(dtype):
         ("list", "sgd_step", [[p], g], dict(lr=0.1)),
         ("missing buffer", "sgd_step", [p, g], dict(lr=0.1, momentum=0.9)),
         ("ema overlap", "ema_update", [buf[:64], buf[10:74]], dict(decay=0.5)),
+        # SGD checks its arrays inline (_fast.sgd), not through _plain: each check
+        ("sgd shape", "sgd_step", [p, g[:63]], dict(lr=0.1)),
+        ("sgd 2-D shape", "sgd_step", [p.reshape(8, 8), g.reshape(4, 16)], dict(lr=0.1)),
+        ("sgd ndim", "sgd_step", [p, g.reshape(8, 8)], dict(lr=0.1)),
+        ("sgd dtype", "sgd_step", [p, g.astype(other)], dict(lr=0.1)),
+        ("sgd read-only", "sgd_step", [ro, g], dict(lr=0.1)),
+        ("sgd strided grad", "sgd_step", [p, buf[::2][:64]], dict(lr=0.1)),
+        ("sgd list grad", "sgd_step", [p, [g]], dict(lr=0.1)),
+        ("sgd buffer shape", "sgd_step", [p, g, m[:63]], dict(lr=0.1, momentum=0.9)),
+        ("sgd buffer 2-D shape", "sgd_step", [p.reshape(8, 8), g.reshape(8, 8), m.reshape(4, 16)],
+         dict(lr=0.1, momentum=0.9)),
+        ("sgd buffer dtype", "sgd_step", [p, g, m.astype(other)], dict(lr=0.1, momentum=0.9)),
+        ("sgd strided buffer", "sgd_step", [p, g, buf[::2][:64]], dict(lr=0.1, momentum=0.9)),
+        ("sgd read-only buffer", "sgd_step", [p, g, ro], dict(lr=0.1, momentum=0.9)),
+        ("sgd buffer overlap", "sgd_step", [buf[:64], g, buf[32:96]], dict(lr=0.1, momentum=0.9)),
     ]
 
 

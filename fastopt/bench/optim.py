@@ -3,6 +3,7 @@ AMSGrad), Adagrad; their NumPy and torch baselines. In place: one pass,
 no outputs."""
 from __future__ import annotations
 
+import functools
 import math
 from typing import List, Sequence
 
@@ -25,11 +26,13 @@ def _optim_setup(states: Sequence[str], positive: Sequence[str] = ()):
 
 
 def _fo(api, state_args, **kw):
-    """Runner factory calling ``fastopt.<api>(param, grad, *states, **kw, backend=)``."""
+    """Runner factory calling ``fastopt.<api>(param, grad, *states, **kw, backend=)``.
+    A ``functools.partial``, not ``lambda: fn(*args, **kw)``: merging ``**kw`` into a
+    new dict on each call cost 0.4-0.5 us, which a user's call with its keywords
+    written out does not pay (benchmarks/RESULTS.md, "Session 16")."""
     def factory(a, backend):
-        fn = getattr(fastopt, api)
         args = [a["param"], a["grad"]] + [a[s] for s in state_args]
-        return lambda: fn(*args, **kw, backend=backend)
+        return functools.partial(getattr(fastopt, api), *args, **kw, backend=backend)
     return factory
 
 
@@ -252,10 +255,10 @@ def kernels() -> List[Kernel]:
         factory = _fo("adam_step", ("exp_avg", "exp_avg_sq"), **kw)
         if amsgrad:
             def factory(a, backend, _kw=kw):
-                fn = fastopt.adam_step
                 args = [a[k] for k in ("param", "grad", "exp_avg", "exp_avg_sq")]
-                return lambda: fn(*args, max_exp_avg_sq=a["max_exp_avg_sq"], **_kw,
-                                  backend=backend)
+                return functools.partial(fastopt.adam_step, *args,
+                                         max_exp_avg_sq=a["max_exp_avg_sq"], **_kw,
+                                         backend=backend)
         tmap = {"exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq"}
         if amsgrad:
             tmap["max_exp_avg_sq"] = "max_exp_avg_sq"

@@ -86,6 +86,12 @@ def _run(kernel, direct, roles, outs, ins, key, scalars):
         key = plain, key
         entry = direct.entries.get(key)   # Direct's own first step, without its call
         return entry(*roles, *scalars) if entry is not None else direct(key, *roles, *scalars)
+    return _parallel(kernel, roles, scalars)
+
+
+def _parallel(kernel, roles, scalars):
+    """Runs the parallel build of ``kernel`` on plainly valid ``roles`` (False when
+    two of them overlap)."""
     addresses, starts = _table(len(roles))
     if not _direct.fill(addresses, starts, *roles, *(None,) * (5 - len(roles))):
         return False
@@ -95,12 +101,41 @@ def _run(kernel, direct, roles, outs, ins, key, scalars):
 
 
 def sgd(param, grad, buf, lr, momentum, omd, wd, sign, nesterov, first_step, backend):
-    if (momentum == 0.0) != (buf is None):
+    """SGD checks its two or three arrays inline, not through ``_run``: it is the
+    cheapest kernel, so below 10^4 elements Python is most of a call, and ``_run``'s
+    lists, loops and nested key cost about 0.6 us more than this (benchmarks/RESULTS.md,
+    "Session 16"). The same checks as ``_plain`` (a 1-D array's size stands for its
+    shape, which is cheaper to compare), the same builds, the same bits."""
+    if type(param) is not _ndarray or type(grad) is not _ndarray:
         return False
-    mode = 0 if momentum == 0.0 else (2 if nesterov else 1)
-    outs = [param] if buf is None else [param, buf]
-    return _run(_optim._sgd, _direct.SGD, (param, grad, buf), outs, [grad], mode,
-                (lr, momentum, omd, wd, sign, mode, first_step))
+    dtype, ndim, n = param.dtype, param.ndim, param.size
+    if ((dtype is not _F32 and dtype is not _F64) or grad.dtype is not dtype
+            or grad.ndim != ndim or grad.size != n or ndim != 1 and grad.shape != param.shape
+            or not param.flags.carray):
+        return False
+    flags = grad.flags
+    writeable = flags.carray
+    if not writeable and not (flags.c_contiguous and flags.aligned):
+        return False
+    if buf is None:
+        if momentum != 0.0:
+            return False
+        mode = 0
+    elif (momentum == 0.0 or type(buf) is not _ndarray or buf.dtype is not dtype
+          or buf.ndim != ndim or buf.size != n or ndim != 1 and buf.shape != param.shape
+          or not buf.flags.carray):
+        return False
+    else:
+        mode = 2 if nesterov else 1
+    if n >= SERIAL_BELOW:
+        return _parallel(_optim._sgd, (param, grad, buf),
+                         (lr, momentum, omd, wd, sign, mode, first_step))
+    direct = _direct.SGD
+    key = (dtype is _F32, ndim, writeable, mode)   # determines every argument's numba type
+    entry = direct.entries.get(key)
+    if entry is None:
+        return direct(key, param, grad, buf, lr, momentum, omd, wd, sign, mode, first_step)
+    return entry(param, grad, buf, lr, momentum, omd, wd, sign, mode, first_step)
 
 
 def rmsprop(param, grad, square_avg, grad_avg, buf, lr, alpha, oma, eps, wd, momentum, sign,
