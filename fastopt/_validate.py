@@ -482,7 +482,7 @@ def shape(value):
 
 
 def bit_mask(name, value, n, on_gpu):
-    """A bit-packed mask of n elements: uint8, C-contiguous, ceil(n/8) bytes, on
+    """A bit-packed mask of n elements: uint8, 1-D, C-contiguous, ceil(n/8) bytes, on
     the same device as the data."""
     a = as_array(value, name)
     if is_cupy(a) != on_gpu:
@@ -490,6 +490,9 @@ def bit_mask(name, value, n, on_gpu):
                         f"all arrays of a call live on one device")
     if a.dtype != np.uint8:
         raise TypeError(f"{name} has dtype {a.dtype}; a dropout mask is bit-packed uint8")
+    if a.ndim != 1:   # np.packbits along rows pads each row: not fastopt's C-order layout
+        raise ValueError(f"{name} must be 1-D (ceil(n/8) bytes, element i in bit i % 8 of "
+                         f"byte i // 8), got shape {a.shape}")
     if not a.flags.c_contiguous:
         raise ValueError(f"{name} is not C-contiguous")
     expected = (n + 7) // 8

@@ -320,6 +320,19 @@ def test_bad_backward_and_mask_inputs_raise(rng):
         np.testing.assert_array_equal(m, m_before)
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_a_mask_that_is_not_1d_raises_on_every_backend(backend, rng):
+    """A mask with the right byte count in another shape (np.packbits along rows gives
+    one) was run by numpy and cpp and crashed numba's typing; every backend refuses it."""
+    dy = rng.standard_normal((4, 16))
+    _, m = fastopt.dropout_forward(dy, 0.5, seed=3, backend=backend)
+    for shaped in (m.reshape(2, 4), m.reshape(8, 1), m.reshape(1, 1, 8)):
+        with pytest.raises(ValueError, match=r"mask must be 1-D .* got shape"):
+            fastopt.dropout_backward(dy, shaped, 0.5, backend=backend)
+    with pytest.raises(ValueError, match=r"mask must be 1-D"):
+        fastopt.dropout_backward(dy, m.reshape(8, 1), 0.5)   # the fast paths too
+
+
 def test_numpy_integer_seed_and_readonly_input(rng):
     x = rng.standard_normal(50)
     x.flags.writeable = False

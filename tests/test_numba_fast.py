@@ -106,6 +106,7 @@ def _bad_cases(dtype):
     ro = p.copy()
     ro.flags.writeable = False
     other = np.float64 if dtype == np.float32 else np.float32
+    bits = np.random.default_rng(1).integers(0, 256, 16, dtype=np.uint8)
     return [
         ("overlap", "adam_step", [p, g, buf[:64], buf[32:96]], dict(step=1, lr=0.1)),
         ("same array", "sgd_step", [p, p], dict(lr=0.1)),
@@ -131,6 +132,15 @@ def _bad_cases(dtype):
         ("sgd strided buffer", "sgd_step", [p, g, buf[::2][:64]], dict(lr=0.1, momentum=0.9)),
         ("sgd read-only buffer", "sgd_step", [p, g, ro], dict(lr=0.1, momentum=0.9)),
         ("sgd buffer overlap", "sgd_step", [buf[:64], g, buf[32:96]], dict(lr=0.1, momentum=0.9)),
+        # and so does dropout's backward (_fast.dropout_backward)
+        ("mask size", "dropout_backward", [p, bits[:7]], dict(p=0.5)),
+        ("mask dtype", "dropout_backward", [p, bits[:8].view(np.int8)], dict(p=0.5)),
+        ("mask 2-D", "dropout_backward", [p, bits[:8].reshape(2, 4)], dict(p=0.5)),
+        ("strided mask", "dropout_backward", [p, bits[::2]], dict(p=0.5)),
+        ("strided dy", "dropout_backward", [buf[::2][:64], bits[:8]], dict(p=0.5)),
+        ("dy dtype", "dropout_backward", [p.astype(np.int32), bits[:8]], dict(p=0.5)),
+        ("list dy", "dropout_backward", [[p], bits[:8]], dict(p=0.5)),
+        ("list mask", "dropout_backward", [p, [bits[:8]]], dict(p=0.5)),
     ]
 
 

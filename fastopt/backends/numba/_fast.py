@@ -193,23 +193,34 @@ def dropout_forward(x, p, seed, training, backend):
 
 
 def dropout_backward(dy, mask, p, backend):
-    if mask is None:
+    """Checks inline, as :func:`sgd` does: NumPy's own dropout backward is one multiply,
+    so Python is the whole cost of a small call (benchmarks/RESULTS.md, "Session 16")."""
+    if type(dy) is not _ndarray or type(mask) is not _ndarray:
         return None
-    plain = _plain([], [dy])
-    if plain is None:
-        return None
-    n = dy.size
-    if (type(mask) is not _ndarray or mask.dtype is not _U8 or mask.ndim != 1
+    dtype, n = dy.dtype, dy.size
+    if ((dtype is not _F32 and dtype is not _F64) or mask.dtype is not _U8 or mask.ndim != 1
             or mask.size != (n + 7) // 8):
         return None
-    writeable = mask.flags.carray   # else read-only or not plain: the flags one by one
-    if not writeable and not (mask.flags.c_contiguous and mask.flags.aligned):
+    flags = dy.flags
+    dy_writeable = flags.carray   # else read-only or not plain: the flags one by one
+    if not dy_writeable and not (flags.c_contiguous and flags.aligned):
         return None
-    if n < SERIAL_BELOW:
-        dx = np.empty_like(dy)
-        _direct.DROP_BACKWARD((plain, writeable), dy, mask, dx, _scalars.dropout_scale(p))
-        return dx
-    return _dropout.backward(dy, mask, p)
+    flags = mask.flags
+    mask_writeable = flags.carray
+    if not mask_writeable and not (flags.c_contiguous and flags.aligned):
+        return None
+    if n >= SERIAL_BELOW:
+        return _dropout.backward(dy, mask, p)
+    dx = np.empty_like(dy)
+    direct = _direct.DROP_BACKWARD
+    key = (dtype is _F32, dy.ndim, dy_writeable, mask_writeable)   # the arguments' numba types
+    entry = direct.entries.get(key)
+    scale = _scalars.dropout_scale(p)
+    if entry is None:
+        direct(key, dy, mask, dx, scale)
+    else:
+        entry(dy, mask, dx, scale)
+    return dx
 
 
 _U8 = np.dtype(np.uint8)
