@@ -3,7 +3,7 @@
 ``p`` is the **drop** probability (torch/Keras convention; the lecture notes'
 ``p`` is the keep probability ``1 - p``). At train time each element is kept
 with probability ``1 - p`` and scaled by ``1 / (1 - p)``; eval leaves ``x``
-untouched. The mask is one bit per element (``numpy.uint8``, ``ceil(n/8)``
+untouched. The mask is one bit per element (1-D ``numpy.uint8``, ``ceil(n/8)``
 bytes, element ``i`` in bit ``i % 8`` of byte ``i // 8``, C order; unused bits
 of the last byte are 0): 32x less memory than a float32 mask, 8x less than
 torch's bool mask.
