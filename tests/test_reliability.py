@@ -276,6 +276,64 @@ def test_masked_arrays_are_refused(backend):
     assert np.array_equal(p.data, before)
 
 
+_SUBCLASS_CHILD = """
+import numpy as np, fastopt
+
+class Tagged(np.ndarray):
+    pass
+
+rng = np.random.default_rng(5)
+plain = [rng.standard_normal((4, 6)).astype(np.float32) for _ in range(4)]
+plain[3] = np.abs(plain[3])
+mask = fastopt.dropout_mask((4, 6), 0.3, seed=2)
+mean, invstd = rng.standard_normal(6).astype(np.float32), np.ones(6, np.float32)
+gamma, beta = rng.standard_normal(6).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+for wrap in (np.matrix, lambda a: a.view(Tagged)):
+    def calls(a):   # in-place results are the arrays themselves
+        p, g, m, v = a
+        return [
+            ("sgd", lambda: fastopt.sgd_step(p, g, m, lr=0.1, momentum=0.9, backend=BACKEND)),
+            ("adam", lambda: fastopt.adam_step(p, g, m, v, step=2, lr=0.1, backend=BACKEND)),
+            ("ema", lambda: fastopt.ema_update(p, g, 0.9, backend=BACKEND)),
+            ("clip", lambda: fastopt.clip_grad_norm([p, g], 0.5, backend=BACKEND)),
+            ("grad_norm", lambda: fastopt.grad_norm(p, backend=BACKEND)),
+            ("dropout", lambda: fastopt.dropout_forward(p, 0.3, seed=2, backend=BACKEND)),
+            ("dropout backward", lambda: fastopt.dropout_backward(p, mask, 0.3, backend=BACKEND)),
+            ("batch norm", lambda: fastopt.batch_norm_forward(p, gamma, beta, None, None,
+                                                              backend=BACKEND)),
+            ("batch norm backward", lambda: fastopt.batch_norm_backward(
+                p, g, gamma, mean, invstd, backend=BACKEND)),
+        ]
+    want_arrays = [a.copy() for a in plain]
+    got_arrays = [wrap(a.copy()) for a in plain]
+    for (what, want), (_, got) in zip(calls(want_arrays), calls(got_arrays)):
+        w, r = want(), got()
+        w = w if isinstance(w, tuple) else (w,)
+        r = r if isinstance(r, tuple) else (r,)
+        for x, y in zip(w, r):
+            assert np.asarray(x).tobytes() == np.asarray(y).tobytes(), what
+            assert np.asarray(x).shape == np.asarray(y).shape, what
+        for x, y in zip(want_arrays, got_arrays):   # the subclass object itself was updated
+            assert x.tobytes() == np.asarray(y).tobytes(), what
+import gc
+gc.collect()
+junk = [np.empty(i % 977 + 1) for i in range(200000)]   # a corrupted heap aborts here
+print("SUBCLASSES OK")
+"""
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_ndarray_subclasses_run_as_their_plain_arrays(backend):
+    """np.matrix (whose reshape(-1) stays 2-D) and other ndarray subclasses reached the
+    backends as they were: numba's EMA then wrote past the arrays (a heap corruption
+    that aborted the interpreter later), numba's clipping and dropout failed in typing
+    and the NumPy reference's dropout raised IndexError. The validator now hands every
+    backend a plain ndarray view of the same memory: the same results as plain arrays,
+    written into the caller's object."""
+    rc, out = run_child(f"BACKEND = {backend!r}\n", _SUBCLASS_CHILD)
+    assert rc == 0 and "SUBCLASSES OK" in out, out[-3000:]
+
+
 # ------------------------------------------------------------------ 7. optimizers
 def _adam_pair(backend, groups=1, n=3):
     rng = np.random.default_rng(7)
