@@ -122,6 +122,89 @@ def test_meta_must_be_a_string(tmp_path):
         state_files.load_state(path)
 
 
+def _damaged(data, rng):
+    """Truncations at 64 places and 64 single bit flips of the bytes of a state file."""
+    for cut in np.linspace(0, len(data) - 1, 64).astype(int):
+        yield f"cut at {cut}", data[:cut]
+    for _ in range(64):
+        b = bytearray(data)
+        pos = int(rng.integers(len(b)))
+        b[pos] ^= 1 << int(rng.integers(8))
+        yield f"bit flipped at {pos}", bytes(b)
+
+
+def test_damaged_files_raise_value_error_and_change_nothing(tmp_path):
+    """Before: a file that was not a zip archive, or one cut short or with a flipped bit,
+    raised zipfile.BadZipFile or NotImplementedError ("That compression method is not
+    supported"), which a caller catching the documented ValueError missed."""
+    opt, ps, grads = _adam()
+    path = tmp_path / "good.npz"
+    opt.save(path)
+    data = path.read_bytes()
+    bad = tmp_path / "bad.npz"
+    cases = [("empty", b""), ("text", b"not a state file"), ("zip magic only", b"PK\x03\x04" * 8)]
+    for what, blob in cases + list(_damaged(data, np.random.default_rng(3))):
+        bad.write_bytes(blob)
+        other, qs, _ = _adam(seed=1)
+        snap = _snapshot(other, qs)
+        try:
+            other.load(bad)
+        except (ValueError, TypeError):
+            _same(other, qs, snap)
+        else:   # a flip the format does not see (a timestamp, a comment): loads the state
+            for st, want in zip(other.state, opt.state):
+                assert all(np.array_equal(st[k], want[k]) for k in want), what
+
+
+def test_member_with_an_unclosed_npy_header_raises_value_error(tmp_path):
+    """Before: numpy's header parser raised tokenize.TokenError for "(10, }"."""
+    opt, ps, _ = _adam()
+    path = tmp_path / "header.npz"
+    state_files.save_state(opt.state_dict(), path)
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (10, }"
+    header += b" " * (-(10 + len(header) + 1) % 64) + b"\n"
+    members["state/0/exp_avg.npy"] = (b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little")
+                                      + header + b"\0" * 40)
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    snap = _snapshot(opt, ps)
+    with pytest.raises(ValueError, match="state file"):
+        opt.load(path)
+    _same(opt, ps, snap)
+
+
+_GOOD_META = {"format": "fastopt-optimizer-state-1", "state": {}, "param_groups": []}
+
+
+@pytest.mark.parametrize("meta", [
+    {"format": "fastopt-optimizer-state-1"},
+    {**_GOOD_META, "state": []},
+    {**_GOOD_META, "state": {"x": {}}},
+    {**_GOOD_META, "state": {"0": 5}},
+    {**_GOOD_META, "param_groups": 3},
+    {**_GOOD_META, "param_groups": [5]},
+    {**_GOOD_META, "param_groups": [{"params": 7}]},
+    {**_GOOD_META, "bfloat16": 4},
+    {**_GOOD_META, "extra": [1]},
+    [1, 2],
+])
+def test_malformed_meta_raises_value_error(tmp_path, meta):
+    """Before: KeyError, AttributeError or TypeError from inside the reader."""
+    path = tmp_path / "meta.npz"
+    np.savez(path, **{"__meta__": np.array(json.dumps(meta)),
+                      "state/0/exp_avg": np.zeros(10, np.float32)})
+    with pytest.raises(ValueError, match="state file"):
+        state_files.load_state(path)
+    opt, ps, _ = _adam()
+    snap = _snapshot(opt, ps)
+    with pytest.raises(ValueError):
+        opt.load(path)
+    _same(opt, ps, snap)
+
+
 def test_round_trip_still_exact(tmp_path):
     opt, ps, grads = _adam()
     path = tmp_path / "ok.npz"

@@ -11,7 +11,9 @@ import os
 import socket
 import stat
 import tempfile
+import tokenize
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -358,6 +360,44 @@ def load_state(path, params=None):
     before it is refused."""
     path = os.fspath(path)
     size = os.path.getsize(path)
+    try:
+        return _load_state(path, size, params)
+    except _DAMAGED as e:   # not a zip archive, cut short, a flipped bit...
+        raise ValueError(f"{path} is not a readable fastopt optimizer state file: "
+                         f"{type(e).__name__}: {e}") from e
+
+
+# what zipfile and zlib raise on a damaged archive (a wrong compression method id
+# is NotImplementedError, a cut member EOFError), and what numpy's .npy header parser
+# lets through for a header with an unclosed bracket (tokenize.TokenError, SyntaxError)
+_DAMAGED = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, zlib.error,
+            tokenize.TokenError, SyntaxError)
+
+
+def _malformed(path, what):
+    return ValueError(f"{path} is not a fastopt optimizer state file: {what}")
+
+
+def _is_index(k):
+    return isinstance(k, str) and k.isdigit()
+
+
+def _check_meta(meta, path):
+    """The structure that the reader below relies on, else ValueError."""
+    state, groups = meta.get("state"), meta.get("param_groups")
+    if not isinstance(state, dict) or not all(_is_index(k) and isinstance(v, dict)
+                                              for k, v in state.items()):
+        raise _malformed(path, "'state' must map parameter indices to dicts")
+    if not isinstance(groups, list) or not all(isinstance(g, dict)
+                                               and isinstance(g.get("params"), list)
+                                               for g in groups):
+        raise _malformed(path, "'param_groups' must be a list of dicts with 'params' lists")
+    if not isinstance(meta.get("bfloat16", []), list) or not isinstance(meta.get("extra", {}),
+                                                                          dict):
+        raise _malformed(path, "'bfloat16' must be a list and 'extra' a dict")
+
+
+def _load_state(path, size, params):
     with zipfile.ZipFile(path) as zf:
         names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
         if "__meta__" not in names:
@@ -369,6 +409,7 @@ def load_state(path, params=None):
             raise ValueError(f"{path} is not a fastopt optimizer state file") from None
         if not isinstance(meta, dict) or meta.get("format") != "fastopt-optimizer-state-1":
             raise ValueError(f"{path} is not a fastopt optimizer state file")
+        _check_meta(meta, path)
         expected = _expected_shapes(meta, params, path)
         state = {}
         for k, scalars in meta["state"].items():
@@ -376,7 +417,10 @@ def load_state(path, params=None):
         bfloat16 = set(meta.get("bfloat16", ()))
         for name in names:
             if name.startswith("state/"):
-                _, k, field = name.split("/", 2)
+                parts = name.split("/", 2)
+                if len(parts) != 3 or not _is_index(parts[1]):
+                    raise _malformed(path, f"unexpected member {name!r}")
+                _, k, field = parts
                 check = _state_header(expected, _plain_key(k), name, name in bfloat16)
                 a = _read_member(zf, name, size, check)
                 state.setdefault(int(k), {})[field] = a.view(HALF_DTYPES[1]) if name in bfloat16 else a
