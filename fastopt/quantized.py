@@ -175,7 +175,7 @@ class QuantizedState:
             raise ValueError("QuantizedState lives on the CPU (device='cpu') in this version")
         shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
         n = int(np.prod(shape, dtype=np.int64))
-        self.signed = bool(signed)
+        self.signed = _signed(signed)
         if codes is None:
             codes = np.full(shape, zero_code(self.signed), dtype=np.uint8)
         if absmax is None:
@@ -202,6 +202,22 @@ class QuantizedState:
 
     def __repr__(self):
         return f"QuantizedState(shape={self.shape}, signed={self.signed})"
+
+
+def _signed(value):
+    """``value`` as a bool when it is one (``bool(value)`` made "no" and 0.5 signed)."""
+    if value is not True and value is not False and not isinstance(value, np.bool_):
+        raise TypeError(f"signed must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_absmax(q, label):
+    """ValueError when a block's absmax is negative: it is the block's largest magnitude
+    (NaN where the state diverged). For states that come from outside (loads); a step
+    leaves absmax >= 0 or NaN, so the steps themselves do not pay for this pass."""
+    if (q.absmax < 0).any():
+        raise ValueError(f"{label}.absmax holds negative values: an absmax is a block's "
+                         f"largest magnitude (>= 0, or NaN where the state is NaN)")
 
 
 def check(q, label, shape=None):
@@ -231,6 +247,7 @@ def quantize(array, signed) -> QuantizedState:
     ``quantize(a, s).dequantize()`` is within half the map's local gap times the
     block's absmax of ``a``, element by element.
     """
+    signed = _signed(signed)
     a = np.asarray(array)
     if a.dtype != np.float32:
         raise TypeError(f"quantize takes a float32 array, got {a.dtype}")

@@ -236,6 +236,12 @@ def test_quantize_refuses_bad_arrays():
         fastopt.quantize(-np.ones(4, np.float32), False)
     with pytest.raises(ValueError):
         Q.QuantizedState((300,), True, codes=np.zeros(300, np.uint8), absmax=np.zeros(1, np.float32))
+    for signed in (1, 0, "no", None, np.float32(1)):   # before: bool(signed), so "no" was signed
+        with pytest.raises(TypeError, match="signed must be True or False"):
+            fastopt.quantize(np.ones(4, np.float32), signed)
+        with pytest.raises(TypeError, match="signed must be True or False"):
+            Q.QuantizedState((4,), signed)
+    assert fastopt.quantize(np.ones(4, np.float32), np.bool_(True)).signed is True
     z = Q.QuantizedState((3, 100), False)
     assert z.shape == (3, 100) and np.array_equal(z.dequantize(), np.zeros((3, 100), np.float32))
 

@@ -75,6 +75,22 @@ def test_bad_state_dict_changes_nothing():
     assert np.array_equal(opt.state[0]["exp_avg"].codes, before)
 
 
+def test_negative_absmax_in_a_loaded_state_is_refused():
+    """An absmax is a block's largest magnitude: >= 0 (NaN where the state diverged). Before,
+    a negative one loaded and turned the state's sign (a damaged or crafted checkpoint)."""
+    ps = _params(2)
+    opt = fastopt.Adam(ps, state_bits=8)
+    opt.step(_grads(ps, 0))
+    sd = opt.state_dict()
+    sd["state"][0]["exp_avg.absmax"] = -np.abs(sd["state"][0]["exp_avg.absmax"]) - 1.0
+    before = opt.state[0]["exp_avg"].absmax.copy()
+    with pytest.raises(ValueError, match="absmax"):
+        opt.load_state_dict(sd)
+    assert np.array_equal(opt.state[0]["exp_avg"].absmax, before)
+    sd["state"][0]["exp_avg.absmax"][:] = np.nan   # a diverged state still loads
+    opt.load_state_dict(sd)
+
+
 def _least_squares(seed=0, n=400, d=64):
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((n, d)).astype(np.float32)

@@ -116,6 +116,26 @@ def test_bad_state_raises_and_writes_nothing():
     assert all(torch.equal(a, b) for a, b in zip(ps, before))
 
 
+def test_negative_absmax_in_a_loaded_state_is_refused():
+    ps = _params(2)
+    opt = ft.Adam(ps, state_bits=8)
+    _set_grads(ps, 0)
+    opt.step()
+    sd = opt.state_dict()
+    key = next(k for k in sd["state"][0] if k.endswith(".absmax"))
+    sd["state"][0][key] = -sd["state"][0][key].abs() - 1.0
+    before = {k: v.clone() for k, v in opt.state[ps[0]].items()}
+    with pytest.raises(ValueError, match="absmax"):   # before: loaded, then turned the sign
+        opt.load_state_dict(sd)
+    assert all(torch.equal(opt.state[ps[0]][k], v) for k, v in before.items())
+    sd["state"][0][key] = torch.full_like(sd["state"][0][key], float("nan"))
+    opt.load_state_dict(sd)   # a diverged state still loads
+    codes = next(k for k in sd["state"][0] if k.endswith(".codes"))
+    sd["state"][0][codes] = sd["state"][0][codes].float() + 0.5
+    with pytest.raises(ValueError, match="not codes"):
+        opt.load_state_dict(sd)
+
+
 def test_bad_state_bits_refused():
     with pytest.raises(ValueError, match="state_bits"):
         ft.Adam(_params(0), state_bits=4)

@@ -13,7 +13,7 @@ import numpy as np
 
 from fastopt._specs import KERNELS
 from fastopt.backends.numpy.quantized import quantize_into
-from fastopt.quantized import MIN_SIZE, PARAM_DTYPES, QuantizedState, check
+from fastopt.quantized import MIN_SIZE, PARAM_DTYPES, QuantizedState, check, check_absmax
 
 SIGNED = {r.name: r.signed for k in KERNELS.values() for r in k.arrays if r.signed is not None}
 
@@ -91,6 +91,7 @@ def gather(entry, names):
 
 def check_loaded(q, p, label):
     check(q, label, p.shape)
+    check_absmax(q, label)
     if p.dtype not in PARAM_DTYPES:
         raise TypeError(f"{label} is 8-bit state but the parameter is {p.dtype} (float32, "
                         f"bfloat16 or float16 only)")

@@ -148,7 +148,10 @@ class DropinOptimizer:
         self._fo_counts = weakref.WeakValueDictionary()
 
     def load_state_dict(self, state_dict):
-        """torch's, keeping float32 state and master copies of 16-bit parameters float32."""
+        """torch's, keeping float32 state and master copies of 16-bit parameters float32;
+        8-bit entries are checked first (codes 0..255, absmax >= 0)."""
+        if self._fo_bits == 8:
+            q8.check_incoming(state_dict)
         _amp.keep_float32_state(self, state_dict, super().load_state_dict)
 
     # -- per-family rules ----------------------------------------------------

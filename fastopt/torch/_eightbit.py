@@ -12,6 +12,7 @@ parameter already has decides its format (a float32 checkpoint loaded into an
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from fastopt.optim._eightbit import SIGNED
@@ -54,13 +55,29 @@ def state(st, name):
     return QuantizedState(c.shape, SIGNED[name], codes=c.numpy(), absmax=a.numpy()), [c, a]
 
 
+def check_incoming(state_dict):
+    """ValueError unless every 8-bit entry of a state dict about to be loaded holds codes
+    0..255 (any dtype: torch casts them to the parameter's) and an absmax >= 0 or NaN.
+    Runs before torch's load_state_dict, so a refused dict changes nothing."""
+    for st in state_dict.get("state", {}).values():
+        for k, c in st.items():
+            if not isinstance(c, (torch.Tensor, np.ndarray)):
+                continue
+            t = torch.as_tensor(c)
+            if k.endswith(".codes") and t.dtype != torch.uint8:
+                if not (t.is_floating_point() and bool(((t >= 0) & (t <= 255)
+                                                        & (t == t.round())).all())):
+                    raise ValueError(f"8-bit state {k!r} holds values that are not codes 0..255")
+            if k.endswith(".absmax") and bool((t < 0).any()):
+                raise ValueError(f"8-bit state {k!r}: an absmax is a block's largest magnitude "
+                                 f"(>= 0, or NaN where the state is NaN), it holds negative values")
+
+
 def after_load(opt):
     """torch's load_state_dict casts every state tensor to the parameter's dtype: the
-    codes come back as float32 holding 0..255 exactly, made uint8 again here."""
+    codes come back as float32 holding 0..255 exactly (``check_incoming`` saw to that),
+    made uint8 again here."""
     for st in opt.state.values():
         for k, c in list(st.items()):
             if k.endswith(".codes") and isinstance(c, torch.Tensor) and c.dtype != torch.uint8:
-                if not (c.is_floating_point() and bool(((c >= 0) & (c <= 255)
-                                                        & (c == c.round())).all())):
-                    raise ValueError(f"8-bit state {k!r} holds values that are not codes 0..255")
                 st[k] = c.to(torch.uint8)
