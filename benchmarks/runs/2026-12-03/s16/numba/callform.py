@@ -1,4 +1,5 @@
 """The bench runner forms against a call written out: lambda with **kw, functools.partial, direct."""
+from _rounds import medians
 import time, numpy as np, fastopt
 from fastopt.bench import optim as BO
 from fastopt.bench import kernels as K
@@ -9,22 +10,10 @@ def f_direct(): fn(p,g,lr=1e-3,backend="numba")
 args=[p,g]; kw={"lr":1e-3}
 f_lam=lambda: fn(*args, **kw, backend="numba")
 fs=[("np",f_np),("bench",f_bench),("direct",f_direct),("lam",f_lam)]
-res={k:[] for k,_ in fs}
-for r in range(11):
-    for name,f in fs:
-        t0=time.process_time()
-        for i in range(20000): f()
-        res[name].append((time.process_time()-t0)/20000*1e6)
-print(" ".join(f"{k}={sorted(v)[5]:.3f}" for k,v in res.items()))
+print(" ".join(f"{k}={v:.3f}" for k, v in medians(fs, rounds=11).items()))
 import functools
 f_part=functools.partial(fn,*args,**kw,backend="numba")
 src="lambda: fn(a0, a1, lr=lr, backend=backend)"
 f_gen=eval(src,{"fn":fn,"a0":p,"a1":g,"lr":1e-3,"backend":"numba"})
 fs=[("np",f_np),("direct",f_direct),("lam",f_lam),("partial",f_part),("gen",f_gen)]
-res={k:[] for k,_ in fs}
-for r in range(11):
-    for name,f in fs:
-        t0=time.process_time()
-        for i in range(20000): f()
-        res[name].append((time.process_time()-t0)/20000*1e6)
-print(" ".join(f"{k}={sorted(v)[5]:.3f}" for k,v in res.items()))
+print(" ".join(f"{k}={v:.3f}" for k, v in medians(fs, rounds=11).items()))

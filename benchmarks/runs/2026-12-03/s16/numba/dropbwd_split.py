@@ -1,4 +1,5 @@
 """Per-call parts of dropout_backward(backend="numba") at n elements, CPU time, medians of 15 alternated rounds."""
+from _rounds import medians
 import sys, time, functools, numpy as np, fastopt
 from fastopt.backends.numba import _fast, _direct
 n=int(sys.argv[1]); rng=np.random.default_rng(0)
@@ -13,10 +14,4 @@ def ent(): e(dy,mask,np.empty_like(dy),2.0)
 plainf=functools.partial(_fast._plain,[],[dy])
 def np_(): dy*u1
 fs=[("np",np_),("pub",pub),("fast",fast),("empty+entry",ent),("_plain",plainf)]
-res={k:[] for k,_ in fs}
-for r in range(15):
-    for name,f in fs:
-        t0=time.process_time()
-        for i in range(20000): f()
-        res[name].append((time.process_time()-t0)/20000*1e6)
-print(n, " ".join(f"{k}={sorted(v)[7]:.3f}" for k,v in res.items()))
+print(n, " ".join(f"{k}={v:.3f}" for k, v in medians(fs, rounds=15).items()))

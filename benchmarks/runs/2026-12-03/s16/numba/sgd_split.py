@@ -1,4 +1,5 @@
 """Per-call parts of sgd_step(backend="numba") at n elements, CPU time, medians of 15 alternated rounds."""
+from _rounds import medians
 import time, functools, sys, numpy as np, fastopt
 from fastopt.backends.numba import _fast, _direct
 n=int(sys.argv[1]); rng=np.random.default_rng(0)
@@ -11,10 +12,4 @@ t=np.empty_like(p)
 def out(): np.multiply(g,1e-3,out=t); np.subtract(p,t,out=p)
 def plain(): p[...] += -1e-3*g
 fs=[("plain",plain),("out",out),("pub",pub),("fast",fast),("entry",ent)]
-res={k:[] for k,_ in fs}
-for r in range(15):
-    for name,f in fs:
-        t0=time.process_time()
-        for i in range(20000): f()
-        res[name].append((time.process_time()-t0)/20000*1e6)
-print(" ".join(f"{k}={sorted(v)[7]:.3f}" for k,v in res.items()))
+print(" ".join(f"{k}={v:.3f}" for k, v in medians(fs, rounds=15).items()))
