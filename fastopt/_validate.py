@@ -98,6 +98,11 @@ class _CallState:
                                  f"all arrays of a call live on one device")
         if self.dtype is None:
             if a.dtype not in self.dtypes:
+                native = a.dtype.newbyteorder("=")
+                if native != a.dtype and native in self.dtypes:
+                    raise TypeError(f"{label} has dtype {a.dtype.str}: {native} in non-native "
+                                    f"byte order. fastopt never copies: pass "
+                                    f"a.astype(a.dtype.newbyteorder('=')) yourself")
                 raise TypeError(f"{label} has dtype {a.dtype}; fastopt takes "
                                 f"{' or '.join(str(d) for d in self.dtypes)}")
             self.dtype = a.dtype

@@ -98,3 +98,15 @@ def test_every_backend_meets_an_odd_array_alike(kind, call):
     if kinds["numpy"] == "ok":
         for b in CPU_BACKENDS:
             assert _close(results["numpy"][1], results[b][1], 2e-2), (kind, call, b)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_non_native_byte_order_is_named(backend):
+    """Before: "has dtype >f4; fastopt takes float16 or bfloat16 or float32 or float64",
+    which reads as if float32 were refused."""
+    p, g = _data(15, 1).astype(">f4"), _data(15, 2).astype(">f4")
+    with pytest.raises(TypeError, match="float32 in non-native byte order"):
+        fastopt.sgd_step(p, g, lr=0.1, backend=backend)
+    with pytest.raises(TypeError, match="float64 in non-native byte order"):
+        fastopt.dropout_forward(_data(15, 1, np.float64).astype(">f8"), 0.5, seed=1,
+                                backend=backend)
