@@ -554,6 +554,39 @@ def test_nonfinite_input_propagates(backend, shape, dtype, where, rng):
     assert np.isfinite(sm[0]) and np.isfinite(y[:, 0]).all()
 
 
+@pytest.mark.parametrize("xtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("scale", [1e19, 1e37])
+@pytest.mark.parametrize("shape", LAYOUT_SHAPES, ids=LAYOUT_IDS)
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_float32_values_whose_squares_overflow_float32(backend, shape, scale, xtype, rng):
+    """Finite float32 x of magnitude 1e19 (or 1e37) has a variance float32 holds
+    (or one only double holds), but (x - mean)^2 is beyond float32. The cpp
+    statistics square and sum in float32 runs before widening to double: they gave
+    M2 = inf, so invstd 0 and y = beta (torch's float32 CPU batch norm gives the
+    same 0), or a NaN mean at 1e37. numpy and numba, in double, gave the reference.
+    Now a block whose float32 sums are not finite is summed again in double.
+    bfloat16 x (float32 arithmetic, the same loops) has the same range."""
+    C = shape[1]
+    x = (rng.standard_normal(shape) * scale).astype(np.float32)
+    if xtype == "bfloat16":
+        x = x.astype(pytest.importorskip("ml_dtypes").bfloat16)
+    gamma = rng.uniform(0.5, 2.0, C).astype(np.float32)
+    beta = rng.standard_normal(C).astype(np.float32)
+    rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
+    ry, rsm, rsi = fastopt.batch_norm_forward(f64(x), f64(gamma), f64(beta), np.zeros(C),
+                                              np.ones(C), backend="numpy")
+    y, sm, si = fastopt.batch_norm_forward(x, gamma, beta, rm, rv, backend=backend)
+    assert np.isfinite(rsi).all() and np.isfinite(si).all() and (si > 0).all()
+    np.testing.assert_allclose(si, rsi, rtol=1e-5)
+    np.testing.assert_allclose(sm, rsm, rtol=1e-5, atol=1e-5 * scale)
+    tol = 1e-4 if xtype == "float32" else 1e-2   # y rounded once to its type
+    np.testing.assert_allclose(f64(y), ry, rtol=tol, atol=tol)
+    if scale < 1e30:   # the running variance itself fits float32
+        np.testing.assert_allclose(rv, 0.9 + 0.1 * (ry.size / C) / (ry.size / C - 1)
+                                   * np.var(f64(x), axis=tuple(i for i in range(x.ndim) if i != 1)),
+                                   rtol=1e-5)
+
+
 @pytest.mark.parametrize("mean", [1e2, 1e3, 1e4, 1e5, 1e6])
 @pytest.mark.parametrize("shape", LAYOUT_SHAPES, ids=LAYOUT_IDS)
 @pytest.mark.parametrize("backend", CPU_BACKENDS)

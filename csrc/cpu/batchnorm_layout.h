@@ -16,6 +16,7 @@
 // depend on the shape only: results are bit-identical for any thread count.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <vector>
 
@@ -67,6 +68,32 @@ FASTOPT_BN_ELEMENT_DECLARATIONS(double, double)
 FASTOPT_BN_ELEMENT_DECLARATIONS(Bf16, float)
 FASTOPT_BN_ELEMENT_DECLARATIONS(F16, float)
 #undef FASTOPT_BN_ELEMENT_DECLARATIONS
+
+// The moments of n values at `stride`, summed in double: the fallback of the
+// element-type loops above where their result is not finite. Finite float32
+// values more than 1.8e19 from the mean square to inf in float32, so those loops
+// gave M2 = inf and invstd 0 (torch's float32 CPU batch norm gives 0 too), or a
+// NaN mean near 1e37, although double holds both (the float64 reference, numpy
+// and numba give them). Non-finite input keeps its classes: a NaN makes mean and
+// M2 NaN, an infinity makes the mean infinite and M2 NaN.
+template <typename X>
+FASTOPT_LOOP void moments_in_double(const X* x, size_t n, size_t stride, double* mean,
+                                    double* m2) {
+  double s = 0.0;
+  for (size_t i = 0; i < n; ++i) s += double(widen(x[i * stride]));
+  const double m = s / double(n);
+  double q = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = double(widen(x[i * stride])) - m;
+    q += d * d;
+  }
+  *mean = m;
+  *m2 = q;
+}
+
+FASTOPT_LOOP bool moments_not_finite(double mean, double m2) {
+  return !std::isfinite(mean) || !std::isfinite(m2);
+}
 
 #define FASTOPT_BN_LOOP_DECLARATIONS(T)                                                          \
   /* per-channel finalization of (N, C) input, columns c0..c1 (batchnorm_channels.cpp) */       \

@@ -119,6 +119,7 @@ FASTOPT_LOOP void block_dx_loop(const X* __restrict dy, const X* __restrict x, X
 #define FASTOPT_BN_PLANE_FUNCTIONS(X, T)                                                         \
   FASTOPT_CLONES void block_moments(const X* x, size_t len, double* mean, double* m2) {          \
     block_moments_loop(x, len, mean, m2);                                                       \
+    if (moments_not_finite(*mean, *m2)) moments_in_double(x, len, 1, mean, m2);                 \
   }                                                                                             \
   FASTOPT_CLONES void block_sums(const X* dy, const X* x, X* dx, size_t len, T mean, T k,        \
                                  bool eval, double* s_dy, double* s_dyxmu) {                    \

@@ -377,6 +377,8 @@ FASTOPT_LOOP void merge_columns_loop(double* __restrict mean, double* __restrict
   FASTOPT_CLONES void rows_moments(const X* x, size_t R, size_t W, size_t w, double* mean,      \
                                    double* m2, double* tmp_s, double* tmp_q, T* approx) {       \
     rows_moments_loop(x, R, W, w, mean, m2, tmp_s, tmp_q, approx);                              \
+    for (size_t c = 0; c < w; ++c)                                                              \
+      if (moments_not_finite(mean[c], m2[c])) moments_in_double(x + c, R, W, mean + c, m2 + c); \
   }                                                                                             \
   FASTOPT_CLONES void rows_sums(const X* dy, const X* x, X* dx, size_t R, size_t W, size_t w,    \
                                 const T* mean, const T* k, bool eval, double* s_dy,             \
