@@ -217,14 +217,32 @@ def test_batch_norm_gradcheck_float64(path, rng):
         lambda x, w: ft.batch_norm(x, None, None, w, None, training=True), (x2, w2))
 
 
-def test_double_backward_raises_clearly(path, rng):
-    """No second-order formula: differentiating the gradient raises instead of returning
-    a gradient silently detached from the graph."""
+def test_batch_norm_double_backward_raises_clearly(path, rng):
+    """No second-order formula for batch norm: differentiating its gradient raises
+    instead of returning a gradient silently detached from the graph."""
     x = _t(rng, (5, 3)).requires_grad_()
-    for y in (ft.batch_norm(x, None, None, training=True), ft.dropout(x, 0.5)):
-        (g,) = torch.autograd.grad(y.pow(3).sum(), x, create_graph=True)
-        with pytest.raises(RuntimeError, match="differentiate twice|no autograd formula"):
-            g.sum().backward()
+    y = ft.batch_norm(x, None, None, training=True)
+    (g,) = torch.autograd.grad(y.pow(3).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice|no autograd formula"):
+        g.sum().backward()
+
+
+def test_dropout_double_backward_as_torch(path, rng):
+    """Dropout's backward is the same linear map again, so it is differentiable, as
+    torch.nn.Dropout's is (gradient penalties, MAML). Before, it raised."""
+    x = _t(rng, (6, 5)).requires_grad_()
+
+    def f(x):
+        torch.manual_seed(3)   # the same mask on every evaluation
+        return ft.dropout(x, 0.4)
+
+    assert torch.autograd.gradgradcheck(f, (x,))
+    w = _t(rng, (6, 5))
+    y = f(x)
+    (g,) = torch.autograd.grad((w * y * y).sum(), x, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), x)
+    keep = (y != 0).double() / 0.6          # y = x * keep
+    torch.testing.assert_close(h, 2 * w * keep * keep)
 
 
 def test_batch_norm_errors_as_torch(path):
@@ -498,6 +516,9 @@ def test_opcheck_dropout(rng):
     y, mask, order = FO.dropout(x, 0.3, torch.tensor(123))
     assert order.tolist() == [0, 1]
     _opcheck(FO.dropout_backward, (_t(rng, (6, 7), torch.float32), mask, 0.3, order))
+    # its own autograd (the same map: a double backward of dropout)
+    _opcheck(FO.dropout_backward, (_t(rng, (6, 7), torch.float32).requires_grad_(), mask, 0.3,
+                                   order))
     # channels-last: the fake kernels give the real ones' strides, for either dy layout
     xc = _t(rng, (3, 4, 2, 5), torch.float32).to(memory_format=torch.channels_last)
     _opcheck(FO.dropout, (xc.requires_grad_(), 0.3, torch.tensor(5)))

@@ -435,23 +435,38 @@ def _dropout_setup(ctx, inputs, output):
 
 def _dropout_grads(ctx, dy, *_):
     mask, order = ctx.saved_tensors
-    run = _dropout_backward_direct if direct(dy) else dropout_backward_op
-    return run(dy, mask, ctx.p, order), None, None
+    if not direct(dy):
+        return dropout_backward_op(dy, mask, ctx.p, order), None, None
+    if torch.is_grad_enabled() and dy.requires_grad:   # create_graph: a second order
+        return _DROPOUT_BACKWARD.apply(dy, mask, ctx.p, order), None, None
+    return _dropout_backward_direct(dy, mask, ctx.p, order), None, None
 
 
-def _function(name, impl, setup, grads, first=False):
+# Dropout's backward dx = dy * mask / (1 - p) is linear in dy: its own gradient is the
+# same map, so a double backward (gradient penalties, MAML) works as torch's does.
+def _dropout_backward_setup(ctx, inputs, output):
+    ctx.p = inputs[2]
+    ctx.save_for_backward(inputs[1], inputs[3])
+
+
+def _dropout_backward_grads(ctx, ddx):
+    return _dropout_grads(ctx, ddx) + (None,)
+
+
+def _function(name, impl, setup, grads, first=False, twice=False):
     """An autograd.Function running ``impl`` with the ops' setup and backward (the
     classic ``forward(ctx, ...)`` form: a ``setup_context`` Function binds its arguments
     with ``inspect`` on every call). ``first``: it returns ``impl``'s first output alone
-    (a layer's ``y``; fewer outputs for autograd to wrap and to feed zeros to)."""
+    (a layer's ``y``; fewer outputs for autograd to wrap and to feed zeros to).
+    ``twice``: ``grads`` is itself differentiable (dropout); otherwise the backward is
+    once_differentiable and a double backward raises, as the ops' does (no formula)."""
     def forward(ctx, *args):
         out = impl(*args)
         setup(ctx, args, out)
         return out[0] if first else out
-    # once_differentiable: a double backward raises, as the ops' does (no formula for it)
+    backward = grads if twice else torch.autograd.function.once_differentiable(grads)
     return type(name, (torch.autograd.Function,), {
-        "forward": staticmethod(forward),
-        "backward": staticmethod(torch.autograd.function.once_differentiable(grads))})
+        "forward": staticmethod(forward), "backward": staticmethod(backward)})
 
 
 _CASES = {"batch_norm_train": (batch_norm_train, _bn_train, _bn_train_setup, _bn_train_grads),
@@ -462,7 +477,13 @@ _DIRECT_IMPLS = {"dropout": _dropout_direct}
 for _name, (_op, _impl, _setup, _grads) in _CASES.items():
     torch.library.register_autograd(f"fastopt::{_name}", _grads, setup_context=_setup)
     _impl = _DIRECT_IMPLS.get(_name, _impl)
-    _FUNCTIONS[_name] = (_op, _impl, _function(f"_{_name}", _impl, _setup, _grads))
+    _FUNCTIONS[_name] = (_op, _impl, _function(f"_{_name}", _impl, _setup, _grads,
+                                               twice=_name == "dropout"))
+torch.library.register_autograd("fastopt::dropout_backward", _dropout_backward_grads,
+                                setup_context=_dropout_backward_setup)
+_DROPOUT_BACKWARD = _function("_dropout_backward", _dropout_backward_direct,
+                              _dropout_backward_setup, _dropout_backward_grads, first=False,
+                              twice=True)
 
 
 tag_compile_caches()
