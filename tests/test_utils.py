@@ -118,6 +118,50 @@ def test_ema_class_state_and_copy_to(rng):
     np.testing.assert_array_equal(out[1], ema.averaged[1])
 
 
+def test_ema_copy_to_refuses_a_misfit_before_writing(rng):
+    """Before: ``p[...] = avg`` broadcast a (5,) average into a (2, 5) array (every row),
+    cast dtypes silently, and wrote the arrays before a misfit one raised."""
+    params = _list(rng, np.float32, sizes=(5, 9))
+    ema = fastopt.EMA(params, decay=0.5)
+    ema.update()
+    good = np.zeros(5, np.float32)
+    ro = np.zeros(9, np.float32)
+    ro.flags.writeable = False
+    for bad, exc in ((np.zeros((2, 9), np.float32), ValueError),
+                     (np.zeros(9, np.float64), TypeError), (ro, ValueError),
+                     ([0.0] * 9, TypeError)):
+        good[...] = 0
+        with pytest.raises(exc, match=r"params\[1\]"):
+            ema.copy_to([good, bad])
+        assert not good.any()
+    ema.copy_to([good, np.zeros(9, np.float32)])
+    np.testing.assert_array_equal(good, ema.averaged[0])
+    torch = pytest.importorskip("torch")   # DLPack arrays are taken, as at construction
+    t = [torch.zeros(5), torch.zeros(9)]
+    ema.copy_to(t)
+    np.testing.assert_array_equal(t[1].numpy(), ema.averaged[1])
+
+
+@pytest.mark.parametrize("state", [5, {"decay": 0.5}, {"averaged": [], "decay": 0.5},
+                                   "state", {"decay": 0.5, "n_averaged": 2.5, "averaged": None},
+                                   {"decay": 0.5, "n_averaged": True, "averaged": None},
+                                   {"decay": 0.5, "n_averaged": "3", "averaged": None}])
+def test_ema_load_state_dict_refuses_malformed_states(state, rng):
+    """Before: KeyError for a missing entry, TypeError "'int' object is not subscriptable"
+    for a non-dict, and n_averaged = 2.5 or True loaded as 2 or 1."""
+    params = _list(rng, np.float32, sizes=(5, 9))
+    ema = fastopt.EMA(params, decay=0.5)
+    ema.update()
+    if isinstance(state, dict) and state.get("averaged", 0) is None:
+        state = dict(state, averaged=[a.copy() for a in ema.averaged])
+    before = ema.state_dict()
+    with pytest.raises((TypeError, ValueError), match="n_averaged|state"):
+        ema.load_state_dict(state)
+    after = ema.state_dict()
+    assert after["decay"] == before["decay"] and after["n_averaged"] == before["n_averaged"]
+    assert all(np.array_equal(a, b) for a, b in zip(after["averaged"], before["averaged"]))
+
+
 # ------------------------------------------------------------- grad norm
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
