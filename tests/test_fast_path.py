@@ -269,3 +269,116 @@ def test_step_fast_paths_run_plain_calls_and_lists_and_leave_other_backends(kern
     assert fast_step(kernel, {k: tuple(x) for k, x in lists.items()}) is False   # tuples: Python
     monkeypatch.setenv("FASTOPT_BACKEND", "numba")
     assert fast_step(kernel, step_arrays(kernel, rng)) is False
+
+
+def _typed(arrays, dtypes):
+    from fastopt import _core
+    dts = tuple(np.dtype(d) for d in dtypes)
+    return _core.plainly_typed(tuple(None if a is None else [a] for a in arrays), dts, tuple(d.itemsize for d in dts),
+                               (True, False) + (True,) * (len(arrays) - 2))
+
+
+@pytest.mark.parametrize("mutate, error, match", BAD_ARRAYS)
+def test_typed_check_refuses_every_bad_call(mutate, error, match, rng):
+    """The optimizer classes' check of a mixed-precision plan (fastopt/optim/optimizer.py)
+    refuses what the validator refuses, here with every role's type given."""
+    arrays = adam_arrays(rng)
+    assert _typed(arrays, [np.float32] * 4) is True
+    mutate(arrays)
+    assert _typed(arrays, [np.float32] * 4) is False
+
+
+def test_typed_check_holds_each_role_to_its_type(rng):
+    import ml_dtypes
+    bf16, f32 = np.dtype(ml_dtypes.bfloat16), np.dtype(np.float32)
+    p, g, m, v = adam_arrays(rng)
+    master = p.copy()
+    arrays = [p.astype(bf16), g.astype(bf16), m, v, master]
+    types = [bf16, bf16, f32, f32, f32]
+    assert _typed(arrays, types) is True
+    assert _typed(arrays[:2] + [None, None] + arrays[4:], types) is True   # absent states
+    for k, other in [(0, f32), (1, f32), (2, bf16), (4, np.float16)]:
+        swapped = list(arrays)
+        swapped[k] = arrays[k].astype(other)
+        assert _typed(swapped, types) is False, k
+    assert _typed([None] + arrays[1:], types) is False
+    assert _typed([arrays[4]] + arrays[1:], types) is False     # param is the master (overlap)
+    from fastopt import _core
+    lists = tuple([a, a.copy()] for a in arrays)
+    sizes = tuple(np.dtype(t).itemsize for t in types)
+    outs = (True, False, True, True, True)
+    assert _core.plainly_typed(lists, tuple(types), sizes, outs) is True
+    short = lists[:2] + ([m],) + lists[3:]
+    assert _core.plainly_typed(short, tuple(types), sizes, outs) is False   # unequal lengths
+    assert _core.plainly_typed(lists, tuple(types[:4]), sizes, outs) is False
+
+
+# ------------------------------------------ 16-bit params on the native fast path
+import ml_dtypes  # noqa: E402
+
+BF16, F16, F32 = np.dtype(ml_dtypes.bfloat16), np.dtype(np.float16), np.dtype(np.float32)
+FUNCTIONS = {"sgd_step": "_sgd_fast", "rmsprop_step": "_rmsprop_fast", "adam_step": "_adam_fast",
+             "adagrad_step": "_adagrad_fast"}
+
+
+def _typed_arrays(kernel, rng, P, G, S, n=64):
+    a = step_arrays(kernel, rng, n)
+    return {k: x.astype(P if k == "param" else G if k == "grad" else S) for k, x in a.items()}
+
+
+@pytest.mark.parametrize("count", [1, 3], ids=["single", "list"])
+@pytest.mark.parametrize("P, G, S", [(p, g, s) for p in (BF16, F16) for g in (p, F32)
+                                     for s in (p, F32)], ids=str)
+@pytest.mark.parametrize("kernel", STEPS)
+def test_16_bit_calls_take_the_native_path_bit_for_bit(kernel, P, G, S, count, rng, monkeypatch):
+    """A 16-bit param with a grad of its type or float32 and states of its type or float32
+    runs natively (no Python validation), with the bits of the validated path."""
+    import fastopt
+    from fastopt import _validate
+    from fastopt.functional import optim
+    members = [_typed_arrays(kernel, rng, P, G, S, n) for n in ((1023,) if count == 1
+                                                              else (7, 1, 4097))]
+    a = members[0] if count == 1 else {k: [m[k] for m in members] for k in members[0]}
+    b = {k: ([x.copy() for x in v] if count > 1 else v.copy()) for k, v in a.items()}
+    original = [x.tobytes() for x in (b["param"] if count > 1 else [b["param"]])]
+
+    def flat(d):
+        return [x.tobytes() for v in d.values() for x in (v if count > 1 else [v])]
+
+    with monkeypatch.context() as m:
+        m.setattr(_validate, "call", lambda *args, **kw: pytest.fail("validated, not native"))
+        getattr(fastopt, kernel)(**a, **ALL_ON[kernel])
+    monkeypatch.setattr(optim, FUNCTIONS[kernel], None)   # the validated path
+    getattr(fastopt, kernel)(**b, **ALL_ON[kernel])
+    assert flat(a) == flat(b)
+    assert flat({"param": a["param"]}) != original   # it did step
+
+
+@pytest.mark.parametrize("kernel, case, mutate, error, match", STEP_ERRORS,
+                         ids=[f"{k}-{c}" for k, c, *_ in STEP_ERRORS])
+@pytest.mark.parametrize("S", ["own", "float32"])
+def test_16_bit_fast_paths_refuse_every_bad_call(S, kernel, case, mutate, error, match, rng):
+    import fastopt
+    a = _typed_arrays(kernel, rng, BF16, BF16, BF16 if S == "own" else F32)
+    mutate(a)
+    arrays = [x for x in a.values() if isinstance(x, np.ndarray)]
+    before = snapshot(*arrays)
+    assert fast_step(kernel, a) is False
+    assert_unchanged(arrays, before)
+    with pytest.raises((TypeError, ValueError)):   # an overlap may also mix types
+        getattr(fastopt, kernel)(**a, **ALL_ON[kernel])
+    assert_unchanged(arrays, before)
+
+
+def test_16_bit_fast_path_refuses_the_bad_type_mixes(rng):
+    from test_mixed_precision import BAD, _bad_call, _flat
+    for label, change, _ in BAD:
+        if {"master", "found_inf", "grad_scale"} & set(change):
+            continue   # the pre-check sends these to the validated path
+        for count in (1, 3):
+            kw = _bad_call(change, 33, rng, count)
+            before = [x.tobytes() for x in _flat(kw)]
+            from fastopt import _core
+            assert _core.adam_step_fast(kw["param"], kw["grad"], kw["exp_avg"], kw["exp_avg_sq"],
+                                        None, *SCALARS, 0, False, "auto") is False, label
+            assert [x.tobytes() for x in _flat(kw)] == before

@@ -387,14 +387,20 @@ def test_stochastic_rounding_of_the_reference_is_unbiased(rng):
     assert np.abs(z).max() <= 5 and abs(z.sum()) <= 3 * np.sqrt(n)
 
 
-def test_native_fast_path_declines_16_bit(rng):
-    """A 16-bit call that passes the pre-check still goes to the validated path."""
+def test_native_fast_path_runs_16_bit_as_the_validated_path(rng):
+    """A 16-bit call that passes the pre-check (no master, scale, found_inf or stochastic
+    rounding) runs on the native fast path, with the validated path's bits
+    (every kernel and type mix: tests/test_fast_path.py)."""
     from fastopt import _core
     from fastopt import _scalars
     p, g, m, v = (rng.standard_normal(33).astype(F16) for _ in range(4))
-    assert _core.adam_step_fast(p, g, m, np.abs(v), None, *_scalars.adam(
+    v = np.abs(v)
+    q, h, n, w = (x.copy() for x in (p, g, m, v))
+    assert _core.adam_step_fast(p, g, m, v, None, *_scalars.adam(
         step=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled=False,
-        maximize=False), 0, False, "auto") is False
+        maximize=False), 0, False, "auto") is True
+    fastopt.adam_step(q, h, n, w, step=1, lr=0.1, master_param=None, grad_scale=1.0)
+    assert [x.tobytes() for x in (p, m, v)] == [x.tobytes() for x in (q, n, w)]
 
 
 def test_float32_plain_calls_still_take_the_fast_path():

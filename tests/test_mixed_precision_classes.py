@@ -135,3 +135,56 @@ def test_bad_options_are_refused(rng):
         fastopt.Adam(ps, master_weights=1)
     with pytest.raises(ValueError, match="seed"):
         fastopt.SGD(ps, stochastic_rounding=True, seed=-1)
+
+
+MODES = {"float32 state": {}, "own-type state": "own", "master": dict(master_weights=True)}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("dtype", [BF16, F16], ids=str)
+def test_16_bit_groups_reuse_a_plan_and_notice_edits(dtype, cls, mode, backend, rng):
+    """After its first (validated) step a 16-bit group steps as one planned call, with no
+    Python validation, bit for bit as the validated path; replaced arrays are noticed."""
+    kw = dict(CLASSES[cls], **({"state_dtype": dtype} if MODES[mode] == "own" else MODES[mode]))
+    ps = _params(rng, dtype)
+    qs = [p.copy() for p in ps]
+    opt = getattr(fastopt, cls)(ps, backend=backend, **kw)
+    ref = getattr(fastopt, cls)(qs, backend=backend, **kw)
+
+    def step_both(g):
+        ref._plans = [None] * len(ref._plans)   # the reference validates every step
+        ref.step([x.copy() for x in g])
+        opt.step(g)
+        assert _bits(ps) == _bits(qs)
+        for a, b in zip(opt.state, ref.state):
+            assert sorted(a) == sorted(b) and _bits(a[k] for k in a) == _bits(b[k] for k in a)
+
+    step_both(_grads(rng, dtype))
+    assert opt._plans[0] is not None and opt._plans[0].typed is not None
+
+    def refuse(*a, **k):
+        raise AssertionError("a planned step took the validated path")
+
+    opt._update = refuse
+    for _ in range(3):
+        step_both(_grads(rng, dtype))
+    del opt._update
+    # float32 gradients of 16-bit params: the plan's types no longer hold, so the step is
+    # validated, then planned again with float32 gradients
+    step_both([g.astype(np.float32) for g in _grads(rng, dtype)])
+    opt._update = refuse
+    step_both([g.astype(np.float32) for g in _grads(rng, dtype)])
+    del opt._update
+    # a replaced state array (or master) is the one updated
+    name = "master_param" if mode == "master" else sorted(opt.state[1])[0]
+    opt.state[1][name] = opt.state[1][name].copy()
+    ref.state[1][name] = ref.state[1][name].copy()
+    step_both([g.astype(np.float32) for g in _grads(rng, dtype)])
+    # a state array of a wrong type is refused with the validator's error, nothing written
+    before = _bits(ps)
+    opt.state[2][name] = opt.state[2][name].astype(np.float64)
+    with pytest.raises(TypeError):
+        opt.step(_grads(rng, dtype))
+    assert _bits(ps) == before

@@ -3,6 +3,7 @@
 // fastopt/_scalars.py, in the field order of the structs in fastopt/optim.h.
 #include "gil.h"
 #include "../cpu/optim_kernels.h"
+#include "../cpu/optim_mixed.h"
 #include "arrays.h"
 #include "../validate/fast_path.h"
 
@@ -90,13 +91,29 @@ OptimList<T> to_list(const FastCall<5>& c, unsigned used) {
   return l;
 }
 
-template <typename Run>
-bool fast_run(const FastRole (&roles)[5], const char* backend, unsigned used, const Run& run) {
+// A 16-bit call goes to the mixed loops (csrc/cpu/optim_mixed.h), rounding to
+// nearest, no master, no scale: what the validated path runs for the same call.
+template <typename Run, typename RunMixed>
+bool fast_run(const FastRole (&roles)[5], const char* backend, unsigned used, const Run& run,
+              const RunMixed& run_mixed) {
   if (!fast_backend_selected(backend)) return false;
   for (int r = 0; r < 5; ++r)
     if ((used >> r & 1u) && roles[r].obj == Py_None) return false;
   FastCall<5> c;
   if (!fast_collect(roles, c)) return false;
+  if (c.mixed) {
+    MixedList l;
+    l.sizes = c.sizes;
+    l.ptrs.resize(c.ptrs.size());
+    for (std::size_t t = 0; t < c.ptrs.size(); ++t) {
+      for (int r = 0; r < 5; ++r) l.ptrs[t][r] = (used >> r & 1u) ? c.ptrs[t][r] : nullptr;
+      l.ptrs[t][5] = nullptr;
+    }
+    const MixedTypes ty{c.types[0], c.types[1], c.types[2]};
+    const MixedRun mode{kRoundNearest, 1.0, 0, 0};
+    ReleaseGil nogil;
+    return run_mixed(l, ty, mode);   // false (nothing done): a combination it lacks
+  }
   if (c.dtype == 0) {
     auto l = to_list<float>(c, used);
     ReleaseGil nogil;
@@ -121,6 +138,10 @@ bool sgd_fast(py::object param, py::object grad, py::object buf, double lr, doub
     using T = std::remove_pointer_t<typename std::decay_t<decltype(l.ptrs[0])>::value_type>;
     SgdScalars<T> s{T(lr), T(momentum), T(one_minus_dampening), T(weight_decay), T(grad_sign)};
     sgd_cpu(l, s, weight_decay != 0.0, mode, first_step);
+  }, [&](const MixedList& l, MixedTypes ty, const MixedRun& run) {
+    SgdScalars<float> s{float(lr), float(momentum), float(one_minus_dampening),
+                        float(weight_decay), float(grad_sign)};
+    return sgd_mixed_cpu<float>(l, ty, run, s, weight_decay != 0.0, mode, first_step);
   });
 }
 
@@ -138,6 +159,10 @@ bool rmsprop_fast(py::object param, py::object grad, py::object square_avg, py::
     RmspropScalars<T> s{T(lr), T(alpha), T(one_minus_alpha), T(eps), T(weight_decay), T(momentum),
                         T(grad_sign)};
     rmsprop_cpu(l, s, weight_decay != 0.0, centered, use_momentum);
+  }, [&](const MixedList& l, MixedTypes ty, const MixedRun& run) {
+    RmspropScalars<float> s{float(lr), float(alpha), float(one_minus_alpha), float(eps),
+                            float(weight_decay), float(momentum), float(grad_sign)};
+    return rmsprop_mixed_cpu<float>(l, ty, run, s, weight_decay != 0.0, centered, use_momentum);
   });
 }
 
@@ -154,6 +179,11 @@ bool adam_fast(py::object param, py::object grad, py::object exp_avg, py::object
     AdamScalars<T> s{T(beta1), T(one_minus_beta1), T(beta2), T(one_minus_beta2), T(eps),
                      T(weight_decay), T(grad_sign), T(step_size), T(bc2_sqrt), T(decay_factor)};
     adam_cpu(l, s, weight_decay_mode, amsgrad);
+  }, [&](const MixedList& l, MixedTypes ty, const MixedRun& run) {
+    AdamScalars<float> s{float(beta1), float(one_minus_beta1), float(beta2),
+                         float(one_minus_beta2), float(eps), float(weight_decay),
+                         float(grad_sign), float(step_size), float(bc2_sqrt), float(decay_factor)};
+    return adam_mixed_cpu<float>(l, ty, run, s, weight_decay_mode, amsgrad);
   });
 }
 
@@ -165,6 +195,9 @@ bool adagrad_fast(py::object param, py::object grad, py::object state_sum, doubl
     using T = std::remove_pointer_t<typename std::decay_t<decltype(l.ptrs[0])>::value_type>;
     AdagradScalars<T> s{T(clr), T(eps), T(weight_decay), T(grad_sign)};
     adagrad_cpu(l, s, weight_decay != 0.0);
+  }, [&](const MixedList& l, MixedTypes ty, const MixedRun& run) {
+    AdagradScalars<float> s{float(clr), float(eps), float(weight_decay), float(grad_sign)};
+    return adagrad_mixed_cpu<float>(l, ty, run, s, weight_decay != 0.0);
   });
 }
 

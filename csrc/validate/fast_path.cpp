@@ -7,6 +7,9 @@
 #include <utility>
 
 namespace fastopt {
+
+PyObject* storage_dtype(int code);   // csrc/bindings/optim_mixed.cpp
+
 namespace {
 
 PyObject* float_descr(int dtype) {
@@ -15,9 +18,10 @@ PyObject* float_descr(int dtype) {
   return dtype == 0 ? f32 : f64;
 }
 
-// Exact ndarray, a native float dtype, C-contiguous, aligned, writeable if
-// written. Returns the array's dtype code (0/1) or -1.
-int plain_array(PyObject* obj, bool output) {
+// Exact ndarray, C-contiguous, aligned, writeable if written, of a storage
+// type: returns its code (csrc/include/fastopt/mixed.h: 0 float32, 1 float64,
+// 2 bfloat16, 3 float16) or -1.
+int plain_code(PyObject* obj, bool output) {
   auto& api = py::detail::npy_api::get();
   if (Py_TYPE(obj) != api.PyArray_Type_) return -1;
   auto* proxy = py::detail::array_proxy(obj);
@@ -27,7 +31,15 @@ int plain_array(PyObject* obj, bool output) {
   PyObject* descr = reinterpret_cast<PyObject*>(proxy->descr);
   if (descr == float_descr(0)) return 0;
   if (descr == float_descr(1)) return 1;
+  if (descr == storage_dtype(2)) return 2;
+  if (descr == storage_dtype(3)) return 3;
   return -1;
+}
+
+// The same for the float32/float64 callers (batch norm): 0, 1 or -1.
+int plain_array(PyObject* obj, bool output) {
+  const int d = plain_code(obj, output);
+  return d < 2 ? d : -1;
 }
 
 bool same_shape(PyObject* a, PyObject* b) {
@@ -49,6 +61,8 @@ std::pair<std::uintptr_t, std::uintptr_t> span_of(PyObject* a) {
   const auto start = reinterpret_cast<std::uintptr_t>(p->data);
   return {start, start + element_count(a) * (p->descr == float_descr(0) ? 4u : 8u)};
 }
+
+std::size_t item_size(int code) { return code == 0 ? 4u : (code == 1 ? 8u : 2u); }
 
 }  // namespace
 
@@ -85,8 +99,9 @@ bool fast_collect(const FastRole (&roles)[K], FastCall<K>& call) {
   spans.reserve(static_cast<std::size_t>(count) * K);
   call.members.clear();
   if (is_list) call.members.reserve(static_cast<std::size_t>(count) * K);
-  int dtype = -1;
+  int codes[K];
   for (int r = 0; r < K; ++r) {
+    codes[r] = -1;
     PyObject* obj = roles[r].obj;
     if (obj == Py_None) {
       if (r < 2) return false;
@@ -97,9 +112,9 @@ bool fast_collect(const FastRole (&roles)[K], FastCall<K>& call) {
     for (Py_ssize_t t = 0; t < count; ++t) {
       PyObject* a = is_list ? PyList_GET_ITEM(obj, t) : obj;
       PyObject* a_ref = is_list ? PyList_GET_ITEM(ref, t) : ref;
-      const int d = plain_array(a, roles[r].output);
-      if (d < 0 || (dtype >= 0 && d != dtype)) return false;
-      dtype = d;
+      const int d = plain_code(a, roles[r].output);
+      if (d < 0 || (codes[r] >= 0 && d != codes[r])) return false;
+      codes[r] = d;
       if (r > 0 && !same_shape(a, a_ref)) return false;
       auto* proxy = py::detail::array_proxy(a);
       const std::size_t n = element_count(a);
@@ -108,14 +123,32 @@ bool fast_collect(const FastRole (&roles)[K], FastCall<K>& call) {
       if (r == 0) call.sizes[t] = n;
       if (n) {
         const auto start = reinterpret_cast<std::uintptr_t>(proxy->data);
-        spans.emplace_back(start, start + n * (d == 0 ? 4 : 8));
+        spans.emplace_back(start, start + n * item_size(d));
       }
     }
+  }
+  const int p = codes[0], g = codes[1];
+  int s = -1;
+  for (int r = 2; r < K; ++r) {
+    if (codes[r] < 0) continue;
+    if (s >= 0 && codes[r] != s) return false;
+    s = codes[r];
+  }
+  if (p < 2) {   // float32/float64 (or an empty list): one dtype throughout
+    if ((g >= 0 && g != p) || (s >= 0 && s != p)) return false;
+    call.dtype = p < 0 ? 0 : p;
+    call.mixed = false;
+  } else {
+    if ((g != p && g != 0) || (s >= 0 && s != p && s != 0)) return false;
+    call.dtype = 0;
+    call.mixed = true;
+    call.types[0] = p;
+    call.types[1] = g;
+    call.types[2] = s < 0 ? p : s;
   }
   std::sort(spans.begin(), spans.end());
   for (std::size_t k = 1; k < spans.size(); ++k)
     if (spans[k].first < spans[k - 1].second) return false;
-  call.dtype = dtype < 0 ? 0 : dtype;
   return true;
 }
 
@@ -133,12 +166,68 @@ void register_fast_path(py::module_& m) {
     const FastRole roles[5] = {{param.ptr(), true}, {grad.ptr(), false}, {s0.ptr(), true},
                                {s1.ptr(), true}, {s2.ptr(), true}};
     FastCall<5> call;
-    return fast_collect(roles, call);
+    return fast_collect(roles, call) && !call.mixed;
   }, py::arg("param"), py::arg("grad"), py::arg("state0") = py::none(),
      py::arg("state1") = py::none(), py::arg("state2") = py::none(),
      "True when the arrays (or equal-length lists) are exact ndarrays of one float dtype, equal "
      "shapes, C-contiguous, aligned, writeable where written and disjoint; False says 'ask "
      "fastopt._validate'.");
+
+  // The same check with each role's dtype given (a 16-bit parameter, float32 state, a float32
+  // master): the optimizer classes' plans of mixed-precision groups, whose types the full
+  // validator accepted once. A dtype is matched by identity of its descriptor (NumPy's and
+  // ml_dtypes' are singletons; any other object only sends the call to the checked path).
+  m.def("plainly_typed", [](py::tuple roles, py::tuple dtypes, py::tuple itemsizes,
+                            py::tuple outputs) {
+    const Py_ssize_t k = PyTuple_GET_SIZE(roles.ptr());
+    if (k < 2 || PyTuple_GET_SIZE(dtypes.ptr()) != k || PyTuple_GET_SIZE(itemsizes.ptr()) != k ||
+        PyTuple_GET_SIZE(outputs.ptr()) != k)
+      return false;
+    auto& api = py::detail::npy_api::get();
+    PyObject* ref = PyTuple_GET_ITEM(roles.ptr(), 0);
+    if (!PyList_CheckExact(ref)) return false;
+    const Py_ssize_t count = PyList_GET_SIZE(ref);
+    std::vector<std::pair<std::uintptr_t, std::uintptr_t>> spans;
+    spans.reserve(static_cast<std::size_t>(count * k));
+    for (Py_ssize_t r = 0; r < k; ++r) {
+      PyObject* role = PyTuple_GET_ITEM(roles.ptr(), r);
+      if (role == Py_None) {
+        if (r < 2) return false;
+        continue;
+      }
+      if (!PyList_CheckExact(role) || PyList_GET_SIZE(role) != count) return false;
+      PyObject* descr = PyTuple_GET_ITEM(dtypes.ptr(), r);
+      const std::size_t itemsize = PyLong_AsSize_t(PyTuple_GET_ITEM(itemsizes.ptr(), r));
+      if (itemsize == static_cast<std::size_t>(-1)) {
+        PyErr_Clear();
+        return false;
+      }
+      const bool output = PyObject_IsTrue(PyTuple_GET_ITEM(outputs.ptr(), r)) == 1;
+      const int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
+                       py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
+                       (output ? py::detail::npy_api::NPY_ARRAY_WRITEABLE_ : 0);
+      for (Py_ssize_t t = 0; t < count; ++t) {
+        PyObject* a = PyList_GET_ITEM(role, t);
+        if (Py_TYPE(a) != api.PyArray_Type_) return false;
+        auto* proxy = py::detail::array_proxy(a);
+        if ((proxy->flags & need) != need) return false;
+        if (reinterpret_cast<PyObject*>(proxy->descr) != descr) return false;
+        if (r > 0 && !same_shape(a, PyList_GET_ITEM(ref, t))) return false;
+        const std::size_t n = element_count(a);
+        if (n) {
+          const auto start = reinterpret_cast<std::uintptr_t>(proxy->data);
+          spans.emplace_back(start, start + n * itemsize);
+        }
+      }
+    }
+    std::sort(spans.begin(), spans.end());
+    for (std::size_t j = 1; j < spans.size(); ++j)
+      if (spans[j].first < spans[j - 1].second) return false;
+    return true;
+  }, py::arg("roles"), py::arg("dtypes"), py::arg("itemsizes"), py::arg("outputs"),
+     "True when each role (a list, or None past the first two) holds exact ndarrays of the "
+     "role's dtype (by descriptor identity) and the first role's shapes, C-contiguous, aligned, "
+     "writeable where written, all disjoint; False says 'ask fastopt._validate'.");
 }
 
 }  // namespace fastopt

@@ -2,7 +2,8 @@
 // defines what is valid and what error a bad call gets; checking in Python
 // costs ~6 us per call, more than a 1000-element Adam step. So the bindings
 // first try this conservative native check: it accepts only calls that are
-// plainly valid (exact ndarrays or lists of them, one float dtype, equal
+// plainly valid (exact ndarrays or lists of them, one float dtype or, for the
+// optimizer steps, a 16-bit param with the type mixes fast_collect names, equal
 // shapes, C-contiguous, writeable outputs, aligned, no overlap) and runs them
 // on the cpp backend. Anything else returns false and the Python validator
 // takes over and raises the precise error. tests/test_fast_path.py checks
@@ -27,7 +28,11 @@ struct FastRole {
 
 template <int K>
 struct FastCall {
-  int dtype = -1;  // 0 float32, 1 float64
+  int dtype = -1;  // 0 float32, 1 float64 (all roles); with `mixed`, see `types`
+  // A 16-bit parameter (optimizer steps only): the storage codes of
+  // csrc/include/fastopt/mixed.h for param, grad and the state roles.
+  bool mixed = false;
+  int types[3] = {-1, -1, -1};
   std::vector<std::array<void*, K>> ptrs;
   std::vector<std::size_t> sizes;
   // A reference to every list member whose pointer is in ptrs: while the GIL
@@ -50,6 +55,10 @@ bool fast_backend_selected(const char* backend);
 
 // Collects roles (the first is the reference: single array or list) into
 // pointer rows; None roles leave nullptr. False when anything is not plainly valid.
+// Roles 0 and 1 are param and grad, the others states: one float dtype
+// throughout, or (mixed) a bfloat16/float16 param with a grad of its type or
+// float32 and every state of one type, the param's or float32 (the rule of
+// fastopt/_precision.py for a call without a master).
 template <int K>
 bool fast_collect(const FastRole (&roles)[K], FastCall<K>& call);
 

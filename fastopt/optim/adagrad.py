@@ -42,10 +42,10 @@ class Adagrad(Optimizer):
     def _fill_value(self, g):
         return float(g["initial_accumulator_value"])
 
-    def _fast_update(self, mod, g, lr, key, params, grads, states):
+    def _fast_update(self, mod, g, lr, key, params, grads, states, **mixed):
         mod.adagrad(params, grads, states["sum"], step=key + 1, lr=lr,
                     lr_decay=float(g["lr_decay"]), eps=float(g["eps"]),
-                    weight_decay=float(g["weight_decay"]), maximize=bool(g["maximize"]))
+                    weight_decay=float(g["weight_decay"]), maximize=bool(g["maximize"]), **mixed)
 
     def _update(self, g, lr, key, params, grads, states, **mixed):
         adagrad_step(params, grads, states["sum"], step=key + 1, lr=lr, lr_decay=g["lr_decay"],

@@ -33,13 +33,13 @@ class Adam(Optimizer):
     def _state_names(self, g):
         return ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"] if g["amsgrad"] else ["exp_avg", "exp_avg_sq"]
 
-    def _fast_update(self, mod, g, lr, key, params, grads, states):
+    def _fast_update(self, mod, g, lr, key, params, grads, states, **mixed):
         beta1, beta2 = g["betas"]
         mod.adam(params, grads, states["exp_avg"], states["exp_avg_sq"],
                  states["max_exp_avg_sq"] if g["amsgrad"] else None, step=key + 1, lr=lr,
                  beta1=float(beta1), beta2=float(beta2), eps=float(g["eps"]),
                  weight_decay=float(g["weight_decay"]), decoupled=self._decoupled,
-                 maximize=bool(g["maximize"]))
+                 maximize=bool(g["maximize"]), **mixed)
 
     def _update(self, g, lr, key, params, grads, states, **mixed):
         beta1, beta2 = g["betas"]

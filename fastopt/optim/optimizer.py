@@ -34,18 +34,25 @@ from fastopt.optim.state import StateDicts
 __all__ = ["Optimizer", "slab_views"]
 
 try:  # the native fast path's checks alone: ~ns per array, where Python takes ~1 us
+    from fastopt._core import plainly_typed as _plainly_typed
     from fastopt._core import plainly_valid as _plainly_valid
 except ImportError:  # pragma: no cover - exercised when the extension is missing
-    _plainly_valid = None
+    _plainly_valid = _plainly_typed = None
 
 
 class _Plan:
-    """A group whose parameters all step together, in one call with this step count."""
+    """A group whose parameters all step together, in one call with this step count.
 
-    __slots__ = ("key",)
+    ``typed``: None for one float dtype throughout; for 16-bit parameters or state of
+    another type, ``(dtypes, itemsizes, outputs, master)``: each role's dtype (param,
+    grad, each state, the master last when ``master``), as the full validator accepted
+    them on the step that made the plan; every later step checks exactly these."""
 
-    def __init__(self, key):
+    __slots__ = ("key", "typed")
+
+    def __init__(self, key, typed=None):
         self.key = key
+        self.typed = typed
 
 
 class Optimizer(StateDicts):
@@ -210,7 +217,8 @@ class Optimizer(StateDicts):
                 mod = _backends.module("optim", _backends.choose(self.backend, False))
             lo, hi = self._ranges[gi]
             plan = self._plans[gi]
-            self._fast_update(mod, g, lrs[gi], plan.key, *lists)
+            ps, gg, states, *mixed = lists
+            self._fast_update(mod, g, lrs[gi], plan.key, ps, gg, states, **(mixed or [{}])[0])
             steps = self._steps
             for i in range(lo, hi):
                 steps[i] += 1
@@ -234,9 +242,24 @@ class Optimizer(StateDicts):
             except KeyError:
                 return None
             ps, gg = params[lo:hi], grads[lo:hi]
-            if not _plainly_valid(ps, gg, *lists.values()):
+            typed = self._plans[gi].typed
+            if typed is None:
+                if not _plainly_valid(ps, gg, *lists.values()):
+                    return None
+                runs.append((gi, (ps, gg, lists)))
+                continue
+            dtypes, sizes, outputs, master = typed
+            roles = (ps, gg, *lists.values())
+            mixed = {}
+            if master:
+                try:
+                    mixed["masters"] = [st[_mixed.MASTER] for st in self.state[lo:hi]]
+                except KeyError:
+                    return None
+                roles += (mixed["masters"],)
+            if not _plainly_typed(roles, dtypes, sizes, outputs):
                 return None
-            runs.append((gi, (ps, gg, lists)))
+            runs.append((gi, (ps, gg, lists, mixed)))
         if len(runs) > 1:   # each call's own arrays are disjoint; across calls too?
             flat = list(params) + grads
             for _, (_, _, lists) in runs:
@@ -273,7 +296,8 @@ class Optimizer(StateDicts):
             lo, hi = self._ranges[gi]
             gg = arrays[lo:hi]
             plan = self._plans[gi]
-            if plan is not None and (not missing or not any(x is None for x in gg)):
+            # (a typed plan's arrays failed the native check: the general path names the error)
+            if plan is not None and plan.typed is None and (not missing or not any(x is None for x in gg)):
                 lists = self._checked_lists(g, params[lo:hi], gg, self.state[lo:hi])
                 for role in lists[2].values():
                     flat.extend(role)
@@ -367,9 +391,9 @@ class Optimizer(StateDicts):
                 raise
             for i in idx:
                 self._steps[i] += 1
-        self._replan(gi)
+        self._replan(gi, gg)
 
-    def _replan(self, gi):
+    def _replan(self, gi, grads=None):
         """Marks the group as one fused call when all its parameters can step together
         (state made, one step count, one dtype, on the CPU). Only that decision is
         kept: each step reads the arrays from ``param_groups`` and ``state`` anew."""
@@ -383,13 +407,41 @@ class Optimizer(StateDicts):
         ps = self._params[lo:hi]
         if len(keys) != 1 or len({p.dtype for p in ps}) != 1 or any(is_cupy(p) for p in ps):
             return
+        typed = None
         if any(_mixed.is_mixed(self, p) for p in ps):
-            return   # 16-bit or mixed types go through the public functional step
-        if any(set(self.state[i]) != set(names) for i in range(lo, hi)):
+            typed = self._typed_plan(gi, grads)
+            if typed is None:
+                return
+        elif any(set(self.state[i]) != set(names) for i in range(lo, hi)):
             return
         if _eightbit.any_quantized({n: [self.state[i][n] for i in range(lo, hi)] for n in names}):
             return   # 8-bit state goes through the public functional step
-        self._plans[gi] = _Plan(keys.pop())
+        self._plans[gi] = _Plan(keys.pop(), typed)
+
+    def _typed_plan(self, gi, grads):
+        """The role types of a mixed-precision group's plan (see :class:`_Plan`), or None
+        when it cannot have one: stochastically rounded parameters (one call each, with
+        its own seed), types that differ within a role, or a gradient type not yet seen."""
+        lo, hi = self._ranges[gi]
+        ps = self._params[lo:hi]
+        if _plainly_typed is None or any(_mixed.rounds_stochastically(self, p) for p in ps):
+            return None
+        names = self._state_names(self.param_groups[gi])
+        master = _mixed.has_master(self, ps[0])
+        want = set(names) | ({_mixed.MASTER} if master else set())
+        sts = self.state[lo:hi]
+        if any(set(st) != want for st in sts) or any(_eightbit.is_quantized(st[n]) for st in sts
+                                                       for n in names):
+            return None
+        gg = [gr for gr in (grads or ()) if gr is not None]
+        gdt = {gr.dtype for gr in gg if isinstance(gr, np.ndarray)}
+        roles = [[p.dtype for p in ps], [next(iter(gdt))] if len(gdt) == 1 else [ps[0].dtype]]
+        roles += [[st[n].dtype for st in sts] for n in names + [_mixed.MASTER] * master]
+        if any(len({id(d) for d in role}) != 1 for role in roles):
+            return None
+        dtypes = tuple(role[0] for role in roles)
+        outputs = (True, False) + (True,) * (len(dtypes) - 2)
+        return dtypes, tuple(d.itemsize for d in dtypes), outputs, master
 
     def zero_state(self):
         """Forgets all state (the next step starts afresh, as a new optimizer would)."""

@@ -36,14 +36,14 @@ class RMSprop(Optimizer):
             names.append("grad_avg")
         return names
 
-    def _fast_update(self, mod, g, lr, key, params, grads, states):
+    def _fast_update(self, mod, g, lr, key, params, grads, states, **mixed):
         mom = float(g["momentum"])
         mod.rmsprop(params, grads, states["square_avg"],
                     states["grad_avg"] if g["centered"] else None,
                     states["momentum_buffer"] if mom > 0.0 else None, lr=lr,
                     alpha=float(g["alpha"]), eps=float(g["eps"]),
                     weight_decay=float(g["weight_decay"]), momentum=mom,
-                    maximize=bool(g["maximize"]))
+                    maximize=bool(g["maximize"]), **mixed)
 
     def _update(self, g, lr, key, params, grads, states, **mixed):
         rmsprop_step(params, grads, states["square_avg"], lr=lr, alpha=g["alpha"], eps=g["eps"],

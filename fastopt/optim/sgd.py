@@ -36,12 +36,12 @@ class SGD(Optimizer):
     def _key(self, steps):
         return min(steps, 1)   # only "first momentum step or not" matters
 
-    def _fast_update(self, mod, g, lr, key, params, grads, states):
+    def _fast_update(self, mod, g, lr, key, params, grads, states, **mixed):
         mom = float(g["momentum"])
         mod.sgd(params, grads, states["momentum_buffer"] if mom != 0.0 else None, lr=lr,
                 momentum=mom, dampening=float(g["dampening"]),
                 weight_decay=float(g["weight_decay"]), nesterov=bool(g["nesterov"]),
-                maximize=bool(g["maximize"]), first_step=key == 0)
+                maximize=bool(g["maximize"]), first_step=key == 0, **mixed)
 
     def _update(self, g, lr, key, params, grads, states, **mixed):
         sgd_step(params, grads, states.get("momentum_buffer"), lr=lr, momentum=g["momentum"],

@@ -74,9 +74,17 @@ def is_mixed(opt, p):
 
 
 def unplanned(opt, entries):
-    """True when the group's next step must not reuse a plan (16-bit parameters take the
-    validated functional step every time)."""
-    return any(is_mixed(opt, e.p) for e in entries)
+    """True when the group's next step must not reuse a plan: stochastically rounded
+    parameters (one call each, with its own seed) take the validated functional step
+    every time. 16-bit parameters otherwise plan as float32 ones do, their master
+    copies in the plan (:func:`plan_extra`)."""
+    return any(_rounds_stochastically(opt, e.p) for e in entries)
+
+
+def plan_extra(rows):
+    """The mixed-precision keywords a plan passes on every step (the masters; a
+    GradScaler's scale never reaches a plan)."""
+    return {"masters": [r[2][MASTER] for r in rows]} if MASTER in rows[0][2] else {}
 
 
 def grad_fits(p, grad):

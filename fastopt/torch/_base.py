@@ -108,7 +108,7 @@ class _Plan:
 
     __slots__ = ("plist", "n", "params", "ptrs", "others", "states", "versions", "count",
                  "arrays", "names", "owned", "key", "slab", "steps", "bumped", "orders",
-                 "gpu", "gviews", "gchecked")
+                 "gpu", "gviews", "gchecked", "snames", "gdtypes", "mixed")
 
 
 class DropinOptimizer:
@@ -418,8 +418,12 @@ class DropinOptimizer:
         plan.ptrs = [p.data_ptr() for p in plan.params]
         tnames = self._names(hp)
         plan.names = tnames
-        plan.states = [tuple(self.state[p][n] for n in tnames) if tnames else ()
+        plan.mixed = _amp.plan_extra(rows)
+        # the state entries whose identity the plan checks: with the master copies
+        plan.snames = tnames + ([_amp.MASTER] if plan.mixed else [])
+        plan.states = [tuple(self.state[p][n] for n in plan.snames) if plan.snames else ()
                        for p in plan.params]
+        plan.gdtypes = [r[0].grad.dtype for r in rows]   # a 16-bit param's may be float32
         plan.steps, plan.slab = steps
         plan.versions = [s._version for s in plan.steps] if self._has_step else None
         plan.count = 0
@@ -433,7 +437,7 @@ class DropinOptimizer:
             owned.extend(plan.arrays[1][n])
         plan.owned = owned
         plan.key = key + 1 if self._has_step else 1   # what the next update passes
-        plan.bumped = plan.params + [t for sts in plan.states for n, t in zip(tnames, sts)
+        plan.bumped = plan.params + [t for sts in plan.states for n, t in zip(plan.snames, sts)
                                      if n != "step" or plan.slab is not None]
         self._fo_plans[gi] = plan
 
@@ -445,13 +449,14 @@ class DropinOptimizer:
             if q.grad is not None:
                 return None
         state = self.state
-        names = plan.names
+        names = plan.snames
         count = plan.count
         grads = []
         versions = plan.versions or [0] * len(plan.params)
         gpu = plan.gpu is not None
-        for i, (p, ptr, sts, ver, order, pa) in enumerate(zip(
-                plan.params, plan.ptrs, plan.states, versions, plan.orders, plan.arrays[0])):
+        for i, (p, ptr, sts, ver, order, pa, gdt) in enumerate(zip(
+                plan.params, plan.ptrs, plan.states, versions, plan.orders, plan.arrays[0],
+                plan.gdtypes)):
             gr = p.grad
             if gr is None or p.data_ptr() != ptr:
                 return None
@@ -468,7 +473,7 @@ class DropinOptimizer:
                     a = as_array(gr) if order is None else arranged(gr, order)[0]
                 except (RuntimeError, TypeError):   # requires grad (create_graph=True), sparse
                     return None
-            if a is None or a.shape != pa.shape or a.dtype != pa.dtype \
+            if a is None or a.shape != pa.shape or a.dtype != gdt \
                     or not a.flags.c_contiguous:
                 return None
             grads.append(a)
@@ -488,7 +493,8 @@ class DropinOptimizer:
         shim = _Shim(self._fo_backend, bool(hp.get("decoupled_weight_decay", False)))
         params, states = plan.arrays
         with _cuda.torch_stream(plan.gpu) if gpu else contextlib.nullcontext():
-            self._checker._fast_update(shim, mod, hp, hp["lr"], plan.key, params, grads, states)
+            self._checker._fast_update(shim, mod, hp, hp["lr"], plan.key, params, grads, states,
+                                       **plan.mixed)
         if plan.slab is not None:
             plan.slab += 1
         elif plan.steps:
