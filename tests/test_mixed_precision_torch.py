@@ -10,6 +10,7 @@
   scaler, skipped steps included.
 """
 import copy
+import re
 
 import pytest
 
@@ -321,3 +322,26 @@ def test_16_bit_groups_reuse_a_plan_and_notice_edits(dtype, mode, backend, monke
     assert opt.state[ours[0]][name] is edited and not torch.equal(edited, ref.state[refs[0]][name] * 0)
     for _ in range(3):
         step()
+
+
+@pytest.mark.parametrize("kw, only", [(dict(master_weights=True), "master_weights=True"),
+                                      (dict(state_dtype=torch.float32), "state_dtype"),
+                                      (dict(stochastic_rounding=True, seed=1),
+                                       "stochastic_rounding=True")])
+def test_what_torch_cannot_step_is_refused_not_set_aside(kw, only):
+    """Parameters fastopt hands to torch's own step (here: gradients sharing memory)
+    must not use what that step lacks; the call raises and changes nothing. Before, a
+    master-weights step went to torch's Adam, which counted the step, then failed."""
+    gen = torch.Generator().manual_seed(5)
+    ps = [torch.nn.Parameter(torch.randn(8, generator=gen).bfloat16()) for _ in range(2)]
+    opt = fastopt.torch.Adam(ps, lr=0.1, **kw)
+    for p in ps:
+        p.grad = torch.randn(8, generator=gen).bfloat16()
+    opt.step()
+    before = [p.detach().clone() for p in ps]
+    state = {k: t.clone() for k, t in opt.state[ps[0]].items()}
+    ps[0].grad = ps[1].detach()   # shares the second parameter's memory
+    with pytest.raises(ValueError, match=f"share memory.*no {re.escape(only)}"):
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(ps, before))
+    assert all(torch.equal(state[k], t) for k, t in opt.state[ps[0]].items())

@@ -224,3 +224,65 @@ def test_cpu_fast_path_skips_revalidation_and_takes_odd_grads(monkeypatch):
     for a, b in zip(ps, ref):
         torch.testing.assert_close(a, b)
     assert float(opt.state[ps[0]]["step"]) == 4
+
+
+def _alias(t, dtype):
+    """8 elements of ``dtype`` in ``t``'s memory (float32 state of a 16-bit parameter: its
+    first half, viewed)."""
+    return t if t.dtype == dtype else t[:4].view(dtype)
+
+
+def _outcome(fn):
+    try:
+        fn()
+    except (ValueError, TypeError, RuntimeError) as exc:
+        return type(exc)
+    return None
+
+
+@pytest.mark.parametrize("dtype, kw", [(torch.float32, {}), (torch.bfloat16, {}),
+                                       (torch.bfloat16, dict(master_weights=True,
+                                                             state_dtype=torch.float32))],
+                         ids=["float32", "bfloat16", "bfloat16-master"])
+def test_planned_steps_check_every_new_gradient(dtype, kw):
+    """A planned CPU step checks each new gradient natively (C order, type, overlap with
+    any parameter or state): every odd gradient gets what the validated path gives it."""
+    gen = torch.Generator().manual_seed(3)
+    init = [torch.randn(8, generator=gen).to(dtype) for _ in range(3)]
+    ps = [torch.nn.Parameter(t.clone()) for t in init]
+    qs = [torch.nn.Parameter(t.clone()) for t in init]
+    opt, ref = ft.Adam(ps, lr=0.05, **kw), ft.Adam(qs, lr=0.05, **kw)
+    bits = torch.int32 if dtype == torch.float32 else torch.int16
+    count = [0]
+
+    def step(make):
+        count[0] += 1
+        for group, o in ((ps, opt), (qs, ref)):
+            g = torch.Generator().manual_seed(count[0])
+            for p, grad in zip(group, make(group, o, g)):
+                p.grad = grad
+        ref._fo_plans.clear()   # the reference validates every step
+        outcomes = (_outcome(opt.step), _outcome(ref.step))
+        assert outcomes[0] == outcomes[1]
+        for a, b in zip(ps, qs):
+            assert torch.equal(a.detach().view(bits), b.detach().view(bits))
+
+    def fresh(group, o, g):
+        return [torch.randn(8, generator=g).to(dtype) for _ in group]
+
+    odd = {
+        "strided": lambda group, o, g: [torch.randn(16, generator=g).to(dtype)[::2]]
+        + fresh(group, o, g)[1:],
+        "a parameter's memory": lambda group, o, g: [group[1].detach()] + fresh(group, o, g)[1:],
+        "a state's memory": lambda group, o, g: [_alias(o.state[group[0]]["exp_avg"], dtype)]
+        + fresh(group, o, g)[1:],
+        "another grad's memory": lambda group, o, g: (lambda f: [f[1], f[1]] + f[2:])(
+            fresh(group, o, g)),
+    }
+    for _ in range(2):
+        step(fresh)
+    assert 0 in opt._fo_plans
+    for name, make in odd.items():
+        step(fresh)   # planned again
+        assert 0 in opt._fo_plans, name
+        step(make)

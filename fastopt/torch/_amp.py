@@ -60,6 +60,21 @@ def has_master(opt, p):
     return _of(opt).master_weights and p.dtype in HALF
 
 
+def fastopt_only(opt, p):
+    """What of ``p``'s step only fastopt does (torch's implementation, which takes the
+    parameters fastopt sets aside, would ignore or trip over it), or None."""
+    s = _of(opt)
+    if p.dtype not in HALF:
+        return None
+    if s.master_weights:
+        return "master_weights=True"
+    if s.state_dtype is not None and s.state_dtype != p.dtype:
+        return f"state_dtype={s.state_dtype}"
+    if s.stochastic_rounding:
+        return "stochastic_rounding=True"
+    return None
+
+
 def state_dtype(opt, p, name):
     """The dtype of state entry ``name`` of ``p``: float32 for the master; for a 16-bit
     ``p`` ``state_dtype`` when given; else ``p``'s own type (torch's)."""

@@ -42,10 +42,18 @@ from torch.optim.optimizer import _get_scalar_dtype
 
 from fastopt import backends as _backends, _validate as v
 from fastopt._arrays import is_cupy
+from fastopt._precision import HALF_DTYPES
 from fastopt.optim import _eightbit as _bits, slab_views
 from fastopt.torch import _amp, _cuda
 from fastopt.torch import _eightbit as q8
 from fastopt.torch._layout import arranged, as_array, memory_order, real, scatter, step_slab
+
+_BF16 = HALF_DTYPES[1]
+
+try:  # the native check of a CPU plan's arrays, gradients included (fastopt/optim/optimizer.py)
+    from fastopt._core import plainly_typed as _plainly_typed
+except ImportError:  # pragma: no cover - exercised when the extension is missing
+    _plainly_typed = None
 
 try:
     from torch.distributed.tensor import DTensor
@@ -55,6 +63,20 @@ except ImportError:  # pragma: no cover - torch built without distributed
 _KERNEL_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128,
                   torch.float16, torch.bfloat16)
 _warned = set()
+
+
+def _set_aside(opt, cls, reason, params):
+    """Hands ``params`` to torch's own step (with a warning, once), or raises when one of
+    them uses what torch's step does not have (a master copy, float32 state of a 16-bit
+    parameter, stochastic rounding, 8-bit state): before anything is written."""
+    for p in params:
+        only = _amp.fastopt_only(opt, p) or ("state_bits=8" if q8.quantizes(opt._fo_bits, p)
+                                             else None)
+        if only is not None:
+            raise ValueError(f"fastopt.torch.{cls}: {reason}: such parameters go to "
+                             f"torch.optim.{cls}'s own step, which has no {only}")
+    _warn_once(cls, reason)
+    return params
 
 
 def _warn_once(cls, reason):
@@ -108,7 +130,51 @@ class _Plan:
 
     __slots__ = ("plist", "n", "params", "ptrs", "others", "states", "versions", "count",
                  "arrays", "names", "owned", "key", "slab", "steps", "bumped", "orders",
-                 "gpu", "gviews", "gchecked", "snames", "gdtypes", "mixed")
+                 "gpu", "gviews", "gchecked", "snames", "gdtypes", "mixed", "native", "convs")
+
+
+def _unchanged_grad(p, ptr, sts, version, state, names, versions):
+    """``p.grad`` when ``p`` keeps the memory, state tensors and step version its plan
+    recorded, else None."""
+    gr = p.grad
+    if gr is None or p.data_ptr() != ptr:
+        return None
+    if sts:
+        st = state.get(p)
+        if st is None or not all(map(is_, map(st.get, names), sts)):
+            return None
+        if versions is not None and sts[0]._version != version:
+            return None
+    return gr
+
+
+def _bfloat16_numpy(t):
+    return t.view(torch.int16).numpy().view(_BF16)
+
+
+def _native_check(plan, names):
+    """``(native, convs)`` of a CPU plan whose roles each have one type: the arguments of
+    ``_core.plainly_typed`` (the gradients' slot left None) and each gradient's
+    tensor-to-array function; ``(None, None)`` otherwise (the Python checks run)."""
+    if plan.gpu is not None or _plainly_typed is None or len(set(plan.gdtypes)) != 1:
+        return None, None
+    params, states = plan.arrays
+    roles = [params, None] + [states[n] for n in names]
+    if plan.mixed:
+        roles.append(plan.mixed["masters"])
+    dtypes = [None if r is None else r[0].dtype for r in roles]
+    dtypes[1] = plan.gdtypes[0]
+    for r, d in zip(roles, dtypes):
+        if r is not None and any(a.dtype is not d for a in r):
+            return None, None
+    if dtypes[1] == _BF16:
+        plain = _bfloat16_numpy
+    else:
+        plain = torch.Tensor.numpy
+    convs = [plain if order is None else (lambda t, o=order: arranged(t, o)[0])
+             for order in plan.orders]
+    outputs = (True, False) + (True,) * (len(roles) - 2)
+    return ([*roles], tuple(dtypes), tuple(d.itemsize for d in dtypes), outputs), convs
 
 
 class DropinOptimizer:
@@ -250,18 +316,16 @@ class DropinOptimizer:
             if gr.layout != torch.strided:
                 if not self._sparse_ok:
                     raise RuntimeError(f"{cls} does not support sparse gradients")
-                _warn_once(cls, "sparse gradients")
-                aside.append(p)
+                aside.extend(_set_aside(self, cls, "sparse gradients", [p]))
                 continue
             if _cuda.on_gpu(lp):
                 why = self._gpu_refusal()
                 if why is not None:
-                    _warn_once(cls, f"CUDA parameters: {why}")
-                    aside.append(p)
+                    aside.extend(_set_aside(self, cls, f"CUDA parameters: {why}", [p]))
                     continue
             elif lp.device.type != "cpu":
-                _warn_once(cls, f"parameters on the {lp.device.type!r} device")
-                aside.append(p)
+                aside.extend(_set_aside(self, cls, f"parameters on the {lp.device.type!r} device",
+                                        [p]))
                 continue
             if p.dtype not in _KERNEL_DTYPES:
                 raise TypeError(f"fastopt.torch.{cls}: a parameter has dtype {p.dtype}; fastopt "
@@ -293,8 +357,8 @@ class DropinOptimizer:
             grads.append(ga)
             entries.append(_Entry(p, order, ga, fresh, 0 if fresh else self._key(st)))
         if entries and _overlap(spans + grads):
-            _warn_once(cls, "parameters, gradients or state share memory")
-            return [], aside + [e.p for e in entries]
+            return [], aside + _set_aside(self, cls, "parameters, gradients or state share memory",
+                                          [e.p for e in entries])
         return entries, aside
 
     def _fresh(self, st, hp):
@@ -436,6 +500,7 @@ class DropinOptimizer:
         for n in names:
             owned.extend(plan.arrays[1][n])
         plan.owned = owned
+        plan.native, plan.convs = _native_check(plan, names)
         plan.key = key + 1 if self._has_step else 1   # what the next update passes
         plan.bumped = plan.params + [t for sts in plan.states for n, t in zip(plan.snames, sts)
                                      if n != "step" or plan.slab is not None]
@@ -453,19 +518,15 @@ class DropinOptimizer:
         count = plan.count
         grads = []
         versions = plan.versions or [0] * len(plan.params)
+        if plan.native is not None:
+            return self._plan_grads_native(plan, state, names, count, versions)
         gpu = plan.gpu is not None
         for i, (p, ptr, sts, ver, order, pa, gdt) in enumerate(zip(
                 plan.params, plan.ptrs, plan.states, versions, plan.orders, plan.arrays[0],
                 plan.gdtypes)):
-            gr = p.grad
-            if gr is None or p.data_ptr() != ptr:
+            gr = _unchanged_grad(p, ptr, sts, ver + count, state, names, plan.versions)
+            if gr is None:
                 return None
-            if sts:
-                st = state.get(p)
-                if st is None or not all(map(is_, map(st.get, names), sts)):
-                    return None
-                if plan.versions is not None and sts[0]._version != ver + count:
-                    return None
             if gpu:
                 a = _gpu_grad(plan, i, gr, order)
             else:
@@ -486,6 +547,26 @@ class DropinOptimizer:
         elif v.first_overlap(plan.owned + grads) is not None:
             return None
         return grads
+
+    @staticmethod
+    def _plan_grads_native(plan, state, names, count, versions):
+        """:meth:`_plan_grads` of a CPU plan: the tensors' identities and versions here,
+        then one native check of every array (types, shapes, C order, no overlap)."""
+        grads = []
+        for p, ptr, sts, ver, conv in zip(plan.params, plan.ptrs, plan.states, versions,
+                                          plan.convs):
+            gr = _unchanged_grad(p, ptr, sts, ver + count, state, names, plan.versions)
+            if gr is None:
+                return None
+            try:
+                grads.append(conv(gr))
+            except (RuntimeError, TypeError):   # requires grad (create_graph=True), sparse, GPU
+                return None
+        roles, dtypes, sizes, outputs = plan.native
+        roles[1] = grads
+        ok = _plainly_typed(tuple(roles), dtypes, sizes, outputs)
+        roles[1] = None
+        return grads if ok else None
 
     def _run_plan(self, plan, hp, grads):
         gpu = plan.gpu is not None

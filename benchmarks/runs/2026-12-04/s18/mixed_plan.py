@@ -2,8 +2,9 @@
 
 fastopt.torch.Adam and fastopt.Adam on bfloat16 parameters (states in bfloat16) against
 the same classes in float32 and torch.optim.Adam(fused=True). Prints the best of 5 blocks
-of 20 steps, in ms per step. Run: PYTHONPATH=. python benchmarks/runs/2026-12-04/s18/mixed_plan.py
+of 20 steps, in ms per step. Run: PYTHONPATH=. python benchmarks/runs/2026-12-04/s18/mixed_plan.py [elements per tensor]
 """
+import sys
 import time
 
 import ml_dtypes
@@ -13,7 +14,8 @@ import torch
 import fastopt
 import fastopt.torch as fot
 
-N_TENSORS, SIZE, STEPS, BLOCKS = 200, 5000, 20, 5
+N_TENSORS, STEPS, BLOCKS = 200, 20, 5
+SIZE = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
 torch.set_num_threads(2)
 
 
