@@ -74,3 +74,25 @@ def pytest_report_header(config):
     if "cpp" in info:
         lines.append(f"  cpp SIMD path: {info['cpp']['isa']}, threads: {info['cpp']['threads']}")
     return lines
+
+
+def count_validated_steps(monkeypatch, opt):
+    """Records each validated (unplanned) update a ``fastopt.torch`` optimizer makes: its
+    checker's ``_update``, which calls the public functional step. The list holds each
+    call's ``grad_scale``; ``raising=True`` makes such an update fail instead."""
+    base = type(opt)._checker
+
+    class Counting(base):
+        def _update(self, *a, **k):
+            calls.append(k.get("grad_scale"))
+            if calls.raising:
+                raise AssertionError("a planned step took the validated path")
+            return base._update(self, *a, **k)
+
+    calls = _Calls()
+    monkeypatch.setattr(opt, "_checker", Counting, raising=False)
+    return calls
+
+
+class _Calls(list):
+    raising = False

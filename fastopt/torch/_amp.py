@@ -98,7 +98,7 @@ def unplanned(opt, entries):
 
 def plan_extra(rows):
     """The mixed-precision keywords a plan passes on every step (the masters; a
-    GradScaler's scale never reaches a plan)."""
+    GradScaler's scale is added per step, ``_run_plan``)."""
     return {"masters": [r[2][MASTER] for r in rows]} if MASTER in rows[0][2] else {}
 
 

@@ -49,6 +49,7 @@ from fastopt.torch import _eightbit as q8
 from fastopt.torch._layout import arranged, as_array, memory_order, real, scatter, step_slab
 
 _BF16 = HALF_DTYPES[1]
+_INF = float("inf")
 
 try:  # the native check of a CPU plan's arrays, gradients included (fastopt/optim/optimizer.py)
     from fastopt._core import plainly_typed as _plainly_typed
@@ -271,7 +272,9 @@ class DropinOptimizer:
                 aside.append(g)
                 continue
             hp = self._hyper(g)
-            plan = self._fo_plans.get(gi) if scale is None else None
+            # (a scale GradScaler hands over is divided out in the kernels, planned or not;
+            # one that is not positive and finite goes to the validator's error)
+            plan = self._fo_plans.get(gi) if scale is None or 0.0 < scale < _INF else None
             grads = (self._plan_grads(plan, g)
                      if plan is not None and plan.names == self._names(hp) else None)
             if grads is not None:
@@ -573,9 +576,11 @@ class DropinOptimizer:
         mod = _backends.module("optim", _backends.choose(self._fo_backend, gpu))
         shim = _Shim(self._fo_backend, bool(hp.get("decoupled_weight_decay", False)))
         params, states = plan.arrays
+        mixed = plan.mixed if self._fo_scale is None else dict(plan.mixed,
+                                                               grad_scale=self._fo_scale)
         with _cuda.torch_stream(plan.gpu) if gpu else contextlib.nullcontext():
             self._checker._fast_update(shim, mod, hp, hp["lr"], plan.key, params, grads, states,
-                                       **plan.mixed)
+                                       **mixed)
         if plan.slab is not None:
             plan.slab += 1
         elif plan.steps:
