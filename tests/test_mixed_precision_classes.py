@@ -100,8 +100,10 @@ def test_stochastic_rounding_seeds_per_parameter(cls, backend, rng):
     ps = _params(rng, BF16)
     qs = [p.copy() for p in ps]
     seed = 2 ** 64 - 5   # wraps around
-    opt = getattr(fastopt, cls)(ps, backend=backend, stochastic_rounding=True, seed=seed,
-                                state_dtype=BF16, **CLASSES[cls])
+    # two groups: a parameter's seed follows its index over all groups
+    opt = getattr(fastopt, cls)([{"params": ps[:1]}, {"params": ps[1:]}], backend=backend,
+                                stochastic_rounding=True, seed=seed, state_dtype=BF16,
+                                **CLASSES[cls])
     ref = getattr(fastopt, cls)(qs, backend=backend, state_dtype=BF16, **CLASSES[cls])
     fn = {"SGD": fastopt.sgd_step, "RMSprop": fastopt.rmsprop_step, "Adam": fastopt.adam_step,
           "Adagrad": fastopt.adagrad_step}[cls]
@@ -137,7 +139,8 @@ def test_bad_options_are_refused(rng):
         fastopt.SGD(ps, stochastic_rounding=True, seed=-1)
 
 
-MODES = {"float32 state": {}, "own-type state": "own", "master": dict(master_weights=True)}
+MODES = {"float32 state": {}, "own-type state": "own", "master": dict(master_weights=True),
+         "stochastic rounding": dict(stochastic_rounding=True, seed=2 ** 64 - 3)}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -188,3 +191,33 @@ def test_16_bit_groups_reuse_a_plan_and_notice_edits(dtype, cls, mode, backend, 
     with pytest.raises(TypeError):
         opt.step(_grads(rng, dtype))
     assert _bits(ps) == before
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", MODES)
+def test_planned_16_bit_groups_step_together_and_check_across_groups(mode, backend, rng):
+    """Two planned groups of 16-bit parameters in one step (each its own call), bit for bit
+    as the validated path; an array shared across the groups is refused, nothing written."""
+    kw = dict(lr=0.01, **({"state_dtype": BF16} if MODES[mode] == "own" else MODES[mode]))
+    shapes = [(1023,), (7,), (33, 5)]   # group 1: the first; group 2: the others
+    ps = [rng.standard_normal(s).astype(BF16) for s in shapes]
+    qs = [p.copy() for p in ps]
+    opt = fastopt.Adam([{"params": ps[:1]}, {"params": ps[1:]}], backend=backend, **kw)
+    ref = fastopt.Adam([{"params": qs[:1]}, {"params": qs[1:]}], backend=backend, **kw)
+
+    def grads():
+        return [rng.standard_normal(s).astype(BF16) for s in shapes]
+    for _ in range(4):
+        g = grads()
+        ref._plans = [None] * len(ref._plans)
+        ref.step([x.copy() for x in g])
+        opt.step(g)
+        assert _bits(ps) == _bits(qs)
+    assert all(pl is not None and pl.typed is not None for pl in opt._plans)
+    snapshot = _bits(ps) + [a.tobytes() for st in opt.state for a in st.values()]
+    name = "master_param" if mode == "master" else "exp_avg"
+    g = grads()
+    g[2] = opt.state[0][name].view(BF16)[:165].reshape(33, 5)   # in group 1's state
+    with pytest.raises(ValueError, match="overlap"):
+        opt.step(g)
+    assert _bits(ps) + [a.tobytes() for st in opt.state for a in st.values()] == snapshot

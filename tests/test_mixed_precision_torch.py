@@ -296,19 +296,22 @@ def test_state_dtype_is_checked():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", HALF, ids=str)
-@pytest.mark.parametrize("mode", ["param-state", "master-float32-state"])
-def test_16_bit_groups_reuse_a_plan_and_notice_edits(dtype, mode, backend, monkeypatch):
+@pytest.mark.parametrize("mode", ["param-state", "master-float32-state", "stochastic"])
+@pytest.mark.parametrize("cls", ["AdamW", "RMSprop"])
+def test_16_bit_groups_reuse_a_plan_and_notice_edits(cls, dtype, mode, backend, monkeypatch):
     """16-bit parameters plan their steps as float32 ones do (they took the validated
     functional step every time, about 7x torch's fused step over 200 tensors): the same
     bits as the unplanned path, step after step, and a replaced master copy, a float32
     gradient or a replaced state tensor is noticed."""
-    kw = dict(master_weights=True, state_dtype=torch.float32) if mode != "param-state" else {}
+    kw = {"param-state": {}, "master-float32-state": dict(master_weights=True,
+                                                          state_dtype=torch.float32),
+          "stochastic": dict(stochastic_rounding=True, seed=2 ** 64 - 7)}[mode]
     gen = torch.Generator().manual_seed(5)
     p0 = [torch.randn(n, generator=gen).to(dtype) for n in (33, 7, 1025)]
     ours = [torch.nn.Parameter(p.clone()) for p in p0]
     refs = [torch.nn.Parameter(p.clone()) for p in p0]
-    opt = fot.AdamW(ours, lr=1e-2, backend=backend, **kw)
-    ref = fot.AdamW(refs, lr=1e-2, backend=backend, **kw)
+    opt = getattr(fot, cls)(ours, lr=1e-2, backend=backend, **kw)
+    ref = getattr(fot, cls)(refs, lr=1e-2, backend=backend, **kw)
 
     def step(grad_dtype=dtype):
         for a, b in zip(ours, refs):
@@ -338,9 +341,10 @@ def test_16_bit_groups_reuse_a_plan_and_notice_edits(dtype, mode, backend, monke
     step(torch.float32)   # a float32 gradient of a 16-bit parameter: the plan rebuilds
     planned(torch.float32)   # and is reused for float32 gradients
     step()
-    name = "master_param" if kw else "exp_avg"
+    name = "master_param" if "master_weights" in kw else ("exp_avg" if cls == "AdamW"
+                                                         else "square_avg")
     for a, b in zip(ours, refs):
-        fresh = torch.randn(a.shape, generator=gen).to(opt.state[a][name].dtype)
+        fresh = torch.randn(a.shape, generator=gen).abs().to(opt.state[a][name].dtype)
         opt.state[a][name], ref.state[b][name] = fresh.clone(), fresh.clone()
     edited = opt.state[ours[0]][name]
     step()

@@ -44,9 +44,10 @@ class _Plan:
     """A group whose parameters all step together, in one call with this step count.
 
     ``typed``: None for one float dtype throughout; for 16-bit parameters or state of
-    another type, ``(dtypes, itemsizes, outputs, master)``: each role's dtype (param,
+    another type, ``(dtypes, itemsizes, outputs, master, seeds)``: each role's dtype (param,
     grad, each state, the master last when ``master``), as the full validator accepted
-    them on the step that made the plan; every later step checks exactly these."""
+    them on the step that made the plan; every later step checks exactly these. ``seeds``:
+    None, or each parameter's stochastic-rounding seed (one call per parameter)."""
 
     __slots__ = ("key", "typed")
 
@@ -218,7 +219,16 @@ class Optimizer(StateDicts):
             lo, hi = self._ranges[gi]
             plan = self._plans[gi]
             ps, gg, states, *mixed = lists
-            self._fast_update(mod, g, lrs[gi], plan.key, ps, gg, states, **(mixed or [{}])[0])
+            mixed = mixed[0] if mixed else {}
+            if "seeds" not in mixed:
+                self._fast_update(mod, g, lrs[gi], plan.key, ps, gg, states, **mixed)
+            else:   # stochastic rounding: each parameter with its own seed
+                sr_step = getattr(self, "_sr_step", False)   # SGD's key is not the count
+                for k, seed in enumerate(mixed["seeds"]):
+                    kw = {"step": self._steps[lo + k] + 1} if sr_step else {}
+                    self._fast_update(mod, g, lrs[gi], plan.key, ps[k:k + 1], gg[k:k + 1],
+                                      {n: x[k:k + 1] for n, x in states.items()},
+                                      stochastic_rounding=True, seed=seed, **kw)
             steps = self._steps
             for i in range(lo, hi):
                 steps[i] += 1
@@ -248,9 +258,9 @@ class Optimizer(StateDicts):
                     return None
                 runs.append((gi, (ps, gg, lists)))
                 continue
-            dtypes, sizes, outputs, master = typed
+            dtypes, sizes, outputs, master, seeds = typed
             roles = (ps, gg, *lists.values())
-            mixed = {}
+            mixed = {} if seeds is None else {"seeds": seeds}
             if master:
                 try:
                     mixed["masters"] = [st[_mixed.MASTER] for st in self.state[lo:hi]]
@@ -262,9 +272,10 @@ class Optimizer(StateDicts):
             runs.append((gi, (ps, gg, lists, mixed)))
         if len(runs) > 1:   # each call's own arrays are disjoint; across calls too?
             flat = list(params) + grads
-            for _, (_, _, lists) in runs:
+            for _, (_, _, lists, *mixed) in runs:
                 for role in lists.values():
                     flat.extend(role)
+                flat.extend(mixed[0].get("masters", ()) if mixed else ())
             if v.first_overlap(flat) is not None:
                 return None   # the checked path names the arrays
         return runs
@@ -420,12 +431,17 @@ class Optimizer(StateDicts):
 
     def _typed_plan(self, gi, grads):
         """The role types of a mixed-precision group's plan (see :class:`_Plan`), or None
-        when it cannot have one: stochastically rounded parameters (one call each, with
-        its own seed), types that differ within a role, or a gradient type not yet seen."""
+        when it cannot have one: types that differ within a role, some parameters rounded
+        stochastically and some not, or a gradient type not yet seen."""
         lo, hi = self._ranges[gi]
         ps = self._params[lo:hi]
-        if _plainly_typed is None or any(_mixed.rounds_stochastically(self, p) for p in ps):
+        if _plainly_typed is None:
             return None
+        sr = {_mixed.rounds_stochastically(self, p) for p in ps}
+        if len(sr) != 1:
+            return None
+        seeds = [_mixed.param_seed(_mixed.of(self).seed, i) for i in range(lo, hi)] \
+            if sr.pop() else None
         names = self._state_names(self.param_groups[gi])
         master = _mixed.has_master(self, ps[0])
         want = set(names) | ({_mixed.MASTER} if master else set())
@@ -441,7 +457,7 @@ class Optimizer(StateDicts):
             return None
         dtypes = tuple(role[0] for role in roles)
         outputs = (True, False) + (True,) * (len(dtypes) - 2)
-        return dtypes, tuple(d.itemsize for d in dtypes), outputs, master
+        return dtypes, tuple(d.itemsize for d in dtypes), outputs, master, seeds
 
     def zero_state(self):
         """Forgets all state (the next step starts afresh, as a new optimizer would)."""

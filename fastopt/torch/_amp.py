@@ -133,6 +133,16 @@ def bucket(opt, p):
             state_dtype(opt, p, ""))
 
 
+def plan_seeds(opt, entries, buckets):
+    """Each parameter's stochastic-rounding seed when every parameter of the step rounds
+    stochastically and their buckets differ only by that (one planned call each), else None."""
+    if not all(_rounds_stochastically(opt, e.p) for e in entries):
+        return None
+    if len({(k[:3], k[3][1:], k[4:]) for k in buckets}) != 1:
+        return None
+    return [_mixed.param_seed(_of(opt).seed, _index(opt, e.p)) for e in entries]
+
+
 def extra(opt, key, rows):
     """The functional step's mixed-precision keywords for one bucket."""
     kw = {}

@@ -131,7 +131,8 @@ class _Plan:
 
     __slots__ = ("plist", "n", "params", "ptrs", "others", "states", "versions", "count",
                  "arrays", "names", "owned", "key", "slab", "steps", "bumped", "orders",
-                 "gpu", "gviews", "gchecked", "snames", "gdtypes", "mixed", "native", "convs")
+                 "gpu", "gviews", "gchecked", "snames", "gdtypes", "mixed", "native", "convs",
+                 "seeds")
 
 
 def _unchanged_grad(p, ptr, sts, version, state, names, versions):
@@ -449,9 +450,16 @@ class DropinOptimizer:
         scatter(backs)
         steps = self._advance([e.p for e in entries])
         torch.autograd.graph.increment_version(bumped)
-        if not backs and len(buckets) == 1 and not _amp.unplanned(self, entries) \
-                and not next(iter(buckets))[4]:   # 8-bit: no plan
+        if backs or next(iter(buckets))[4]:   # scattered copies, 8-bit: no plan
+            return
+        if len(buckets) == 1 and not _amp.unplanned(self, entries):
             self._make_plan(gi, g, hp, entries, names, buckets, steps)
+            return
+        seeds = _amp.plan_seeds(self, entries, buckets)
+        if seeds is not None:   # stochastic rounding: one planned call per parameter
+            rows = {id(r[0]): r for rs in buckets.values() for r in rs}
+            merged = {next(iter(buckets)): [rows[id(e)] for e in entries]}
+            self._make_plan(gi, g, hp, entries, names, merged, steps, seeds)
 
     def _advance(self, ps):
         """Counts one more step for ``ps``: one NumPy add when the step tensors are
@@ -473,7 +481,7 @@ class DropinOptimizer:
         return steps, slab
 
     # -- plans ---------------------------------------------------------------
-    def _make_plan(self, gi, g, hp, entries, names, buckets, steps):
+    def _make_plan(self, gi, g, hp, entries, names, buckets, steps, seeds=None):
         (key, *_), rows = next(iter(buckets.items()))
         if any(isinstance(e.p, DTensor) for e in entries):
             return
@@ -504,6 +512,7 @@ class DropinOptimizer:
             owned.extend(plan.arrays[1][n])
         plan.owned = owned
         plan.native, plan.convs = _native_check(plan, names)
+        plan.seeds = seeds
         plan.key = key + 1 if self._has_step else 1   # what the next update passes
         plan.bumped = plan.params + [t for sts in plan.states for n, t in zip(plan.snames, sts)
                                      if n != "step" or plan.slab is not None]
@@ -579,8 +588,17 @@ class DropinOptimizer:
         mixed = plan.mixed if self._fo_scale is None else dict(plan.mixed,
                                                                grad_scale=self._fo_scale)
         with _cuda.torch_stream(plan.gpu) if gpu else contextlib.nullcontext():
-            self._checker._fast_update(shim, mod, hp, hp["lr"], plan.key, params, grads, states,
-                                       **mixed)
+            if plan.seeds is None:
+                self._checker._fast_update(shim, mod, hp, hp["lr"], plan.key, params, grads,
+                                           states, **mixed)
+            else:   # stochastic rounding: each parameter with its own seed
+                if getattr(self._checker, "_sr_step", False):
+                    mixed = dict(mixed, step=plan.key + 1)
+                for k, seed in enumerate(plan.seeds):
+                    self._checker._fast_update(shim, mod, hp, hp["lr"], plan.key,
+                                               params[k:k + 1], grads[k:k + 1],
+                                               {n: x[k:k + 1] for n, x in states.items()},
+                                               stochastic_rounding=True, seed=seed, **mixed)
         if plan.slab is not None:
             plan.slab += 1
         elif plan.steps:
