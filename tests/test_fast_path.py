@@ -382,3 +382,70 @@ def test_16_bit_fast_path_refuses_the_bad_type_mixes(rng):
             assert _core.adam_step_fast(kw["param"], kw["grad"], kw["exp_avg"], kw["exp_avg_sq"],
                                         None, *SCALARS, 0, False, "auto") is False, label
             assert [x.tobytes() for x in _flat(kw)] == before
+
+
+# ------------------------------------------ 16-bit batch norm on the native fast path
+def _to16(d, dtype, names=("x", "dy")):
+    return {k: (v.astype(dtype) if k in names and v is not None else v) for k, v in d.items()}
+
+
+@pytest.mark.parametrize("dtype", [BF16, F16], ids=str)
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", [(64, 300), (3, 40, 16, 16), (5, 7, 3, 3)],
+                         ids=["rows", "planes", "small"])
+def test_batch_norm_16_bit_fast_path_equals_validated_path(shape, training, dtype, rng):
+    """A 16-bit x / dy with float32 gamma, beta and statistics runs natively, with the
+    validated path's bits and output types."""
+    import fastopt
+    from fastopt import _core
+    x, gamma, beta, rm, rv, dy = make(rng, shape, np.float32)
+    x, dy = x.astype(dtype), dy.astype(dtype)
+    d = dict(x=x, gamma=gamma, beta=beta, running_mean=rm.copy(), running_var=rv.copy())
+    fast = _fast_forward(d, training=training)
+    assert fast is not None and fast[0].dtype == dtype and fast[1].dtype == np.float32
+    rm2, rv2 = rm.copy(), rv.copy()
+    slow = fastopt.batch_norm_forward(x, gamma, beta, rm2, rv2, training=training,
+                                      momentum=np.float64(0.1), backend="cpp")
+    for a, b in zip(fast + (d["running_mean"], d["running_var"]), slow + (rm2, rv2)):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    fast_b = _core.batch_norm_backward_fast(dy, x, gamma, fast[1], fast[2], training, "cpp")
+    assert fast_b is not None
+    slow_b = fastopt.batch_norm_backward(dy, x, gamma, slow[1], slow[2], training=np.bool_(training),
+                                         backend="cpp")
+    for a, b in zip(fast_b, slow_b):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("case", [c for c in FORWARD_ERRORS if c[1] is not None],
+                         ids=[c[0] for c in FORWARD_ERRORS if c[1] is not None])
+def test_batch_norm_16_bit_forward_fast_path_refuses_every_bad_call(case):
+    _, mutate, kwargs, _, _ = case
+    d = _to16(_arrays(), BF16)
+    mutate(d)
+    assert _fast_forward(d, training=kwargs.get("training", True)) is None
+
+
+@pytest.mark.parametrize("case", BACKWARD_ERRORS, ids=[c[0] for c in BACKWARD_ERRORS])
+def test_batch_norm_16_bit_backward_fast_path_refuses_every_bad_call(case):
+    from fastopt import _core
+    _, mutate, _, _ = case
+    d = _to16(_bwd_arrays(), BF16)
+    mutate(d)
+    assert _core.batch_norm_backward_fast(d["dy"], d["x"], d["gamma"], d["save_mean"],
+                                          d["save_invstd"], True, "auto") is None
+
+
+def test_batch_norm_16_bit_fast_path_refuses_type_mixes():
+    from fastopt import _core
+    good = _to16(_arrays(), BF16)
+    assert _fast_forward(dict(good)) is not None
+    for name, dtype in [("gamma", BF16), ("beta", np.float64), ("running_mean", BF16),
+                        ("running_var", F16), ("x", np.float64)]:
+        d = dict(good, **{name: good[name].astype(dtype)})
+        assert _fast_forward(d) is None, name
+    b = _to16(_bwd_arrays(), BF16)
+    for name, dtype in [("dy", F16), ("dy", np.float32), ("gamma", BF16),
+                        ("save_mean", np.float64), ("save_invstd", BF16)]:
+        d = dict(b, **{name: b[name].astype(dtype)})
+        assert _core.batch_norm_backward_fast(d["dy"], d["x"], d["gamma"], d["save_mean"],
+                                              d["save_invstd"], True, "auto") is None, name

@@ -102,27 +102,30 @@ bool fast_per_channel(PyObject* a, bool output, int dtype, std::size_t C) {
   return p->nd == 1 && static_cast<std::size_t>(p->dimensions[0]) == C;
 }
 
-template <typename T>
-py::array_t<T> fast_empty_like(PyObject* x) {
+// An uninitialised array of x's shape and storage type (code, fast_storage_code).
+py::array fast_empty_like(PyObject* x, int code) {
   auto* p = py::detail::array_proxy(x);
-  return cached_empty<T>(std::vector<py::ssize_t>(p->dimensions, p->dimensions + p->nd));
+  return cached_empty(std::vector<py::ssize_t>(p->dimensions, p->dimensions + p->nd),
+                      py::reinterpret_borrow<py::dtype>(storage_dtype(code)));
 }
 
-template <typename T>
+// X: x's storage type; T: gamma's, beta's and the statistics' (float32 for 16-bit x).
+template <typename X, typename T = compute_t<X>>
 py::object forward_fast_typed(PyObject* x, PyObject* gamma, PyObject* beta, PyObject* rm,
-                              PyObject* rv, bool training, double momentum, double eps) {
+                              PyObject* rv, bool training, double momentum, double eps,
+                              int code) {
   const BnShape s = fast_shape(x);
-  py::array_t<T> y = fast_empty_like<T>(x);
+  py::array y = fast_empty_like(x, code);
   py::array_t<T> save_mean(static_cast<py::ssize_t>(s.C)), save_invstd(static_cast<py::ssize_t>(s.C));
   auto data = [](PyObject* a) {
     return a == Py_None ? nullptr : reinterpret_cast<T*>(py::detail::array_proxy(a)->data);
   };
-  const T* xp = data(x);
+  const X* xp = reinterpret_cast<const X*>(py::detail::array_proxy(x)->data);
   const T* g = data(gamma);
   const T* b = data(beta);
   T* rmp = data(rm);
   T* rvp = data(rv);
-  T* yp = y.mutable_data();
+  X* yp = reinterpret_cast<X*>(y.mutable_data());
   T* sm = save_mean.mutable_data();
   T* si = save_invstd.mutable_data();
   {
@@ -137,8 +140,9 @@ py::object forward_fast(py::object x, py::object gamma, py::object beta, py::obj
                         const char* backend) {
   PyObject *xo = x.ptr(), *rm = running_mean.ptr(), *rv = running_var.ptr();
   if (!fast_backend_selected(backend)) return py::none();
-  const int dtype = fast_plain_array(xo, false);
-  if (dtype < 0 || py::detail::array_proxy(xo)->nd < 2) return py::none();
+  const int code = fast_storage_code(xo, false);
+  if (code < 0 || py::detail::array_proxy(xo)->nd < 2) return py::none();
+  const int dtype = code == 1 ? 1 : 0;   // gamma's, beta's and the statistics' (16-bit x: float32)
   const BnShape s = fast_shape(xo);
   if (s.N * s.C * s.S == 0 || (training && s.N * s.S < 2)) return py::none();  // Python decides
   if (!fast_per_channel(gamma.ptr(), false, dtype, s.C) || !fast_per_channel(beta.ptr(), false, dtype, s.C))
@@ -149,19 +153,25 @@ py::object forward_fast(py::object x, py::object gamma, py::object beta, py::obj
     return py::none();
   }
   if (!fast_disjoint({xo, gamma.ptr(), beta.ptr(), rm, rv})) return py::none();
-  return dtype == 0 ? forward_fast_typed<float>(xo, gamma.ptr(), beta.ptr(), rm, rv, training, momentum, eps)
-                    : forward_fast_typed<double>(xo, gamma.ptr(), beta.ptr(), rm, rv, training, momentum, eps);
+  switch (code) {
+    case 0: return forward_fast_typed<float>(xo, gamma.ptr(), beta.ptr(), rm, rv, training, momentum, eps, code);
+    case 1: return forward_fast_typed<double>(xo, gamma.ptr(), beta.ptr(), rm, rv, training, momentum, eps, code);
+    case 2: return forward_fast_typed<Bf16>(xo, gamma.ptr(), beta.ptr(), rm, rv, training, momentum, eps, code);
+    default: return forward_fast_typed<F16>(xo, gamma.ptr(), beta.ptr(), rm, rv, training, momentum, eps, code);
+  }
 }
 
-template <typename T>
+template <typename X, typename T = compute_t<X>>
 py::object backward_fast_typed(PyObject* dy, PyObject* x, PyObject* gamma, PyObject* sm,
-                               PyObject* si, bool training) {
+                               PyObject* si, bool training, int code) {
   const BnShape s = fast_shape(x);
-  py::array_t<T> dx = fast_empty_like<T>(x);
+  py::array dx = fast_empty_like(x, code);
   py::array_t<T> dgamma(static_cast<py::ssize_t>(s.C)), dbeta(static_cast<py::ssize_t>(s.C));
   auto data = [](PyObject* a) { return reinterpret_cast<const T*>(py::detail::array_proxy(a)->data); };
-  const T *dyp = data(dy), *xp = data(x), *g = data(gamma), *smp = data(sm), *sip = data(si);
-  T* dxp = dx.mutable_data();
+  auto elements = [](PyObject* a) { return reinterpret_cast<const X*>(py::detail::array_proxy(a)->data); };
+  const X *dyp = elements(dy), *xp = elements(x);
+  const T *g = data(gamma), *smp = data(sm), *sip = data(si);
+  X* dxp = reinterpret_cast<X*>(dx.mutable_data());
   T* dg = dgamma.mutable_data();
   T* db = dbeta.mutable_data();
   {
@@ -175,9 +185,10 @@ py::object backward_fast(py::object dy, py::object x, py::object gamma, py::obje
                          py::object save_invstd, bool training, const char* backend) {
   PyObject *xo = x.ptr(), *dyo = dy.ptr();
   if (!fast_backend_selected(backend)) return py::none();
-  const int dtype = fast_plain_array(xo, false);
-  if (dtype < 0 || py::detail::array_proxy(xo)->nd < 2) return py::none();
-  if (fast_plain_array(dyo, false) != dtype) return py::none();
+  const int code = fast_storage_code(xo, false);
+  if (code < 0 || py::detail::array_proxy(xo)->nd < 2) return py::none();
+  if (fast_storage_code(dyo, false) != code) return py::none();
+  const int dtype = code == 1 ? 1 : 0;   // gamma's and the statistics' (16-bit x: float32)
   auto* px = py::detail::array_proxy(xo);
   auto* pd = py::detail::array_proxy(dyo);
   if (pd->nd != px->nd || !std::equal(px->dimensions, px->dimensions + px->nd, pd->dimensions))
@@ -187,8 +198,13 @@ py::object backward_fast(py::object dy, py::object x, py::object gamma, py::obje
   for (PyObject* a : {gamma.ptr(), save_mean.ptr(), save_invstd.ptr()})
     if (!fast_per_channel(a, false, dtype, s.C)) return py::none();
   if (!fast_disjoint({dyo, xo, gamma.ptr(), save_mean.ptr(), save_invstd.ptr()})) return py::none();
-  return dtype == 0 ? backward_fast_typed<float>(dyo, xo, gamma.ptr(), save_mean.ptr(), save_invstd.ptr(), training)
-                    : backward_fast_typed<double>(dyo, xo, gamma.ptr(), save_mean.ptr(), save_invstd.ptr(), training);
+  PyObject *g = gamma.ptr(), *sm = save_mean.ptr(), *si = save_invstd.ptr();
+  switch (code) {
+    case 0: return backward_fast_typed<float>(dyo, xo, g, sm, si, training, code);
+    case 1: return backward_fast_typed<double>(dyo, xo, g, sm, si, training, code);
+    case 2: return backward_fast_typed<Bf16>(dyo, xo, g, sm, si, training, code);
+    default: return backward_fast_typed<F16>(dyo, xo, g, sm, si, training, code);
+  }
 }
 
 template <typename X>

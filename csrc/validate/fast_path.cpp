@@ -8,8 +8,6 @@
 
 namespace fastopt {
 
-PyObject* storage_dtype(int code);   // csrc/bindings/optim_mixed.cpp
-
 namespace {
 
 PyObject* float_descr(int dtype) {
@@ -59,7 +57,9 @@ std::size_t element_count(PyObject* a) {
 std::pair<std::uintptr_t, std::uintptr_t> span_of(PyObject* a) {
   auto* p = py::detail::array_proxy(a);
   const auto start = reinterpret_cast<std::uintptr_t>(p->data);
-  return {start, start + element_count(a) * (p->descr == float_descr(0) ? 4u : 8u)};
+  PyObject* descr = reinterpret_cast<PyObject*>(p->descr);
+  const std::size_t size = descr == float_descr(0) ? 4u : (descr == float_descr(1) ? 8u : 2u);
+  return {start, start + element_count(a) * size};   // (16-bit: fast_storage_code's types)
 }
 
 std::size_t item_size(int code) { return code == 0 ? 4u : (code == 1 ? 8u : 2u); }
@@ -67,6 +67,8 @@ std::size_t item_size(int code) { return code == 0 ? 4u : (code == 1 ? 8u : 2u);
 }  // namespace
 
 int fast_plain_array(PyObject* obj, bool output) { return plain_array(obj, output); }
+
+int fast_storage_code(PyObject* obj, bool output) { return plain_code(obj, output); }
 
 bool fast_disjoint(std::initializer_list<PyObject*> arrays) {
   std::vector<std::pair<std::uintptr_t, std::uintptr_t>> spans;

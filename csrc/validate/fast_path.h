@@ -46,6 +46,13 @@ struct FastCall {
 // if `output`; -1 otherwise.
 int fast_plain_array(PyObject* obj, bool output);
 
+// The same test for every storage type: 0 float32, 1 float64, 2 bfloat16, 3
+// float16 (csrc/include/fastopt/mixed.h), or -1.
+int fast_storage_code(PyObject* obj, bool output);
+
+// The NumPy dtype of a storage code (csrc/bindings/optim_mixed.cpp).
+PyObject* storage_dtype(int code);
+
 // True when no two of the arrays' memory spans overlap; every entry is None
 // (skipped) or an array fast_plain_array accepted.
 bool fast_disjoint(std::initializer_list<PyObject*> arrays);
