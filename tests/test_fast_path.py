@@ -449,3 +449,45 @@ def test_batch_norm_16_bit_fast_path_refuses_type_mixes():
         d = dict(b, **{name: b[name].astype(dtype)})
         assert _core.batch_norm_backward_fast(d["dy"], d["x"], d["gamma"], d["save_mean"],
                                               d["save_invstd"], True, "auto") is None, name
+
+
+# ------------------------------------------------------ dropout's native fast path
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, BF16, F16], ids=str)
+@pytest.mark.parametrize("n", [0, 1, 7, 1023, 4097])
+@pytest.mark.parametrize("p", [0.0, 0.3, 1.0])
+def test_dropout_fast_path_equals_validated_path(p, n, dtype, rng, monkeypatch):
+    """A plain array of any storage type runs natively (no Python validation), with the
+    validated path's bits: y, mask and dx."""
+    import fastopt
+    from fastopt import _validate
+    from fastopt.functional import dropout as fdrop
+    x = rng.standard_normal((n, 3) if n else (0,)).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    with monkeypatch.context() as m:
+        m.setattr(_validate, "call", lambda *a, **k: pytest.fail("validated, not native"))
+        y, mask = fastopt.dropout_forward(x, p, seed=2 ** 64 - 9)
+        dx = fastopt.dropout_backward(dy, mask, p)
+    monkeypatch.setattr(fdrop, "_forward_fast", None)
+    monkeypatch.setattr(fdrop, "_backward_fast", None)
+    y2, mask2 = fastopt.dropout_forward(x, p, seed=2 ** 64 - 9, backend="cpp")
+    dx2 = fastopt.dropout_backward(dy, mask2, p, backend="cpp")
+    for a, b in ((y, y2), (mask, mask2), (dx, dx2)):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def test_dropout_fast_path_declines_what_python_decides(rng):
+    from fastopt import _core
+    x = rng.standard_normal(20).astype(np.float32)
+    y, mask = _core.dropout_forward_fast(x, 0.5, 3, True, "auto")
+    bad_x = [x.tolist(), x.astype(np.int32), x.astype(">f4"), np.repeat(x, 2)[::2],
+             memoryview(x)]
+    for b in bad_x:
+        assert _core.dropout_forward_fast(b, 0.5, 3, True, "auto") is None
+        assert _core.dropout_backward_fast(b, mask, 0.5, "auto") is None
+    assert _core.dropout_forward_fast(x, 0.5, 3, False, "auto") is None    # eval: x itself
+    assert _core.dropout_forward_fast(x, 0.5, 3, True, "numpy") is None
+    bad_mask = [None, mask.astype(np.int8), mask[:2], np.concatenate([mask, mask]),
+                mask.reshape(1, -1), np.repeat(mask, 2)[::2], mask.tolist()]
+    for b in bad_mask:
+        assert _core.dropout_backward_fast(x, b, 0.5, "auto") is None
+    assert _core.dropout_backward_fast(x, mask, 0.5, "numpy") is None

@@ -3,8 +3,12 @@
 // fastopt/_scalars.py (dropout()).
 #include <cstdint>
 
+#include <vector>
+
 #include "gil.h"
+#include "../cpu/buffers.h"
 #include "../cpu/dropout_kernels.h"
+#include "../validate/fast_path.h"
 #include "arrays.h"
 
 namespace fastopt {
@@ -75,6 +79,91 @@ void define(py::module_& m) {
         arg("dx").noconvert(), arg("scale"));
 }
 
+// ---- fast path (see fast_path.h): a plain array of any storage type on the
+// cpp backend, the outputs allocated here as fastopt/backends/cpp/dropout.py
+// does; None sends the call to Python (eval mode, a None mask, anything else).
+std::size_t fast_size(PyObject* a) {
+  auto* p = py::detail::array_proxy(a);
+  std::size_t n = 1;
+  for (int d = 0; d < p->nd; ++d) n *= static_cast<std::size_t>(p->dimensions[d]);
+  return n;
+}
+
+py::array fast_empty_like(PyObject* a, int code) {
+  auto* p = py::detail::array_proxy(a);
+  return cached_empty(std::vector<py::ssize_t>(p->dimensions, p->dimensions + p->nd),
+                      py::reinterpret_borrow<py::dtype>(storage_dtype(code)));
+}
+
+// The scale of fastopt/_scalars.py dropout_scale(p), in the kernel's compute type.
+double fast_scale(double p) { return p == 1.0 ? 0.0 : 1.0 / (1.0 - p); }
+
+template <typename X, typename C>
+void fast_forward_run(PyObject* x, py::array& y, Mask& mask, std::size_t n, std::uint64_t seed,
+                      double p) {
+  const X* xp = reinterpret_cast<const X*>(py::detail::array_proxy(x)->data);
+  X* yp = reinterpret_cast<X*>(y.mutable_data());
+  std::uint8_t* mp = mask.mutable_data();
+  const std::uint64_t threshold = dropout_threshold(p);
+  const C scale = static_cast<C>(fast_scale(p));
+  ReleaseGil nogil;
+  dropout_forward_cpu<X>(xp, yp, mp, n, seed, threshold, scale);
+}
+
+py::object forward_fast(py::object x, double p, std::uint64_t seed, bool training,
+                        const char* backend) {
+  if (!training || !fast_backend_selected(backend)) return py::none();
+  const int code = fast_storage_code(x.ptr(), false);
+  if (code < 0) return py::none();
+  const std::size_t n = fast_size(x.ptr());
+  py::array y = fast_empty_like(x.ptr(), code);
+  Mask mask(static_cast<py::ssize_t>((n + 7) / 8));
+  switch (code) {
+    case 0: fast_forward_run<float, float>(x.ptr(), y, mask, n, seed, p); break;
+    case 1: fast_forward_run<double, double>(x.ptr(), y, mask, n, seed, p); break;
+    case 2: fast_forward_run<Bf16, float>(x.ptr(), y, mask, n, seed, p); break;
+    default: fast_forward_run<F16, float>(x.ptr(), y, mask, n, seed, p); break;
+  }
+  return py::make_tuple(y, mask);
+}
+
+template <typename X, typename C>
+void fast_backward_run(PyObject* dy, PyObject* mask, py::array& dx, std::size_t n, double p) {
+  const X* gp = reinterpret_cast<const X*>(py::detail::array_proxy(dy)->data);
+  const auto* mp = reinterpret_cast<const std::uint8_t*>(py::detail::array_proxy(mask)->data);
+  X* dp = reinterpret_cast<X*>(dx.mutable_data());
+  const C scale = static_cast<C>(fast_scale(p));
+  ReleaseGil nogil;
+  dropout_backward_cpu<X>(gp, mp, dp, n, scale);
+}
+
+// A plain bit-packed mask for n elements: exact ndarray, uint8, 1-D, C order, aligned.
+bool fast_mask(PyObject* mask, std::size_t n) {
+  auto& api = py::detail::npy_api::get();
+  if (Py_TYPE(mask) != api.PyArray_Type_) return false;
+  auto* p = py::detail::array_proxy(mask);
+  static PyObject* u8 = py::dtype::of<std::uint8_t>().release().ptr();
+  const int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  return reinterpret_cast<PyObject*>(p->descr) == u8 && p->nd == 1 && (p->flags & need) == need &&
+         static_cast<std::size_t>(p->dimensions[0]) == (n + 7) / 8;
+}
+
+py::object backward_fast(py::object dy, py::object mask, double p, const char* backend) {
+  if (mask.is_none() || !fast_backend_selected(backend)) return py::none();
+  const int code = fast_storage_code(dy.ptr(), false);
+  if (code < 0) return py::none();
+  const std::size_t n = fast_size(dy.ptr());
+  if (!fast_mask(mask.ptr(), n)) return py::none();
+  py::array dx = fast_empty_like(dy.ptr(), code);
+  switch (code) {
+    case 0: fast_backward_run<float, float>(dy.ptr(), mask.ptr(), dx, n, p); break;
+    case 1: fast_backward_run<double, double>(dy.ptr(), mask.ptr(), dx, n, p); break;
+    case 2: fast_backward_run<Bf16, float>(dy.ptr(), mask.ptr(), dx, n, p); break;
+    default: fast_backward_run<F16, float>(dy.ptr(), mask.ptr(), dx, n, p); break;
+  }
+  return dx;
+}
+
 }  // namespace
 
 void register_dropout(py::module_& m) {
@@ -82,6 +171,11 @@ void register_dropout(py::module_& m) {
   define<double>(m);
   define16<Bf16>(m, "dropout_forward_bf16", "dropout_backward_bf16");
   define16<F16>(m, "dropout_forward_f16", "dropout_backward_f16");
+  // The fast paths: (y, mask) / dx, or None for "ask fastopt._validate".
+  m.def("dropout_forward_fast", &forward_fast, py::arg("x"), py::arg("p"), py::arg("seed"),
+        py::arg("training"), py::arg("backend"));
+  m.def("dropout_backward_fast", &backward_fast, py::arg("dy"), py::arg("mask"), py::arg("p"),
+        py::arg("backend"));
   m.def(
       "dropout_mask",
       [](Mask& mask, std::size_t n, std::uint64_t seed, std::uint64_t threshold) {

@@ -29,6 +29,15 @@ from fastopt import backends as _backends, _validate as v
 from fastopt._entry import entry
 from fastopt._specs import KERNELS
 
+try:
+    # Native fast path (csrc/bindings/dropout.cpp, csrc/validate/fast_path.h): a plain
+    # array of any storage type on the cpp backend; None for everything else (eval mode,
+    # a None mask included), which then goes through the validated function.
+    from fastopt._core import (dropout_backward_fast as _backward_fast,
+                               dropout_forward_fast as _forward_fast)
+except ImportError:  # pragma: no cover - extension not built
+    _forward_fast = _backward_fast = None
+
 
 def _module(backend, on_gpu):
     return _backends.module("dropout", _backends.choose(v.backend(backend), on_gpu))
@@ -42,7 +51,7 @@ def _refuse_list(name, x):
                         f"once per array (each with its own seed)")
 
 
-@entry("dropout_forward")
+@entry("dropout_forward", "_forward_fast", "x, p, seed, training, backend", returns_result=True)
 def dropout_forward(x, p, *, seed, training=True, backend="auto"):
     """Inverted dropout: returns ``(y, mask)``; ``x`` is not modified.
 
@@ -73,7 +82,7 @@ def dropout_forward(x, p, *, seed, training=True, backend="auto"):
     return mod.forward(c["x"][0], h["p"], h["seed"])
 
 
-@entry("dropout_backward")
+@entry("dropout_backward", "_backward_fast", "dy, mask, p, backend", returns_result=True)
 def dropout_backward(dy, mask, p, backend="auto"):
     """Gradient of :func:`dropout_forward`: ``dx = dy / (1 - p)`` where the mask
     bit is set, 0 elsewhere (``dy * mask / (1 - p)``); a new array.

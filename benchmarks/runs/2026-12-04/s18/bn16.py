@@ -1,15 +1,11 @@
 """Batch norm forward/backward through the public functions (validation included), float32
 and 16-bit x/dy with float32 gamma, beta and statistics: best of 5 x 500 calls, us.
 Run: PYTHONPATH=. python benchmarks/runs/2026-12-04/s18/bn16.py"""
+from _timing import best_us
 import time, numpy as np, ml_dtypes, fastopt
 rng=np.random.default_rng(0)
-def t(fn,k=500):
-    fn(); b=1e9
-    for _ in range(5):
-        t0=time.perf_counter()
-        for _ in range(k): fn()
-        b=min(b,(time.perf_counter()-t0)/k*1e6)
-    return b
+def t(fn, k=500):
+    return best_us(fn, k)
 for shape in [(64,256),(32,64,8,8)]:
     C=shape[1]
     for dt in (np.float32, ml_dtypes.bfloat16, np.float16):
