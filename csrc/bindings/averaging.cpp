@@ -2,6 +2,7 @@
 // a list of one), validated by fastopt/functional/averaging.py.
 #include "gil.h"
 #include "../cpu/averaging_kernels.h"
+#include "../validate/fast_path.h"
 #include "arrays.h"
 
 namespace fastopt {
@@ -20,6 +21,34 @@ void ema(ArrayList<T> avgs, const ArrayList<T> params, double decay, double one_
   ema_cpu(l, s);
 }
 
+// The fast path (fast_path.h): avg (written) and param (read), arrays or equal
+// lists of one float32/float64 dtype, plainly valid; false sends the call to Python.
+template <typename T>
+void ema_fast_run(const FastCall<5>& c, double decay) {
+  EmaList<T> l;
+  l.sizes = c.sizes;
+  l.ptrs.resize(c.ptrs.size());
+  for (std::size_t t = 0; t < c.ptrs.size(); ++t)
+    l.ptrs[t] = {static_cast<T*>(c.ptrs[t][0]), static_cast<T*>(c.ptrs[t][1])};
+  EmaScalars<T> s{T(decay), T(1.0 - decay)};
+  ReleaseGil nogil;
+  ema_cpu(l, s);
+}
+
+bool ema_fast(py::object avg, py::object param, double decay, const char* backend) {
+  if (!fast_backend_selected(backend)) return false;
+  const FastRole roles[5] = {{avg.ptr(), true}, {param.ptr(), false}, {Py_None, true},
+                             {Py_None, true}, {Py_None, true}};
+  FastCall<5> c;
+  if (!fast_collect(roles, c) || c.mixed) return false;   // (the EMA takes no 16-bit arrays)
+  if (c.dtype == 0) {
+    ema_fast_run<float>(c, decay);
+  } else {
+    ema_fast_run<double>(c, decay);
+  }
+  return true;
+}
+
 template <typename T>
 void define(py::module_& m) {
   using py::arg;
@@ -32,6 +61,8 @@ void define(py::module_& m) {
 void register_averaging(py::module_& m) {
   define<float>(m);
   define<double>(m);
+  m.def("ema_update_fast", &ema_fast, py::arg("avg"), py::arg("param"), py::arg("decay"),
+        py::arg("backend"));
 }
 
 }  // namespace fastopt

@@ -7,8 +7,13 @@ from fastopt import backends as _backends, _validate as v
 from fastopt._entry import entry
 from fastopt._specs import KERNELS
 
+try:  # native fast path (csrc/bindings/averaging.cpp); False for anything not plainly valid
+    from fastopt._core import ema_update_fast as _ema_fast
+except ImportError:  # pragma: no cover - extension not built
+    _ema_fast = None
 
-@entry("ema_update")
+
+@entry("ema_update", "_ema_fast", "avg, param, decay, backend")
 def ema_update(avg, param, decay, backend="auto"):
     """Exponential moving average of parameters, in place::
 

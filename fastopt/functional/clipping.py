@@ -14,12 +14,17 @@ from fastopt import backends as _backends, _validate as v
 from fastopt._entry import entry
 from fastopt._specs import KERNELS
 
+try:  # native fast paths (csrc/bindings/clipping.cpp); None for anything not plainly valid
+    from fastopt._core import clip_grad_norm_fast as _clip_fast, grad_norm_fast as _norm_fast
+except ImportError:  # pragma: no cover - extension not built
+    _clip_fast = _norm_fast = None
+
 
 def _module(checked, backend):
     return _backends.module("clipping", _backends.choose(backend, checked.on_gpu))
 
 
-@entry("grad_norm")
+@entry("grad_norm", "_norm_fast", "grads, norm_type, backend", returns_result=True)
 def grad_norm(grads, norm_type=2.0, backend="auto"):
     """The total ``norm_type``-norm of all gradients together, as a float:
     ``(sum over every element of |g|^p)^(1/p)``, ``max |g|`` for ``inf``
@@ -28,7 +33,8 @@ def grad_norm(grads, norm_type=2.0, backend="auto"):
     return float(_module(c, h["backend"]).grad_norm(c["grads"], norm_type=h["norm_type"]))
 
 
-@entry("clip_grad_norm")
+@entry("clip_grad_norm", "_clip_fast",
+       "grads, max_norm, norm_type, error_if_nonfinite, backend, sync", returns_result=True)
 def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False, backend="auto", *,
                    sync=True):
     """Scales gradients in place so that their total norm is at most ``max_norm``;
