@@ -374,3 +374,27 @@ def test_what_torch_cannot_step_is_refused_not_set_aside(kw, only):
         opt.step()
     assert all(torch.equal(a, b) for a, b in zip(ps, before))
     assert all(torch.equal(state[k], t) for k, t in opt.state[ps[0]].items())
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=str)
+@pytest.mark.parametrize("max_norm", [1.0, 1e6], ids=["clips", "no-op"])
+def test_clip_grad_norm_of_16_bit_gradients_is_torchs(dtype, max_norm, monkeypatch):
+    """16-bit gradients (a bf16 model's): fastopt.torch.clip_grad_norm_ gives torch's norm
+    and gradients (it raised TypeError: fastopt's norm kernels take float32/float64)."""
+    gen = torch.Generator().manual_seed(9)
+    grads = [(torch.randn(n, generator=gen) * 10).to(dtype) for n in (100, 7, 1025)]
+    ours = [torch.nn.Parameter(torch.zeros(g.shape, dtype=dtype)) for g in grads]
+    refs = [torch.nn.Parameter(torch.zeros(g.shape, dtype=dtype)) for g in grads]
+    for a, b, g in zip(ours, refs, grads):
+        a.grad, b.grad = g.clone(), g.clone()
+    import fastopt.torch._base as base
+    monkeypatch.setattr(base, "_warned", set())   # the warning is once per process
+    with pytest.warns(UserWarning, match="clip_grad_norm_.*torch.nn.utils.clip_grad_norm_"):
+        got = fot.clip_grad_norm_((p for p in ours), max_norm)   # a generator, as torch takes
+    want = torch.nn.utils.clip_grad_norm_(refs, max_norm)
+    assert got.dtype == want.dtype == dtype and torch.equal(got, want)
+    for a, b in zip(ours, refs):
+        assert torch.equal(a.grad.view(torch.int16), b.grad.view(torch.int16))
+    ours[0].grad[0] = float("nan")
+    with pytest.raises(RuntimeError, match="non-finite"):
+        fot.clip_grad_norm_(ours, max_norm, error_if_nonfinite=True)

@@ -80,11 +80,11 @@ def _set_aside(opt, cls, reason, params):
     return params
 
 
-def _warn_once(cls, reason):
+def _warn_once(cls, reason, home="torch.optim."):
     if (cls, reason) not in _warned:
         _warned.add((cls, reason))
         warnings.warn(f"fastopt.torch.{cls}: {reason}: these parameters use "
-                      f"torch.optim.{cls}'s own implementation", stacklevel=4)
+                      f"{home}{cls}'s own implementation", stacklevel=4)
 
 
 def _local(t):

@@ -27,7 +27,7 @@ import torch
 from fastopt import optim as _np_opt
 from fastopt.torch import _amp, _cuda
 from fastopt.torch import _eightbit as q8
-from fastopt.torch._base import DropinOptimizer
+from fastopt.torch._base import DropinOptimizer, _warn_once
 
 __all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "clip_grad_norm_"]
 
@@ -149,12 +149,15 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     """``torch.nn.utils.clip_grad_norm_`` on fastopt kernels: one deterministic reduction
     over all ``.grad`` tensors and one scaling pass (:func:`fastopt.clip_grad_norm`).
     Returns the total norm as a 0-d tensor of the gradients' dtype. All gradients
-    must share one dtype and device."""
+    must share one dtype and device. float16/bfloat16 gradients (fastopt's norm kernels
+    take float32 and float64) run torch's own ``clip_grad_norm_``, with a one-time warning."""
     from fastopt.functional.clipping import clip_grad_norm
 
-    if isinstance(parameters, torch.Tensor):
-        parameters = [parameters]
-    grads = [p.grad for p in parameters if p.grad is not None]
+    params = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
+    grads = [p.grad for p in params if p.grad is not None]
+    if any(g.dtype in (torch.float16, torch.bfloat16) for g in grads):
+        _warn_once("clip_grad_norm_", "float16/bfloat16 gradients", "torch.nn.utils.")
+        return torch.nn.utils.clip_grad_norm_(params, max_norm, norm_type, error_if_nonfinite)
     dtype = grads[0].dtype if grads else torch.get_default_dtype()
     device = grads[0].device if grads else None
     on_gpu = device is not None and device.type == "cuda"
