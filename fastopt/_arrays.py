@@ -2,7 +2,10 @@
 arrays the backends take, without ever copying."""
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
+
+_BF16 = np.dtype(ml_dtypes.bfloat16)
 
 
 def is_cupy(x) -> bool:
@@ -12,12 +15,23 @@ def is_cupy(x) -> bool:
 def torch_numpy(t):
     """A CPU torch tensor (detached) as a NumPy array sharing its memory. NumPy's DLPack
     has no bfloat16: a bfloat16 tensor is viewed as int16 in torch, then as
-    ``ml_dtypes.bfloat16`` in NumPy (both views zero-copy)."""
+    ``ml_dtypes.bfloat16`` in NumPy (both views zero-copy, :func:`bfloat16_numpy`)."""
     if str(t.dtype) == "torch.bfloat16":
-        import ml_dtypes
-        import torch   # already imported: t is a torch tensor
-        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        return bfloat16_numpy(t)
     return t.numpy()
+
+
+_TORCH_INT16 = None   # torch.int16, looked up once (fastopt never imports torch itself)
+
+
+def bfloat16_numpy(t):
+    """A CPU bfloat16 torch tensor as an ``ml_dtypes.bfloat16`` NumPy view of its memory
+    (per gradient on the drop-in's planned steps, so no imports per call)."""
+    global _TORCH_INT16
+    if _TORCH_INT16 is None:
+        import torch   # already imported: t is a torch tensor
+        _TORCH_INT16 = torch.int16
+    return t.view(_TORCH_INT16).numpy().view(_BF16)
 
 
 def _from_dlpack(x, name: str):

@@ -102,13 +102,6 @@ bool fast_per_channel(PyObject* a, bool output, int dtype, std::size_t C) {
   return p->nd == 1 && static_cast<std::size_t>(p->dimensions[0]) == C;
 }
 
-// An uninitialised array of x's shape and storage type (code, fast_storage_code).
-py::array fast_empty_like(PyObject* x, int code) {
-  auto* p = py::detail::array_proxy(x);
-  return cached_empty(std::vector<py::ssize_t>(p->dimensions, p->dimensions + p->nd),
-                      py::reinterpret_borrow<py::dtype>(storage_dtype(code)));
-}
-
 // X: x's storage type; T: gamma's, beta's and the statistics' (float32 for 16-bit x).
 template <typename X, typename T = compute_t<X>>
 py::object forward_fast_typed(PyObject* x, PyObject* gamma, PyObject* beta, PyObject* rm,

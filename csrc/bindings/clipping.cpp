@@ -62,8 +62,7 @@ bool fast_grads(PyObject* grads, bool writeable, FastGrads& out) {
     if (d < 0 || d > 1 || (out.dtype >= 0 && d != out.dtype)) return false;
     out.dtype = d;
     auto* p = py::detail::array_proxy(a);
-    std::size_t n = 1;
-    for (int k = 0; k < p->nd; ++k) n *= static_cast<std::size_t>(p->dimensions[k]);
+    const std::size_t n = fast_element_count(a);
     out.ptrs.push_back(p->data);
     out.sizes.push_back(n);
     if (is_list) out.members.push_back(py::reinterpret_borrow<py::object>(a));
@@ -82,21 +81,24 @@ int norm_kind(double norm_type) {   // fastopt/backends/cpp/clipping.py norm_kin
 }
 
 template <typename T>
-double fast_norm(const FastGrads& g, int kind, double p) {
+GradList<T> fast_grad_list(const FastGrads& g) {
   GradList<T> l;
   l.sizes = g.sizes;
   l.ptrs.resize(g.ptrs.size());
   for (std::size_t t = 0; t < g.ptrs.size(); ++t) l.ptrs[t] = {static_cast<T*>(g.ptrs[t])};
+  return l;
+}
+
+template <typename T>
+double fast_norm(const FastGrads& g, int kind, double p) {
+  const GradList<T> l = fast_grad_list<T>(g);
   ReleaseGil nogil;
   return norm_finish(kind, norm_cpu(l, kind, p), p);
 }
 
 template <typename T>
 void fast_scale(const FastGrads& g, double coef) {
-  GradList<T> l;
-  l.sizes = g.sizes;
-  l.ptrs.resize(g.ptrs.size());
-  for (std::size_t t = 0; t < g.ptrs.size(); ++t) l.ptrs[t] = {static_cast<T*>(g.ptrs[t])};
+  const GradList<T> l = fast_grad_list<T>(g);
   ReleaseGil nogil;
   scale_cpu(l, T(coef));
 }

@@ -3,10 +3,7 @@
 // fastopt/_scalars.py (dropout()).
 #include <cstdint>
 
-#include <vector>
-
 #include "gil.h"
-#include "../cpu/buffers.h"
 #include "../cpu/dropout_kernels.h"
 #include "../validate/fast_path.h"
 #include "arrays.h"
@@ -82,19 +79,6 @@ void define(py::module_& m) {
 // ---- fast path (see fast_path.h): a plain array of any storage type on the
 // cpp backend, the outputs allocated here as fastopt/backends/cpp/dropout.py
 // does; None sends the call to Python (eval mode, a None mask, anything else).
-std::size_t fast_size(PyObject* a) {
-  auto* p = py::detail::array_proxy(a);
-  std::size_t n = 1;
-  for (int d = 0; d < p->nd; ++d) n *= static_cast<std::size_t>(p->dimensions[d]);
-  return n;
-}
-
-py::array fast_empty_like(PyObject* a, int code) {
-  auto* p = py::detail::array_proxy(a);
-  return cached_empty(std::vector<py::ssize_t>(p->dimensions, p->dimensions + p->nd),
-                      py::reinterpret_borrow<py::dtype>(storage_dtype(code)));
-}
-
 // The scale of fastopt/_scalars.py dropout_scale(p), in the kernel's compute type.
 double fast_scale(double p) { return p == 1.0 ? 0.0 : 1.0 / (1.0 - p); }
 
@@ -115,7 +99,7 @@ py::object forward_fast(py::object x, double p, std::uint64_t seed, bool trainin
   if (!training || !fast_backend_selected(backend)) return py::none();
   const int code = fast_storage_code(x.ptr(), false);
   if (code < 0) return py::none();
-  const std::size_t n = fast_size(x.ptr());
+  const std::size_t n = fast_element_count(x.ptr());
   py::array y = fast_empty_like(x.ptr(), code);
   Mask mask(static_cast<py::ssize_t>((n + 7) / 8));
   switch (code) {
@@ -152,7 +136,7 @@ py::object backward_fast(py::object dy, py::object mask, double p, const char* b
   if (mask.is_none() || !fast_backend_selected(backend)) return py::none();
   const int code = fast_storage_code(dy.ptr(), false);
   if (code < 0) return py::none();
-  const std::size_t n = fast_size(dy.ptr());
+  const std::size_t n = fast_element_count(dy.ptr());
   if (!fast_mask(mask.ptr(), n)) return py::none();
   py::array dx = fast_empty_like(dy.ptr(), code);
   switch (code) {

@@ -1,5 +1,7 @@
 #include "fast_path.h"
 
+#include "../cpu/buffers.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -69,6 +71,14 @@ std::size_t item_size(int code) { return code == 0 ? 4u : (code == 1 ? 8u : 2u);
 int fast_plain_array(PyObject* obj, bool output) { return plain_array(obj, output); }
 
 int fast_storage_code(PyObject* obj, bool output) { return plain_code(obj, output); }
+
+std::size_t fast_element_count(PyObject* a) { return element_count(a); }
+
+py::array fast_empty_like(PyObject* a, int code) {
+  auto* p = py::detail::array_proxy(a);
+  return cached_empty(std::vector<py::ssize_t>(p->dimensions, p->dimensions + p->nd),
+                      py::reinterpret_borrow<py::dtype>(storage_dtype(code)));
+}
 
 bool fast_disjoint(std::initializer_list<PyObject*> arrays) {
   std::vector<std::pair<std::uintptr_t, std::uintptr_t>> spans;

@@ -53,6 +53,13 @@ int fast_storage_code(PyObject* obj, bool output);
 // The NumPy dtype of a storage code (csrc/bindings/optim_mixed.cpp).
 PyObject* storage_dtype(int code);
 
+// The element count of an array fast_storage_code accepted.
+std::size_t fast_element_count(PyObject* a);
+
+// An uninitialised C-order array of a's shape and storage type `code`, from the
+// buffer cache (csrc/cpu/buffers.h), as the validated path's v.empty_like makes it.
+py::array fast_empty_like(PyObject* a, int code);
+
 // True when no two of the arrays' memory spans overlap; every entry is None
 // (skipped) or an array fast_plain_array accepted.
 bool fast_disjoint(std::initializer_list<PyObject*> arrays);

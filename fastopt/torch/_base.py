@@ -41,7 +41,7 @@ import torch
 from torch.optim.optimizer import _get_scalar_dtype
 
 from fastopt import backends as _backends, _validate as v
-from fastopt._arrays import is_cupy
+from fastopt._arrays import bfloat16_numpy, is_cupy
 from fastopt._precision import HALF_DTYPES
 from fastopt.optim import _eightbit as _bits, slab_views
 from fastopt.torch import _amp, _cuda
@@ -150,10 +150,6 @@ def _unchanged_grad(p, ptr, sts, version, state, names, versions):
     return gr
 
 
-def _bfloat16_numpy(t):
-    return t.view(torch.int16).numpy().view(_BF16)
-
-
 def _native_check(plan, names):
     """``(native, convs)`` of a CPU plan whose roles each have one type: the arguments of
     ``_core.plainly_typed`` (the gradients' slot left None) and each gradient's
@@ -170,7 +166,7 @@ def _native_check(plan, names):
         if r is not None and any(a.dtype is not d for a in r):
             return None, None
     if dtypes[1] == _BF16:
-        plain = _bfloat16_numpy
+        plain = bfloat16_numpy
     else:
         plain = torch.Tensor.numpy
     convs = [plain if order is None else (lambda t, o=order: arranged(t, o)[0])
