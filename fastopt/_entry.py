@@ -30,8 +30,8 @@ def kind_test(kind, name):
         if kind.type == "scale":    # an array or a float: the validated path reads it
             return f"{name} is None"
         return f"({name} is None or {kind_test(dataclasses.replace(kind, optional=False), name)})"
-    if kind.type == "bool":
-        return f"type({name}) is bool"
+    if kind.type == "bool":   # the two bool objects: cheaper than type(x) is bool
+        return f"({name} is False or {name} is True)"
     if kind.type == "str":
         return f"type({name}) is str"
     if kind.type == "real":
@@ -46,12 +46,46 @@ def kind_test(kind, name):
     return None
 
 
-def plain_expr(spec):
-    """The whole pre-check of ``spec``: every hyper-parameter plainly valid, every
-    rule holds, every array an option requires is there."""
+def _default_name(h):
+    return f"_D_{h.name}"
+
+
+def _shortcut(h):
+    """True when ``h``'s test may first ask whether the value is the signature's default
+    object itself: a float default that passes its own test. Most calls leave most
+    options at their defaults, and one ``is`` costs a third of a type and range test
+    (benchmarks/RESULTS.md, "Session 19")."""
+    return type(h.default) is float and h.kind.type == "real" and not h.plain
+
+
+def precheck_scope(spec):
+    """The names the pre-check of ``spec`` reads besides the call's arguments."""
+    return {"_INF": float("inf"), "_ZERO": 0,
+            **{_default_name(h): h.default for h in spec.hypers if _shortcut(h)}}
+
+
+def _hyper_tests(spec):
     tests = [h.plain or kind_test(h.kind, h.name) for h in spec.hypers]
     if None in tests:
         raise ValueError(f"{spec.name} has a parameter without a fast pre-check")
+    return tests
+
+
+def _check_default(spec, h, test, value):
+    """A shortcut default must pass the test it skips."""
+    if not eval(test, {"_INF": float("inf")}, {h.name: value}):
+        raise ValueError(f"{spec.name}: the default {value!r} of {h.name} fails its pre-check")
+
+
+def plain_expr(spec):
+    """The whole pre-check of ``spec``: every hyper-parameter plainly valid, every
+    rule holds, every array an option requires is there. It reads the names of
+    :func:`precheck_scope`."""
+    tests = _hyper_tests(spec)
+    for i, h in enumerate(spec.hypers):
+        if _shortcut(h):
+            _check_default(spec, h, tests[i], h.default)
+            tests[i] = f"({h.name} is {_default_name(h)} or {tests[i]})"
     tests += [f"({r.expr})" for r in spec.rules if r.plain]
     tests += [f"({r.when.off} or {r.name} is not None)" for r in spec.arrays if r.when]
     # mixed-precision arrays (a master copy, found_inf) always take the validated path
@@ -174,7 +208,10 @@ def entry(name, native=None, native_args=None, returns_result=False):
             head = (f"    if ({plain_expr(spec)}\n            and ("
                     + "\n                 or ".join(f"({leg})" for leg in legs) + ")):\n"
                     f"        return\n")
+        shortcuts = "".join(f"  {n} = _defaults[{n[3:]!r}]\n" for n in precheck_scope(spec)
+                            if n.startswith("_D_"))
         src = (f"def _make(_validated, _defaults, _INF, _ZERO, _numba, _auto_numba):\n"
+               + shortcuts +
                f"  def {fn.__name__}({', '.join(params)}):\n"
                + "".join("  " + line + "\n" for line in head.splitlines())
                + f"      return _validated({', '.join(forward)})\n"
@@ -184,6 +221,9 @@ def entry(name, native=None, native_args=None, returns_result=False):
         scope = {}
         exec(compile(src, filename, "exec"), fn.__globals__, scope)
         defaults = {p.name: p.default for p in sig.parameters.values()}
+        for h, test in zip(spec.hypers, _hyper_tests(spec)):
+            if _shortcut(h):   # the signature's default object is the one the shortcut names
+                _check_default(spec, h, test, defaults[h.name])
         public = scope["_make"](fn, defaults, float("inf"), 0, _numba_leg(name, None if result
                                                                          else False), _auto_numba)
         public.__doc__, public.__module__ = fn.__doc__, fn.__module__

@@ -16,7 +16,7 @@ from fastopt.backends.numba._serial import SERIAL_BELOW  # noqa: E402
 from conftest import DTYPES  # noqa: E402
 from test_numba_threshold import Spy  # noqa: E402  (records which build of a pair ran)
 
-DIRECTS = ("SGD", "RMSPROP", "ADAM", "ADAGRAD", "EMA", "DROP_FORWARD", "DROP_BACKWARD",
+DIRECTS = ("SGD", "SGD_PLAIN", "RMSPROP", "ADAM", "ADAGRAD", "EMA", "DROP_FORWARD", "DROP_BACKWARD",
            "CLIP_L2")
 
 
@@ -135,7 +135,7 @@ def test_entry_converts_python_floats_as_the_dtype_does(dtype):
     lrs += [1.0 + 2.0 ** -24, 1.0 + 3 * 2.0 ** -24, 2.0 ** -149 * 1.5, 3.4028235e38]
     p, g = np.zeros(1, dtype), np.ones(1, dtype)
     fastopt.sgd_step(p, g, lr=0.5, backend="numba")   # records the entry
-    assert _direct.SGD.entries
+    assert _direct.SGD_PLAIN.entries   # SGD without momentum: the five-argument function
     q, h = _arrays(64, dtype, 2)
     for lr in lrs:
         p[0] = 0

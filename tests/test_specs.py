@@ -134,7 +134,7 @@ FAST = [k for k in KERNELS if hasattr(_fn(k), "source")]   # entry points with a
 def _precheck(kernel):
     """The pre-check the generated entry point inlines, as a function of its arguments."""
     code = compile(f"({_entry.plain_expr(KERNELS[kernel])})", kernel, "eval")
-    return lambda values: eval(code, {"_INF": INF, "_ZERO": 0}, values)
+    return lambda values: eval(code, _entry.precheck_scope(KERNELS[kernel]), values)
 
 
 def _full(kernel, call):
@@ -304,3 +304,26 @@ def test_torch_dropin_checks_groups_from_the_table(cls, h, bad, error):
 def test_nesterov_rule_in_the_classes(rng):
     with pytest.raises(ValueError, match="Nesterov momentum requires"):
         fastopt.SGD([_arrays(rng)], momentum=0.0, nesterov=True)
+
+
+def test_precheck_default_shortcuts_are_the_signatures_valid_defaults():
+    """``momentum is _D_momentum or ...``: the shortcut names the signature's own default
+    object, which passes the test it skips; another object of equal value takes the test,
+    and a default that would fail its test is refused when the entry point is built."""
+    spec = KERNELS["sgd_step"]
+    scope = _entry.precheck_scope(spec)
+    assert {"_D_momentum", "_D_dampening", "_D_weight_decay"} <= set(scope)
+    src = fastopt.sgd_step.source
+    assert "momentum is _D_momentum or type(momentum) is float" in src
+    default = inspect.signature(fastopt.sgd_step).parameters["momentum"].default
+    fn = fastopt.sgd_step
+    cells = dict(zip(fn.__code__.co_freevars, fn.__closure__))
+    assert cells["_D_momentum"].cell_contents is default
+    plain = _precheck("sgd_step")
+    call = _full("sgd_step", {"param": np.ones(3), "grad": np.ones(3), "lr": 0.1})
+    assert plain(call) is True
+    for bad in (-1.0, float("nan"), float("inf"), 1, True):
+        assert not plain({**call, "momentum": bad})
+    h = spec.hyper("momentum")
+    with pytest.raises(ValueError, match="fails its pre-check"):
+        _entry._check_default(spec, h, _entry.kind_test(h.kind, h.name), -1.0)

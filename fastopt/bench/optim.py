@@ -3,7 +3,6 @@ AMSGrad), Adagrad; their NumPy and torch baselines. In place: one pass,
 no outputs."""
 from __future__ import annotations
 
-import functools
 import math
 from typing import List, Sequence
 
@@ -25,14 +24,23 @@ def _optim_setup(states: Sequence[str], positive: Sequence[str] = ()):
     return setup
 
 
-def _fo(api, state_args, **kw):
-    """Runner factory calling ``fastopt.<api>(param, grad, *states, **kw, backend=)``.
-    A ``functools.partial``, not ``lambda: fn(*args, **kw)``: merging ``**kw`` into a
-    new dict on each call cost 0.4-0.5 us, which a user's call with its keywords
-    written out does not pay (benchmarks/RESULTS.md, "Session 16")."""
+def _fo(api, state_args, keyword_states=(), **kw):
+    """Runner factory calling ``fastopt.<api>(param, grad, *states, **kw, backend=)``
+    as a user writes the call: a closure whose keywords are written out in its source.
+    ``lambda: fn(*args, **kw)`` merged ``**kw`` into a new dict on each call (0.4-0.5
+    us), and a ``functools.partial`` still passes them as a dict (0.13 us), which a
+    call written out does not pay (benchmarks/RESULTS.md, "Session 16", "Session 19")."""
     def factory(a, backend):
-        args = [a["param"], a["grad"]] + [a[s] for s in state_args]
-        return functools.partial(getattr(fastopt, api), *args, **kw, backend=backend)
+        args = [a[s] for s in ("param", "grad", *state_args, *keyword_states)]
+        names = [f"a{i}" for i in range(len(args))]
+        positional = names[:len(names) - len(keyword_states)]
+        by_name = [f"{k}={n}" for k, n in zip(keyword_states, names[len(positional):])]
+        call = ", ".join(positional + by_name
+                         + [f"{k}={v!r}" for k, v in {**kw, "backend": backend}.items()])
+        src = f"def make(fn, {', '.join(names)}):\n    return lambda: fn({call})\n"
+        scope = {}
+        exec(src, scope)
+        return scope["make"](getattr(fastopt, api), *args)
     return factory
 
 
@@ -252,13 +260,8 @@ def kernels() -> List[Kernel]:
         wd = 0.01 if decoupled else 0.0
         kw = dict(step=STEP, lr=LR, weight_decay=wd, decoupled_weight_decay=decoupled,
                   amsgrad=amsgrad)
-        factory = _fo("adam_step", ("exp_avg", "exp_avg_sq"), **kw)
-        if amsgrad:
-            def factory(a, backend, _kw=kw):
-                args = [a[k] for k in ("param", "grad", "exp_avg", "exp_avg_sq")]
-                return functools.partial(fastopt.adam_step, *args,
-                                         max_exp_avg_sq=a["max_exp_avg_sq"], **_kw,
-                                         backend=backend)
+        factory = _fo("adam_step", ("exp_avg", "exp_avg_sq"),
+                      ("max_exp_avg_sq",) if amsgrad else (), **kw)
         tmap = {"exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq"}
         if amsgrad:
             tmap["max_exp_avg_sq"] = "max_exp_avg_sq"

@@ -111,6 +111,19 @@ def sgd(p, g, buf, lr, momentum, omd, wd, sign, mode, first):
 
 
 @njit(cache=True)
+def sgd_plain(p, g, lr, wd, sign):
+    """:func:`sgd` without momentum, in five arguments: for SGD on small arrays numba's
+    unboxing of each argument is a visible share of the call (benchmarks/RESULTS.md,
+    "Session 19"). The same serial build with the same argument types."""
+    addresses, starts = np.empty((3, 1), np.int64), np.empty(2, np.int64)
+    if not fill(addresses, starts, p, g, None, None, None):
+        return False
+    zero = p.dtype.type(0.0)
+    _sgd_serial(addresses, starts, p, lr, zero, zero, wd, sign, 0, False)
+    return True
+
+
+@njit(cache=True)
 def rmsprop(p, g, sq, ga, buf, lr, alpha, oma, eps, wd, momentum, sign, centered, use_momentum):
     addresses, starts = np.empty((5, 1), np.int64), np.empty(2, np.int64)
     if not fill(addresses, starts, p, g, sq, ga, buf):
@@ -154,8 +167,16 @@ def ema(avg, param, decay, one_minus_decay):
 # has its own dtype instance (not ``np.dtype(np.float32)`` itself), which the
 # fast path's ``dtype is`` checks would then decline on the next call.
 @njit(cache=True)
-def dropout_backward(dy, mask, dx, scale):
-    _backward_serial(dy.reshape(dy.size), mask, dx.reshape(dx.size), scale)
+def dropout_backward(dy, mask, dx, p):
+    """False when the mask's size is not ``dy``'s in bits; else ``dx`` with the scale
+    of ``_scalars.dropout_scale(p)`` (computed here from the float64 ``p``, then
+    rounded once to the dtype, as the caller's cast did: checking and computing here
+    took 0.1 us off a small call, benchmarks/RESULTS.md, "Session 19")."""
+    if mask.size != (dy.size + 7) // 8:
+        return False
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    _backward_serial(dy.reshape(dy.size), mask, dx.reshape(dx.size), dy.dtype.type(scale))
+    return True
 
 
 @njit(cache=True)
@@ -181,5 +202,6 @@ def clip_l2(g, max_norm):
 
 
 SGD, RMSPROP, ADAM, ADAGRAD = Direct(sgd), Direct(rmsprop), Direct(adam), Direct(adagrad)
+SGD_PLAIN = Direct(sgd_plain)
 EMA, DROP_BACKWARD, DROP_FORWARD = Direct(ema), Direct(dropout_backward), Direct(dropout_forward)
 CLIP_L2 = Direct(clip_l2)

@@ -120,6 +120,13 @@ def sgd(param, grad, buf, lr, momentum, omd, wd, sign, nesterov, first_step, bac
     if buf is None:
         if momentum != 0.0:
             return False
+        if n < SERIAL_BELOW:
+            key = (dtype is _F32, ndim, writeable)
+            direct = _direct.SGD_PLAIN
+            entry = direct.entries.get(key)
+            if entry is None:
+                return direct(key, param, grad, lr, wd, sign)
+            return entry(param, grad, lr, wd, sign)
         mode = 0
     elif (momentum == 0.0 or type(buf) is not _ndarray or buf.dtype is not dtype
           or buf.ndim != ndim or buf.size != n or ndim != 1 and buf.shape != param.shape
@@ -130,12 +137,13 @@ def sgd(param, grad, buf, lr, momentum, omd, wd, sign, nesterov, first_step, bac
     if n >= SERIAL_BELOW:
         return _parallel(_optim._sgd, (param, grad, buf),
                          (lr, momentum, omd, wd, sign, mode, first_step))
-    direct = _direct.SGD
     key = (dtype is _F32, ndim, writeable, mode)   # determines every argument's numba type
+    direct = _direct.SGD
     entry = direct.entries.get(key)
     if entry is None:
         return direct(key, param, grad, buf, lr, momentum, omd, wd, sign, mode, first_step)
     return entry(param, grad, buf, lr, momentum, omd, wd, sign, mode, first_step)
+
 
 
 def rmsprop(param, grad, square_avg, grad_avg, buf, lr, alpha, oma, eps, wd, momentum, sign,
@@ -194,12 +202,12 @@ def dropout_forward(x, p, seed, training, backend):
 
 def dropout_backward(dy, mask, p, backend):
     """Checks inline, as :func:`sgd` does: NumPy's own dropout backward is one multiply,
-    so Python is the whole cost of a small call (benchmarks/RESULTS.md, "Session 16")."""
+    so Python is the whole cost of a small call (benchmarks/RESULTS.md, "Session 16",
+    "Session 19"). The njit function checks the mask's size and computes the scale."""
     if type(dy) is not _ndarray or type(mask) is not _ndarray:
         return None
-    dtype, n = dy.dtype, dy.size
-    if ((dtype is not _F32 and dtype is not _F64) or mask.dtype is not _U8 or mask.ndim != 1
-            or mask.size != (n + 7) // 8):
+    dtype = dy.dtype
+    if (dtype is not _F32 and dtype is not _F64) or mask.dtype is not _U8 or mask.ndim != 1:
         return None
     flags = dy.flags
     dy_writeable = flags.carray   # else read-only or not plain: the flags one by one
@@ -209,20 +217,20 @@ def dropout_backward(dy, mask, p, backend):
     mask_writeable = flags.carray
     if not mask_writeable and not (flags.c_contiguous and flags.aligned):
         return None
-    if n >= SERIAL_BELOW:
-        return _dropout.backward(dy, mask, p)
-    dx = np.empty_like(dy)
-    direct = _direct.DROP_BACKWARD
+    if dy.size >= SERIAL_BELOW:
+        return _dropout.backward(dy, mask, p) if mask.size == (dy.size + 7) // 8 else None
+    dx = _empty(dy.shape, dtype)   # np.empty_like costs 0.08 us more
     key = (dtype is _F32, dy.ndim, dy_writeable, mask_writeable)   # the arguments' numba types
+    direct = _direct.DROP_BACKWARD
     entry = direct.entries.get(key)
-    scale = _scalars.dropout_scale(p)
-    if entry is None:
-        direct(key, dy, mask, dx, scale)
+    if entry is None:   # p stays float64 (Direct casts Python floats to the dtype)
+        ok = direct(key, dy, mask, dx, np.float64(p))
     else:
-        entry(dy, mask, dx, scale)
-    return dx
+        ok = entry(dy, mask, dx, p)
+    return dx if ok else None
 
 
+_empty = np.empty
 _U8 = np.dtype(np.uint8)
 
 
