@@ -55,7 +55,7 @@ def _shortcut(h):
     object itself: a float default that passes its own test. Most calls leave most
     options at their defaults, and one ``is`` costs a third of a type and range test
     (benchmarks/RESULTS.md, "Session 19")."""
-    return type(h.default) is float and h.kind.type == "real" and not h.plain
+    return type(h.default) is float and h.kind.type == "real"
 
 
 def precheck_scope(spec):

@@ -39,6 +39,8 @@ CLOSED_UNIT = Kind("real", "must be in [0, 1]", 0.0, 1.0, example=0.5)
 POSITIVE = Kind("real", "must be > 0", 0.0, low_open=True, example=0.5)
 FINITE = Kind("real", "must be finite", low_open=True, high_open=True, example=0.5)
 NORM_ORDER = Kind("real", "must be > 0 or inf", 0.0, low_open=True, example=1.0)
+# inf is a norm order, not an overflow: the fast paths take it (max |g|)
+_NORM_PLAIN = "type(norm_type) is float and 0.0 < norm_type <= _INF"
 FLAG = Kind("bool", example=True)
 STEP = Kind("int", "must be >= 1", 1, example=3)
 SEED = Kind("int", "must be in [0, 2**64)", 0, 2 ** 64, high_open=True, example=1234)
@@ -218,10 +220,12 @@ KERNELS = {k.name: k for k in (
     Kernel("ema_update", (Role("avg", written=True), Role("param")),
            (Hyper("decay", CLOSED_UNIT), _backend())),
     Kernel("clip_grad_norm", (Role("grads", written=True),),
-           (Hyper("max_norm", NON_NEGATIVE), Hyper("norm_type", NORM_ORDER, 2.0),
+           (Hyper("max_norm", NON_NEGATIVE),
+            Hyper("norm_type", NORM_ORDER, 2.0, plain=_NORM_PLAIN),
             Hyper("error_if_nonfinite", FLAG, False), _backend(), Hyper("sync", FLAG, True)),
            returns="the total norm before clipping: a float, or with sync=False on GPU arrays "
                    "a 0-d device array"),
-    Kernel("grad_norm", (Role("grads"),), (Hyper("norm_type", NORM_ORDER, 2.0), _backend()),
+    Kernel("grad_norm", (Role("grads"),),
+           (Hyper("norm_type", NORM_ORDER, 2.0, plain=_NORM_PLAIN), _backend()),
            returns="the total norm, a float"),
 )}

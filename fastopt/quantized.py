@@ -248,7 +248,9 @@ def quantize(array, signed) -> QuantizedState:
     block's absmax of ``a``, element by element.
     """
     signed = _signed(signed)
-    a = np.asarray(array)
+    if not isinstance(array, np.ndarray):   # np.asarray([1.0]) would be named float64
+        raise TypeError(f"quantize takes a float32 NumPy array, got {type(array).__name__}")
+    a = array
     if a.dtype != np.float32:
         raise TypeError(f"quantize takes a float32 array, got {a.dtype}")
     a = np.ascontiguousarray(a)   # the input is read, never written

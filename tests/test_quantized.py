@@ -230,8 +230,11 @@ def test_cpp_codes_equal_the_reference_search(signed):
 
 
 def test_quantize_refuses_bad_arrays():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="float32 array, got float64"):
         fastopt.quantize(np.zeros(4), True)
+    for other, name in (([1.0, 2.0], "list"), ((1.0,), "tuple"), (1.0, "float")):
+        with pytest.raises(TypeError, match=f"float32 NumPy array, got {name}$"):
+            fastopt.quantize(other, True)   # was "got float64", the dtype of np.asarray
     with pytest.raises(ValueError):
         fastopt.quantize(-np.ones(4, np.float32), False)
     with pytest.raises(ValueError):
