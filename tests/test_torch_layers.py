@@ -217,14 +217,40 @@ def test_batch_norm_gradcheck_float64(path, rng):
         lambda x, w: ft.batch_norm(x, None, None, w, None, training=True), (x2, w2))
 
 
-def test_batch_norm_double_backward_raises_clearly(path, rng):
-    """No second-order formula for batch norm: differentiating its gradient raises
-    instead of returning a gradient silently detached from the graph."""
-    x = _t(rng, (5, 3)).requires_grad_()
-    y = ft.batch_norm(x, None, None, training=True)
-    (g,) = torch.autograd.grad(y.pow(3).sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="differentiate twice|no autograd formula"):
-        g.sum().backward()
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
+def test_batch_norm_double_backward_as_torch(path, rng, training, affine):
+    """Batch norm's gradient is differentiable, as torch's is (gradient penalties, MAML):
+    gradgradcheck in float64, and a penalty's gradient equal to torch's batch norm's.
+    Before, differentiating the gradient raised (eager: once_differentiable; ops: the
+    kernels' outputs had no graph)."""
+    x = _t(rng, (6, 3, 4)).requires_grad_()
+    wb = (_t(rng, 3).requires_grad_(), _t(rng, 3).requires_grad_()) if affine else ()
+    rm, rv = _t(rng, 3), _t(rng, 3).abs() + 0.5
+
+    def f(fn, x, *wb):
+        return fn(x, rm.clone(), rv.clone(), *wb, training=training)
+
+    assert torch.autograd.gradgradcheck(lambda *a: f(ft.batch_norm, *a), (x, *wb))
+
+    def penalty_grads(fn):
+        y = f(fn, x, *wb)
+        gs = torch.autograd.grad((y ** 3).sum(), (x, *wb), create_graph=True)
+        return torch.autograd.grad(sum((g * g).sum() for g in gs), (x, *wb))
+
+    for got, want in zip(penalty_grads(ft.batch_norm),
+                         penalty_grads(torch.nn.functional.batch_norm)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_batch_norm_module_double_backward_as_torch(rng):
+    """The module (its training forward updates the running statistics in place) too."""
+    x = _t(rng, (8, 3, 4, 4)).requires_grad_()
+    out = []
+    for bn in (torch.nn.BatchNorm2d(3).double(), ft.BatchNorm2d(3).double()):
+        (g,) = torch.autograd.grad((bn(x) ** 3).sum(), x, create_graph=True)
+        out.append(torch.autograd.grad((g * g).sum(), x)[0])
+    torch.testing.assert_close(out[1], out[0], rtol=1e-10, atol=1e-10)
 
 
 def test_dropout_double_backward_as_torch(path, rng):

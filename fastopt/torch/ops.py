@@ -394,15 +394,46 @@ def _bn_setup(ctx, inputs, output, training):
     y, mean, invstd = output[:3]
     ctx.save_for_backward(x, weight, mean, invstd)
     ctx.training, ctx.bias_dtype = training, None if bias is None else bias.dtype
+    ctx.eps = inputs[-1]   # both ops' last argument; the second-order formula needs it
     ctx.mark_non_differentiable(*output[1:])
     if torch.compiler.is_compiling():
         ctx.output = y
 
 
+def _bn_grads_differentiable(ctx, dy, x, weight, mean, invstd):
+    """``(dx, dweight, dbias)`` in torch operations, which autograd differentiates again
+    (``create_graph=True``: gradient penalties, MAML), as it does torch's batch norm. The
+    analytic backward, in the compute type; in training mode the batch statistics are
+    recomputed from ``x``, of which they are functions (the saved ones are constants)."""
+    c = x.shape[1]
+    dims = [0, *range(2, x.dim())]
+    shape = [1, c] + [1] * (x.dim() - 2)
+    ct = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    xf, g = x.to(ct), dy.to(ct)
+    if ctx.training:
+        mu = xf.mean(dims, keepdim=True)
+        inv = ((xf - mu).square().mean(dims, keepdim=True) + ctx.eps).rsqrt()
+    else:
+        mu, inv = mean.to(ct).reshape(shape), invstd.to(ct).reshape(shape)
+    xhat = (xf - mu) * inv
+    scale = inv if weight is None else inv * weight.to(ct).reshape(shape)
+    sum_g = g.sum(dims, keepdim=True)
+    sum_gx = (g * xhat).sum(dims, keepdim=True)
+    if ctx.training:
+        m = x.numel() // c
+        dx = scale * (g - sum_g / m - xhat * (sum_gx / m))
+    else:
+        dx = scale * g
+    return dx.to(x.dtype), sum_gx.reshape(c), sum_g.reshape(c)
+
+
 def _bn_grads(ctx, dy, n_inputs):
     x, weight, mean, invstd = ctx.saved_tensors
     args = (dy, x, weight, mean, invstd, ctx.training)
-    if direct(dy, x):
+    if torch.is_grad_enabled() and (dy.requires_grad or x.requires_grad
+                                    or weight is not None and weight.requires_grad):
+        dx, dw, db = _bn_grads_differentiable(ctx, dy, x, weight, mean, invstd)
+    elif direct(dy, x):
         dx, dw, db = _bn_backward(*args)
     else:
         dx, dw, db = batch_norm_backward_op(*args, getattr(ctx, "output", None))
@@ -453,20 +484,19 @@ def _dropout_backward_grads(ctx, ddx):
     return _dropout_grads(ctx, ddx) + (None,)
 
 
-def _function(name, impl, setup, grads, first=False, twice=False):
+def _function(name, impl, setup, grads, first=False):
     """An autograd.Function running ``impl`` with the ops' setup and backward (the
     classic ``forward(ctx, ...)`` form: a ``setup_context`` Function binds its arguments
     with ``inspect`` on every call). ``first``: it returns ``impl``'s first output alone
-    (a layer's ``y``; fewer outputs for autograd to wrap and to feed zeros to).
-    ``twice``: ``grads`` is itself differentiable (dropout); otherwise the backward is
-    once_differentiable and a double backward raises, as the ops' does (no formula)."""
+    (a layer's ``y``; fewer outputs for autograd to wrap and to feed zeros to). Every
+    ``grads`` is itself differentiable: dropout's is its own linear map, batch norm's
+    runs :func:`_bn_grads_differentiable` under ``create_graph=True``."""
     def forward(ctx, *args):
         out = impl(*args)
         setup(ctx, args, out)
         return out[0] if first else out
-    backward = grads if twice else torch.autograd.function.once_differentiable(grads)
     return type(name, (torch.autograd.Function,), {
-        "forward": staticmethod(forward), "backward": staticmethod(backward)})
+        "forward": staticmethod(forward), "backward": staticmethod(grads)})
 
 
 _CASES = {"batch_norm_train": (batch_norm_train, _bn_train, _bn_train_setup, _bn_train_grads),
@@ -477,13 +507,11 @@ _DIRECT_IMPLS = {"dropout": _dropout_direct}
 for _name, (_op, _impl, _setup, _grads) in _CASES.items():
     torch.library.register_autograd(f"fastopt::{_name}", _grads, setup_context=_setup)
     _impl = _DIRECT_IMPLS.get(_name, _impl)
-    _FUNCTIONS[_name] = (_op, _impl, _function(f"_{_name}", _impl, _setup, _grads,
-                                               twice=_name == "dropout"))
+    _FUNCTIONS[_name] = (_op, _impl, _function(f"_{_name}", _impl, _setup, _grads))
 torch.library.register_autograd("fastopt::dropout_backward", _dropout_backward_grads,
                                 setup_context=_dropout_backward_setup)
 _DROPOUT_BACKWARD = _function("_dropout_backward", _dropout_backward_direct,
-                              _dropout_backward_setup, _dropout_backward_grads, first=False,
-                              twice=True)
+                              _dropout_backward_setup, _dropout_backward_grads)
 
 
 tag_compile_caches()
