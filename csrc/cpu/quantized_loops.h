@@ -30,21 +30,6 @@ FASTOPT_LOOP void load_block(const QView& q, size_t b, size_t len, float* out) {
   for (size_t i = 0; i < len; ++i) out[i] = dequantize_code(c[i], am, q.qmap);
 }
 
-// The largest |x| of a block, NaN skipped (absmax_update), as an integer max of
-// the magnitude bits (they order like the values; NaN's bits count as 0): GCC
-// vectorizes it, unlike a float select that must keep NaN's order.
-FASTOPT_LOOP float block_absmax(const float* __restrict x, size_t len) {
-  int lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  size_t i = 0;
-  for (; i + 8 <= len; i += 8)
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; ++k) lane[k] = magnitude_max(lane[k], x[i + k]);
-  for (; i < len; ++i) lane[0] = magnitude_max(lane[0], x[i]);
-  int m = 0;
-  for (int k = 0; k < 8; ++k) m = m > lane[k] ? m : lane[k];
-  return float_of(static_cast<uint32_t>(m));
-}
-
 // Restrict parameters and ivdep: a uint8 store may alias anything, which
 // otherwise keeps GCC from vectorizing (the table load becomes a gather).
 template <bool Signed>
@@ -72,9 +57,13 @@ FASTOPT_LOOP void code_block(const QView& q, const float* x, float am, std::uint
   quantize_codes<Signed>(x, am, q.lut, c, len);
 }
 
+// Block b's absmax am and the codes of x / am. The update loops take am as they
+// write each state: the largest |x|, NaN skipped (absmax_update), as an integer
+// max of the magnitude bits (magnitude_max: they order like the values, NaN's
+// count as 0), which GCC vectorizes with the update; a separate pass over the
+// block cost 7-8% of an 8-bit Adam step (benchmarks/RESULTS.md, "Session 19").
 template <bool Signed>
-FASTOPT_LOOP void store_block(const QView& q, size_t b, size_t len, const float* x) {
-  const float am = block_absmax(x, len);
+FASTOPT_LOOP void store_block(const QView& q, size_t b, size_t len, const float* x, float am) {
   q.absmax[b] = am;
   std::uint8_t* c = q.codes + b * kQuantBlock;
   if (am == 0.0f) {   // x = 0 for every element: the code of 0
@@ -107,13 +96,16 @@ FASTOPT_LOOP void adam_q(P* p, const G* g, const QView& m, const QView& v, size_
     P* __restrict pp = p + off;
     const G* __restrict gg = g + off;
     float unused = 0.0f;
+    int am = 0, av = 0;   // the new states' absmax bits (store_block)
     for (size_t i = 0; i < len; ++i) {
       float pv = widen(pp[i]);
       adam_element<WD, false>(pv, widen(gg[i]), mb[i], vb[i], unused, s);
       pp[i] = Narrow<P>::rne(pv);
+      am = magnitude_max(am, mb[i]);
+      av = magnitude_max(av, vb[i]);
     }
-    store_block<true>(m, b, len, mb);
-    store_block<false>(v, b, len, vb);
+    store_block<true>(m, b, len, mb, float_of(static_cast<uint32_t>(am)));
+    store_block<false>(v, b, len, vb, float_of(static_cast<uint32_t>(av)));
   }
 }
 
@@ -126,12 +118,14 @@ FASTOPT_LOOP void sgd_q(P* p, const G* g, const QView& buf, size_t n, size_t b0,
     if (!FIRST) load_block(buf, b, len, bb);
     P* __restrict pp = p + off;
     const G* __restrict gg = g + off;
+    int ab = 0;
     for (size_t i = 0; i < len; ++i) {
       float pv = widen(pp[i]);
       sgd_element<WD, MOM, FIRST>(pv, widen(gg[i]), bb[i], s);
       pp[i] = Narrow<P>::rne(pv);
+      ab = magnitude_max(ab, bb[i]);
     }
-    store_block<true>(buf, b, len, bb);
+    store_block<true>(buf, b, len, bb, float_of(static_cast<uint32_t>(ab)));
   }
 }
 
@@ -147,14 +141,18 @@ FASTOPT_LOOP void rmsprop_q(P* p, const G* g, const QView& sq, const QView& gavg
     if (MOM) load_block(buf, b, len, bb);
     P* __restrict pp = p + off;
     const G* __restrict gg = g + off;
+    int as = 0, aa = 0, ab2 = 0;
     for (size_t i = 0; i < len; ++i) {
       float pv = widen(pp[i]);
       rmsprop_element<WD, CEN, MOM>(pv, widen(gg[i]), sb[i], ab[i], bb[i], s);
       pp[i] = Narrow<P>::rne(pv);
+      as = magnitude_max(as, sb[i]);
+      if (CEN) aa = magnitude_max(aa, ab[i]);
+      if (MOM) ab2 = magnitude_max(ab2, bb[i]);
     }
-    store_block<false>(sq, b, len, sb);
-    if (CEN) store_block<true>(gavg, b, len, ab);
-    if (MOM) store_block<true>(buf, b, len, bb);
+    store_block<false>(sq, b, len, sb, float_of(static_cast<uint32_t>(as)));
+    if (CEN) store_block<true>(gavg, b, len, ab, float_of(static_cast<uint32_t>(aa)));
+    if (MOM) store_block<true>(buf, b, len, bb, float_of(static_cast<uint32_t>(ab2)));
   }
 }
 
