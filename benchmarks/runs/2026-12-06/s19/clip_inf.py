@@ -5,21 +5,19 @@ torch's spinning OpenMP threads.
 
     PYTHONPATH=. python benchmarks/runs/2026-12-06/s19/clip_inf.py
 """
+import functools
+import os
 import sys
 import time
 
 import numpy as np
 import fastopt
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import best_us as _best  # noqa: E402
 
-def best_us(fn, n, rounds):
-    best = 1e9
-    for _ in range(rounds):
-        t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t) / n)
-    return best * 1e6
+best_us = functools.partial(_best, clock=time.perf_counter)
+
 
 rng = np.random.default_rng(0)
 gs = [rng.standard_normal(100).astype(np.float32) for _ in range(200)]

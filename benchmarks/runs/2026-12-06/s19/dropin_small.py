@@ -4,21 +4,18 @@ of rounds (us); torch on one thread, fastopt on its own (FASTOPT_NUM_THREADS).
 
     PYTHONPATH=. python benchmarks/runs/2026-12-06/s19/dropin_small.py [K] [N]
 """
+import functools
+import os
 import sys
 import time
 
 import torch
 import fastopt.torch as ft
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import best_us as _best  # noqa: E402
 
-def best_us(fn, n=200, rounds=7):
-    best = 1e9
-    for _ in range(rounds):
-        t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t) / n)
-    return best * 1e6
+best_us = functools.partial(_best, clock=time.perf_counter)
 
 k = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
