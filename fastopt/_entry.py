@@ -77,14 +77,15 @@ def _check_default(spec, h, test, value):
         raise ValueError(f"{spec.name}: the default {value!r} of {h.name} fails its pre-check")
 
 
-def plain_expr(spec):
+def plain_expr(spec, defaults=None):
     """The whole pre-check of ``spec``: every hyper-parameter plainly valid, every
     rule holds, every array an option requires is there. It reads the names of
-    :func:`precheck_scope`."""
+    :func:`precheck_scope`; ``defaults`` (name -> value, else the table's) are the
+    objects its shortcuts name, each checked to pass the test it skips."""
     tests = _hyper_tests(spec)
     for i, h in enumerate(spec.hypers):
         if _shortcut(h):
-            _check_default(spec, h, tests[i], h.default)
+            _check_default(spec, h, tests[i], h.default if defaults is None else defaults[h.name])
             tests[i] = f"({h.name} is {_default_name(h)} or {tests[i]})"
     tests += [f"({r.expr})" for r in spec.rules if r.plain]
     tests += [f"({r.when.off} or {r.name} is not None)" for r in spec.arrays if r.when]
@@ -181,6 +182,7 @@ def entry(name, native=None, native_args=None, returns_result=False):
         if native is None and not numba:
             return fn
         sig = inspect.signature(fn)
+        defaults = {p.name: p.default for p in sig.parameters.values()}
         params, forward, seen_star = [], [], False
         for p in sig.parameters.values():
             if p.kind is p.KEYWORD_ONLY and not seen_star:
@@ -201,15 +203,16 @@ def entry(name, native=None, native_args=None, returns_result=False):
                         f"                and _numba[0]({args})")
         result = returns_result or bool(spec.returns)
         if result:
-            head = (f"    if ({plain_expr(spec)}):\n"
+            head = (f"    if ({plain_expr(spec, defaults)}):\n"
                     + "".join(f"        _out = ({leg})\n        if _out is not None and _out is not "
                               f"False:\n            return _out\n" for leg in legs))
         else:
-            head = (f"    if ({plain_expr(spec)}\n            and ("
+            head = (f"    if ({plain_expr(spec, defaults)}\n            and ("
                     + "\n                 or ".join(f"({leg})" for leg in legs) + ")):\n"
                     f"        return\n")
-        shortcuts = "".join(f"  {n} = _defaults[{n[3:]!r}]\n" for n in precheck_scope(spec)
-                            if n.startswith("_D_"))
+        # the signature's default objects, which the pre-check's shortcuts name
+        shortcuts = "".join(f"  {_default_name(h)} = _defaults[{h.name!r}]\n"
+                            for h in spec.hypers if _shortcut(h))
         src = (f"def _make(_validated, _defaults, _INF, _ZERO, _numba, _auto_numba):\n"
                + shortcuts +
                f"  def {fn.__name__}({', '.join(params)}):\n"
@@ -220,10 +223,6 @@ def entry(name, native=None, native_args=None, returns_result=False):
         linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
         scope = {}
         exec(compile(src, filename, "exec"), fn.__globals__, scope)
-        defaults = {p.name: p.default for p in sig.parameters.values()}
-        for h, test in zip(spec.hypers, _hyper_tests(spec)):
-            if _shortcut(h):   # the signature's default object is the one the shortcut names
-                _check_default(spec, h, test, defaults[h.name])
         public = scope["_make"](fn, defaults, float("inf"), 0, _numba_leg(name, None if result
                                                                          else False), _auto_numba)
         public.__doc__, public.__module__ = fn.__doc__, fn.__module__

@@ -250,10 +250,9 @@ def quantize(array, signed) -> QuantizedState:
     signed = _signed(signed)
     if not isinstance(array, np.ndarray):   # np.asarray([1.0]) would be named float64
         raise TypeError(f"quantize takes a float32 NumPy array, got {type(array).__name__}")
-    a = array
-    if a.dtype != np.float32:
-        raise TypeError(f"quantize takes a float32 array, got {a.dtype}")
-    a = np.ascontiguousarray(a)   # the input is read, never written
+    if array.dtype != np.float32:
+        raise TypeError(f"quantize takes a float32 array, got {array.dtype}")
+    a = np.ascontiguousarray(array)   # the input is read, never written
     if not np.all(np.isfinite(a)):
         raise ValueError("quantize takes finite values")
     if not signed and a.size and a.min() < 0:

@@ -57,13 +57,15 @@ FASTOPT_LOOP void code_block(const QView& q, const float* x, float am, std::uint
   quantize_codes<Signed>(x, am, q.lut, c, len);
 }
 
-// Block b's absmax am and the codes of x / am. The update loops take am as they
-// write each state: the largest |x|, NaN skipped (absmax_update), as an integer
-// max of the magnitude bits (magnitude_max: they order like the values, NaN's
-// count as 0), which GCC vectorizes with the update; a separate pass over the
-// block cost 7-8% of an 8-bit Adam step (benchmarks/RESULTS.md, "Session 19").
+// Block b's absmax and the codes of x / absmax. The update loops take the absmax
+// as they write each state, as am_bits: the largest |x|, NaN skipped
+// (absmax_update), as an integer max of the magnitude bits (magnitude_max: they
+// order like the values, NaN's count as 0), which GCC vectorizes with the update;
+// a separate pass over the block cost 7-8% of an 8-bit Adam step
+// (benchmarks/RESULTS.md, "Session 19").
 template <bool Signed>
-FASTOPT_LOOP void store_block(const QView& q, size_t b, size_t len, const float* x, float am) {
+FASTOPT_LOOP void store_block(const QView& q, size_t b, size_t len, const float* x, int am_bits) {
+  const float am = float_of(static_cast<uint32_t>(am_bits));
   q.absmax[b] = am;
   std::uint8_t* c = q.codes + b * kQuantBlock;
   if (am == 0.0f) {   // x = 0 for every element: the code of 0
@@ -96,16 +98,16 @@ FASTOPT_LOOP void adam_q(P* p, const G* g, const QView& m, const QView& v, size_
     P* __restrict pp = p + off;
     const G* __restrict gg = g + off;
     float unused = 0.0f;
-    int am = 0, av = 0;   // the new states' absmax bits (store_block)
+    int max_m = 0, max_v = 0;   // the new states' absmax bits (store_block)
     for (size_t i = 0; i < len; ++i) {
       float pv = widen(pp[i]);
       adam_element<WD, false>(pv, widen(gg[i]), mb[i], vb[i], unused, s);
       pp[i] = Narrow<P>::rne(pv);
-      am = magnitude_max(am, mb[i]);
-      av = magnitude_max(av, vb[i]);
+      max_m = magnitude_max(max_m, mb[i]);
+      max_v = magnitude_max(max_v, vb[i]);
     }
-    store_block<true>(m, b, len, mb, float_of(static_cast<uint32_t>(am)));
-    store_block<false>(v, b, len, vb, float_of(static_cast<uint32_t>(av)));
+    store_block<true>(m, b, len, mb, max_m);
+    store_block<false>(v, b, len, vb, max_v);
   }
 }
 
@@ -118,14 +120,14 @@ FASTOPT_LOOP void sgd_q(P* p, const G* g, const QView& buf, size_t n, size_t b0,
     if (!FIRST) load_block(buf, b, len, bb);
     P* __restrict pp = p + off;
     const G* __restrict gg = g + off;
-    int ab = 0;
+    int max_buf = 0;
     for (size_t i = 0; i < len; ++i) {
       float pv = widen(pp[i]);
       sgd_element<WD, MOM, FIRST>(pv, widen(gg[i]), bb[i], s);
       pp[i] = Narrow<P>::rne(pv);
-      ab = magnitude_max(ab, bb[i]);
+      max_buf = magnitude_max(max_buf, bb[i]);
     }
-    store_block<true>(buf, b, len, bb, float_of(static_cast<uint32_t>(ab)));
+    store_block<true>(buf, b, len, bb, max_buf);
   }
 }
 
@@ -141,18 +143,18 @@ FASTOPT_LOOP void rmsprop_q(P* p, const G* g, const QView& sq, const QView& gavg
     if (MOM) load_block(buf, b, len, bb);
     P* __restrict pp = p + off;
     const G* __restrict gg = g + off;
-    int as = 0, aa = 0, ab2 = 0;
+    int max_sq = 0, max_avg = 0, max_buf = 0;
     for (size_t i = 0; i < len; ++i) {
       float pv = widen(pp[i]);
       rmsprop_element<WD, CEN, MOM>(pv, widen(gg[i]), sb[i], ab[i], bb[i], s);
       pp[i] = Narrow<P>::rne(pv);
-      as = magnitude_max(as, sb[i]);
-      if (CEN) aa = magnitude_max(aa, ab[i]);
-      if (MOM) ab2 = magnitude_max(ab2, bb[i]);
+      max_sq = magnitude_max(max_sq, sb[i]);
+      if (CEN) max_avg = magnitude_max(max_avg, ab[i]);
+      if (MOM) max_buf = magnitude_max(max_buf, bb[i]);
     }
-    store_block<false>(sq, b, len, sb, float_of(static_cast<uint32_t>(as)));
-    if (CEN) store_block<true>(gavg, b, len, ab, float_of(static_cast<uint32_t>(aa)));
-    if (MOM) store_block<true>(buf, b, len, bb, float_of(static_cast<uint32_t>(ab2)));
+    store_block<false>(sq, b, len, sb, max_sq);
+    if (CEN) store_block<true>(gavg, b, len, ab, max_avg);
+    if (MOM) store_block<true>(buf, b, len, bb, max_buf);
   }
 }
 

@@ -561,22 +561,13 @@ class DropinOptimizer:
         """:meth:`_plan_grads` of a CPU plan: the tensors' identities and versions here,
         then one native check of every array (types, shapes, C order, no overlap)."""
         grads = []
-        append, get, checked = grads.append, state.get, plan.versions is not None
-        # _unchanged_grad written out: its call per tensor cost 5-7% of a step over 200
-        # tensors (benchmarks/RESULTS.md, "Session 19")
         for p, ptr, sts, ver, conv in zip(plan.params, plan.ptrs, plan.states, versions,
                                           plan.convs):
-            gr = p.grad
-            if gr is None or p.data_ptr() != ptr:
+            gr = _unchanged_grad(p, ptr, sts, ver + count, state, names, plan.versions)
+            if gr is None:
                 return None
-            if sts:
-                st = get(p)
-                if st is None or not all(map(is_, map(st.get, names), sts)):
-                    return None
-                if checked and sts[0]._version != ver + count:
-                    return None
             try:
-                append(conv(gr))
+                grads.append(conv(gr))
             except (RuntimeError, TypeError):   # requires grad (create_graph=True), sparse, GPU
                 return None
         roles, dtypes, sizes, outputs = plan.native

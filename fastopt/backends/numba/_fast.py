@@ -137,13 +137,12 @@ def sgd(param, grad, buf, lr, momentum, omd, wd, sign, nesterov, first_step, bac
     if n >= SERIAL_BELOW:
         return _parallel(_optim._sgd, (param, grad, buf),
                          (lr, momentum, omd, wd, sign, mode, first_step))
-    key = (dtype is _F32, ndim, writeable, mode)   # determines every argument's numba type
     direct = _direct.SGD
+    key = (dtype is _F32, ndim, writeable, mode)   # determines every argument's numba type
     entry = direct.entries.get(key)
     if entry is None:
         return direct(key, param, grad, buf, lr, momentum, omd, wd, sign, mode, first_step)
     return entry(param, grad, buf, lr, momentum, omd, wd, sign, mode, first_step)
-
 
 
 def rmsprop(param, grad, square_avg, grad_avg, buf, lr, alpha, oma, eps, wd, momentum, sign,
@@ -220,8 +219,8 @@ def dropout_backward(dy, mask, p, backend):
     if dy.size >= SERIAL_BELOW:
         return _dropout.backward(dy, mask, p) if mask.size == (dy.size + 7) // 8 else None
     dx = _empty(dy.shape, dtype)   # np.empty_like costs 0.08 us more
-    key = (dtype is _F32, dy.ndim, dy_writeable, mask_writeable)   # the arguments' numba types
     direct = _direct.DROP_BACKWARD
+    key = (dtype is _F32, dy.ndim, dy_writeable, mask_writeable)   # the arguments' numba types
     entry = direct.entries.get(key)
     if entry is None:   # p stays float64 (Direct casts Python floats to the dtype)
         ok = direct(key, dy, mask, dx, np.float64(p))
